@@ -1,0 +1,244 @@
+"""The canonical staging tables every reader produces, and their Pandera models.
+
+One place for the tables' columns and checks. Validation is lazy: every failing row of every table is
+collected, and each becomes an `INVALID_RECORD` exclusion of the record that owns it (a bad enrolment date
+excludes the person; a bad membership date excludes the membership), so the run goes on and an admin sees
+every problem at once. Failures are described by table, field and check; values are repeated only for fields
+that carry no personal data (dates, codes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from skolon_pipeline.readers.enums import PERSON_STATUSES
+
+# Tables the rules read, in the order they are validated.
+CANONICAL_TABLES = (
+    "organisations",
+    "persons",
+    "person_emails",
+    "enrolments",
+    "duties",
+    "groups",
+    "group_memberships",
+    "teacher_assignments",
+    "responsibles",
+)
+
+# A name longer than this is not a name but a broken or hostile export.
+MAX_TEXT = 256
+
+
+def _iso_date(series: pd.Series) -> pd.Series:
+    parsed = pd.to_datetime(series, format="%Y-%m-%d", errors="coerce")
+    return series.isna() | (series.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False) & parsed.notna())
+
+
+def _end_not_before_start(df: pd.DataFrame) -> pd.Series:
+    # Compare only where both dates are valid; a malformed date is the iso_date check's to report.
+    start = pd.to_datetime(df["start_date"], format="%Y-%m-%d", errors="coerce")
+    end = pd.to_datetime(df["end_date"], format="%Y-%m-%d", errors="coerce")
+    return start.isna() | end.isna() | (end >= start)
+
+
+class _Dated(pa.DataFrameModel):
+    start_date: Series[str] = pa.Field(nullable=True)
+    end_date: Series[str] = pa.Field(nullable=True)
+
+    @pa.check("start_date", "end_date", name="iso_date", element_wise=False)
+    def _dates_are_iso(cls, series: Series[str]) -> Series[bool]:
+        return _iso_date(series)
+
+    @pa.dataframe_check(name="end_not_before_start")
+    def _dates_in_order(cls, df: pd.DataFrame) -> Series[bool]:
+        return _end_not_before_start(df)
+
+    class Config:
+        strict = False  # readers may add columns (file, idx, ordinal, origin ...)
+
+
+class Organisations(_Dated):
+    org_id: Series[str] = pa.Field(nullable=False)
+    name: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    org_type: Series[str] = pa.Field(nullable=False)
+
+
+class Persons(pa.DataFrameModel):
+    person_id: Series[str] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+    given_name: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    family_name: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    person_status: Series[str] = pa.Field(nullable=True, isin=list(PERSON_STATUSES))
+
+    class Config:
+        strict = False
+
+
+class PersonEmails(pa.DataFrameModel):
+    person_id: Series[str] = pa.Field(nullable=False)
+    email: Series[str] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+
+    class Config:
+        strict = False
+
+
+class Enrolments(_Dated):
+    person_id: Series[str] = pa.Field(nullable=False)
+    school_id: Series[str] = pa.Field(nullable=False)
+    cancelled: Series[str] = pa.Field(nullable=True, isin=["true", "false"])
+
+
+class Duties(_Dated):
+    duty_id: Series[str] = pa.Field(nullable=False)
+    person_id: Series[str] = pa.Field(nullable=False)
+    school_id: Series[str] = pa.Field(nullable=False)
+    duty_role: Series[str] = pa.Field(nullable=False)
+
+
+class Groups(_Dated):
+    group_id: Series[str] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+    name: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    group_type: Series[str] = pa.Field(nullable=False)
+    school_id: Series[str] = pa.Field(nullable=False)
+
+
+class GroupMemberships(_Dated):
+    group_id: Series[str] = pa.Field(nullable=False)
+    person_id: Series[str] = pa.Field(nullable=False)
+
+
+class TeacherAssignments(_Dated):
+    group_id: Series[str] = pa.Field(nullable=False)
+    person_id: Series[str] = pa.Field(nullable=True)  # null: the duty it names is not in the drop (UNKNOWN_PERSON)
+
+
+class Responsibles(pa.DataFrameModel):
+    person_id: Series[str] = pa.Field(nullable=False)
+    responsible_id: Series[str] = pa.Field(nullable=False)
+
+    class Config:
+        strict = False
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Which record a failing row is reported on (CONTRACT §4: nested problems go to the owning entity)."""
+
+    entity_type: str  # person | group | membership | <other>: other owners become warnings, not exclusions
+    id_columns: tuple[str, ...]
+    role: str | None = None
+
+
+MODELS: dict[str, tuple[type[pa.DataFrameModel], Owner]] = {
+    "organisations": (Organisations, Owner("organisation", ("org_id",))),
+    "persons": (Persons, Owner("person", ("person_id",))),
+    "person_emails": (PersonEmails, Owner("person", ("person_id",))),
+    "enrolments": (Enrolments, Owner("person", ("person_id",))),
+    "duties": (Duties, Owner("person", ("person_id",))),
+    "groups": (Groups, Owner("group", ("group_id",))),
+    "group_memberships": (GroupMemberships, Owner("membership", ("group_id", "person_id"), role="student")),
+    "teacher_assignments": (TeacherAssignments, Owner("membership", ("group_id", "person_id"), role="teacher")),
+    "responsibles": (Responsibles, Owner("person", ("person_id",))),
+}
+
+# Fields whose failing value may be shown to admins: dates and codes, never names or addresses.
+_SHOW_VALUE = {"start_date", "end_date", "cancelled", "person_status", "org_type", "group_type", "duty_role"}
+
+INVALID_RECORDS_DDL = """
+CREATE OR REPLACE TABLE invalid_records (
+    source_id VARCHAR, table_name VARCHAR, entity_type VARCHAR, record_id VARCHAR,
+    person_id VARCHAR, group_id VARCHAR, role VARCHAR, field VARCHAR, check_name VARCHAR, detail VARCHAR)
+"""
+
+
+@dataclass
+class TableReport:
+    table: str
+    rows: int
+    failures: int
+    # ids, field and check names only: this goes to Dagster metadata
+    failure_cases: list[dict] = field(default_factory=list)
+
+
+def _check_name(raw: str) -> str:
+    # Pandera spells built-in checks like "isin(['Aktiv', ...])" or "str_length(None, 256)"; keep the name.
+    return str(raw).split("(")[0]
+
+
+def _fallback_id(row: pd.Series, owner: Owner) -> str | None:
+    """The failing row's own record id when it has no owner (a duty without a person, say)."""
+    for column in ("duty_id", "org_id", "group_id", "person_id"):
+        if column in row and isinstance(row[column], str):
+            return row[column]
+    return None
+
+
+def _failure_rows(table: str, df: pd.DataFrame, failure_cases: pd.DataFrame, owner: Owner, source_id: str):
+    cases = failure_cases.dropna(subset=["index"]).copy()
+    cases["index"] = cases["index"].astype(int)
+    # A dataframe-level check lists every column of a failing row: keep one line per row and check.
+    cases["field"] = cases.apply(
+        lambda c: "start_date/end_date" if c["check"] == "end_not_before_start" else c["column"], axis=1
+    )
+    cases = cases.drop_duplicates(subset=["index", "check", "field"])
+    for case in cases.itertuples(index=False):
+        row = df.loc[case.index]
+        ids = [row[c] if isinstance(row[c], str) else None for c in owner.id_columns]
+        check = _check_name(case.check)
+        value = f" ({case.failure_case!r})" if case.field in _SHOW_VALUE and case.field in df.columns else ""
+        detail = f"{table}.{case.field} failed {check}{value}"
+        if "ordinal" in df.columns:
+            detail = f"{table}[{int(row['ordinal'])}].{case.field} failed {check}{value}"
+        record_id = "/".join(i for i in ids if i) if all(ids) else None
+        if owner.entity_type == "membership" and ids[0] and not ids[1]:
+            record_id = None
+        yield {
+            "source_id": source_id,
+            "table_name": table,
+            "entity_type": owner.entity_type if record_id else table,
+            "record_id": record_id or _fallback_id(row, owner),
+            "person_id": row.get("person_id") if isinstance(row.get("person_id"), str) else None,
+            "group_id": row.get("group_id") if isinstance(row.get("group_id"), str) else None,
+            "role": owner.role,
+            "field": case.field,
+            "check_name": check,
+            "detail": detail,
+        }
+
+
+def validate_staging(con: duckdb.DuckDBPyConnection, source_id: str) -> list[TableReport]:
+    """Validates every canonical table in a source's staging database; writes `invalid_records` there."""
+    con.execute(INVALID_RECORDS_DDL)
+    reports = []
+    for table in CANONICAL_TABLES:
+        model, owner = MODELS[table]
+        df = con.execute(f"SELECT * FROM {table}").df()
+        rows: list[dict] = []
+        try:
+            model.validate(df, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            rows = list(_failure_rows(table, df, exc.failure_cases, owner, source_id))
+        if rows:
+            frame = pd.DataFrame(rows)
+            con.register("_invalid_rows", frame)
+            con.execute(
+                "INSERT INTO invalid_records SELECT source_id, table_name, entity_type, record_id, person_id, "
+                "group_id, role, field, check_name, detail FROM _invalid_rows"
+            )
+            con.unregister("_invalid_rows")
+        reports.append(
+            TableReport(
+                table=table,
+                rows=len(df),
+                failures=len(rows),
+                failure_cases=[
+                    {"record_id": r["record_id"], "field": r["field"], "check": r["check_name"]} for r in rows[:50]
+                ],
+            )
+        )
+    return reports

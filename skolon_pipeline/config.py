@@ -1,0 +1,236 @@
+"""The installation's configuration: `$SKOLON_DATA_DIR/sources.yaml` (CONTRACT §1).
+
+Loaded and validated once, before anything runs: an unknown key, a bad date or a duplicate source id is a
+`ConfigError` whose message names the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SOURCES_FILE = "sources.yaml"
+
+DEFAULT_DATA_DIR = "data"
+DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+DEFAULT_EXPORT_DIR = "data/exports"
+
+
+class ConfigError(ValueError):
+    """sources.yaml (or a setting) is wrong; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleOverrides(_Strict):
+    """Any subset of the rules, as a source may override them."""
+
+    lookahead_days: int | None = Field(default=None, ge=0, le=366)
+    term_starts: tuple[dt.date, ...] | None = None
+    teacher_requires_group: bool | None = None
+    student_requires_group: bool | None = None
+    group_types: tuple[str, ...] | None = None
+    teaching_duty_roles: tuple[str, ...] | None = None
+    school_email_domains: tuple[str, ...] | None = None
+
+    @field_validator("term_starts", mode="before")
+    @classmethod
+    def _strict_dates(cls, value):
+        # YAML turns 2026-08-17 into a date already; a quoted string must still be an exact ISO date,
+        # not something pydantic would coerce (a number of seconds, say).
+        if value is None:
+            return value
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of dates (YYYY-MM-DD)")
+        out = []
+        for item in value:
+            if isinstance(item, dt.date):
+                out.append(item)
+            elif isinstance(item, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", item):
+                out.append(dt.date.fromisoformat(item))
+            else:
+                raise ValueError(f"{item!r} is not a date (YYYY-MM-DD)")
+        return tuple(out)
+
+    @field_validator("school_email_domains")
+    @classmethod
+    def _lower_domains(cls, value):
+        return None if value is None else tuple(d.strip().lower().lstrip("@") for d in value)
+
+
+class Rules(RuleOverrides):
+    """The eligibility rules' settings, every key with the default of CONTRACT §1."""
+
+    lookahead_days: int = Field(default=30, ge=0, le=366)
+    term_starts: tuple[dt.date, ...] = ()
+    teacher_requires_group: bool = True
+    student_requires_group: bool = False
+    group_types: tuple[str, ...] = ("Klass", "Undervisning")
+    teaching_duty_roles: tuple[str, ...] = (
+        "Lärare",
+        "Förstelärare",
+        "Förskollärare",
+        "Speciallärare/specialpedagog",
+        "Fritidspedagog",
+    )
+    school_email_domains: tuple[str, ...] = ()
+
+    def with_overrides(self, overrides: RuleOverrides | None) -> Rules:
+        if overrides is None:
+            return self
+        return self.model_copy(update=overrides.model_dump(exclude_none=True))
+
+
+class SourceConfig(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9-]+$", max_length=64)
+    format: Literal["ss12000", "oneroster"]
+    path: str
+    rules: RuleOverrides | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        p = Path(value)
+        if p.is_absolute() or ".." in p.parts:
+            raise ValueError(f"{value!r} must be a path inside the data directory (relative, without '..')")
+        return value
+
+
+class SourcesFile(_Strict):
+    timezone: str = "Europe/Stockholm"
+    rules: Rules = Rules()
+    sources: tuple[SourceConfig, ...] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_ids(cls, value):
+        seen: set[str] = set()
+        for source in value:
+            if source.id in seen:
+                raise ValueError(f"duplicate source id {source.id!r}")
+            seen.add(source.id)
+        return value
+
+
+@dataclass(frozen=True)
+class Source:
+    """One configured registry with its effective rules and its resolved drop folder."""
+
+    id: str
+    format: str
+    root: Path
+    rules: Rules
+
+
+@dataclass(frozen=True)
+class Installation:
+    timezone: str
+    rules: Rules
+    sources: tuple[Source, ...]
+    data_dir: Path
+
+    def source(self, source_id: str) -> Source:
+        for s in self.sources:
+            if s.id == source_id:
+                return s
+        raise KeyError(source_id)
+
+
+def _key_path(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = _key_path(e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key")
+        else:
+            lines.append(f"{key}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)
+
+
+def resolve_source_root(data_dir: Path, relative: str) -> Path:
+    """The drop folder of a source, refusing anything that would leave the data directory (links included)."""
+    base = data_dir.resolve()
+    root = (data_dir / relative).resolve()
+    if root != base and base not in root.parents:
+        raise ConfigError(f"source path {relative!r} points outside the data directory {data_dir}")
+    return root
+
+
+def load_installation(data_dir: Path | str) -> Installation:
+    data_dir = Path(data_dir)
+    path = data_dir / SOURCES_FILE
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: not found (set SKOLON_DATA_DIR or --data-dir to the folder holding it)") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping with 'sources'")
+    try:
+        parsed = SourcesFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_explain(exc)}") from exc
+    sources = tuple(
+        Source(
+            id=s.id,
+            format=s.format,
+            root=resolve_source_root(data_dir, s.path),
+            rules=parsed.rules.with_overrides(s.rules),
+        )
+        for s in parsed.sources
+    )
+    return Installation(timezone=parsed.timezone, rules=parsed.rules, sources=sources, data_dir=data_dir)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live (CONTRACT §1): environment variables with defaults, overridable by CLI flags."""
+
+    data_dir: Path
+    warehouse: Path
+    export_dir: Path
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            data_dir=Path(os.environ.get("SKOLON_DATA_DIR", DEFAULT_DATA_DIR)),
+            warehouse=Path(os.environ.get("SKOLON_WAREHOUSE", DEFAULT_WAREHOUSE)),
+            export_dir=Path(os.environ.get("SKOLON_EXPORT_DIR", DEFAULT_EXPORT_DIR)),
+        )
+
+    @property
+    def staging_dir(self) -> Path:
+        """Per-night, per-source working files live beside the warehouse, never in the export folder."""
+        return self.warehouse.parent / "staging"

@@ -1,0 +1,94 @@
+"""The stages of one night, as plain functions: the Dagster assets call these, and so do the tests.
+
+extract (per source) → validate (per source) → evaluate (all sources) → publish (warehouse).
+Each source works in its own staging database `<staging>/<as_of>/<source_id>.duckdb`, so sources never
+contend for a lock; only `publish` writes the warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from skolon_pipeline import warehouse
+from skolon_pipeline.canonical import TableReport, validate_staging
+from skolon_pipeline.config import Installation, Source
+from skolon_pipeline.readers.drops import SourceError, find_drop
+from skolon_pipeline.readers.ss12000 import extract_ss12000
+from skolon_pipeline.rules.conservation import conservation_gaps
+from skolon_pipeline.rules.engine import run_rules
+
+RULES_DB = "_rules.duckdb"  # source ids are [a-z0-9-]+, so this never clashes with a source's file
+
+
+def night_dir(staging_dir: Path, as_of: dt.date) -> Path:
+    return warehouse.private_dir(staging_dir / as_of.isoformat())
+
+
+def staging_file(staging_dir: Path, as_of: dt.date, source_id: str) -> Path:
+    return night_dir(staging_dir, as_of) / f"{source_id}.duckdb"
+
+
+def _fresh(path: Path) -> duckdb.DuckDBPyConnection:
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)
+    return duckdb.connect(str(path))
+
+
+@dataclass(frozen=True)
+class Extracted:
+    source_id: str
+    drop_date: dt.date
+    drop_dir: Path
+    staging_file: Path
+    row_counts: dict[str, int]
+
+
+def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
+    drop_date, drop_dir = find_drop(source.id, source.root, as_of)
+    if source.format != "ss12000":
+        raise SourceError(source.id, None, f"format {source.format!r} is not supported yet")
+    path = staging_file(staging_dir, as_of, source.id)
+    with _fresh(path) as con:
+        counts = extract_ss12000(con, source.id, drop_dir)
+    return Extracted(source.id, drop_date, drop_dir, path, counts)
+
+
+def validate(source_id: str, path: Path) -> list[TableReport]:
+    with duckdb.connect(str(path)) as con:
+        return validate_staging(con, source_id)
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    rules_db: Path
+    row_counts: dict[str, int]
+    conservation: dict[str, dict]
+
+
+def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path) -> Evaluated:
+    sources = list(installation.sources)
+    files = {s.id: staging_file(staging_dir, as_of, s.id) for s in sources}
+    rules_db = night_dir(staging_dir, as_of) / RULES_DB
+    with _fresh(rules_db) as con:
+        counts = run_rules(con, sources, files, as_of)
+        gaps = conservation_gaps(con)
+    return Evaluated(rules_db, counts, gaps)
+
+
+def publish(warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str, source_ids: list[str]) -> dict[str, int]:
+    with warehouse.connect(warehouse_path) as con:
+        return warehouse.publish_night(con, rules_db, as_of, run_id, source_ids)
+
+
+def run_night(installation: Installation, as_of: dt.date, warehouse_path: Path, staging_dir: Path, run_id: str = "local"):
+    """All stages in one call, without Dagster: for tests and the benchmark's floor, not for production runs."""
+    for source in installation.sources:
+        extracted = extract(source, as_of, staging_dir)
+        validate(source.id, extracted.staging_file)
+    evaluated = evaluate(installation, as_of, staging_dir)
+    publish(warehouse_path, evaluated.rules_db, as_of, run_id, [s.id for s in installation.sources])
+    return evaluated

@@ -1,0 +1,109 @@
+"""SS12000 v2.1 JSON drop → canonical staging tables, inside DuckDB.
+
+Files are read with DuckDB's `read_text` and split into one JSON value per record without building Python
+objects; the flattening is `ss12000.sql`. What cannot be read at all (not JSON, not UTF-8, a wrong shape, a
+record without `id`) raises `SourceError` naming the source, the file and the problem.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from skolon_pipeline.readers.drops import SourceError
+from skolon_pipeline.readers.enums import normalise_enums
+
+# entity → required. `placements` (preschool and after-school care only) is not used for rostering.
+ENTITIES: dict[str, bool] = {
+    "organisations": True,
+    "persons": True,
+    "duties": True,
+    "groups": True,
+    "activities": True,
+}
+
+_BOM = "\ufeff"
+
+
+def entity_files(source_id: str, drop_dir: Path, entity: str) -> list[Path]:
+    """`<entity>.json`, or a folder `<entity>/` of page files (both, if a registry sends both)."""
+    files: list[Path] = []
+    single = drop_dir / f"{entity}.json"
+    if single.is_file():
+        files.append(single)
+    folder = drop_dir / entity
+    if folder.is_dir():
+        files.extend(sorted(p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file()))
+    if not files:
+        raise SourceError(source_id, drop_dir / f"{entity}.json", f"missing (nor is there a folder {entity}/ of pages)")
+    return files
+
+
+def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path: Path) -> None:
+    try:
+        shape = con.execute(
+            """
+            WITH t AS (SELECT ltrim(content, ?) AS c FROM read_text(?))
+            SELECT CASE WHEN NOT json_valid(c) THEN 'invalid'
+                        WHEN json_type(c::JSON) = 'ARRAY' THEN 'array'
+                        WHEN json_type(c::JSON) = 'OBJECT' AND json_type(c::JSON -> 'data') = 'ARRAY' THEN 'page'
+                        ELSE 'other' END,
+                   length(c)
+            FROM t
+            """,
+            [_BOM, str(path)],
+        ).fetchone()
+    except duckdb.Error as exc:
+        if "UTF-8" in str(exc):
+            raise SourceError(source_id, path, "not valid UTF-8 text") from None
+        raise SourceError(source_id, path, f"cannot be read: {exc}") from None
+    kind, size = shape
+    if kind == "invalid":
+        raise SourceError(source_id, path, "empty file, not JSON" if size == 0 else "not valid JSON")
+    if kind == "other":
+        raise SourceError(
+            source_id, path, 'wrong shape: expected a JSON array or a page object {"data": [...], "pageToken": ...}'
+        )
+    records = "c::JSON" if kind == "array" else "c::JSON -> 'data'"
+    label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
+    con.execute(
+        f"""
+        INSERT INTO raw_{entity}
+        SELECT ?, idx, rec FROM (
+            SELECT unnest(recs) AS rec, generate_subscripts(recs, 1) AS idx
+            FROM (SELECT from_json({records}, '["json"]') AS recs
+                  FROM (SELECT ltrim(content, ?) AS c FROM read_text(?))))
+        """,
+        [label, _BOM, str(path)],
+    )
+    bad = con.execute(
+        f"""
+        SELECT idx, json_type(rec) FROM raw_{entity}
+        WHERE file = ? AND (json_type(rec) <> 'OBJECT' OR nullif(trim(rec->>'id'), '') IS NULL)
+        ORDER BY idx LIMIT 1
+        """,
+        [label],
+    ).fetchone()
+    if bad is not None:
+        idx, json_type = bad
+        problem = "is not an object" if json_type != "OBJECT" else "has no 'id' field"
+        raise SourceError(source_id, path, f"record {idx} (counting from 1) {problem}")
+
+
+def extract_ss12000(con: duckdb.DuckDBPyConnection, source_id: str, drop_dir: Path) -> dict[str, int]:
+    """Reads one drop into `con` (the source's staging database) and returns the canonical tables' row counts."""
+    files_by_entity = {entity: entity_files(source_id, drop_dir, entity) for entity in ENTITIES}
+    for entity, files in files_by_entity.items():
+        con.execute(f"CREATE OR REPLACE TABLE raw_{entity} (file VARCHAR, idx BIGINT, rec JSON)")
+        for path in files:
+            _load_file(con, source_id, entity, path)
+    con.execute("SET VARIABLE source_id = ?", [source_id])
+    con.execute(resources.files("skolon_pipeline.readers").joinpath("ss12000.sql").read_text(encoding="utf-8"))
+    normalise_enums(con, source_id)
+    for entity in ENTITIES:
+        con.execute(f"DROP TABLE raw_{entity}")
+    from skolon_pipeline.canonical import CANONICAL_TABLES
+
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in CANONICAL_TABLES}

@@ -1,0 +1,171 @@
+-- SS12000 v2.1 (and 2.0) records, one JSON value per row in raw_<entity>(file, idx, rec), flattened into the
+-- canonical staging tables (skolon_pipeline/canonical.py) plus the SS12000-only activity tables from which
+-- teacher assignments are derived. Runs inside one source's staging database; getvariable('source_id') names it.
+--
+-- Values stay text here (dates included) so that Pandera sees exactly what the registry sent and can name a
+-- bad value; the rules cast them. Ids are lower-cased and trimmed: registries mix the case of UUIDs.
+
+CREATE OR REPLACE TEMP MACRO txt(v) AS nullif(trim(v), '');
+CREATE OR REPLACE TEMP MACRO sid(v) AS nullif(lower(trim(v)), '');
+-- An object reference {"id": ...}; a bare string id is tolerated.
+CREATE OR REPLACE TEMP MACRO ref(j) AS sid(CASE json_type(j) WHEN 'OBJECT' THEN j->>'id' WHEN 'VARCHAR' THEN j->>'$' END);
+-- An array of JSON values; a single value where an array belongs ("assignmentRole": "REKTOR") becomes a list of one.
+CREATE OR REPLACE TEMP MACRO arr(j) AS CASE
+    WHEN json_type(j) = 'ARRAY' THEN from_json(j, '["json"]')
+    WHEN j IS NULL OR json_type(j) = 'NULL' THEN []::JSON[]
+    ELSE [j] END;
+-- A scalar as text whatever JSON type it came as (true, "true", 1 ...).
+CREATE OR REPLACE TEMP MACRO val(j) AS txt(j->>'$');
+
+-- One copy of each id: exact repeats are dropped quietly; `duplicate_contents` > 1 marks a conflicting repeat,
+-- which the rules exclude as DUPLICATE_ID. Nested records are read from the first copy only.
+CREATE OR REPLACE TEMP MACRO first_copies(raw_table) AS TABLE
+    SELECT id, rec, file, idx, duplicate_contents FROM (
+        SELECT sid(rec->>'id') AS id, rec, file, idx,
+               count(DISTINCT md5(rec::VARCHAR)) OVER (PARTITION BY sid(rec->>'id')) AS duplicate_contents,
+               row_number() OVER (PARTITION BY sid(rec->>'id') ORDER BY file, idx) AS copy_no
+        FROM query_table(raw_table)
+    ) WHERE copy_no = 1;
+
+CREATE TABLE organisations AS
+SELECT getvariable('source_id') AS source_id, id AS org_id,
+       txt(rec->>'displayName') AS name,
+       txt(rec->>'organisationType') AS org_type,
+       txt(rec->>'schoolUnitCode') AS school_unit_code,
+       txt(rec->>'organisationCode') AS organisation_code,
+       ref(rec->'parentOrganisation') AS parent_id,
+       val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
+       duplicate_contents, file, idx
+FROM first_copies(raw_organisations);
+
+CREATE TEMP TABLE first_persons AS SELECT * FROM first_copies(raw_persons);
+
+CREATE TABLE persons AS
+SELECT getvariable('source_id') AS source_id, id AS person_id,
+       txt(rec->>'givenName') AS given_name,
+       txt(rec->>'familyName') AS family_name,
+       txt(rec->>'personStatus') AS person_status,
+       txt(rec->>'securityMarking') AS security_marking,
+       duplicate_contents, file, idx
+FROM first_persons;
+
+CREATE TABLE person_emails AS
+SELECT getvariable('source_id') AS source_id, person_id, ordinal,
+       txt(el->>'value') AS email, txt(el->>'type') AS email_type
+FROM (SELECT id AS person_id, unnest(arr(rec->'emails')) AS el, generate_subscripts(arr(rec->'emails'), 1) AS ordinal
+      FROM first_persons)
+WHERE json_type(el) = 'OBJECT';
+
+CREATE TABLE enrolments AS
+SELECT getvariable('source_id') AS source_id, person_id, ordinal,
+       ref(el->'enroledAt') AS school_id,
+       txt(el->>'schoolType') AS school_type,
+       val(el->'startDate') AS start_date, val(el->'endDate') AS end_date,
+       lower(val(el->'cancelled')) AS cancelled
+FROM (SELECT id AS person_id, unnest(arr(rec->'enrolments')) AS el, generate_subscripts(arr(rec->'enrolments'), 1) AS ordinal
+      FROM first_persons)
+WHERE json_type(el) = 'OBJECT';
+
+CREATE TABLE responsibles AS
+SELECT DISTINCT getvariable('source_id') AS source_id, person_id,
+       ref(el->'person') AS responsible_id, txt(el->>'relationType') AS relation_type
+FROM (SELECT id AS person_id, unnest(arr(rec->'responsibles')) AS el FROM first_persons)
+WHERE json_type(el) = 'OBJECT' AND ref(el->'person') IS NOT NULL;
+
+CREATE TEMP TABLE first_duties AS SELECT * FROM first_copies(raw_duties);
+
+CREATE TABLE duties AS
+SELECT getvariable('source_id') AS source_id, id AS duty_id,
+       ref(rec->'person') AS person_id,
+       ref(rec->'dutyAt') AS school_id,
+       txt(rec->>'dutyRole') AS duty_role,
+       val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
+       duplicate_contents, file, idx
+FROM first_duties;
+
+CREATE TABLE duty_assignment_roles AS
+SELECT getvariable('source_id') AS source_id, duty_id, ordinal,
+       ref(el->'group') AS group_id, txt(el->>'assignmentRoleType') AS role_type,
+       val(el->'startDate') AS start_date, val(el->'endDate') AS end_date
+FROM (SELECT id AS duty_id, unnest(arr(rec->'assignmentRole')) AS el,
+             generate_subscripts(arr(rec->'assignmentRole'), 1) AS ordinal
+      FROM first_duties)
+WHERE json_type(el) = 'OBJECT';
+
+CREATE TEMP TABLE first_groups AS SELECT * FROM first_copies(raw_groups);
+
+CREATE TABLE groups AS
+SELECT getvariable('source_id') AS source_id, id AS group_id,
+       txt(rec->>'displayName') AS name,
+       txt(rec->>'groupType') AS group_type,
+       ref(rec->'organisation') AS school_id,
+       val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
+       duplicate_contents, file, idx
+FROM first_groups;
+
+CREATE TABLE group_memberships AS
+SELECT getvariable('source_id') AS source_id, group_id, ordinal,
+       ref(el->'person') AS person_id,
+       val(el->'startDate') AS start_date, val(el->'endDate') AS end_date
+FROM (SELECT id AS group_id, unnest(arr(rec->'groupMemberships')) AS el,
+             generate_subscripts(arr(rec->'groupMemberships'), 1) AS ordinal
+      FROM first_groups)
+WHERE json_type(el) = 'OBJECT';
+
+CREATE TEMP TABLE first_activities AS SELECT * FROM first_copies(raw_activities);
+
+CREATE TABLE activities AS
+SELECT getvariable('source_id') AS source_id, id AS activity_id,
+       txt(rec->>'displayName') AS name,
+       ref(rec->'organisation') AS school_id,
+       val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
+       duplicate_contents, file, idx
+FROM first_activities;
+
+CREATE TABLE activity_groups AS
+SELECT DISTINCT getvariable('source_id') AS source_id, activity_id, ref(el) AS group_id
+FROM (SELECT id AS activity_id, unnest(arr(rec->'groups')) AS el FROM first_activities)
+WHERE ref(el) IS NOT NULL;
+
+CREATE TABLE activity_teachers AS
+SELECT getvariable('source_id') AS source_id, activity_id, ordinal,
+       ref(el->'duty') AS duty_id,
+       ref(el->'person') AS person_id,
+       val(el->'startDate') AS start_date, val(el->'endDate') AS end_date
+FROM (SELECT id AS activity_id, unnest(arr(rec->'teachers')) AS el, generate_subscripts(arr(rec->'teachers'), 1) AS ordinal
+      FROM first_activities)
+WHERE json_type(el) = 'OBJECT';
+
+-- Teacher group assignments (CONTRACT §2): Activity.teachers[] for each of Activity.groups[], dates defaulting
+-- to the activity's; and Duty.assignmentRole[].group, dates defaulting to the duty's. A teacher entry that names
+-- a person instead of a duty is taken as that person (reported as a warning below).
+CREATE TABLE teacher_assignments AS
+SELECT getvariable('source_id') AS source_id, ag.group_id,
+       coalesce(d.person_id, t.person_id) AS person_id, t.duty_id,
+       'activity' AS origin, a.activity_id AS origin_id,
+       coalesce(t.start_date, a.start_date) AS start_date,
+       coalesce(t.end_date, a.end_date) AS end_date
+FROM activity_teachers t
+JOIN activities a USING (activity_id)
+JOIN activity_groups ag USING (activity_id)
+LEFT JOIN duties d ON d.duty_id = t.duty_id
+WHERE t.duty_id IS NOT NULL OR t.person_id IS NOT NULL
+UNION ALL
+SELECT getvariable('source_id'), r.group_id, d.person_id, d.duty_id,
+       'assignmentRole', d.duty_id,
+       coalesce(r.start_date, d.start_date), coalesce(r.end_date, d.end_date)
+FROM duty_assignment_roles r
+JOIN duties d USING (duty_id)
+WHERE r.group_id IS NOT NULL;
+
+CREATE TABLE warnings (source_id VARCHAR, entity_type VARCHAR, record_id VARCHAR, code VARCHAR, detail VARCHAR);
+
+INSERT INTO warnings
+SELECT getvariable('source_id'), 'activity', activity_id, 'TEACHER_BY_PERSON',
+       'Activity.teachers[' || ordinal || '] names person ' || person_id || ' instead of a duty; taken as that person'
+FROM activity_teachers WHERE duty_id IS NULL AND person_id IS NOT NULL;
+
+INSERT INTO warnings
+SELECT getvariable('source_id'), 'duty', duty_id, 'ASSIGNMENT_ROLE_IGNORED',
+       'Duty.assignmentRole[' || ordinal || '] names no group; ignored'
+FROM duty_assignment_roles WHERE group_id IS NULL;

@@ -1,0 +1,90 @@
+"""Runs the eligibility rules (`roster.sql`) over every source's validated staging database.
+
+The rules connection attaches each source's staging file read-only, unions their canonical tables into
+`c_<table>` views, adds the night's settings per source, and leaves the results in `out_*` tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from skolon_pipeline.calendar import effective_start, term_windows
+from skolon_pipeline.canonical import CANONICAL_TABLES
+from skolon_pipeline.config import Source
+
+# Everything the rules read from a source's staging database.
+STAGING_INPUTS = (*CANONICAL_TABLES, "invalid_records", "warnings")
+
+OUTPUT_TABLES = (
+    "out_schools",
+    "out_users",
+    "out_school_affiliations",
+    "out_groups",
+    "out_memberships",
+    "out_exclusions",
+    "out_warnings",
+)
+
+
+def _settings_rows(sources: list[Source], as_of: dt.date):
+    for s in sources:
+        r = s.rules
+        yield (
+            s.id,
+            as_of,
+            effective_start(as_of, r.term_starts, r.lookahead_days),
+            r.teacher_requires_group,
+            r.student_requires_group,
+            list(r.group_types),
+            list(r.teaching_duty_roles),
+            list(r.school_email_domains),
+        )
+
+
+def load_settings(con: duckdb.DuckDBPyConnection, sources: list[Source], as_of: dt.date) -> None:
+    con.execute(
+        """CREATE OR REPLACE TABLE rule_settings (
+            source_id VARCHAR, as_of DATE, effective_start DATE, teacher_requires_group BOOLEAN,
+            student_requires_group BOOLEAN, group_types VARCHAR[], teaching_duty_roles VARCHAR[],
+            school_email_domains VARCHAR[])"""
+    )
+    con.executemany("INSERT INTO rule_settings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(_settings_rows(sources, as_of)))
+    con.execute("CREATE OR REPLACE TABLE rule_terms (source_id VARCHAR, term_start DATE, window_start DATE)")
+    rows = [
+        (s.id, w.term_start, w.window_start)
+        for s in sources
+        for w in term_windows(s.rules.term_starts, s.rules.lookahead_days)
+    ]
+    if rows:
+        con.executemany("INSERT INTO rule_terms VALUES (?, ?, ?)", rows)
+
+
+def attach_staging(con: duckdb.DuckDBPyConnection, staging_files: Mapping[str, Path]) -> None:
+    """Attaches each source's staging file and unions its tables into c_<table> views."""
+    aliases = []
+    for n, (source_id, path) in enumerate(sorted(staging_files.items())):
+        alias = f"src_{n}"  # never the source id itself: ids are data, not identifiers
+        con.execute(f"ATTACH '{_quote_path(path)}' AS {alias} (READ_ONLY)")
+        aliases.append(alias)
+    for table in STAGING_INPUTS:
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {a}.main.{table}" for a in aliases)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW c_{table} AS {union}")
+
+
+def _quote_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def run_rules(
+    con: duckdb.DuckDBPyConnection, sources: list[Source], staging_files: Mapping[str, Path], as_of: dt.date
+) -> dict[str, int]:
+    """Evaluates the night; returns the row count of each out_* table."""
+    load_settings(con, sources, as_of)
+    attach_staging(con, staging_files)
+    con.execute(resources.files("skolon_pipeline.rules").joinpath("roster.sql").read_text(encoding="utf-8"))
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in OUTPUT_TABLES}

@@ -1,0 +1,413 @@
+-- The eligibility rules (CONTRACT §3) and reason codes (CONTRACT §4), once, for every source format.
+--
+-- Reads the canonical tables of all sources as views c_<table> (plus c_invalid_records and c_warnings), and
+-- rule_settings(source_id, as_of, effective_start, ...) / rule_terms(source_id, term_start, window_start)
+-- built by skolon_pipeline.rules.engine from sources.yaml. Writes out_schools, out_users,
+-- out_school_affiliations, out_groups, out_memberships, out_exclusions and out_warnings.
+-- Joins stay within a source: ids are unique per source, not across sources.
+-- Reason codes appear as literals in this file only.
+
+CREATE OR REPLACE TEMP MACRO d(x) AS TRY_CAST(x AS DATE);
+
+-- The first night after the as-of date on which something starting on `s` and ending on `e` is active,
+-- taking the look-ahead windows into account; NULL when it will have ended by then.
+CREATE OR REPLACE TEMP MACRO first_visible(src, s, e) AS (
+    SELECT CASE WHEN e IS NOT NULL AND e < v THEN NULL ELSE v END
+    FROM (SELECT least(s, (SELECT min(greatest(t.window_start, rs.as_of + 1)) FROM rule_terms t
+                           WHERE t.source_id = src AND t.term_start >= s AND t.term_start > rs.as_of)) AS v
+          FROM rule_settings rs WHERE rs.source_id = src)
+);
+
+-- ─── Schools and their school authority ─────────────────────────────────────────────────────────────────
+CREATE OR REPLACE TEMP TABLE known_schools AS
+SELECT source_id, org_id AS school_id, name, school_unit_code, org_type
+FROM c_organisations WHERE org_type = 'Skolenhet';
+
+CREATE OR REPLACE TEMP TABLE school_authority AS
+WITH RECURSIVE up(source_id, school_id, org_id, depth) AS (
+    SELECT source_id, school_id, school_id, 0 FROM known_schools
+    UNION ALL
+    SELECT up.source_id, up.school_id, o.parent_id, up.depth + 1
+    FROM up JOIN c_organisations o ON o.source_id = up.source_id AND o.org_id = up.org_id
+    WHERE o.parent_id IS NOT NULL AND up.depth < 32  -- a parent cycle in the registry must not loop forever
+)
+SELECT up.source_id, up.school_id, arg_min(o.org_id, up.depth) AS organisation_id, arg_min(o.name, up.depth) AS organisation_name
+FROM up JOIN c_organisations o ON o.source_id = up.source_id AND o.org_id = up.org_id
+WHERE o.org_type = 'Huvudman' AND up.depth > 0
+GROUP BY ALL;
+
+CREATE OR REPLACE TABLE out_schools AS
+SELECT rs.as_of, s.school_id, s.source_id, s.name, s.school_unit_code, a.organisation_id, a.organisation_name
+FROM known_schools s JOIN rule_settings rs USING (source_id)
+LEFT JOIN school_authority a USING (source_id, school_id);
+
+-- Why an organisation reference does not count as a school, for the detail text.
+CREATE OR REPLACE TEMP MACRO school_problem(src, org) AS coalesce(
+    (SELECT 'organisation ' || org || ' is a ' || coalesce(o.org_type, 'organisation of no type') || ', not a Skolenhet'
+     FROM c_organisations o WHERE o.source_id = src AND o.org_id = org LIMIT 1),
+    CASE WHEN org IS NULL THEN 'no organisation given' ELSE 'organisation ' || org || ' is not in the drop' END);
+
+-- ─── Groups ─────────────────────────────────────────────────────────────────────────────────────────────
+CREATE OR REPLACE TEMP TABLE group_eval AS
+SELECT g.source_id, g.group_id, g.school_id, g.name, g.group_type, g.duplicate_contents,
+       d(g.start_date) AS s, d(g.end_date) AS e, rs.as_of,
+       list_contains(rs.group_types, g.group_type) AS type_synced,
+       ks.school_id IS NOT NULL AS school_known,
+       (d(g.start_date) IS NULL OR d(g.start_date) <= rs.effective_start) AS started,
+       coalesce(d(g.end_date) < rs.as_of, false) AS ended,
+       array_to_string(rs.group_types, ', ') AS synced_types
+FROM c_groups g JOIN rule_settings rs USING (source_id)
+LEFT JOIN known_schools ks ON ks.source_id = g.source_id AND ks.school_id = g.school_id;
+
+CREATE OR REPLACE TEMP TABLE group_reasons AS
+SELECT source_id, group_id, school_id, 'DUPLICATE_ID' AS reason_code,
+       'the id appears ' || duplicate_contents || ' times with different content' AS detail, NULL::DATE AS candidate
+FROM group_eval WHERE duplicate_contents > 1
+UNION ALL
+SELECT g.source_id, g.group_id, g.school_id, 'INVALID_RECORD', i.detail, NULL
+FROM group_eval g JOIN c_invalid_records i
+  ON i.source_id = g.source_id AND i.entity_type = 'group' AND i.record_id = g.group_id
+UNION ALL
+SELECT source_id, group_id, school_id, 'GROUP_TYPE_NOT_SYNCED',
+       'group type ' || coalesce(group_type, '(none)') || ' is not synced (synced: ' || synced_types || ')', NULL
+FROM group_eval WHERE NOT type_synced
+UNION ALL
+SELECT source_id, group_id, school_id, 'GROUP_UNKNOWN_SCHOOL', school_problem(source_id, school_id), NULL
+FROM group_eval WHERE NOT school_known
+UNION ALL
+SELECT source_id, group_id, school_id, 'GROUP_NOT_STARTED', 'the group starts on ' || s, first_visible(source_id, s, e)
+FROM group_eval WHERE NOT started AND NOT ended
+UNION ALL
+SELECT source_id, group_id, school_id, 'GROUP_ENDED', 'the group ended on ' || e, NULL
+FROM group_eval WHERE ended;
+
+CREATE OR REPLACE TABLE out_groups AS
+SELECT as_of, group_id, source_id, school_id, name, group_type, s AS start_date, e AS end_date
+FROM group_eval g
+WHERE NOT EXISTS (SELECT 1 FROM group_reasons r WHERE r.source_id = g.source_id AND r.group_id = g.group_id);
+
+-- ─── Persons: their school links ────────────────────────────────────────────────────────────────────────
+CREATE OR REPLACE TEMP TABLE duty_eval AS
+SELECT du.source_id, du.duty_id, du.person_id, du.school_id, du.duty_role, d(du.start_date) AS s, d(du.end_date) AS e,
+       ks.school_id IS NOT NULL AS school_known,
+       list_contains(rs.teaching_duty_roles, du.duty_role) AS teaching,
+       (d(du.start_date) IS NULL OR d(du.start_date) <= rs.effective_start) AS started,
+       coalesce(d(du.end_date) < rs.as_of, false) AS ended
+FROM c_duties du JOIN rule_settings rs USING (source_id)
+LEFT JOIN known_schools ks ON ks.source_id = du.source_id AND ks.school_id = du.school_id
+WHERE du.person_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE enrolment_eval AS
+SELECT en.source_id, en.person_id, en.ordinal, en.school_id, d(en.start_date) AS s, d(en.end_date) AS e,
+       ks.school_id IS NOT NULL AS school_known,
+       coalesce(en.cancelled = 'true', false) AS cancelled,
+       (d(en.start_date) IS NULL OR d(en.start_date) <= rs.effective_start) AS started,
+       coalesce(d(en.end_date) < rs.as_of, false) AS ended
+FROM c_enrolments en JOIN rule_settings rs USING (source_id)
+LEFT JOIN known_schools ks ON ks.source_id = en.source_id AND ks.school_id = en.school_id;
+
+CREATE OR REPLACE TEMP TABLE assignment_eval AS
+SELECT t.source_id, t.group_id, t.person_id, t.duty_id, t.origin, t.origin_id, d(t.start_date) AS s, d(t.end_date) AS e,
+       (d(t.start_date) IS NULL OR d(t.start_date) <= rs.effective_start) AS started,
+       coalesce(d(t.end_date) < rs.as_of, false) AS ended
+FROM c_teacher_assignments t JOIN rule_settings rs USING (source_id);
+
+CREATE OR REPLACE TEMP TABLE student_membership_eval AS
+SELECT m.source_id, m.group_id, m.person_id, d(m.start_date) AS s, d(m.end_date) AS e,
+       (d(m.start_date) IS NULL OR d(m.start_date) <= rs.effective_start) AS started,
+       coalesce(d(m.end_date) < rs.as_of, false) AS ended
+FROM c_group_memberships m JOIN rule_settings rs USING (source_id);
+
+-- A person who is only someone's guardian is not a roster user and not reported (CONTRACT §2).
+CREATE OR REPLACE TEMP TABLE person_links AS
+SELECT p.source_id, p.person_id,
+       EXISTS (SELECT 1 FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id) AS has_duty,
+       EXISTS (SELECT 1 FROM enrolment_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id) AS has_enrolment,
+       EXISTS (SELECT 1 FROM c_responsibles r WHERE r.source_id = p.source_id AND r.responsible_id = p.person_id) AS is_guardian
+FROM c_persons p;
+
+CREATE OR REPLACE TEMP TABLE person_eval AS
+SELECT p.source_id, p.person_id, p.given_name, p.family_name, p.person_status, p.security_marking,
+       p.duplicate_contents, rs.teacher_requires_group, rs.student_requires_group, l.has_duty, l.has_enrolment,
+       EXISTS (SELECT 1 FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id
+               AND x.school_known AND x.started AND NOT x.ended AND x.teaching) AS teaching_active,
+       EXISTS (SELECT 1 FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id
+               AND x.school_known AND x.started AND NOT x.ended AND NOT x.teaching) AS other_duty_active,
+       EXISTS (SELECT 1 FROM enrolment_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id
+               AND x.school_known AND NOT x.cancelled AND x.started AND NOT x.ended) AS enrolment_active,
+       EXISTS (SELECT 1 FROM assignment_eval a JOIN out_groups g ON g.source_id = a.source_id AND g.group_id = a.group_id
+               WHERE a.source_id = p.source_id AND a.person_id = p.person_id AND a.started AND NOT a.ended) AS assigned,
+       EXISTS (SELECT 1 FROM student_membership_eval m JOIN out_groups g ON g.source_id = m.source_id AND g.group_id = m.group_id
+               WHERE m.source_id = p.source_id AND m.person_id = p.person_id AND m.started AND NOT m.ended) AS in_group,
+       coalesce(
+           (SELECT min(x.school_id) FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id AND x.school_known),
+           (SELECT min(x.school_id) FROM enrolment_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id AND x.school_known)
+       ) AS school_id
+FROM c_persons p JOIN rule_settings rs USING (source_id) JOIN person_links l USING (source_id, person_id)
+WHERE l.has_duty OR l.has_enrolment OR NOT l.is_guardian;
+
+-- The role a person would have by their links alone (NULL: no path qualifies).
+CREATE OR REPLACE TEMP TABLE person_role AS
+SELECT source_id, person_id,
+       CASE WHEN teaching_active AND assigned THEN 'teacher'
+            WHEN other_duty_active THEN 'staff'
+            WHEN teaching_active AND NOT teacher_requires_group THEN 'teacher'
+            WHEN enrolment_active AND (in_group OR NOT student_requires_group) THEN 'student'
+       END AS role
+FROM person_eval;
+
+-- The school e-mail (CONTRACT §3): Skola elev / Skola personal, else Arbete övrigt, else an address on a
+-- school domain; first in registry order within a kind. A Privat address is never used otherwise.
+CREATE OR REPLACE TEMP TABLE chosen_email AS
+SELECT source_id, person_id, email FROM (
+    SELECT *, row_number() OVER (PARTITION BY source_id, person_id ORDER BY kind, ordinal) AS rn FROM (
+        SELECT pe.source_id, pe.person_id, pe.ordinal, lower(pe.email) AS email,
+               CASE WHEN pe.email_type IN ('Skola elev', 'Skola personal') THEN 1
+                    WHEN pe.email_type = 'Arbete övrigt' THEN 2
+                    WHEN list_contains(rs.school_email_domains, lower(split_part(pe.email, '@', -1))) THEN 3 END AS kind
+        FROM c_person_emails pe JOIN rule_settings rs USING (source_id) WHERE pe.email IS NOT NULL)
+    WHERE kind IS NOT NULL)
+WHERE rn = 1;
+
+CREATE OR REPLACE TEMP TABLE person_reasons_raw AS
+-- Record-level problems
+SELECT source_id, person_id, 'DUPLICATE_ID' AS reason_code,
+       'the id appears ' || duplicate_contents || ' times with different content' AS detail, NULL::DATE AS candidate
+FROM person_eval WHERE duplicate_contents > 1
+UNION ALL
+SELECT p.source_id, p.person_id, 'INVALID_RECORD', i.detail, NULL
+FROM person_eval p JOIN c_invalid_records i ON i.source_id = p.source_id AND i.entity_type = 'person' AND i.record_id = p.person_id
+UNION ALL
+SELECT source_id, person_id, 'MISSING_GIVEN_NAME', 'givenName is blank', NULL FROM person_eval WHERE given_name IS NULL
+UNION ALL
+SELECT source_id, person_id, 'MISSING_FAMILY_NAME', 'familyName is blank', NULL FROM person_eval WHERE family_name IS NULL
+UNION ALL
+SELECT source_id, person_id, 'PERSON_INACTIVE', 'personStatus is ' || person_status, NULL
+FROM person_eval WHERE person_status IN ('Utvandrad', 'Avliden')
+UNION ALL
+SELECT p.source_id, p.person_id, 'MISSING_EMAIL',
+       CASE WHEN EXISTS (SELECT 1 FROM c_person_emails pe WHERE pe.source_id = p.source_id AND pe.person_id = p.person_id)
+            THEN 'only a private e-mail address (type Privat); a school address is needed'
+            ELSE 'no e-mail address' END, NULL
+FROM person_eval p ANTI JOIN chosen_email c USING (source_id, person_id)
+UNION ALL
+SELECT c.source_id, c.person_id, 'INVALID_EMAIL', 'the school e-mail address is not a valid address', NULL
+FROM chosen_email c SEMI JOIN person_eval USING (source_id, person_id)
+WHERE NOT regexp_full_match(c.email, '[^@\s]+@[^@\s.]+(\.[^@\s.]+)+')
+UNION ALL
+-- Link problems, only when no path to a role qualifies
+SELECT p.source_id, p.person_id, 'NO_SCHOOL_LINK', 'neither an enrolment nor a duty', NULL
+FROM person_eval p WHERE NOT p.has_duty AND NOT p.has_enrolment
+UNION ALL
+SELECT x.source_id, x.person_id, 'UNKNOWN_SCHOOL',
+       (CASE WHEN x.kind = 'duty' THEN 'duty ' || x.link_id ELSE 'enrolment ' || x.link_id END) || ': '
+           || school_problem(x.source_id, x.school_id), NULL
+FROM (SELECT source_id, person_id, 'duty' AS kind, duty_id AS link_id, school_id FROM duty_eval WHERE NOT school_known
+      UNION ALL
+      SELECT source_id, person_id, 'enrolment', CAST(ordinal AS VARCHAR), school_id FROM enrolment_eval WHERE NOT school_known) x
+JOIN person_role r USING (source_id, person_id) WHERE r.role IS NULL
+UNION ALL
+SELECT x.source_id, x.person_id, 'EMPLOYMENT_NOT_STARTED', 'the duty starts on ' || min(x.s),
+       min(first_visible(x.source_id, x.s, x.e))
+FROM duty_eval x JOIN person_eval p USING (source_id, person_id) JOIN person_role r USING (source_id, person_id)
+WHERE r.role IS NULL AND NOT p.teaching_active AND NOT p.other_duty_active AND x.school_known AND NOT x.started AND NOT x.ended
+GROUP BY x.source_id, x.person_id
+UNION ALL
+SELECT x.source_id, x.person_id, 'EMPLOYMENT_ENDED', 'the last duty ended on ' || max(x.e), NULL
+FROM duty_eval x JOIN person_eval p USING (source_id, person_id) JOIN person_role r USING (source_id, person_id)
+WHERE r.role IS NULL AND NOT p.teaching_active AND NOT p.other_duty_active AND x.school_known
+GROUP BY x.source_id, x.person_id
+HAVING bool_and(x.ended)
+UNION ALL
+SELECT p.source_id, p.person_id, 'NO_GROUP_ASSIGNMENT',
+       'a teaching duty but no active assignment to a synced group (activity teacher or assignment role)', NULL
+FROM person_eval p JOIN person_role r USING (source_id, person_id)
+WHERE r.role IS NULL AND p.teaching_active AND NOT p.assigned AND p.teacher_requires_group
+UNION ALL
+SELECT x.source_id, x.person_id, 'PLACEMENT_NOT_STARTED', 'the enrolment starts on ' || min(x.s),
+       min(first_visible(x.source_id, x.s, x.e))
+FROM enrolment_eval x JOIN person_eval p USING (source_id, person_id) JOIN person_role r USING (source_id, person_id)
+WHERE r.role IS NULL AND NOT p.enrolment_active AND x.school_known AND NOT x.cancelled AND NOT x.started AND NOT x.ended
+GROUP BY x.source_id, x.person_id
+UNION ALL
+SELECT x.source_id, x.person_id, 'PLACEMENT_ENDED', 'the last enrolment ended on ' || max(x.e), NULL
+FROM enrolment_eval x JOIN person_eval p USING (source_id, person_id) JOIN person_role r USING (source_id, person_id)
+WHERE r.role IS NULL AND NOT p.enrolment_active AND x.school_known AND NOT x.cancelled
+GROUP BY x.source_id, x.person_id
+HAVING bool_and(x.ended)
+UNION ALL
+SELECT x.source_id, x.person_id, 'PLACEMENT_CANCELLED', 'the enrolment is cancelled', NULL
+FROM enrolment_eval x JOIN person_eval p USING (source_id, person_id) JOIN person_role r USING (source_id, person_id)
+WHERE r.role IS NULL AND NOT p.enrolment_active AND x.school_known
+GROUP BY x.source_id, x.person_id
+HAVING bool_and(x.cancelled)
+UNION ALL
+SELECT p.source_id, p.person_id, 'NO_ACTIVE_GROUP', 'enrolled, but no active membership in a synced group', NULL
+FROM person_eval p JOIN person_role r USING (source_id, person_id)
+WHERE r.role IS NULL AND p.enrolment_active AND NOT p.in_group AND p.student_requires_group;
+
+-- DUPLICATE_EMAIL among the people who would otherwise be included: all of them are held back, since the
+-- registry must decide whose address it is.
+CREATE OR REPLACE TEMP TABLE email_clash AS
+SELECT c.source_id, c.person_id, c.email
+FROM chosen_email c JOIN person_role r USING (source_id, person_id)
+WHERE r.role IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM person_reasons_raw x WHERE x.source_id = c.source_id AND x.person_id = c.person_id);
+
+CREATE OR REPLACE TEMP TABLE person_reasons AS
+SELECT * FROM person_reasons_raw
+UNION ALL
+SELECT a.source_id, a.person_id, 'DUPLICATE_EMAIL',
+       'the same school e-mail is used by ' || string_agg(DISTINCT b.person_id, ', ' ORDER BY b.person_id), NULL
+FROM email_clash a JOIN email_clash b ON a.email = b.email AND (a.source_id, a.person_id) <> (b.source_id, b.person_id)
+GROUP BY a.source_id, a.person_id;
+
+CREATE OR REPLACE TABLE out_users AS
+SELECT rs.as_of, p.person_id AS user_id, p.source_id, p.given_name, p.family_name, c.email, r.role,
+       coalesce(p.security_marking, 'Ingen') <> 'Ingen' AS protected_identity
+FROM person_eval p JOIN rule_settings rs USING (source_id) JOIN person_role r USING (source_id, person_id)
+JOIN chosen_email c USING (source_id, person_id)
+WHERE r.role IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM person_reasons x WHERE x.source_id = p.source_id AND x.person_id = p.person_id);
+
+-- ─── School affiliations: each active enrolment or duty of an included user ─────────────────────────────
+CREATE OR REPLACE TABLE out_school_affiliations AS
+SELECT as_of, user_id, school_id, role, min(s) AS start_date,
+       CASE WHEN bool_or(e IS NULL) THEN NULL ELSE max(e) END AS end_date, source_id
+FROM (
+    SELECT u.as_of, u.user_id, u.source_id, x.school_id, x.s, x.e,
+           -- a teaching duty of someone who is staff by another duty is a staff affiliation
+           CASE WHEN x.role = 'teacher' AND u.role <> 'teacher' THEN 'staff' ELSE x.role END AS role
+    FROM out_users u JOIN (
+        SELECT source_id, person_id, school_id, CASE WHEN teaching THEN 'teacher' ELSE 'staff' END AS role, s, e
+        FROM duty_eval WHERE school_known AND started AND NOT ended
+        UNION ALL
+        SELECT source_id, person_id, school_id, 'student', s, e
+        FROM enrolment_eval WHERE school_known AND NOT cancelled AND started AND NOT ended
+    ) x ON x.source_id = u.source_id AND x.person_id = u.user_id)
+GROUP BY ALL
+ORDER BY user_id, school_id, role;
+
+-- ─── Memberships: students in groups and teacher assignments ────────────────────────────────────────────
+CREATE OR REPLACE TEMP TABLE membership_rows AS
+SELECT source_id, group_id, person_id AS member_id, person_id, 'student' AS role, s, e, started, ended
+FROM student_membership_eval
+UNION ALL
+SELECT source_id, group_id, coalesce(person_id, duty_id), person_id, 'teacher', s, e, started, ended
+FROM assignment_eval;
+
+CREATE OR REPLACE TEMP TABLE membership_eval AS
+SELECT m.source_id, m.group_id, m.member_id, any_value(m.person_id) AS person_id, m.role,
+       bool_or(m.started AND NOT m.ended) AS active,
+       min(m.s) FILTER (WHERE NOT m.started AND NOT m.ended) AS next_start,
+       max(m.e) FILTER (WHERE m.ended) AS last_end,
+       min(m.s) FILTER (WHERE m.started AND NOT m.ended) AS start_date,
+       CASE WHEN bool_or(m.e IS NULL AND m.started) THEN NULL
+            ELSE max(m.e) FILTER (WHERE m.started AND NOT m.ended) END AS end_date,
+       any_value(g.school_id) AS school_id, any_value(g.group_id) IS NOT NULL AS group_known,
+       any_value(p.person_id) IS NOT NULL AS person_known
+FROM membership_rows m
+LEFT JOIN c_groups g ON g.source_id = m.source_id AND g.group_id = m.group_id
+LEFT JOIN c_persons p ON p.source_id = m.source_id AND p.person_id = m.person_id
+GROUP BY m.source_id, m.group_id, m.member_id, m.role;
+
+CREATE OR REPLACE TEMP TABLE membership_reasons AS
+SELECT source_id, group_id, member_id, role, 'UNKNOWN_GROUP' AS reason_code,
+       'group ' || group_id || ' is not in the drop (is it marked for export?)' AS detail, NULL::DATE AS candidate
+FROM membership_eval WHERE NOT group_known
+UNION ALL
+SELECT source_id, group_id, member_id, role, 'UNKNOWN_PERSON',
+       CASE WHEN person_id IS NULL THEN 'duty ' || member_id ELSE 'person ' || member_id END
+           || ' is not in the drop', NULL
+FROM membership_eval WHERE NOT person_known
+UNION ALL
+SELECT m.source_id, m.group_id, m.member_id, m.role, 'GROUP_EXCLUDED',
+       'the group is excluded: ' || string_agg(DISTINCT r.reason_code, ', ' ORDER BY r.reason_code),
+       -- held back only by the group's start date: visible when the group is
+       CASE WHEN bool_and(r.candidate IS NOT NULL) THEN max(r.candidate) END
+FROM membership_eval m JOIN group_reasons r ON r.source_id = m.source_id AND r.group_id = m.group_id
+GROUP BY ALL
+UNION ALL
+SELECT m.source_id, m.group_id, m.member_id, m.role, 'MEMBER_EXCLUDED',
+       'the person is not in the roster: ' || coalesce(
+           (SELECT string_agg(DISTINCT r.reason_code, ', ' ORDER BY r.reason_code) FROM person_reasons r
+            WHERE r.source_id = m.source_id AND r.person_id = m.person_id),
+           'not a roster user (only a guardian)'),
+       NULL
+FROM membership_eval m
+WHERE m.person_known AND NOT EXISTS (SELECT 1 FROM out_users u WHERE u.source_id = m.source_id AND u.user_id = m.person_id)
+UNION ALL
+SELECT source_id, group_id, member_id, role, 'MEMBERSHIP_NOT_STARTED',
+       'the ' || CASE role WHEN 'student' THEN 'membership' ELSE 'teacher assignment' END || ' starts on ' || next_start,
+       first_visible(source_id, next_start, NULL)
+FROM membership_eval WHERE NOT active AND next_start IS NOT NULL
+UNION ALL
+SELECT source_id, group_id, member_id, role, 'MEMBERSHIP_ENDED',
+       'the ' || CASE role WHEN 'student' THEN 'membership' ELSE 'teacher assignment' END || ' ended on ' || last_end, NULL
+FROM membership_eval WHERE NOT active AND next_start IS NULL
+UNION ALL
+SELECT m.source_id, m.group_id, m.member_id, m.role, 'INVALID_RECORD', i.detail, NULL
+FROM membership_eval m JOIN c_invalid_records i
+  ON i.source_id = m.source_id AND i.entity_type = 'membership' AND i.role = m.role
+ AND i.record_id = m.group_id || '/' || m.member_id;
+
+CREATE OR REPLACE TABLE out_memberships AS
+SELECT rs.as_of, m.group_id, m.member_id AS user_id, m.role, m.start_date, m.end_date, m.source_id
+FROM membership_eval m JOIN rule_settings rs USING (source_id)
+WHERE NOT EXISTS (SELECT 1 FROM membership_reasons r WHERE r.source_id = m.source_id AND r.group_id = m.group_id
+                  AND r.member_id = m.member_id AND r.role = m.role)
+ORDER BY m.group_id, m.role, m.member_id;
+
+-- ─── Exclusions, with visible_from ──────────────────────────────────────────────────────────────────────
+-- visible_from is the first night the record will appear if nothing in the registry changes: only for a record
+-- held back by dates alone. A person may qualify by any one of their links (the earliest date wins) as long as
+-- nothing else needs fixing; a membership needs its own dates, its person and its group (the latest wins).
+CREATE OR REPLACE TEMP MACRO date_only_person_reason(code) AS code IN (
+    'EMPLOYMENT_NOT_STARTED', 'PLACEMENT_NOT_STARTED', 'EMPLOYMENT_ENDED', 'PLACEMENT_ENDED', 'PLACEMENT_CANCELLED',
+    'UNKNOWN_SCHOOL');
+
+CREATE OR REPLACE TEMP TABLE person_visible AS
+SELECT source_id, person_id,
+       CASE WHEN bool_and(date_only_person_reason(reason_code)) THEN min(candidate) END AS visible_from
+FROM person_reasons GROUP BY ALL;
+
+CREATE OR REPLACE TEMP TABLE membership_visible AS
+SELECT r.source_id, r.group_id, r.member_id, r.role,
+       CASE WHEN bool_and(r.candidate IS NOT NULL OR (r.reason_code = 'MEMBER_EXCLUDED' AND pv.visible_from IS NOT NULL))
+            THEN greatest(max(r.candidate), max(pv.visible_from)) END AS visible_from
+FROM membership_reasons r
+LEFT JOIN membership_eval m USING (source_id, group_id, member_id, role)
+LEFT JOIN person_visible pv ON r.reason_code = 'MEMBER_EXCLUDED' AND pv.source_id = r.source_id AND pv.person_id = m.person_id
+GROUP BY ALL;
+
+CREATE OR REPLACE TABLE out_exclusions AS
+SELECT rs.as_of, r.source_id, 'person' AS entity_type, r.person_id AS record_id, r.person_id, NULL AS group_id,
+       p.school_id, r.reason_code, r.detail, v.visible_from
+FROM person_reasons r JOIN rule_settings rs USING (source_id) JOIN person_eval p USING (source_id, person_id)
+JOIN person_visible v USING (source_id, person_id)
+UNION ALL
+SELECT rs.as_of, r.source_id, 'group', r.group_id, NULL, r.group_id, r.school_id, r.reason_code, r.detail,
+       CASE WHEN bool_and(r.candidate IS NOT NULL) OVER (PARTITION BY r.source_id, r.group_id)
+            THEN max(r.candidate) OVER (PARTITION BY r.source_id, r.group_id) END
+FROM group_reasons r JOIN rule_settings rs USING (source_id)
+UNION ALL
+SELECT rs.as_of, r.source_id, 'membership', r.group_id || '/' || r.member_id, m.person_id, r.group_id, m.school_id,
+       r.reason_code, r.detail, v.visible_from
+FROM membership_reasons r JOIN rule_settings rs USING (source_id)
+JOIN membership_eval m USING (source_id, group_id, member_id, role)
+JOIN membership_visible v USING (source_id, group_id, member_id, role)
+ORDER BY 2, 3, 4, 8;
+
+-- ─── Warnings: field-level problems; the record stays ───────────────────────────────────────────────────
+CREATE OR REPLACE TABLE out_warnings AS
+SELECT rs.as_of, w.source_id, w.entity_type, w.record_id, w.code, w.detail
+FROM c_warnings w JOIN rule_settings rs USING (source_id)
+UNION ALL
+SELECT rs.as_of, i.source_id, i.entity_type, i.record_id, 'INVALID_VALUE', i.detail
+FROM c_invalid_records i JOIN rule_settings rs USING (source_id)
+WHERE i.entity_type NOT IN ('person', 'group', 'membership')
+UNION ALL
+SELECT rs.as_of, s.source_id, 'organisation', s.school_id, 'NO_SCHOOL_AUTHORITY',
+       'no Huvudman above this school unit in the organisation tree'
+FROM out_schools s JOIN rule_settings rs USING (source_id) WHERE s.organisation_id IS NULL
+ORDER BY ALL;
