@@ -1,0 +1,118 @@
+"""`skolon-pipeline`: run a night through Dagster, generate the demo registry (CONTRACT §6)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import zoneinfo
+from pathlib import Path
+
+from skolon_pipeline.config import ConfigError, Settings, load_installation
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _add_location_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder with sources.yaml and the drops (env SKOLON_DATA_DIR, default data)")
+    parser.add_argument("--warehouse", help="DuckDB warehouse file (env SKOLON_WAREHOUSE, default data/warehouse.duckdb)")
+    parser.add_argument("--export-dir", help="validation file folder (env SKOLON_EXPORT_DIR, default data/exports)")
+
+
+def _apply_location_flags(args: argparse.Namespace) -> Settings:
+    # Flags become the environment variables, so the Dagster resources (EnvVar) see the same values.
+    for flag, env in (("data_dir", "SKOLON_DATA_DIR"), ("warehouse", "SKOLON_WAREHOUSE"), ("export_dir", "SKOLON_EXPORT_DIR")):
+        value = getattr(args, flag, None)
+        if value:
+            os.environ[env] = str(Path(value).absolute())
+    return Settings.from_env()
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _apply_location_flags(args)
+    installation = load_installation(settings.data_dir)
+    today = dt.datetime.now(zoneinfo.ZoneInfo(installation.timezone)).date()
+    as_of = args.as_of or today
+    if as_of > today:
+        print(f"error: night {as_of} is in the future (today is {today} in {installation.timezone})", file=sys.stderr)
+        return EXIT_USAGE
+
+    from skolon_pipeline.definitions import build_defs
+    from skolon_pipeline.defs.schedules import NIGHTLY_JOB
+    from skolon_pipeline.summary import print_summary
+
+    job = build_defs().resolve_job_def(NIGHTLY_JOB)
+    log_level = "DEBUG" if args.verbose else "WARNING"
+    with _instance() as instance:
+        result = job.execute_in_process(
+            partition_key=as_of.isoformat(),
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+    if not result.success:
+        print(f"night {as_of}: run {result.run_id} FAILED", file=sys.stderr)
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                message = error.message.strip() if error else "(no message)"
+                print(f"  step {event.step_key}: {message}", file=sys.stderr)
+        print("Nothing was published; the previous roster stays as it was.", file=sys.stderr)
+        return EXIT_FAILED
+    print_summary(settings.warehouse, as_of, run_id=result.run_id)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from skolon_pipeline.demo import DEMO_DROP_DATE, generate_demo
+
+    settings = _apply_location_flags(args)
+    drop = generate_demo(settings.data_dir, args.drop_date or DEMO_DROP_DATE, scale=args.scale)
+    print(f"demo registry written to {drop}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skolon-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="materialize the nightly asset graph for one night through Dagster")
+    run.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: today in the configured zone")
+    run.add_argument("--verbose", action="store_true", help="show Dagster's step log")
+    _add_location_flags(run)
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="write the made-up demo registry (sources.yaml and one drop)")
+    demo.add_argument("--drop-date", type=_date, help="the drop's date")
+    demo.add_argument("--scale", type=int, default=1, help="multiply the number of schools")
+    _add_location_flags(demo)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The Dagster code location: one set of assets per configured source, the rules, the publish step, the
+nightly job and schedule. Built from `$SKOLON_DATA_DIR/sources.yaml`, so lineage shows each registry."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from skolon_pipeline.config import Settings, load_installation
+from skolon_pipeline.defs.partitions import nightly_partitions
+from skolon_pipeline.defs.resources import SkolonResource
+from skolon_pipeline.defs.roster import build_roster_assets
+from skolon_pipeline.defs.schedules import build_nightly_job, build_nightly_schedule
+from skolon_pipeline.defs.sources import build_source_assets
+
+
+def build_defs(settings: Settings | None = None) -> dg.Definitions:
+    resource = SkolonResource.from_env() if settings is None else SkolonResource.from_settings(settings)
+    settings = settings or Settings.from_env()
+    installation = load_installation(settings.data_dir)
+    partitions = nightly_partitions(installation.timezone)
+    assets = [a for source in installation.sources for a in build_source_assets(source, partitions)]
+    assets += build_roster_assets(installation, partitions)
+    job = build_nightly_job(partitions)
+    return dg.Definitions(
+        assets=assets,
+        jobs=[job],
+        schedules=[build_nightly_schedule(job, installation.timezone)],
+        resources={"skolon": resource},
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_defs()

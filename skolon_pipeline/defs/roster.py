@@ -1,0 +1,120 @@
+"""The rules stage (all sources at once) and the publish stage (the warehouse's roster and diagnostics)."""
+
+from collections import Counter
+
+import dagster as dg
+import duckdb
+
+from skolon_pipeline import night, warehouse
+from skolon_pipeline.config import Installation
+from skolon_pipeline.defs.partitions import as_of
+from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
+from skolon_pipeline.defs.sources import validate_key
+
+RULES_GROUP = "rules"
+ROSTER_GROUP = "roster"
+DIAGNOSTICS_GROUP = "diagnostics"
+
+ELIGIBILITY_KEY = dg.AssetKey(["rules", "eligibility"])
+CONSERVATION_CHECK = "conservation"
+
+# published table → (asset key, group, description)
+PUBLISHED: dict[str, tuple[dg.AssetKey, str, str]] = {
+    "schools": (dg.AssetKey(["roster", "schools"]), ROSTER_GROUP,
+                "School units (Skolenhet) in the roster, with their school authority (Huvudman)."),
+    "users": (dg.AssetKey(["roster", "users"]), ROSTER_GROUP,
+              "Students, teachers and staff who pass every rule tonight, with the school e-mail as username."),
+    "school_affiliations": (dg.AssetKey(["roster", "school_affiliations"]), ROSTER_GROUP,
+                            "Each included user's active enrolments and duties, per school and role."),
+    "groups": (dg.AssetKey(["roster", "groups"]), ROSTER_GROUP,
+               "Classes and teaching groups that are synced, at a known school, and active (with look-ahead)."),
+    "memberships": (dg.AssetKey(["roster", "memberships"]), ROSTER_GROUP,
+                    "Students and teachers in included groups, when both are included and the membership is active."),
+    "exclusions": (dg.AssetKey(["diagnostics", "exclusions"]), DIAGNOSTICS_GROUP,
+                   "Every record held back tonight, one row per reason code, with visible_from for records held "
+                   "back only by dates."),
+    "warnings": (dg.AssetKey(["diagnostics", "warnings"]), DIAGNOSTICS_GROUP,
+                 "Field-level problems: the record stays in the roster, the bad value is repaired or dropped."),
+}
+
+
+def build_roster_assets(installation: Installation, partitions_def: dg.PartitionsDefinition):
+    source_ids = [s.id for s in installation.sources]
+
+    @dg.asset(
+        key=ELIGIBILITY_KEY,
+        deps=[validate_key(s) for s in source_ids],
+        group_name=RULES_GROUP,
+        kinds={"duckdb", "sql"},
+        partitions_def=partitions_def,
+        check_specs=[
+            dg.AssetCheckSpec(
+                CONSERVATION_CHECK,
+                asset=ELIGIBILITY_KEY,
+                blocking=True,
+                description="Every person, group and membership read is in the roster or has an exclusion reason.",
+            )
+        ],
+    )
+    def eligibility(context: dg.AssetExecutionContext, skolon: SkolonResource):
+        """The eligibility rules in DuckDB SQL over all sources' validated staging tables: the candidate
+        roster, every exclusion reason, and visible_from under the look-ahead windows. Nothing is published
+        here; the conservation check blocks publishing if any record would vanish without a reason."""
+        evaluated = night.evaluate(skolon.installation(), as_of(context), skolon.settings.staging_dir)
+        yield dg.MaterializeResult(
+            metadata={
+                "rules_db": dg.MetadataValue.path(str(evaluated.rules_db)),
+                **{f"rows/{t.removeprefix('out_')}": n for t, n in evaluated.row_counts.items()},
+            }
+        )
+        missing = {entity: gap["missing"] for entity, gap in evaluated.conservation.items()}
+        yield dg.AssetCheckResult(
+            check_name=CONSERVATION_CHECK,
+            passed=not any(missing.values()),
+            metadata={
+                **{f"missing/{entity}": n for entity, n in missing.items()},
+                "sample": dg.MetadataValue.json({e: g["sample"] for e, g in evaluated.conservation.items()}),
+            },
+        )
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(key, group_name=group, description=description, deps=[ELIGIBILITY_KEY],
+                         kinds={"duckdb"}, partitions_def=partitions_def)
+            for key, group, description in PUBLISHED.values()
+        ],
+        partitions_def=partitions_def,
+        pool=WAREHOUSE_POOL,
+        name="publish_night",
+    )
+    def publish_night(context: dg.AssetExecutionContext, skolon: SkolonResource):
+        """Publishes the night into the warehouse in one transaction (replacing that night only); the roster
+        and diagnostics views show the latest published night."""
+        night_date = as_of(context)
+        rules_db = night.night_dir(skolon.settings.staging_dir, night_date) / night.RULES_DB
+        counts = night.publish(skolon.settings.warehouse, rules_db, night_date, context.run_id, source_ids)
+        with warehouse.connect(skolon.settings.warehouse, read_only=True) as con:
+            reasons = _reason_counts(con, night_date)
+            latest = warehouse.latest_night(con)
+            for table, (key, _, _) in PUBLISHED.items():
+                schema = dg.TableSchema(
+                    columns=[dg.TableColumn(name, type_) for name, type_ in warehouse.column_schema(con, table)]
+                )
+                metadata = {
+                    "dagster/row_count": counts[table],
+                    "dagster/column_schema": schema,
+                    "table": f"nightly.{table}",
+                    "latest_night": latest.isoformat() if latest else "",
+                }
+                if table == "exclusions":
+                    metadata.update({f"reason/{code}": n for code, n in sorted(reasons.items())})
+                yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+    return [eligibility, publish_night]
+
+
+def _reason_counts(con: duckdb.DuckDBPyConnection, night_date) -> Counter:
+    rows = con.execute(
+        "SELECT reason_code, count(*) FROM nightly.exclusions WHERE as_of = ? GROUP BY 1", [night_date]
+    ).fetchall()
+    return Counter(dict(rows))

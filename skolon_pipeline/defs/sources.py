@@ -1,0 +1,100 @@
+"""Per-source assets, generated from sources.yaml so the lineage graph shows each registry:
+`extract/<source>` reads the night's drop into the source's staging database, `validate/<source>` runs the
+Pandera models over it, with one asset check per canonical table."""
+
+import dagster as dg
+
+from skolon_pipeline import night
+from skolon_pipeline.canonical import CANONICAL_TABLES
+from skolon_pipeline.config import Source
+from skolon_pipeline.defs.partitions import as_of
+from skolon_pipeline.defs.resources import SkolonResource
+from skolon_pipeline.readers.drops import SourceError
+
+EXTRACT_GROUP = "extract"
+VALIDATE_GROUP = "validate"
+
+
+def extract_key(source_id: str) -> dg.AssetKey:
+    return dg.AssetKey(["extract", source_id])
+
+
+def validate_key(source_id: str) -> dg.AssetKey:
+    return dg.AssetKey(["validate", source_id])
+
+
+def table_check_name(table: str) -> str:
+    """The asset check of one canonical table, e.g. `persons_valid`."""
+    return f"{table}_valid"
+
+
+def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        key=extract_key(source.id),
+        group_name=EXTRACT_GROUP,
+        kinds={"duckdb", "json" if source.format == "ss12000" else "csv"},
+        partitions_def=partitions_def,
+        description=(
+            f"Registry drop of source `{source.id}` ({source.format}): the newest drop dated on or before the "
+            "night, flattened into the canonical staging tables (persons, e-mails, enrolments, duties, groups, "
+            "memberships, teacher assignments ...) in the source's own staging database."
+        ),
+        metadata={"source_id": source.id, "format": source.format},
+    )
+    def extract_asset(context: dg.AssetExecutionContext, skolon: SkolonResource) -> dg.MaterializeResult:
+        try:
+            extracted = night.extract(source, as_of(context), skolon.settings.staging_dir)
+        except SourceError as exc:
+            raise dg.Failure(
+                description=str(exc),
+                metadata={"source_id": source.id, "file": exc.file or "", "problem": exc.problem},
+                allow_retries=False,
+            ) from exc
+        return dg.MaterializeResult(
+            metadata={
+                "drop_date": extracted.drop_date.isoformat(),
+                "drop_dir": dg.MetadataValue.path(str(extracted.drop_dir)),
+                "staging_file": dg.MetadataValue.path(str(extracted.staging_file)),
+                **{f"rows/{table}": count for table, count in extracted.row_counts.items()},
+            }
+        )
+
+    @dg.asset(
+        key=validate_key(source.id),
+        deps=[extract_asset],
+        group_name=VALIDATE_GROUP,
+        kinds={"pandera", "duckdb"},
+        partitions_def=partitions_def,
+        description=(
+            f"Source `{source.id}` checked against the canonical Pandera models, lazily: every failing row "
+            "becomes an INVALID_RECORD exclusion of the record that owns it (naming field and check), and the "
+            "night goes on. One asset check per table lists the failure cases (ids and field names only)."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(table_check_name(table), asset=validate_key(source.id), description=f"{table} rows pass the model")
+            for table in CANONICAL_TABLES
+        ],
+        metadata={"source_id": source.id},
+    )
+    def validate_asset(context: dg.AssetExecutionContext, skolon: SkolonResource):
+        path = night.staging_file(skolon.settings.staging_dir, as_of(context), source.id)
+        reports = night.validate(source.id, path)
+        yield dg.MaterializeResult(
+            metadata={
+                "invalid_records": sum(r.failures for r in reports),
+                **{f"rows/{r.table}": r.rows for r in reports},
+            }
+        )
+        for report in reports:
+            yield dg.AssetCheckResult(
+                check_name=table_check_name(report.table),
+                passed=report.failures == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "rows": report.rows,
+                    "failures": report.failures,
+                    "failure_cases": dg.MetadataValue.json(report.failure_cases),
+                },
+            )
+
+    return [extract_asset, validate_asset]

@@ -1,0 +1,64 @@
+"""The short per-source summary `skolon-pipeline run` prints: counts and reason codes, never names."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from skolon_pipeline import warehouse
+
+TOP_REASONS = 5
+
+
+def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        latest = warehouse.latest_night(con)
+        included = dict(
+            ((s, k), n)
+            for s, k, n in con.execute(
+                """
+                SELECT source_id, role, count(*) FROM nightly.users WHERE as_of = $d GROUP BY ALL
+                UNION ALL SELECT source_id, 'groups', count(*) FROM nightly.groups WHERE as_of = $d GROUP BY ALL
+                UNION ALL SELECT source_id, 'memberships', count(*) FROM nightly.memberships WHERE as_of = $d GROUP BY ALL
+                UNION ALL SELECT source_id, 'schools', count(*) FROM nightly.schools WHERE as_of = $d GROUP BY ALL
+                """,
+                {"d": as_of},
+            ).fetchall()
+        )
+        excluded = dict(
+            ((s, e), n)
+            for s, e, n in con.execute(
+                """SELECT source_id, entity_type, count(DISTINCT record_id) FROM nightly.exclusions
+                   WHERE as_of = ? GROUP BY ALL""",
+                [as_of],
+            ).fetchall()
+        )
+        reasons = con.execute(
+            """SELECT source_id, reason_code, count(*) AS n FROM nightly.exclusions WHERE as_of = ?
+               GROUP BY ALL ORDER BY source_id, n DESC, reason_code""",
+            [as_of],
+        ).fetchall()
+        sources = sorted({s for s, _ in included} | {s for s, _ in excluded})
+    lines = [f"night {as_of}: published" + ("" if latest == as_of else f" (the latest published night is {latest})")]
+    for source in sources:
+        users = ", ".join(f"{included.get((source, r), 0)} {r}s" for r in ("student", "teacher", "staff"))
+        lines.append(f"  source {source}:")
+        lines.append(
+            f"    included: {included.get((source, 'schools'), 0)} schools, {users}, "
+            f"{included.get((source, 'groups'), 0)} groups, {included.get((source, 'memberships'), 0)} memberships"
+        )
+        lines.append(
+            "    excluded: "
+            + ", ".join(f"{excluded.get((source, e), 0)} {e}s" for e in ("person", "group", "membership"))
+        )
+        top = [(code, n) for s, code, n in reasons if s == source][:TOP_REASONS]
+        if top:
+            lines.append("    most common reasons: " + ", ".join(f"{code} {n}" for code, n in top))
+    return lines
+
+
+def print_summary(warehouse_path: Path, as_of: dt.date, run_id: str | None = None) -> None:
+    for line in summary_lines(warehouse_path, as_of):
+        print(line)
+    if run_id:
+        print(f"  Dagster run {run_id}")
