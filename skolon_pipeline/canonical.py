@@ -52,11 +52,11 @@ class _Dated(pa.DataFrameModel):
     end_date: Series[str] = pa.Field(nullable=True)
 
     @pa.check("start_date", "end_date", name="iso_date", element_wise=False)
-    def _dates_are_iso(cls, series: Series[str]) -> Series[bool]:
+    def iso_date(cls, series: Series[str]) -> Series[bool]:
         return _iso_date(series)
 
     @pa.dataframe_check(name="end_not_before_start")
-    def _dates_in_order(cls, df: pd.DataFrame) -> Series[bool]:
+    def end_not_before_start(cls, df: pd.DataFrame) -> Series[bool]:
         return _end_not_before_start(df)
 
     class Config:

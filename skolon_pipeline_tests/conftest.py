@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from skolon_pipeline import night
+from skolon_pipeline.config import Settings, load_installation
+from skolon_pipeline_tests.registry import Registry
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@dataclass
+class Night:
+    """One evaluated and published night, queried the way an analyst would."""
+
+    warehouse: Path
+    as_of: dt.date
+    conservation: dict
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def users(self) -> dict[str, str]:
+        """user_id → role"""
+        return dict(self.query("SELECT user_id, role FROM nightly.users WHERE as_of = ?", [self.as_of]))
+
+    def groups(self) -> set[str]:
+        return {r[0] for r in self.query("SELECT group_id FROM nightly.groups WHERE as_of = ?", [self.as_of])}
+
+    def memberships(self) -> set[tuple[str, str, str]]:
+        return set(self.query("SELECT group_id, user_id, role FROM nightly.memberships WHERE as_of = ?", [self.as_of]))
+
+    def reasons(self, record_id: str) -> set[str]:
+        return {
+            r[0]
+            for r in self.query(
+                "SELECT reason_code FROM nightly.exclusions WHERE as_of = ? AND record_id = ?", [self.as_of, record_id]
+            )
+        }
+
+    def exclusion(self, record_id: str, code: str) -> dict:
+        rows = self.query(
+            """SELECT entity_type, person_id, group_id, school_id, detail, visible_from FROM nightly.exclusions
+               WHERE as_of = ? AND record_id = ? AND reason_code = ?""",
+            [self.as_of, record_id, code],
+        )
+        assert len(rows) == 1, f"expected one {code} row for {record_id}, got {rows}"
+        keys = ("entity_type", "person_id", "group_id", "school_id", "detail", "visible_from")
+        return dict(zip(keys, rows[0], strict=True))
+
+    def warnings(self) -> list[tuple[str, str, str]]:
+        return self.query("SELECT record_id, code, detail FROM nightly.warnings WHERE as_of = ?", [self.as_of])
+
+
+@pytest.fixture
+def run_registry(tmp_path):
+    """Writes a Registry as a drop, runs the night's stages without Dagster, returns a Night."""
+
+    def run(registry: Registry, as_of: str = "2026-12-01", drop_date: str | None = None, rules: dict | None = None,
+            warehouse: Path | None = None) -> Night:
+        data_dir = tmp_path / "data"
+        registry.write(data_dir, drop_date=drop_date or as_of, rules=rules)
+        settings = Settings(data_dir, warehouse or tmp_path / "warehouse.duckdb", tmp_path / "exports")
+        night_date = dt.date.fromisoformat(as_of)
+        evaluated = night.run_night(load_installation(data_dir), night_date, settings.warehouse, settings.staging_dir)
+        return Night(settings.warehouse, night_date, evaluated.conservation)
+
+    return run
