@@ -56,10 +56,13 @@ class RuleOverrides(_Strict):
         for item in value:
             if isinstance(item, dt.date):
                 out.append(item)
-            elif isinstance(item, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", item):
-                out.append(dt.date.fromisoformat(item))
             else:
-                raise ValueError(f"{item!r} is not a date (YYYY-MM-DD)")
+                try:
+                    if not (isinstance(item, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", item)):
+                        raise ValueError
+                    out.append(dt.date.fromisoformat(item))
+                except ValueError:
+                    raise ValueError(f"{item!r} is not a date (YYYY-MM-DD)") from None
         return tuple(out)
 
     @field_validator("school_email_domains")
