@@ -1,0 +1,141 @@
+"""The Dagster code location: definitions load, the schedule picks the right night, a materialization
+publishes the roster, validation shows as asset checks, and a broken file fails its source clearly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from skolon_pipeline.config import Settings, load_installation
+from skolon_pipeline.definitions import build_defs
+from skolon_pipeline.defs.partitions import nightly_partitions
+from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
+from skolon_pipeline.defs.roster import CONSERVATION_CHECK, ELIGIBILITY_KEY, PUBLISHED
+from skolon_pipeline.defs.schedules import NIGHTLY_JOB, NIGHTLY_SCHEDULE
+from skolon_pipeline.defs.sources import build_source_assets, extract_key, table_check_name, validate_key
+from skolon_pipeline_tests.registry import Registry
+
+REPO = Path(__file__).resolve().parents[1]
+NIGHT = "2026-11-20"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    reg = Registry()
+    school = reg.school()
+    student = reg.student(school, start="2026-02-30")  # INVALID_RECORD
+    klass = reg.group(school, members=[student, reg.student(school)])
+    reg.teach(school, klass)
+    reg.write(tmp_path / "data", drop_date="2026-11-19")
+    return Settings(tmp_path / "data", tmp_path / "wh" / "warehouse.duckdb", tmp_path / "exports")
+
+
+def test_asset_graph_reads_as_the_pipeline_stages(settings):
+    defs = build_defs(settings)
+    graph = defs.resolve_asset_graph()
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {
+        "extract/testby": "extract",
+        "validate/testby": "validate",
+        "rules/eligibility": "rules",
+        **{key.to_user_string(): group for key, group, _ in PUBLISHED.values()},
+    }
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, f"{key} has no description"
+        assert node.kinds, f"{key} has no kinds"
+    assert graph.get(dg.AssetKey(["roster", "users"])).pools == {WAREHOUSE_POOL}
+    assert graph.get(validate_key("testby")).parent_keys == {extract_key("testby")}
+
+
+def test_schedule_tick_runs_the_night_that_has_just_begun(settings):
+    defs = build_defs(settings)
+    schedule = defs.resolve_schedule_def(NIGHTLY_SCHEDULE)
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Europe/Stockholm"
+    # 02:00 Stockholm on 2026-11-21 is 01:00 UTC: the partition is the Stockholm date, 2026-11-21.
+    tick = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    with dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def()) as context:
+        run_request = schedule.evaluate_tick(context).run_requests[0]
+    assert run_request.partition_key == "2026-11-21"
+
+
+def test_materialize_publishes_the_night_with_checks_and_metadata(settings):
+    defs = build_defs(settings)
+    job = defs.resolve_job_def(NIGHTLY_JOB)
+    result = job.execute_in_process(partition_key=NIGHT, instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+
+    checks = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
+    persons_check = checks[(validate_key("testby"), table_check_name("enrolments"))]
+    assert not persons_check.passed
+    failure_cases = persons_check.metadata["failure_cases"].value
+    assert failure_cases[0]["field"] == "start_date" and failure_cases[0]["check"] == "iso_date"
+    assert "2026-02-30" not in json.dumps(failure_cases)  # ids and field names only
+    assert checks[(validate_key("testby"), table_check_name("groups"))].passed
+    assert checks[(ELIGIBILITY_KEY, CONSERVATION_CHECK)].passed
+
+    users = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(["roster", "users"])]
+    metadata = users[0].materialization.metadata
+    assert metadata["dagster/row_count"].value == 2
+    assert [c.name for c in metadata["dagster/column_schema"].schema.columns][:7] == [
+        "as_of", "user_id", "source_id", "given_name", "family_name", "email", "role"]
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*), min(as_of) FROM roster.users").fetchone() == (2, dt.date(2026, 11, 20))
+        assert con.execute("SELECT reason_code FROM diagnostics.exclusions WHERE entity_type = 'person'").fetchall() == [
+            ("INVALID_RECORD",)]
+
+
+def test_materialize_with_dg_materialize_and_a_tmp_warehouse(settings):
+    installation = load_installation(settings.data_dir)
+    assets = build_source_assets(installation.sources[0], nightly_partitions(installation.timezone))
+    result = dg.materialize(assets, partition_key=NIGHT, resources={"skolon": SkolonResource.from_settings(settings)})
+    assert result.success
+    staging = settings.staging_dir / NIGHT / "testby.duckdb"
+    with duckdb.connect(str(staging), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM persons").fetchone()[0] == 3
+        assert con.execute("SELECT count(*) FROM invalid_records").fetchone()[0] == 1
+
+
+def test_a_file_that_is_not_json_fails_the_source_and_publishes_nothing(settings):
+    defs = build_defs(settings)
+    job = defs.resolve_job_def(NIGHTLY_JOB)
+    assert job.execute_in_process(partition_key=NIGHT, instance=dg.DagsterInstance.ephemeral()).success
+    drop = settings.data_dir / "registries" / "testby" / "2026-11-21"
+    drop.mkdir()
+    for f in (settings.data_dir / "registries" / "testby" / "2026-11-19").iterdir():
+        (drop / f.name).write_bytes(f.read_bytes())
+    (drop / "groups.json").write_text("<html>502 Bad Gateway</html>", encoding="utf-8")
+
+    result = job.execute_in_process(partition_key="2026-11-21", instance=dg.DagsterInstance.ephemeral(),
+                                    raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "extract__testby"
+    assert "source 'testby'" in failure.step_failure_data.error.message
+    assert "groups.json" in failure.step_failure_data.error.message
+    assert "not valid JSON" in failure.step_failure_data.error.message
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT as_of FROM roster.users").fetchall() == [(dt.date(2026, 11, 20),)]
+
+
+def test_dagster_definitions_validate_passes(settings):
+    env = {"SKOLON_DATA_DIR": str(settings.data_dir), "PATH": _path()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _path() -> str:
+    import os
+
+    return os.environ.get("PATH", "")
