@@ -20,7 +20,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     partitions = nightly_partitions(installation.timezone)
     assets = [a for source in installation.sources for a in build_source_assets(source, partitions)]
     assets += build_roster_assets(installation, partitions)
-    job = build_nightly_job(partitions)
+    job = build_nightly_job()
     return dg.Definitions(
         assets=assets,
         jobs=[job],

@@ -92,7 +92,7 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
         and diagnostics views show the latest published night."""
         night_date = as_of(context)
         rules_db = night.night_dir(skolon.settings.staging_dir, night_date) / night.RULES_DB
-        counts = night.publish(skolon.settings.warehouse, rules_db, night_date, context.run_id, source_ids)
+        counts = night.publish(skolon.settings.warehouse, rules_db, night_date, context.run.run_id, source_ids)
         with warehouse.connect(skolon.settings.warehouse, read_only=True) as con:
             reasons = _reason_counts(con, night_date)
             latest = warehouse.latest_night(con)

@@ -7,11 +7,11 @@ NIGHTLY_SCHEDULE = "nightly_roster_schedule"
 NIGHTLY_CRON = "0 2 * * *"
 
 
-def build_nightly_job(partitions_def: dg.PartitionsDefinition):
+def build_nightly_job():
+    # Partitioned by the nightly partitions of the assets it selects.
     return dg.define_asset_job(
         NIGHTLY_JOB,
         selection=dg.AssetSelection.all(),
-        partitions_def=partitions_def,
         description="Extract, validate, evaluate and publish one night's roster from every configured source.",
     )
 
