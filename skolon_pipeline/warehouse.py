@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 
+from skolon_pipeline.duck import scalar
+
 # (published table, columns). Column order follows CONTRACT §5; columns are only ever added.
 TABLES: dict[str, str] = {
     "schools": """as_of DATE, school_id VARCHAR, source_id VARCHAR, name VARCHAR, school_unit_code VARCHAR,
@@ -88,7 +90,7 @@ def publish_night(
         for table in TABLES:
             con.execute(f"DELETE FROM nightly.{table} WHERE as_of = ?", [as_of])
             con.execute(f"INSERT INTO nightly.{table} BY NAME SELECT * FROM rules_out.main.out_{table}")
-            counts[table] = con.execute(f"SELECT count(*) FROM nightly.{table} WHERE as_of = ?", [as_of]).fetchone()[0]
+            counts[table] = scalar(con, f"SELECT count(*) FROM nightly.{table} WHERE as_of = ?", [as_of])
         con.execute(
             "INSERT OR REPLACE INTO nightly.nights VALUES (?, current_timestamp, ?, ?)", [as_of, run_id, source_ids]
         )
@@ -103,7 +105,7 @@ def publish_night(
 
 def latest_night(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     try:
-        return con.execute("SELECT max(as_of) FROM nightly.nights").fetchone()[0]
+        return scalar(con, "SELECT max(as_of) FROM nightly.nights")
     except duckdb.CatalogException:
         return None
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import duckdb
 
+from skolon_pipeline.canonical import CANONICAL_TABLES
+from skolon_pipeline.duck import row_counts
+
 from skolon_pipeline.readers.drops import SourceError
 from skolon_pipeline.readers.enums import normalise_enums
 
@@ -104,6 +107,4 @@ def extract_ss12000(con: duckdb.DuckDBPyConnection, source_id: str, drop_dir: Pa
     normalise_enums(con, source_id)
     for entity in ENTITIES:
         con.execute(f"DROP TABLE raw_{entity}")
-    from skolon_pipeline.canonical import CANONICAL_TABLES
-
-    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in CANONICAL_TABLES}
+    return row_counts(con, CANONICAL_TABLES)

@@ -16,6 +16,7 @@ import duckdb
 from skolon_pipeline.calendar import effective_start, term_windows
 from skolon_pipeline.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
+from skolon_pipeline.duck import row_counts
 
 # Everything the rules read from a source's staging database.
 STAGING_INPUTS = (*CANONICAL_TABLES, "invalid_records", "warnings")
@@ -87,4 +88,4 @@ def run_rules(
     load_settings(con, sources, as_of)
     attach_staging(con, staging_files)
     con.execute(resources.files("skolon_pipeline.rules").joinpath("roster.sql").read_text(encoding="utf-8"))
-    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in OUTPUT_TABLES}
+    return row_counts(con, OUTPUT_TABLES)
