@@ -5,11 +5,13 @@ Lindby (`registries/lindby/<drop date>/`): a school authority, three school unit
 students with their guardians, about 50 staff, classes, teaching groups and their activities.
 
 Everything is invented. Names are random combinations of common Swedish given and family names, civic
-numbers are temporary numbers (`20130101TF01`: birth date, two letters, two digits) that never belong to a
+numbers are temporary numbers (`20120101TF01`: birth date, two letters, two digits) that never belong to a
 real person, phone numbers come from the range the Swedish telecom regulator reserves for fiction, and
 e-mail addresses are on `lindby.se` / `elev.lindby.se` or the made-up `exempel.se`.
 
-The drop is meant to be read on the demo night `DEMO_NIGHT` (2026-12-15). It holds deliberate defects so that
+The drop is meant to be read on the demo night `DEMO_NIGHT` (2025-12-15, in the school year 2025/26; the drop is
+dated `DEMO_DROP_DATE`, 2025-12-14). Every date and year derives from `SCHOOL_YEAR`, so the scenario moves by
+whole years with that one constant (and a regenerated `data/`). It holds deliberate defects so that
 every reason code of CONTRACT §4 occurs on that night (except those in `NOT_IN_DEMO`): `DEFECTS` lists them
 with the record ids involved, in the `record_id` form of `diagnostics.exclusions` (a person or group id, or
 `<group_id>/<person_id>` for a membership). `QUIRKS` lists real-world deviations the reader must tolerate
@@ -35,20 +37,69 @@ from pathlib import Path
 from typing import NamedTuple
 
 DEMO_SOURCE_ID = "lindby"
-DEMO_DROP_DATE = dt.date(2026, 12, 14)
-DEMO_NIGHT = dt.date(2026, 12, 15)  # the night the README runs
+
+# The first calendar year of the demo's school year (2025 means 2025/26). Every date and year of the scenario
+# derives from it, so moving the scenario by whole years is this one edit (and regenerating data/).
+SCHOOL_YEAR = 2025
+
+# The calendar the scenario was drawn in: weekdays (first and last school days) and the random birth and meta
+# dates are computed in it and then moved by whole years to SCHOOL_YEAR, day and month unchanged. So moving
+# SCHOOL_YEAR changes no name, no interval and no day/month; only the years. Never change this one.
+_DRAWN_IN = 2026
+_YEARS_MOVED = SCHOOL_YEAR - _DRAWN_IN
+
+
+def _add_years(d: dt.date, years: int) -> dt.date:
+    """d with its year changed by `years`; 29 February becomes 28 February in a common year."""
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:
+        return d.replace(year=d.year + years, day=28)
+
+
+def _on(years_after: int, month: int, day: int) -> dt.date:
+    """Day and month in the calendar year SCHOOL_YEAR + years_after."""
+    return dt.date(SCHOOL_YEAR + years_after, month, day)
+
+
+def _yy(year: int) -> str:
+    return f"{year % 100:02d}"
+
+
+def _term_start(year: int) -> dt.date:
+    """The first school day of the school year starting in `year`: the Monday in 15-21 August of the calendar
+    the scenario was drawn in, moved to `year` (see _DRAWN_IN)."""
+    d = dt.date(year - _YEARS_MOVED, 8, 15)
+    return _add_years(d + dt.timedelta(days=(0 - d.weekday()) % 7), _YEARS_MOVED)
+
+
+def _term_end(year: int) -> dt.date:
+    """The last school day of the school year ending in `year`: the Friday in 8-14 June of the calendar the
+    scenario was drawn in, moved to `year` (see _DRAWN_IN)."""
+    d = dt.date(year - _YEARS_MOVED, 6, 8)
+    return _add_years(d + dt.timedelta(days=(4 - d.weekday()) % 7), _YEARS_MOVED)
+
+
+DEMO_DROP_DATE = _on(0, 12, 14)
+DEMO_NIGHT = _on(0, 12, 15)  # the night the README runs
 
 PERSONS_PER_PAGE = 200
 
 # Reason codes that cannot occur in this demo with the rules its sources.yaml sets.
 NOT_IN_DEMO = {"NO_ACTIVE_GROUP": "needs rules.student_requires_group: true"}
 
-SOURCES_YAML = """\
+# The school year SCHOOL_YEAR/SCHOOL_YEAR+1 (17 August to 11 June): groups run from the first to the last
+# school day; the spring term starts on 11 January.
+YEAR_START = _term_start(SCHOOL_YEAR)
+SPRING_START = _on(1, 1, 11)
+YEAR_END = _term_end(SCHOOL_YEAR + 1)
+
+SOURCES_YAML = f"""\
 # The demo installation, written by skolon_pipeline.demo.generate_demo. Everything in it is made up.
 timezone: Europe/Stockholm
 rules:
   lookahead_days: 30
-  term_starts: ["2026-08-17", "2027-01-11"]
+  term_starts: ["{YEAR_START.isoformat()}", "{SPRING_START.isoformat()}"]
   school_email_domains: [lindby.se, elev.lindby.se]
 sources:
   - id: lindby
@@ -59,10 +110,6 @@ sources:
 _SEED = "skolon-demo-lindby"
 _NAMESPACE = uuid.UUID("6f1c2b1e-3d5a-5c47-9a0e-1d2c3b4a5f60")
 _BOM = b"\xef\xbb\xbf"
-
-# The school year 2026/27: groups run from the first to the last school day.
-YEAR_START = dt.date(2026, 8, 17)
-YEAR_END = dt.date(2027, 6, 11)
 
 STUDENT_DOMAIN = "elev.lindby.se"
 STAFF_DOMAIN = "lindby.se"
@@ -192,6 +239,24 @@ _TEACHER_MISSING_ACTIVITY_GROUP = _staff(1, 2)
 _TEACHER_MISSING_MENTOR_GROUP = _staff(2, 3)
 
 
+# The defects' dates, relative to the demo night (SCHOOL_YEAR-12-15) and the school year.
+_IMPOSSIBLE_START = f"{SCHOOL_YEAR}-02-30"  # no such day
+_IMPOSSIBLE_END = f"{SCHOOL_YEAR}-13-01"  # no such month
+_TEACHER_LOOKAHEAD_START = _on(1, 1, 5)  # within lookahead_days of the demo night
+_ADMIN_START = _on(1, 2, 1)  # beyond it
+_TEACHER_ENDED_START = _on(-7, 8, 19)
+_TEACHER_ENDED_END = _on(0, 11, 30)
+_PLACEMENT_START = _on(1, 3, 1)
+_LOOKAHEAD_PLACEMENT_START = _on(1, 1, 8)
+_PLACEMENT_END = _on(0, 10, 31)
+_GROUP_START = _on(1, 1, 18)
+_MEMBERSHIP_START = _on(1, 2, 15)
+_MEMBERSHIP_END = _on(0, 11, 1)
+_ENDED_GROUP_START = _term_start(SCHOOL_YEAR - 1)  # a group of the previous school year
+_ENDED_GROUP_END = _term_end(SCHOOL_YEAR)
+_KLASS_IM = f"IM{_yy(SCHOOL_YEAR)}"  # the class without a groupMemberships key
+
+
 class Defect(NamedTuple):
     code: str  # a CONTRACT §4 reason code, or LOOKAHEAD_INCLUDED / EXACT_REPEAT for records that must pass
     description: str
@@ -219,10 +284,14 @@ DEFECTS: list[Defect] = [
         "student whose record appears again, unchanged, in the last persons page: dropped quietly, still included",
         (_seat("exact_repeat"),),
     ),
-    Defect("INVALID_RECORD", "student whose enrolment startDate is 2026-02-30", (_seat("invalid_enrolment"),)),
     Defect(
         "INVALID_RECORD",
-        "group membership with endDate 2026-13-01",
+        f"student whose enrolment startDate is {_IMPOSSIBLE_START}",
+        (_seat("invalid_enrolment"),),
+    ),
+    Defect(
+        "INVALID_RECORD",
+        f"group membership with endDate {_IMPOSSIBLE_END}",
         (_membership(_core(1, 0, 0), _seat("invalid_membership")),),
     ),
     Defect("PERSON_INACTIVE", "student with personStatus Utvandrad", (_seat("inactive"),)),
@@ -233,17 +302,18 @@ DEFECTS: list[Defect] = [
     ),
     Defect(
         "LOOKAHEAD_INCLUDED",
-        "Lärare whose duty starts 2027-01-05, activity teacher of Matematik 1A: included through look-ahead",
+        f"Lärare whose duty starts {_TEACHER_LOOKAHEAD_START}, activity teacher of Matematik 1A: "
+        "included through look-ahead",
         (_special_person("teacher_lookahead"),),
     ),
     Defect(
         "EMPLOYMENT_NOT_STARTED",
-        "Skoladministratör whose duty starts 2027-02-01 (visible_from 2027-02-01)",
+        f"Skoladministratör whose duty starts {_ADMIN_START} (visible_from {_ADMIN_START})",
         (_special_person("admin_not_started"),),
     ),
     Defect(
         "EMPLOYMENT_ENDED",
-        "Lärare whose only duty ended 2026-11-30, still an activity teacher of Engelska 7B",
+        f"Lärare whose only duty ended {_TEACHER_ENDED_END}, still an activity teacher of Engelska 7B",
         (_special_person("teacher_ended"),),
     ),
     Defect(
@@ -253,15 +323,15 @@ DEFECTS: list[Defect] = [
     ),
     Defect(
         "PLACEMENT_NOT_STARTED",
-        "student whose only enrolment starts 2027-03-01 (visible_from 2027-03-01)",
+        f"student whose only enrolment starts {_PLACEMENT_START} (visible_from {_PLACEMENT_START})",
         (_seat("placement_not_started"),),
     ),
     Defect(
         "LOOKAHEAD_INCLUDED",
-        "student whose enrolment starts 2027-01-08: included through look-ahead",
+        f"student whose enrolment starts {_LOOKAHEAD_PLACEMENT_START}: included through look-ahead",
         (_seat("lookahead_student"),),
     ),
-    Defect("PLACEMENT_ENDED", "student whose enrolment ended 2026-10-31", (_seat("placement_ended"),)),
+    Defect("PLACEMENT_ENDED", f"student whose enrolment ended {_PLACEMENT_END}", (_seat("placement_ended"),)),
     Defect("PLACEMENT_CANCELLED", "student whose only enrolment is cancelled", (_seat("cancelled"),)),
     Defect(
         "UNKNOWN_SCHOOL",
@@ -280,10 +350,10 @@ DEFECTS: list[Defect] = [
     ),
     Defect(
         "GROUP_NOT_STARTED",
-        "Undervisning group starting 2027-01-18 (visible_from 2027-01-18)",
+        f"Undervisning group starting {_GROUP_START} (visible_from {_GROUP_START})",
         (_special_group("not_started"),),
     ),
-    Defect("GROUP_ENDED", "Undervisning group that ended 2026-06-12", (_special_group("ended"),)),
+    Defect("GROUP_ENDED", f"Undervisning group that ended {_ENDED_GROUP_END}", (_special_group("ended"),)),
     Defect(
         "GROUP_TYPE_NOT_SYNCED",
         "a Mentor group and a Schema group, with members",
@@ -291,12 +361,12 @@ DEFECTS: list[Defect] = [
     ),
     Defect(
         "MEMBERSHIP_NOT_STARTED",
-        "group membership with startDate 2027-02-15",
+        f"group membership with startDate {_MEMBERSHIP_START}",
         (_membership(_core(2, 1, 1), _seat("membership_not_started")),),
     ),
     Defect(
         "MEMBERSHIP_ENDED",
-        "group membership with endDate 2026-11-01",
+        f"group membership with endDate {_MEMBERSHIP_END}",
         (_membership(_core(0, 5, 2), _seat("membership_ended")),),
     ),
     Defect(
@@ -306,7 +376,7 @@ DEFECTS: list[Defect] = [
     ),
     Defect(
         "GROUP_EXCLUDED",
-        "membership in the group that ended 2026-06-12",
+        f"membership in the group that ended {_ENDED_GROUP_END}",
         (_membership(_special_group("ended"), _members("ended")[0]),),
     ),
     Defect(
@@ -334,7 +404,11 @@ QUIRKS: list[Defect] = [
         (_PERSON_REF_ACTIVITY,),
     ),
     Defect("ENUM_CASE", "group Tyska åk 8 has groupType UNDERVISNING", (_language(1, 8, 1),)),
-    Defect("NO_MEMBERSHIPS_KEY", "Klass IM26 has a mentor but no groupMemberships key", (_special_group("klass_im"),)),
+    Defect(
+        "NO_MEMBERSHIPS_KEY",
+        f"Klass {_KLASS_IM} has a mentor but no groupMemberships key",
+        (_special_group("klass_im"),),
+    ),
     Defect("MIXED_CASE_ID", "an enrolment's enroledAt.id in mixed case", (_seat("mixed_enroled_at"),)),
     Defect(
         "MIXED_CASE_ID",
@@ -382,18 +456,6 @@ def _local_part(given: str, family: str) -> str:
     return f"{clean(given)}.{clean(family)}"
 
 
-def _term_start(year: int) -> dt.date:
-    """The first school day of the school year starting in `year`: the Monday in 15-21 August."""
-    d = dt.date(year, 8, 15)
-    return d + dt.timedelta(days=(0 - d.weekday()) % 7)
-
-
-def _term_end(year: int) -> dt.date:
-    """The last school day of the school year ending in `year`: the Friday in 8-14 June."""
-    d = dt.date(year, 6, 8)
-    return d + dt.timedelta(days=(4 - d.weekday()) % 7)
-
-
 # ─── School plans ────────────────────────────────────────────────────────────────────────────────────────
 @dataclass(frozen=True)
 class _Plan:
@@ -438,12 +500,12 @@ def _school_name(cycle: int, s: int) -> str:
 
 def _class_name(plan: _Plan, year: int, n: int) -> str:
     if plan.school_type == "GY":
-        return f"{_GY_PROGRAMMES[n % len(_GY_PROGRAMMES)]}{(2027 - year) % 100:02d}"
+        return f"{_GY_PROGRAMMES[n % len(_GY_PROGRAMMES)]}{_yy(SCHOOL_YEAR + 1 - year)}"
     return f"{year}{'ABCDEFGH'[n]}"
 
 
 def _birth_year(plan: _Plan, year: int) -> int:
-    return 2020 - year if plan.school_type == "GR" else 2011 - year
+    return SCHOOL_YEAR - 6 - year if plan.school_type == "GR" else SCHOOL_YEAR - 15 - year
 
 
 # ─── The generator ───────────────────────────────────────────────────────────────────────────────────────
@@ -479,14 +541,18 @@ class _Builder:
 
     # ── small helpers ──
     def meta(self, earliest: dt.date) -> dict:
-        latest = self.drop_date - dt.timedelta(days=1)
-        earliest = min(earliest, latest)
+        """Created and modified between `earliest` and the day before the drop (drawn in _DRAWN_IN's calendar)."""
+        latest = _add_years(self.drop_date - dt.timedelta(days=1), -_YEARS_MOVED)
+        earliest = min(_add_years(earliest, -_YEARS_MOVED), latest)
         span = (latest - earliest).days
         created = earliest + dt.timedelta(days=self.rng.randint(0, span))
         modified = created + dt.timedelta(days=self.rng.randint(0, (latest - created).days))
+        created, modified = (min(_add_years(d, _YEARS_MOVED), self.drop_date - dt.timedelta(days=1))
+                             for d in (created, modified))
 
         def stamp(d: dt.date) -> str:
-            return f"{d.isoformat()}T{self.rng.randint(1, 22):02d}:{self.rng.randint(0, 59):02d}:{self.rng.randint(0, 59):02d}Z"
+            hour, minute, second = self.rng.randint(1, 22), self.rng.randint(0, 59), self.rng.randint(0, 59)
+            return f"{d.isoformat()}T{hour:02d}:{minute:02d}:{second:02d}Z"
 
         return {"created": stamp(created), "modified": stamp(modified)}
 
@@ -496,10 +562,11 @@ class _Builder:
         return given, self.rng.choice(_FAMILY), sex
 
     def civic_no(self, birth_year_from: int, birth_year_to: int) -> tuple[str, str]:
+        """A temporary civic number and birth date in the given years (drawn in _DRAWN_IN's calendar)."""
+        first = dt.date(birth_year_from - _YEARS_MOVED, 1, 1)
+        last = dt.date(birth_year_to - _YEARS_MOVED, 12, 31)
         while True:
-            born = dt.date(birth_year_from, 1, 1) + dt.timedelta(
-                days=self.rng.randint(0, (dt.date(birth_year_to, 12, 31) - dt.date(birth_year_from, 1, 1)).days)
-            )
+            born = _add_years(first + dt.timedelta(days=self.rng.randint(0, (last - first).days)), _YEARS_MOVED)
             number = f"{born:%Y%m%d}TF{self.rng.randint(1, 99):02d}"
             if number not in self.civic_numbers:
                 self.civic_numbers.add(number)
@@ -560,8 +627,8 @@ class _Builder:
         emails = [{"value": address, "type": "Skola personal"}]
         if self.rng.random() < 0.5:
             emails.append(self.private_email(given, family))
-        person = self.person(pid, given, family, sex, self.civic_no(1962, 1998), start - dt.timedelta(days=30),
-                             emails, self.address())
+        person = self.person(pid, given, family, sex, self.civic_no(SCHOOL_YEAR - 64, SCHOOL_YEAR - 28),
+                             start - dt.timedelta(days=30), emails, self.address())
         out.staff.append(person)
         duty = {
             "id": _duty(pid),
@@ -615,20 +682,20 @@ class _Builder:
     def organisations(self) -> list[dict]:
         huvudman, forvaltning, skola = _org("huvudman"), _org("forvaltning"), _org("skolomrade")
         orgs = [
-            {"id": huvudman, "meta": self.meta(dt.date(2019, 1, 1)), "displayName": "Lindby kommun",
+            {"id": huvudman, "meta": self.meta(_on(-7, 1, 1)), "displayName": "Lindby kommun",
              "organisationType": "Huvudman", "organisationNumber": "212000-9990", "municipalityCode": "9990"},
-            {"id": forvaltning, "meta": self.meta(dt.date(2019, 1, 1)),
+            {"id": forvaltning, "meta": self.meta(_on(-7, 1, 1)),
              "displayName": "Barn- och utbildningsförvaltningen", "organisationType": "Förvaltning",
              "parentOrganisation": {"id": huvudman}},
             # A Skola is an organisational level above school units, not a school itself (CONTRACT §3).
-            {"id": skola, "meta": self.meta(dt.date(2019, 1, 1)), "displayName": "Lindby skolområde",
+            {"id": skola, "meta": self.meta(_on(-7, 1, 1)), "displayName": "Lindby skolområde",
              "organisationType": "Skola", "parentOrganisation": {"id": forvaltning}},
         ]
         for cycle in range(self.scale):
             for s, plan in enumerate(_PLANS):
                 orgs.append({
                     "id": _school(cycle, s),
-                    "meta": self.meta(dt.date(2019, 1, 1)),
+                    "meta": self.meta(_on(-7, 1, 1)),
                     "displayName": _school_name(cycle, s),
                     "organisationType": "Skolenhet",
                     "schoolUnitCode": f"{self.rng.randint(10_000_000, 99_999_999)}",
@@ -701,19 +768,20 @@ class _Builder:
                     {"group": {"id": klass["id"]}, "assignmentRoleType": "Mentor"})
         # Staff outside the schools' teaching pools.
         self.staff_member(out, _uid("person", f"staff:{cycle}:admin"), "Skoladministratör", _school(cycle, 0),
-                          _term_start(self.rng.randint(2012, 2024)))
+                          _term_start(self.rng.randint(SCHOOL_YEAR - 14, SCHOOL_YEAR - 2)))
         self.staff_member(out, _uid("person", f"staff:{cycle}:kurator"), "Kurator", _school(cycle, 1),
-                          _term_start(self.rng.randint(2012, 2024)))
+                          _term_start(self.rng.randint(SCHOOL_YEAR - 14, SCHOOL_YEAR - 2)))
         return out
 
     def school_staff(self, out: _Cycle, cycle: int, s: int, plan: _Plan, school_id: str) -> list[str]:
         """The Rektor and the teachers; returns the teaching staff's duty ids."""
-        self.staff_member(out, _staff(s, 0, cycle), "Rektor", school_id, _term_start(self.rng.randint(2014, 2023)))
+        self.staff_member(out, _staff(s, 0, cycle), "Rektor", school_id,
+                          _term_start(self.rng.randint(SCHOOL_YEAR - 12, SCHOOL_YEAR - 3)))
         pool = []
         for n in range(1, plan.teachers + 2):
             role = "Förstelärare" if n == plan.teachers + 1 else "Lärare"
             duty = self.staff_member(out, _staff(s, n, cycle), role, school_id,
-                                     _term_start(self.rng.randint(2008, 2026)))
+                                     _term_start(self.rng.randint(SCHOOL_YEAR - 18, SCHOOL_YEAR)))
             pool.append(duty["id"])
         return pool
 
@@ -729,7 +797,7 @@ class _Builder:
         if self.rng.random() < 0.3:
             emails.append(self.private_email(given, family.family_name))
         born = _birth_year(plan, year)
-        start = _term_start(2026 - (year - plan.years[0]))
+        start = _term_start(SCHOOL_YEAR - (year - plan.years[0]))
         person = self.person(pid, given, family.family_name, sex, self.civic_no(born, born),
                              start - dt.timedelta(days=90), emails, dict(family.address))
         person["enrolments"] = [{
@@ -737,7 +805,7 @@ class _Builder:
             "schoolType": plan.school_type,
             "schoolYear": year,
             "startDate": start.isoformat(),
-            "endDate": _term_end(2027 + plan.years[-1] - year).isoformat(),
+            "endDate": _term_end(SCHOOL_YEAR + 1 + plan.years[-1] - year).isoformat(),
         }]
         person["responsibles"] = [{"person": {"id": g}, "relationType": "Vårdnadshavare"} for g in family.guardians]
         out.students.append(person)
@@ -750,9 +818,9 @@ class _Builder:
             surname = family_name if g == 0 or self.rng.random() < 0.6 else other_family
             self.guardian_count += 1
             gid = _uid("person", f"guardian:{self.guardian_count}")
-            out.guardians.append(self.person(gid, given, surname, sex, self.civic_no(1965, 1995),
-                                             dt.date(2019, 1, 1), [self.private_email(given, surname)],
-                                             dict(address)))
+            out.guardians.append(self.person(gid, given, surname, sex,
+                                             self.civic_no(SCHOOL_YEAR - 61, SCHOOL_YEAR - 31), _on(-7, 1, 1),
+                                             [self.private_email(given, surname)], dict(address)))
             guardians.append(gid)
         return _Family(family_name, guardians, address)
 
@@ -786,21 +854,22 @@ class _Builder:
             p = student(name)
             p["givenName"], p["familyName"], p["sex"] = "Elias", "Lund", "Man"
             p["emails"] = [{"value": address, "type": "Skola elev"}]
-        student("invalid_enrolment")["enrolments"][0]["startDate"] = "2026-02-30"
-        membership(_core(1, 0, 0), _seat("invalid_membership"))["endDate"] = "2026-13-01"
+        student("invalid_enrolment")["enrolments"][0]["startDate"] = _IMPOSSIBLE_START
+        membership(_core(1, 0, 0), _seat("invalid_membership"))["endDate"] = _IMPOSSIBLE_END
         student("inactive")["personStatus"] = "Utvandrad"
 
         p = student("placement_not_started")
-        p["enrolments"][0]["startDate"] = "2027-03-01"
-        membership(_klass(2, 0), p["id"])["startDate"] = "2027-03-01"
+        p["enrolments"][0]["startDate"] = _PLACEMENT_START.isoformat()
+        membership(_klass(2, 0), p["id"])["startDate"] = _PLACEMENT_START.isoformat()
         p = student("lookahead_student")
-        p["enrolments"][0]["startDate"] = "2027-01-08"
-        membership(_klass(0, 5), p["id"])["startDate"] = "2027-01-08"
-        student("placement_ended")["enrolments"][0]["endDate"] = "2026-10-31"  # moved; still in the class list
+        p["enrolments"][0]["startDate"] = _LOOKAHEAD_PLACEMENT_START.isoformat()
+        membership(_klass(0, 5), p["id"])["startDate"] = _LOOKAHEAD_PLACEMENT_START.isoformat()
+        # Moved away; still in the class list.
+        student("placement_ended")["enrolments"][0]["endDate"] = _PLACEMENT_END.isoformat()
         student("cancelled")["enrolments"][0]["cancelled"] = True
         student("unknown_school")["enrolments"][0]["enroledAt"]["id"] = _org("skolomrade")
-        membership(_core(2, 1, 1), _seat("membership_not_started"))["startDate"] = "2027-02-15"
-        membership(_core(0, 5, 2), _seat("membership_ended"))["endDate"] = "2026-11-01"
+        membership(_core(2, 1, 1), _seat("membership_not_started"))["startDate"] = _MEMBERSHIP_START.isoformat()
+        membership(_core(0, 5, 2), _seat("membership_ended"))["endDate"] = _MEMBERSHIP_END.isoformat()
         groups[_core(0, 0, 0)]["groupMemberships"].append({"person": {"id": _MISSING_MEMBER}})
 
         # Quirks: the records stay valid.
@@ -813,29 +882,29 @@ class _Builder:
 
         # Staff with date and link problems.
         lookahead = self.staff_member(out, _special_person("teacher_lookahead"), "Lärare", _school(0, 0),
-                                      dt.date(2027, 1, 5))
+                                      _TEACHER_LOOKAHEAD_START)
         activities[_activity(_core(0, 0, 1))]["teachers"].append({"duty": {"id": lookahead["id"]}, "grader": False})
         self.staff_member(out, _special_person("admin_not_started"), "Skoladministratör", _school(0, 2),
-                          dt.date(2027, 2, 1))
+                          _ADMIN_START)
         ended = self.staff_member(out, _special_person("teacher_ended"), "Lärare", _school(0, 1),
-                                  dt.date(2019, 8, 19), dt.date(2026, 11, 30))
+                                  _TEACHER_ENDED_START, _TEACHER_ENDED_END)
         activities[_activity(_core(1, 1, 2))]["teachers"].append({"duty": {"id": ended["id"]}, "grader": False})
         self.staff_member(out, _special_person("teacher_no_group"), "Lärare", _school(0, 2), YEAR_START)
         self.staff_member(out, _special_person("staff_unknown_school"), "Skolsköterska", _MISSING_ORG,
-                          _term_start(2021))
+                          _term_start(SCHOOL_YEAR - 5))
         given, family, sex, address = self.staff_name()
         out.staff.append(self.person(_special_person("no_school_link"), given, family, sex,
-                                     self.civic_no(1970, 1995), dt.date(2024, 1, 1),
+                                     self.civic_no(SCHOOL_YEAR - 56, SCHOOL_YEAR - 31), _on(-2, 1, 1),
                                      [{"value": address, "type": "Skola personal"}], self.address()))
 
         # Groups with their own problems, and references to groups that were not exported.
         special = (
             ("unknown_school", "Simskola åk 3", "Undervisning", "GR", _org("skolomrade"), YEAR_START, YEAR_END,
              _staff(0, 3)),
-            ("not_started", "Programmering 1 vt27", "Undervisning", "GY", _school(0, 2), dt.date(2027, 1, 18),
-             YEAR_END, _staff(2, 4)),
-            ("ended", "Matematik 8A 25/26", "Undervisning", "GR", _school(0, 1), _term_start(2025),
-             _term_end(2026), _staff(1, 5)),
+            ("not_started", f"Programmering 1 vt{_yy(SCHOOL_YEAR + 1)}", "Undervisning", "GY", _school(0, 2),
+             _GROUP_START, YEAR_END, _staff(2, 4)),
+            ("ended", f"Matematik 8A {_yy(SCHOOL_YEAR - 1)}/{_yy(SCHOOL_YEAR)}", "Undervisning", "GR", _school(0, 1),
+             _ENDED_GROUP_START, _ENDED_GROUP_END, _staff(1, 5)),
             ("mentor_group", "Mentorsgrupp 7A", "Mentor", "GR", _school(0, 1), YEAR_START, YEAR_END, None),
             ("schema_group", "Halvklass 6A grupp 1", "Schema", "GR", _school(0, 0), YEAR_START, YEAR_END, None),
         )
@@ -846,7 +915,7 @@ class _Builder:
                 self.activity(out, group, [_duty(teacher)])
         duties[_duty(_staff(1, 6))].setdefault("assignmentRole", []).append(
             {"group": {"id": _special_group("mentor_group")}, "assignmentRoleType": "Mentor"})
-        klass_im = self.group(out, _special_group("klass_im"), "IM26", "Klass", "GY", _school(0, 2), [])
+        klass_im = self.group(out, _special_group("klass_im"), _KLASS_IM, "Klass", "GY", _school(0, 2), [])
         del klass_im["groupMemberships"]
         duties[_duty(_staff(2, 1))].setdefault("assignmentRole", []).append(
             {"group": {"id": klass_im["id"]}, "assignmentRoleType": "Mentor"})

@@ -41,7 +41,10 @@ def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
         sources = sorted({s for s, _ in included} | {s for s, _ in excluded})
     lines = [f"night {as_of}: published" + ("" if latest == as_of else f" (the latest published night is {latest})")]
     for source in sources:
-        users = ", ".join(f"{included.get((source, r), 0)} {r}s" for r in ("student", "teacher", "staff"))
+        users = ", ".join(
+            f"{included.get((source, role), 0)} {label}"
+            for role, label in (("student", "students"), ("teacher", "teachers"), ("staff", "staff"))
+        )
         lines.append(f"  source {source}:")
         lines.append(
             f"    included: {included.get((source, 'schools'), 0)} schools, {users}, "
