@@ -32,3 +32,11 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     return build_defs()
+
+
+def nightly_job() -> dg.JobDefinition:
+    """The nightly job, rebuilt from the environment: the target of `dg.reconstructable` for runs whose steps
+    execute in their own processes."""
+    from skolon_pipeline.defs.schedules import NIGHTLY_JOB
+
+    return build_defs().resolve_job_def(NIGHTLY_JOB)

@@ -43,7 +43,9 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition)
     )
     def extract_asset(context: dg.AssetExecutionContext, skolon: SkolonResource) -> dg.MaterializeResult:
         try:
-            extracted = night.extract(source, as_of(context), skolon.settings.staging_dir)
+            # The source as configured now (paths resolved from the resource), not as when the code was loaded.
+            configured = skolon.installation().source(source.id)
+            extracted = night.extract(configured, as_of(context), skolon.settings.staging_dir)
         except SourceError as exc:
             raise dg.Failure(
                 description=str(exc),

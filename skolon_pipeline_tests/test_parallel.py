@@ -1,0 +1,53 @@
+"""Several sources: each is extracted and validated in its own step, and with the multiprocess executor the
+two sources' steps run at the same time; one roster comes out."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from skolon_pipeline import cli
+from skolon_pipeline_tests.registry import Registry, write_sources
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _source(data_dir: Path, source_id: str) -> None:
+    reg = Registry(source_id)
+    school = reg.school(name=f"Skola {source_id}")
+    klass = reg.group(school, members=[reg.student(school) for _ in range(3)])
+    reg.teach(school, klass)
+    reg.write(data_dir, drop_date="2026-11-19", source_id=source_id)
+
+
+def test_two_sources_run_in_parallel_processes_into_one_roster(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    _source(data, "alfa")
+    _source(data, "beta")
+    write_sources(data, [{"id": s, "format": "ss12000", "path": f"registries/{s}"} for s in ("alfa", "beta")])
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
+        monkeypatch.setenv(name, "x")  # restored after the test; the CLI overwrites them from its flags
+
+    code = cli.main(["run", "--as-of", "2026-11-20", "--data-dir", str(data),
+                     "--warehouse", str(tmp_path / "wh" / "w.duckdb"), "--export-dir", str(tmp_path / "ex")])
+    assert code == 0
+
+    with duckdb.connect(str(tmp_path / "wh" / "w.duckdb"), read_only=True) as con:
+        per_source = dict(con.execute("SELECT source_id, count(*) FROM roster.users GROUP BY 1").fetchall())
+    assert per_source == {"alfa": 4, "beta": 4}
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs()[0]
+        events = [r.dagster_event for r in instance.all_logs(run.run_id) if r.dagster_event]
+    launched = {e.step_key: i for i, e in enumerate(events) if e.event_type_value == "STEP_WORKER_STARTING"}
+    finished = {e.step_key: i for i, e in enumerate(events) if e.event_type_value == "STEP_SUCCESS"}
+    # Both sources' extract steps were started in their own worker processes before either had finished.
+    assert max(launched["extract__alfa"], launched["extract__beta"]) < min(
+        finished["extract__alfa"], finished["extract__beta"])
