@@ -7,11 +7,12 @@ NIGHTLY_SCHEDULE = "nightly_roster_schedule"
 NIGHTLY_CRON = "0 2 * * *"
 
 
-def build_nightly_job():
+def build_nightly_job(executor_def: dg.ExecutorDefinition | None = None):
     # Partitioned by the nightly partitions of the assets it selects.
     return dg.define_asset_job(
         NIGHTLY_JOB,
         selection=dg.AssetSelection.all(),
+        executor_def=executor_def,
         description="Extract, validate, evaluate and publish one night's roster from every configured source.",
     )
 
