@@ -44,9 +44,13 @@ def entity_files(source_id: str, drop_dir: Path, entity: str) -> list[Path]:
     return files
 
 
-def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path: Path) -> None:
+def _classify(con: duckdb.DuckDBPyConnection, source_id: str, path: Path) -> str:
+    """The file's shape: 'array', 'page' or 'empty'; raises SourceError for anything else.
+
+    Only called when the fast path found no records (or failed), so the whole-file checks cost nothing on a
+    normal night."""
     try:
-        shape = con.execute(
+        kind, size = con.execute(
             """
             WITH t AS (SELECT ltrim(content, ?) AS c FROM read_text(?))
             SELECT CASE WHEN NOT json_valid(c) THEN 'invalid'
@@ -62,29 +66,43 @@ def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path
         if "UTF-8" in str(exc):
             raise SourceError(source_id, path, "not valid UTF-8 text") from None
         raise SourceError(source_id, path, f"cannot be read: {exc}") from None
-    kind, size = shape
     if kind == "invalid":
         raise SourceError(source_id, path, "empty file, not JSON" if size == 0 else "not valid JSON")
     if kind == "other":
         raise SourceError(
             source_id, path, 'wrong shape: expected a JSON array or a page object {"data": [...], "pageToken": ...}'
         )
-    records = "c::JSON" if kind == "array" else "c::JSON -> 'data'"
+    return kind
+
+
+def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path: Path) -> None:
     label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
-    con.execute(
-        f"""
-        INSERT INTO raw_{entity}
-        SELECT ?, idx, rec FROM (
-            SELECT unnest(recs) AS rec, generate_subscripts(recs, 1) AS idx
-            FROM (SELECT from_json({records}, '["json"]') AS recs
-                  FROM (SELECT ltrim(content, ?) AS c FROM read_text(?))))
-        """,
-        [label, _BOM, str(path)],
-    )
+    # One parse of the whole file: json_extract splits it into one JSON value per record (a page's `data`, or
+    # the elements of a plain array). This is several times faster and lighter than casting the document to
+    # JSON and converting it to a list (profiled: 0.45 s instead of 5 s and 0.6 GB instead of 2.2 GB for a
+    # 94 MB groups.json).
+    try:
+        inserted = con.execute(
+            f"""
+            INSERT INTO raw_{entity}
+            SELECT file, idx, nullif(lower(trim(rec->>'id')), ''), rec FROM (
+            SELECT ? AS file, generate_subscripts(recs, 1) AS idx, unnest(recs) AS rec FROM (
+                SELECT CASE WHEN starts_with(c, '[') THEN json_extract(c, '$[*]')
+                            ELSE json_extract(c, '$.data[*]') END AS recs
+                FROM (SELECT ltrim(content, ? || ' \t\r\n') AS c FROM read_text(?))))
+            """,
+            [label, _BOM, str(path)],
+        ).fetchone()[0]
+    except duckdb.Error:
+        inserted = None
+    if not inserted:
+        _classify(con, source_id, path)  # raises unless the file is a valid, empty page or array
+        if inserted is None:
+            raise SourceError(source_id, path, "cannot be read as JSON records")
     bad = con.execute(
         f"""
         SELECT idx, json_type(rec) FROM raw_{entity}
-        WHERE file = ? AND (json_type(rec) <> 'OBJECT' OR nullif(trim(rec->>'id'), '') IS NULL)
+        WHERE file = ? AND id IS NULL
         ORDER BY idx LIMIT 1
         """,
         [label],
@@ -99,7 +117,7 @@ def extract_ss12000(con: duckdb.DuckDBPyConnection, source_id: str, drop_dir: Pa
     """Reads one drop into `con` (the source's staging database) and returns the canonical tables' row counts."""
     files_by_entity = {entity: entity_files(source_id, drop_dir, entity) for entity in ENTITIES}
     for entity, files in files_by_entity.items():
-        con.execute(f"CREATE OR REPLACE TABLE raw_{entity} (file VARCHAR, idx BIGINT, rec JSON)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{entity} (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
         for path in files:
             _load_file(con, source_id, entity, path)
     con.execute("SET VARIABLE source_id = ?", [source_id])
