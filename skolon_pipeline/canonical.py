@@ -48,11 +48,11 @@ def _end_not_before_start(df: pd.DataFrame) -> pd.Series:
 
 
 class _Dated(pa.DataFrameModel):
-    start_date: Series[str] = pa.Field(nullable=True)
-    end_date: Series[str] = pa.Field(nullable=True)
+    start_date: Series[pd.StringDtype] = pa.Field(nullable=True)
+    end_date: Series[pd.StringDtype] = pa.Field(nullable=True)
 
     @pa.check("start_date", "end_date", name="iso_date", element_wise=False)
-    def iso_date(cls, series: Series[str]) -> Series[bool]:
+    def iso_date(cls, series: Series[pd.StringDtype]) -> Series[bool]:
         return _iso_date(series)
 
     @pa.dataframe_check(name="end_not_before_start")
@@ -64,62 +64,62 @@ class _Dated(pa.DataFrameModel):
 
 
 class Organisations(_Dated):
-    org_id: Series[str] = pa.Field(nullable=False)
-    name: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
-    org_type: Series[str] = pa.Field(nullable=False)
+    org_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    org_type: Series[pd.StringDtype] = pa.Field(nullable=False)
 
 
 class Persons(pa.DataFrameModel):
-    person_id: Series[str] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
-    given_name: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
-    family_name: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
-    person_status: Series[str] = pa.Field(nullable=True, isin=list(PERSON_STATUSES))
+    person_id: Series[pd.StringDtype] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+    given_name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    family_name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    person_status: Series[pd.StringDtype] = pa.Field(nullable=True, isin=list(PERSON_STATUSES))
 
     class Config:
         strict = False
 
 
 class PersonEmails(pa.DataFrameModel):
-    person_id: Series[str] = pa.Field(nullable=False)
-    email: Series[str] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    email: Series[pd.StringDtype] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
 
     class Config:
         strict = False
 
 
 class Enrolments(_Dated):
-    person_id: Series[str] = pa.Field(nullable=False)
-    school_id: Series[str] = pa.Field(nullable=False)
-    cancelled: Series[str] = pa.Field(nullable=True, isin=["true", "false"])
+    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    school_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    cancelled: Series[pd.StringDtype] = pa.Field(nullable=True, isin=["true", "false"])
 
 
 class Duties(_Dated):
-    duty_id: Series[str] = pa.Field(nullable=False)
-    person_id: Series[str] = pa.Field(nullable=False)
-    school_id: Series[str] = pa.Field(nullable=False)
-    duty_role: Series[str] = pa.Field(nullable=False)
+    duty_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    school_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    duty_role: Series[pd.StringDtype] = pa.Field(nullable=False)
 
 
 class Groups(_Dated):
-    group_id: Series[str] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
-    name: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
-    group_type: Series[str] = pa.Field(nullable=False)
-    school_id: Series[str] = pa.Field(nullable=False)
+    group_id: Series[pd.StringDtype] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+    name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    group_type: Series[pd.StringDtype] = pa.Field(nullable=False)
+    school_id: Series[pd.StringDtype] = pa.Field(nullable=False)
 
 
 class GroupMemberships(_Dated):
-    group_id: Series[str] = pa.Field(nullable=False)
-    person_id: Series[str] = pa.Field(nullable=False)
+    group_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
 
 
 class TeacherAssignments(_Dated):
-    group_id: Series[str] = pa.Field(nullable=False)
-    person_id: Series[str] = pa.Field(nullable=True)  # null: the duty it names is not in the drop (UNKNOWN_PERSON)
+    group_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    person_id: Series[pd.StringDtype] = pa.Field(nullable=True)  # null: the duty it names is not in the drop (UNKNOWN_PERSON)
 
 
 class Responsibles(pa.DataFrameModel):
-    person_id: Series[str] = pa.Field(nullable=False)
-    responsible_id: Series[str] = pa.Field(nullable=False)
+    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    responsible_id: Series[pd.StringDtype] = pa.Field(nullable=False)
 
     class Config:
         strict = False
@@ -211,18 +211,50 @@ def _failure_rows(table: str, df: pd.DataFrame, failure_cases: pd.DataFrame, own
         }
 
 
+# Bookkeeping columns the checks never read: left in DuckDB to keep the chunks small.
+_NOT_VALIDATED = ("source_id", "file", "idx", "duplicate_contents")
+
+# Rows per validated chunk (a multiple of DuckDB's 2048-row vector): bounds memory whatever the drop's size.
+CHUNK_VECTORS = 128
+
+
+def _chunks(con: duckdb.DuckDBPyConnection, table: str):
+    """The table as pandas frames of at most CHUNK_VECTORS * 2048 rows, text columns as pandas' string dtype
+    (Pandera checks that dtype in one vectorised step; plain `object` columns are checked element by element,
+    which profiled at 2 of the 3 seconds validation took on 200 000 persons)."""
+    columns = [c for (c,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
+        [table],
+    ).fetchall() if c not in _NOT_VALIDATED]
+    cursor = con.execute(f"SELECT {', '.join(columns)} FROM {table}")
+    while True:
+        chunk = cursor.fetch_df_chunk(CHUNK_VECTORS)
+        if chunk.empty:
+            return
+        yield chunk.astype({c: "string" for c in chunk.columns if chunk[c].dtype == object})
+
+
+def _validate_table(con: duckdb.DuckDBPyConnection, table: str, source_id: str) -> tuple[int, list[dict]]:
+    model, owner = MODELS[table]
+    total, rows = 0, []
+    for chunk in _chunks(con, table):
+        total += len(chunk)
+        try:
+            model.validate(chunk, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            rows.extend(_failure_rows(table, chunk, exc.failure_cases, owner, source_id))
+    if total == 0:  # still check the (empty) table's columns
+        empty = con.execute(f"SELECT * FROM {table} LIMIT 0").df()
+        model.validate(empty.astype({c: "string" for c in empty.columns if empty[c].dtype == object}), lazy=True)
+    return total, rows
+
+
 def validate_staging(con: duckdb.DuckDBPyConnection, source_id: str) -> list[TableReport]:
     """Validates every canonical table in a source's staging database; writes `invalid_records` there."""
     con.execute(INVALID_RECORDS_DDL)
     reports = []
     for table in CANONICAL_TABLES:
-        model, owner = MODELS[table]
-        df = con.execute(f"SELECT * FROM {table}").df()
-        rows: list[dict] = []
-        try:
-            model.validate(df, lazy=True)
-        except pa.errors.SchemaErrors as exc:
-            rows = list(_failure_rows(table, df, exc.failure_cases, owner, source_id))
+        total, rows = _validate_table(con, table, source_id)
         if rows:
             frame = pd.DataFrame(rows)
             con.register("_invalid_rows", frame)
@@ -234,7 +266,7 @@ def validate_staging(con: duckdb.DuckDBPyConnection, source_id: str) -> list[Tab
         reports.append(
             TableReport(
                 table=table,
-                rows=len(df),
+                rows=total,
                 failures=len(rows),
                 failure_cases=[
                     {"record_id": r["record_id"], "field": r["field"], "check": r["check_name"]} for r in rows[:50]

@@ -356,6 +356,26 @@ def test_impossible_dates_are_invalid_records_naming_field_and_check(reg, run_re
     _conserved(night)
 
 
+def test_validation_in_chunks_reports_bad_rows_in_every_chunk(reg, run_registry, monkeypatch):
+    """Large tables are validated in bounded chunks: a bad row in a later chunk is still found and named."""
+    from skolon_pipeline import canonical
+
+    monkeypatch.setattr(canonical, "CHUNK_VECTORS", 1)  # 2 048 rows per chunk
+    school = reg.school()
+    students = [reg.student(school) for _ in range(2100)]
+    members = [{"person": {"id": s["id"]}} for s in students]
+    members[5]["endDate"] = "2026-13-01"        # first chunk
+    members[2090]["startDate"] = "2026-02-30"   # second chunk
+    klass = reg.group(school, members=members)
+    night = run_registry(reg)
+    first = night.exclusion(f"{klass['id']}/{students[5]['id']}", "INVALID_RECORD")
+    second = night.exclusion(f"{klass['id']}/{students[2090]['id']}", "INVALID_RECORD")
+    assert first["detail"] == "group_memberships[6].end_date failed iso_date ('2026-13-01')"
+    assert second["detail"] == "group_memberships[2091].start_date failed iso_date ('2026-02-30')"
+    assert len(night.memberships()) == 2098
+    _conserved(night)
+
+
 # ─── Look-ahead and visible_from ─────────────────────────────────────────────────────────────────────────
 
 
