@@ -74,6 +74,8 @@ class Persons(pa.DataFrameModel):
     given_name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
     family_name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
     person_status: Series[pd.StringDtype] = pa.Field(nullable=True, isin=list(PERSON_STATUSES))
+    # HMAC-SHA256 hex of the civic number (skolon_pipeline.readers.civic), never the number itself
+    civic_no_hash: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=r"^[0-9a-f]{64}$")
 
     class Config:
         strict = False
@@ -118,7 +120,7 @@ class TeacherAssignments(_Dated):
 
 
 class Responsibles(pa.DataFrameModel):
-    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    person_id: Series[pd.StringDtype] = pa.Field(nullable=True)  # null: a protected person's link is not stored
     responsible_id: Series[pd.StringDtype] = pa.Field(nullable=False)
 
     class Config:
@@ -144,6 +146,11 @@ MODELS: dict[str, tuple[type[pa.DataFrameModel], Owner]] = {
     "group_memberships": (GroupMemberships, Owner("membership", ("group_id", "person_id"), role="student")),
     "teacher_assignments": (TeacherAssignments, Owner("membership", ("group_id", "person_id"), role="teacher")),
     "responsibles": (Responsibles, Owner("person", ("person_id",))),
+}
+
+# Columns a reader may leave out (a format without civic numbers or e-mail types): added empty before validation.
+OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "persons": (("civic_no_hash", "VARCHAR"), ("private_emails", "INTEGER")),
 }
 
 # Fields whose failing value may be shown to admins: dates and codes, never names or addresses.
@@ -252,6 +259,9 @@ def _validate_table(con: duckdb.DuckDBPyConnection, table: str, source_id: str) 
 def validate_staging(con: duckdb.DuckDBPyConnection, source_id: str) -> list[TableReport]:
     """Validates every canonical table in a source's staging database; writes `invalid_records` there."""
     con.execute(INVALID_RECORDS_DDL)
+    for table, columns in OPTIONAL_COLUMNS.items():
+        for column, sql_type in columns:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
     reports = []
     for table in CANONICAL_TABLES:
         total, rows = _validate_table(con, table, source_id)

@@ -16,6 +16,7 @@ import duckdb
 from skolon_pipeline import warehouse
 from skolon_pipeline.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
+from skolon_pipeline.readers.civic import pseudonym_key
 from skolon_pipeline.readers.drops import SourceError, find_drop
 from skolon_pipeline.readers.ss12000 import extract_ss12000
 from skolon_pipeline.rules.conservation import conservation_gaps
@@ -45,16 +46,20 @@ class Extracted:
     drop_dir: Path
     staging_file: Path
     row_counts: dict[str, int]
+    demo_key: bool = False  # civic numbers were hashed with the public demo key (SKOLON_PSEUDONYM_KEY unset)
 
 
 def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
     drop_date, drop_dir = find_drop(source.id, source.root, as_of)
     if source.format != "ss12000":
         raise SourceError(source.id, None, f"format {source.format!r} is not supported yet")
+    key = pseudonym_key()
     path = staging_file(staging_dir, as_of, source.id)
     with _fresh(path) as con:
-        counts = extract_ss12000(con, source.id, drop_dir)
-    return Extracted(source.id, drop_date, drop_dir, path, counts)
+        counts = extract_ss12000(
+            con, source.id, drop_dir, school_email_domains=source.rules.school_email_domains, night=as_of, key=key
+        )
+    return Extracted(source.id, drop_date, drop_dir, path, counts, key.is_demo)
 
 
 def validate(source_id: str, path: Path) -> list[TableReport]:

@@ -22,7 +22,7 @@ TABLES: dict[str, str] = {
     "schools": """as_of DATE, school_id VARCHAR, source_id VARCHAR, name VARCHAR, school_unit_code VARCHAR,
         organisation_id VARCHAR, organisation_name VARCHAR""",
     "users": """as_of DATE, user_id VARCHAR, source_id VARCHAR, given_name VARCHAR, family_name VARCHAR,
-        email VARCHAR, role VARCHAR, protected_identity BOOLEAN""",
+        email VARCHAR, role VARCHAR, protected_identity BOOLEAN, civic_no_hash VARCHAR""",
     "school_affiliations": """as_of DATE, user_id VARCHAR, school_id VARCHAR, role VARCHAR, start_date DATE,
         end_date DATE, source_id VARCHAR""",
     "groups": """as_of DATE, group_id VARCHAR, source_id VARCHAR, school_id VARCHAR, name VARCHAR,
@@ -75,6 +75,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
     for table, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS nightly.{table} ({columns})")
+        # A warehouse written by an earlier version gets the columns added since (columns are only ever added).
+        for column in columns.split(","):
+            con.execute(f"ALTER TABLE nightly.{table} ADD COLUMN IF NOT EXISTS {column.strip()}")
         con.execute(f"CREATE OR REPLACE VIEW {VIEWS[table]} AS SELECT * FROM nightly.{table} WHERE as_of = {LATEST_NIGHT}")
 
 

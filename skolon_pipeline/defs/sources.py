@@ -9,6 +9,7 @@ from skolon_pipeline.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import SkolonResource
+from skolon_pipeline.readers.civic import DEMO_KEY_WARNING, KEY_ENV
 from skolon_pipeline.readers.drops import SourceError
 
 EXTRACT_GROUP = "extract"
@@ -52,8 +53,11 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition)
                 metadata={"source_id": source.id, "file": exc.file or "", "problem": exc.problem},
                 allow_retries=False,
             ) from exc
+        if extracted.demo_key:
+            context.log.warning(DEMO_KEY_WARNING)
         return dg.MaterializeResult(
             metadata={
+                "pseudonym_key": "built-in demo key" if extracted.demo_key else KEY_ENV,
                 "drop_date": extracted.drop_date.isoformat(),
                 "drop_dir": dg.MetadataValue.path(str(extracted.drop_dir)),
                 "staging_file": dg.MetadataValue.path(str(extracted.staging_file)),

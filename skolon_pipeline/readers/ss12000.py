@@ -7,6 +7,8 @@ record without `id`) raises `SourceError` naming the source, the file and the pr
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import duckdb
 from skolon_pipeline.canonical import CANONICAL_TABLES
 from skolon_pipeline.duck import row_counts
 
+from skolon_pipeline.readers.civic import PseudonymKey, pseudonym_key, pseudonymise
 from skolon_pipeline.readers.drops import SourceError
 from skolon_pipeline.readers.enums import normalise_enums
 
@@ -113,16 +116,31 @@ def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path
         raise SourceError(source_id, path, f"record {idx} (counting from 1) {problem}")
 
 
-def extract_ss12000(con: duckdb.DuckDBPyConnection, source_id: str, drop_dir: Path) -> dict[str, int]:
-    """Reads one drop into `con` (the source's staging database) and returns the canonical tables' row counts."""
+def extract_ss12000(
+    con: duckdb.DuckDBPyConnection,
+    source_id: str,
+    drop_dir: Path,
+    *,
+    school_email_domains: Sequence[str] = (),
+    night: dt.date | None = None,
+    key: PseudonymKey | None = None,
+) -> dict[str, int]:
+    """Reads one drop into `con` (the source's staging database) and returns the canonical tables' row counts.
+
+    The records as sent (`raw_<entity>`, with civic numbers, addresses, phone numbers ...) are TEMPORARY tables:
+    they never reach the staging file. `school_email_domains` decides which e-mail addresses are kept; civic
+    numbers are hashed with `key` (default: `SKOLON_PSEUDONYM_KEY`), 10-digit ones read as of `night`.
+    """
     files_by_entity = {entity: entity_files(source_id, drop_dir, entity) for entity in ENTITIES}
     for entity, files in files_by_entity.items():
         con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{entity} (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
         for path in files:
             _load_file(con, source_id, entity, path)
     con.execute("SET VARIABLE source_id = ?", [source_id])
+    con.execute("SET VARIABLE school_email_domains = ?::VARCHAR[]", [[d.lower() for d in school_email_domains]])
     con.execute(resources.files("skolon_pipeline.readers").joinpath("ss12000.sql").read_text(encoding="utf-8"))
-    normalise_enums(con, source_id)
     for entity in ENTITIES:
         con.execute(f"DROP TABLE raw_{entity}")
+    normalise_enums(con, source_id)
+    pseudonymise(con, source_id, night or dt.date.today(), key or pseudonym_key())
     return row_counts(con, CANONICAL_TABLES)

@@ -50,21 +50,43 @@ FROM first_copies(raw_organisations);
 
 CREATE TEMP TABLE first_persons AS SELECT * FROM first_copies(raw_persons);
 
+-- Personal data is kept only where the roster needs it (README "Data protection"): e-mail addresses a school
+-- address can be chosen from (CONTRACT §3: by type, or on a `school_email_domains` domain), the others only
+-- counted; no addresses, phone numbers or photos; civic numbers only through the temporary civic_numbers table,
+-- which skolon_pipeline.readers.civic turns into a keyed hash.
+CREATE TEMP TABLE all_emails AS
+SELECT person_id, ordinal, txt(el->>'value') AS email, txt(el->>'type') AS email_type,
+       coalesce(lower(txt(el->>'type')) IN ('skola elev', 'skola personal', 'arbete övrigt')
+                OR list_contains(getvariable('school_email_domains'), lower(split_part(txt(el->>'value'), '@', -1))),
+                false) AS choosable
+FROM (SELECT person_id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
+      FROM (SELECT id AS person_id, arr(rec->'emails') AS els FROM first_persons))
+WHERE json_type(el) = 'OBJECT';
+
 CREATE TABLE persons AS
 SELECT getvariable('source_id') AS source_id, id AS person_id,
        txt(rec->>'givenName') AS given_name,
        txt(rec->>'familyName') AS family_name,
        txt(rec->>'personStatus') AS person_status,
        txt(rec->>'securityMarking') AS security_marking,
+       CAST(coalesce(pe.n, 0) AS INTEGER) AS private_emails,
        duplicate_contents, file, idx
-FROM first_persons;
+FROM first_persons
+LEFT JOIN (SELECT person_id, count(*) AS n FROM all_emails WHERE NOT choosable GROUP BY ALL) pe ON pe.person_id = id;
 
 CREATE TABLE person_emails AS
-SELECT getvariable('source_id') AS source_id, person_id, ordinal,
-       txt(el->>'value') AS email, txt(el->>'type') AS email_type
-FROM (SELECT person_id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
-      FROM (SELECT id AS person_id, arr(rec->'emails') AS els FROM first_persons))
-WHERE json_type(el) = 'OBJECT';
+SELECT getvariable('source_id') AS source_id, person_id, ordinal, email, email_type
+FROM all_emails WHERE choosable;
+
+DROP TABLE all_emails;
+
+-- civicNo is an object {"value", "nationality"} in 2.1; a bare string is tolerated.
+CREATE OR REPLACE TEMP TABLE civic_numbers AS
+SELECT id AS person_id,
+       CASE json_type(rec->'civicNo') WHEN 'OBJECT' THEN val(rec->'civicNo'->'value') ELSE val(rec->'civicNo') END AS raw,
+       CASE json_type(rec->'civicNo') WHEN 'OBJECT' THEN val(rec->'civicNo'->'nationality') END AS nationality
+FROM first_persons
+WHERE (rec->'civicNo') IS NOT NULL AND json_type(rec->'civicNo') <> 'NULL';
 
 CREATE TABLE enrolments AS
 SELECT getvariable('source_id') AS source_id, person_id, ordinal,
@@ -76,10 +98,16 @@ FROM (SELECT person_id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS e
       FROM (SELECT id AS person_id, arr(rec->'enrolments') AS els FROM first_persons))
 WHERE json_type(el) = 'OBJECT';
 
+-- Guardians: who is someone's guardian (so that a guardian-only person is not reported as missing). For a
+-- person with a protected identity (securityMarking other than Ingen), which guardian is theirs is not stored.
 CREATE TABLE responsibles AS
-SELECT DISTINCT getvariable('source_id') AS source_id, person_id,
-       ref(el->'person') AS responsible_id, txt(el->>'relationType') AS relation_type
-FROM (SELECT id AS person_id, unnest(arr(rec->'responsibles')) AS el FROM first_persons)
+SELECT DISTINCT getvariable('source_id') AS source_id,
+       CASE WHEN NOT protected THEN person_id END AS person_id,
+       ref(el->'person') AS responsible_id,
+       CASE WHEN NOT protected THEN txt(el->>'relationType') END AS relation_type
+FROM (SELECT id AS person_id, unnest(arr(rec->'responsibles')) AS el,
+             coalesce(lower(txt(rec->>'securityMarking')), 'ingen') <> 'ingen' AS protected
+      FROM first_persons)
 WHERE json_type(el) = 'OBJECT' AND ref(el->'person') IS NOT NULL;
 
 CREATE TEMP TABLE first_duties AS SELECT * FROM first_copies(raw_duties);
@@ -177,3 +205,9 @@ INSERT INTO warnings
 SELECT getvariable('source_id'), 'duty', duty_id, 'ASSIGNMENT_ROLE_IGNORED',
        'Duty.assignmentRole[' || ordinal || '] names no group; ignored'
 FROM duty_assignment_roles WHERE group_id IS NULL;
+
+-- The records as sent are not needed any more (and hold what is never stored: addresses, phone numbers ...).
+DROP TABLE first_persons;
+DROP TABLE first_duties;
+DROP TABLE first_groups;
+DROP TABLE first_activities;

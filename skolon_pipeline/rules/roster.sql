@@ -128,7 +128,8 @@ FROM c_persons p;
 
 CREATE OR REPLACE TEMP TABLE person_eval AS
 SELECT p.source_id, p.person_id, p.given_name, p.family_name, p.person_status, p.security_marking,
-       p.duplicate_contents, rs.teacher_requires_group, rs.student_requires_group, l.has_duty, l.has_enrolment,
+       p.civic_no_hash, coalesce(p.private_emails, 0) AS private_emails, p.duplicate_contents,
+       rs.teacher_requires_group, rs.student_requires_group, l.has_duty, l.has_enrolment,
        EXISTS (SELECT 1 FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id
                AND x.school_known AND x.started AND NOT x.ended AND x.teaching) AS teaching_active,
        EXISTS (SELECT 1 FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id
@@ -186,7 +187,8 @@ SELECT source_id, person_id, 'PERSON_INACTIVE', 'personStatus is ' || person_sta
 FROM person_eval WHERE person_status IN ('Utvandrad', 'Avliden')
 UNION ALL
 SELECT p.source_id, p.person_id, 'MISSING_EMAIL',
-       CASE WHEN EXISTS (SELECT 1 FROM c_person_emails pe WHERE pe.source_id = p.source_id AND pe.person_id = p.person_id)
+       CASE WHEN p.private_emails > 0 OR EXISTS (SELECT 1 FROM c_person_emails pe
+                                                  WHERE pe.source_id = p.source_id AND pe.person_id = p.person_id)
             THEN 'only a private e-mail address (type Privat); a school address is needed'
             ELSE 'no e-mail address' END, NULL
 FROM person_eval p ANTI JOIN chosen_email c USING (source_id, person_id)
@@ -264,7 +266,7 @@ GROUP BY a.source_id, a.person_id;
 
 CREATE OR REPLACE TABLE out_users AS
 SELECT rs.as_of, p.person_id AS user_id, p.source_id, p.given_name, p.family_name, c.email, r.role,
-       coalesce(p.security_marking, 'Ingen') <> 'Ingen' AS protected_identity
+       coalesce(p.security_marking, 'Ingen') <> 'Ingen' AS protected_identity, p.civic_no_hash
 FROM person_eval p JOIN rule_settings rs USING (source_id) JOIN person_role r USING (source_id, person_id)
 JOIN chosen_email c USING (source_id, person_id)
 WHERE r.role IS NOT NULL
