@@ -1,4 +1,5 @@
-"""`skolon-pipeline`: run a night through Dagster, generate the demo registry (CONTRACT §6)."""
+"""`skolon-pipeline`: run a night through Dagster, write validation files, explain why someone is missing,
+generate the demo registry (CONTRACT §6)."""
 
 from __future__ import annotations
 
@@ -110,6 +111,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from skolon_pipeline.exports.validation_file import ExportError, write_validation_files
+
+    settings = _apply_location_flags(args)
+    try:
+        night, files = write_validation_files(settings.warehouse, settings.export_dir, args.as_of, args.school)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"night {night}: {len(files)} validation file(s)")
+    for f in files:
+        print(f"  {f.authority.name}: {f.xlsx} (+ {len(f.csv)} CSV files)")
+        for school in f.schools:
+            print(f"    {school['school']}: {school['students']} students, {school['teachers']} teachers, "
+                  f"{school['staff']} staff, {school['classes']} classes, {school['teaching_groups']} teaching groups; "
+                  f"held back {school['excluded_persons']} persons, {school['excluded_groups']} groups, "
+                  f"{school['excluded_memberships']} memberships")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from skolon_pipeline.demo import DEMO_DROP_DATE, generate_demo
 
@@ -130,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto: sources in parallel processes when there are several, else in this process")
     _add_location_flags(run)
     run.set_defaults(func=cmd_run)
+
+    export = sub.add_parser("export", help="write the validation files of a published night (read-only warehouse)")
+    export.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: the latest published night")
+    export.add_argument("--school", help="one school unit only: its school unit code or id")
+    _add_location_flags(export)
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="write the made-up demo registry (sources.yaml and one drop)")
     demo.add_argument("--drop-date", type=_date, help="the drop's date")

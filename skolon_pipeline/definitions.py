@@ -1,5 +1,5 @@
 """The Dagster code location: one set of assets per configured source, the rules, the publish step, the
-nightly job and schedule. Built from `$SKOLON_DATA_DIR/sources.yaml`, so lineage shows each registry."""
+validation files, the nightly job and schedule. Built from `$SKOLON_DATA_DIR/sources.yaml`, so lineage shows each registry."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import dagster as dg
 
 from skolon_pipeline.config import ConfigError, Settings, load_installation
+from skolon_pipeline.defs.exports import build_export_assets
 from skolon_pipeline.defs.partitions import nightly_partitions
 from skolon_pipeline.defs.resources import SkolonResource
 from skolon_pipeline.defs.roster import build_roster_assets
@@ -35,6 +36,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     partitions = nightly_partitions(installation.timezone)
     assets = [a for source in installation.sources for a in build_source_assets(source, partitions)]
     assets += build_roster_assets(installation, partitions)
+    assets += build_export_assets(partitions)
     job = build_nightly_job(executor_from_env())
     return dg.Definitions(
         assets=assets,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -33,6 +34,11 @@ TABLES: dict[str, str] = {
         group_id VARCHAR, school_id VARCHAR, reason_code VARCHAR, detail VARCHAR, visible_from DATE""",
     "warnings": """as_of DATE, source_id VARCHAR, entity_type VARCHAR, record_id VARCHAR, code VARCHAR,
         detail VARCHAR""",
+    # Who and what is held back (names for the validation files and `explain`; never a civic number).
+    "excluded_persons": """as_of DATE, source_id VARCHAR, person_id VARCHAR, given_name VARCHAR,
+        family_name VARCHAR, email VARCHAR, role VARCHAR, school_id VARCHAR, protected_identity BOOLEAN""",
+    "excluded_groups": """as_of DATE, source_id VARCHAR, group_id VARCHAR, school_id VARCHAR, name VARCHAR,
+        group_type VARCHAR, start_date DATE, end_date DATE""",
 }
 
 # published table → the view analysts read
@@ -44,6 +50,20 @@ VIEWS: dict[str, str] = {
     "memberships": "roster.memberships",
     "exclusions": "diagnostics.exclusions",
     "warnings": "diagnostics.warnings",
+    "excluded_persons": "diagnostics.excluded_persons",
+    "excluded_groups": "diagnostics.excluded_groups",
+}
+
+# The relations a per-night query (school_counts.sql, the export sheets) reads, by plain name → published table.
+NIGHT_RELATIONS: dict[str, str] = {
+    "schools": "schools",
+    "users": "users",
+    "school_affiliations": "school_affiliations",
+    "groups": "groups",
+    "memberships": "memberships",
+    "exclusions": "exclusions",
+    "excluded_persons": "excluded_persons",
+    "excluded_groups": "excluded_groups",
 }
 
 LATEST_NIGHT = "(SELECT max(as_of) FROM nightly.nights)"
@@ -79,6 +99,38 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         for column in columns.split(","):
             con.execute(f"ALTER TABLE nightly.{table} ADD COLUMN IF NOT EXISTS {column.strip()}")
         con.execute(f"CREATE OR REPLACE VIEW {VIEWS[table]} AS SELECT * FROM nightly.{table} WHERE as_of = {LATEST_NIGHT}")
+    # Over the roster/diagnostics views, so it follows whatever stores the nights underneath.
+    con.execute(f"CREATE OR REPLACE VIEW diagnostics.school_counts AS {bind_latest(sql_file('school_counts.sql'))}")
+
+
+def sql_file(name: str) -> str:
+    return resources.files("skolon_pipeline.rules").joinpath(name).read_text(encoding="utf-8")
+
+
+def _bind(query: str, relations: dict[str, str]) -> str:
+    ctes = ", ".join(f"{name} AS ({source})" for name, source in relations.items())
+    return f"WITH {ctes} SELECT * FROM ({query})"
+
+
+def bind_latest(query: str) -> str:
+    """`query`, reading the NIGHT_RELATIONS by plain name, over the latest night's roster.*/diagnostics.* views."""
+    return _bind(query, {name: f"FROM {VIEWS[table]}" for name, table in NIGHT_RELATIONS.items()})
+
+
+def use_night(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+    """Temp views named as in NIGHT_RELATIONS over one published night, for queries that read them by plain
+    name (school_counts.sql, the export sheets, explain). Works on a read-only connection."""
+    for name, table in NIGHT_RELATIONS.items():
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM nightly.{table} WHERE as_of = DATE '{as_of.isoformat()}'"
+        )
+
+
+def published_nights(con: duckdb.DuckDBPyConnection) -> list[dt.date]:
+    try:
+        return [r[0] for r in con.execute("SELECT as_of FROM nightly.nights ORDER BY as_of").fetchall()]
+    except duckdb.CatalogException:
+        return []
 
 
 def publish_night(

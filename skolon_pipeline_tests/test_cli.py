@@ -62,6 +62,10 @@ def test_demo_night_shows_every_reason_code(demo_night):
         assert roles["student"] > 400 and roles["teacher"] > 20 and roles["staff"] >= 3
         # Some records are only visible through the look-ahead, and some will become visible on a known night.
         assert con.execute("SELECT count(*) FROM diagnostics.exclusions WHERE visible_from IS NOT NULL").fetchone()[0] > 0
+    # the nightly run wrote the demo municipality's validation file too
+    folder = demo_night.parents[1] / "exports" / DEMO_NIGHT.isoformat() / "lindby-kommun"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "excluded.csv", "groups.csv", "memberships.csv", "summary.csv", "users.csv", "validation_file.xlsx"]
 
 
 def test_demo_night_conserves_every_record(demo_night):

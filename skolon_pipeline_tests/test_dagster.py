@@ -15,6 +15,7 @@ import pytest
 
 from skolon_pipeline.config import Settings, load_installation
 from skolon_pipeline.definitions import build_defs
+from skolon_pipeline.defs.exports import VALIDATION_FILES_KEY
 from skolon_pipeline.defs.partitions import nightly_partitions
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
 from skolon_pipeline.defs.roster import CONSERVATION_CHECK, ELIGIBILITY_KEY, PUBLISHED
@@ -45,6 +46,7 @@ def test_asset_graph_reads_as_the_pipeline_stages(settings):
         "extract/testby": "extract",
         "validate/testby": "validate",
         "rules/eligibility": "rules",
+        "exports/validation_files": "exports",
         **{key.to_user_string(): group for key, group, _ in PUBLISHED.values()},
     }
     for key in graph.get_all_asset_keys():
@@ -52,6 +54,8 @@ def test_asset_graph_reads_as_the_pipeline_stages(settings):
         assert node.description, f"{key} has no description"
         assert node.kinds, f"{key} has no kinds"
     assert graph.get(dg.AssetKey(["roster", "users"])).pools == {WAREHOUSE_POOL}
+    assert graph.get(VALIDATION_FILES_KEY).pools == {WAREHOUSE_POOL}
+    assert dg.AssetKey(["diagnostics", "exclusions"]) in graph.get(VALIDATION_FILES_KEY).parent_keys
     assert graph.get(validate_key("testby")).parent_keys == {extract_key("testby")}
 
 
@@ -91,6 +95,20 @@ def test_materialize_publishes_the_night_with_checks_and_metadata(settings):
         assert con.execute("SELECT count(*), min(as_of) FROM roster.users").fetchone() == (2, dt.date(2026, 11, 20))
         assert con.execute("SELECT reason_code FROM diagnostics.exclusions WHERE entity_type = 'person'").fetchall() == [
             ("INVALID_RECORD",)]
+        personal = [v for row in con.execute("SELECT user_id, email FROM roster.users").fetchall() for v in row]
+
+    exports = [m for m in result.get_asset_materialization_events() if m.asset_key == VALIDATION_FILES_KEY]
+    metadata = exports[0].materialization.metadata
+    files = [v.value for k, v in metadata.items() if k.startswith("file/")]
+    assert len(files) == 1 and Path(files[0]).is_file() and Path(files[0]).parts[-3] == NIGHT
+    (school,) = metadata["schools"].value.records
+    assert (school.data["students"], school.data["teachers"], school.data["excluded_persons"]) == (1, 1, 1)
+    assert set(school.data) <= {"authority", "school", "school_unit_code", "school_id", "students", "teachers", "staff",
+                                "classes", "teaching_groups", "memberships", "excluded_persons", "excluded_groups",
+                                "excluded_memberships"}
+    shown = json.dumps({k: str(v.value) for k, v in metadata.items()}) + json.dumps([r.data for r in
+                                                                                     metadata["schools"].value.records])
+    assert personal and not [v for v in personal if v in shown]
 
 
 def test_materialize_with_dg_materialize_and_a_tmp_warehouse(settings):

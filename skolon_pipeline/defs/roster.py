@@ -35,6 +35,11 @@ PUBLISHED: dict[str, tuple[dg.AssetKey, str, str]] = {
                    "back only by dates."),
     "warnings": (dg.AssetKey(["diagnostics", "warnings"]), DIAGNOSTICS_GROUP,
                  "Field-level problems: the record stays in the roster, the bad value is repaired or dropped."),
+    "excluded_persons": (dg.AssetKey(["diagnostics", "excluded_persons"]), DIAGNOSTICS_GROUP,
+                         "Persons held back tonight: name, school e-mail, the role they would have, their school "
+                         "and the protected-identity flag, for the validation files and `explain` (no civic number)."),
+    "excluded_groups": (dg.AssetKey(["diagnostics", "excluded_groups"]), DIAGNOSTICS_GROUP,
+                        "Groups held back tonight: name, school, type and dates."),
 }
 
 

@@ -28,6 +28,8 @@ OUTPUT_TABLES = (
     "out_groups",
     "out_memberships",
     "out_exclusions",
+    "out_excluded_persons",
+    "out_excluded_groups",
     "out_warnings",
 )
 

@@ -3,7 +3,8 @@
 -- Reads the canonical tables of all sources as views c_<table> (plus c_invalid_records and c_warnings), and
 -- rule_settings(source_id, as_of, effective_start, ...) / rule_terms(source_id, term_start, window_start)
 -- built by skolon_pipeline.rules.engine from sources.yaml. Writes out_schools, out_users,
--- out_school_affiliations, out_groups, out_memberships, out_exclusions and out_warnings.
+-- out_school_affiliations, out_groups, out_memberships, out_exclusions, out_excluded_persons,
+-- out_excluded_groups and out_warnings.
 -- Joins stay within a source: ids are unique per source, not across sources.
 -- Reason codes appear as literals in this file only.
 
@@ -399,6 +400,29 @@ FROM membership_reasons r JOIN rule_settings rs USING (source_id)
 JOIN membership_eval m USING (source_id, group_id, member_id, role)
 JOIN membership_visible v USING (source_id, group_id, member_id, role)
 ORDER BY 2, 3, 4, 8;
+
+-- Who and what is held back, for the validation files and `explain`: names, the school e-mail, the role the
+-- person would have (by their links), the school, and the protected-identity flag for masking. Never a civic
+-- number. Only records with at least one exclusion row.
+CREATE OR REPLACE TABLE out_excluded_persons AS
+SELECT rs.as_of, p.source_id, p.person_id, p.given_name, p.family_name, c.email,
+       coalesce(r.role,
+                CASE WHEN p.has_duty AND EXISTS (SELECT 1 FROM duty_eval x WHERE x.source_id = p.source_id
+                                                 AND x.person_id = p.person_id AND x.teaching) THEN 'teacher'
+                     WHEN p.has_duty THEN 'staff'
+                     WHEN p.has_enrolment THEN 'student' END) AS role,
+       p.school_id,
+       coalesce(p.security_marking, 'Ingen') <> 'Ingen' AS protected_identity
+FROM person_eval p JOIN rule_settings rs USING (source_id) JOIN person_role r USING (source_id, person_id)
+LEFT JOIN chosen_email c USING (source_id, person_id)
+WHERE EXISTS (SELECT 1 FROM person_reasons x WHERE x.source_id = p.source_id AND x.person_id = p.person_id)
+ORDER BY p.source_id, p.person_id;
+
+CREATE OR REPLACE TABLE out_excluded_groups AS
+SELECT as_of, source_id, group_id, school_id, name, group_type, s AS start_date, e AS end_date
+FROM group_eval g
+WHERE EXISTS (SELECT 1 FROM group_reasons r WHERE r.source_id = g.source_id AND r.group_id = g.group_id)
+ORDER BY source_id, group_id;
 
 -- ─── Warnings: field-level problems; the record stays ───────────────────────────────────────────────────
 CREATE OR REPLACE TABLE out_warnings AS

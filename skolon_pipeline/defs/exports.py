@@ -1,0 +1,57 @@
+"""The exports stage: the validation files of every school authority, after the night is published."""
+
+import dagster as dg
+
+from skolon_pipeline.defs.partitions import as_of
+from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
+from skolon_pipeline.defs.roster import PUBLISHED
+from skolon_pipeline.exports.validation_file import COUNT_COLUMNS, write_validation_files
+
+EXPORTS_GROUP = "exports"
+VALIDATION_FILES_KEY = dg.AssetKey(["exports", "validation_files"])
+
+_SCHOOL_TABLE = dg.TableSchema(
+    columns=[
+        dg.TableColumn("authority", "string"),
+        dg.TableColumn("school", "string"),
+        dg.TableColumn("school_unit_code", "string"),
+        dg.TableColumn("school_id", "string"),
+        *[dg.TableColumn(c, "int") for c in COUNT_COLUMNS],
+    ]
+)
+
+
+def build_export_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        key=VALIDATION_FILES_KEY,
+        deps=[key for key, _, _ in PUBLISHED.values()],
+        group_name=EXPORTS_GROUP,
+        kinds={"excel", "csv"},
+        partitions_def=partitions_def,
+        pool=WAREHOUSE_POOL,
+    )
+    def validation_files(context: dg.AssetExecutionContext, skolon: SkolonResource) -> dg.MaterializeResult:
+        """One validation file per school authority (huvudman) for the night:
+        `<export dir>/<night>/<authority>/validation_file.xlsx` with the sheets Summary, Users, Groups,
+        Memberships and Excluded (every held-back record with the reason in plain Swedish and English, what to
+        fix in the registry, and visible_from), and the same sheets as CSV beside it. Protected identities are
+        masked; no civic number is ever written. Metadata: paths and per-school counts only."""
+        settings = skolon.settings
+        night, files = write_validation_files(settings.warehouse, settings.export_dir, as_of(context))
+        records = [
+            dg.TableRecord({"authority": f.authority.slug, **{k: "" if v is None else v for k, v in school.items()}})
+            for f in files
+            for school in f.schools
+        ]
+        return dg.MaterializeResult(
+            metadata={
+                "night": night.isoformat(),
+                "export_dir": dg.MetadataValue.path(str(settings.export_dir / night.isoformat())),
+                "authorities": len(files),
+                **{f"file/{f.authority.slug}": dg.MetadataValue.path(str(f.xlsx)) for f in files},
+                "schools": dg.MetadataValue.table(records, schema=_SCHOOL_TABLE),
+                **{f"rows/{sheet}": sum(f.rows[sheet] for f in files) for sheet in (files[0].rows if files else {})},
+            }
+        )
+
+    return [validation_files]

@@ -1,0 +1,140 @@
+-- The rows of the validation file's sheets, for one night, for every school authority at once.
+--
+-- Reads the night's published relations by plain name (temp views made by skolon_pipeline.exports:
+-- schools, users, school_affiliations, groups, memberships, exclusions, excluded_persons, excluded_groups),
+-- school_counts (school_counts.sql over the same night), the variable `mask` ('Skyddad identitet') and the
+-- function explain_reason(code, visible_from) (skolon_pipeline.exports.explanations).
+--
+-- Each sheet_<name> table has two hidden columns for filtering, `_authority` (the school authority's id) and
+-- `_schools` (the school ids the row belongs to), then the sheet's columns in order. Adding a column to a sheet
+-- (e.g. "first synced" from the history) is adding it to its SELECT here; the writer takes every column.
+--
+-- Protected identity (securityMarking other than Ingen): name and e-mail are replaced by the mask, and nothing
+-- that places the person in a group (classes, groups, membership ids, detail) is shown; id, role and school are.
+
+-- ─── School authorities; records without a known school go to their source's only authority ────────────
+CREATE OR REPLACE TEMP TABLE x_schools AS
+SELECT source_id, school_id, name, school_unit_code,
+       coalesce(organisation_id, 'source:' || source_id) AS authority_id,
+       coalesce(organisation_name, source_id || ' (utan huvudman)') AS authority_name
+FROM schools;
+
+CREATE OR REPLACE TEMP TABLE x_source_authority AS
+SELECT source_id,
+       CASE WHEN count(DISTINCT authority_id) = 1 THEN any_value(authority_id) ELSE 'source:' || source_id END
+           AS authority_id
+FROM x_schools GROUP BY source_id;
+
+-- Everyone and every group the night knows by name, included or not.
+CREATE OR REPLACE TEMP TABLE x_people AS
+SELECT source_id, user_id AS person_id, given_name, family_name, email, role, protected_identity, true AS included
+FROM users
+UNION ALL
+SELECT source_id, person_id, given_name, family_name, email, role, protected_identity, false FROM excluded_persons;
+
+CREATE OR REPLACE TEMP TABLE x_groups AS
+SELECT source_id, group_id, name, group_type FROM groups
+UNION ALL
+SELECT source_id, group_id, name, group_type FROM excluded_groups;
+
+-- ─── Summary: per school, the roster's figures and the exclusions per reason code ──────────────────────
+CREATE OR REPLACE TEMP TABLE x_excluded_by_school AS
+SELECT coalesce(xs.authority_id, sa.authority_id, 'source:' || x.source_id) AS _authority,
+       xs.school_id, x.entity_type, x.record_id, x.reason_code
+FROM exclusions x
+LEFT JOIN x_schools xs ON xs.source_id = x.source_id AND xs.school_id = x.school_id
+LEFT JOIN x_source_authority sa ON sa.source_id = x.source_id;
+
+CREATE OR REPLACE TEMP TABLE x_authorities AS
+SELECT DISTINCT authority_id, authority_name FROM x_schools
+UNION
+SELECT DISTINCT _authority, replace(_authority, 'source:', '') || ' (utan huvudman)' FROM x_excluded_by_school
+WHERE _authority NOT IN (SELECT authority_id FROM x_schools);
+
+CREATE OR REPLACE TEMP TABLE sheet_summary_base AS
+SELECT xs.authority_id AS _authority, [xs.school_id] AS _schools,
+       xs.name AS school, xs.school_unit_code, xs.school_id,
+       c.students, c.teachers, c.staff, c.classes, c.groups AS teaching_groups, c.memberships,
+       c.excluded_persons, c.excluded_groups, c.excluded_memberships
+FROM x_schools xs JOIN school_counts c USING (source_id, school_id)
+UNION ALL
+-- held-back records whose school is unknown (no school link, an organisation that is not a school unit)
+SELECT _authority, []::VARCHAR[], 'utan skola / no school', NULL, NULL, 0, 0, 0, 0, 0, 0,
+       count(DISTINCT record_id) FILTER (WHERE entity_type = 'person'),
+       count(DISTINCT record_id) FILTER (WHERE entity_type = 'group'),
+       count(DISTINCT record_id) FILTER (WHERE entity_type = 'membership')
+FROM x_excluded_by_school WHERE school_id IS NULL GROUP BY _authority;
+
+-- ─── Users: everyone in the roster ─────────────────────────────────────────────────────────────────────
+CREATE OR REPLACE TEMP TABLE x_user_schools AS
+SELECT DISTINCT a.source_id, a.user_id, a.school_id, xs.name AS school, xs.authority_id
+FROM school_affiliations a JOIN x_schools xs USING (source_id, school_id);
+
+CREATE OR REPLACE TEMP TABLE x_user_groups AS
+SELECT m.source_id, m.user_id,
+       string_agg(DISTINCT g.name, ', ' ORDER BY g.name) FILTER (WHERE g.group_type = 'Klass') AS classes,
+       string_agg(DISTINCT g.name, ', ' ORDER BY g.name) FILTER (WHERE g.group_type IS DISTINCT FROM 'Klass') AS groups
+FROM memberships m JOIN groups g USING (source_id, group_id)
+GROUP BY ALL;
+
+CREATE OR REPLACE TEMP TABLE sheet_users AS
+SELECT us.authority_id AS _authority, list(DISTINCT us.school_id ORDER BY us.school_id) AS _schools,
+       u.user_id,
+       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE u.email END AS username,
+       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE u.given_name END AS given_name,
+       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE u.family_name END AS family_name,
+       u.role,
+       string_agg(DISTINCT us.school, ', ' ORDER BY us.school) AS schools,
+       CASE WHEN u.protected_identity THEN NULL ELSE any_value(ug.classes) END AS classes,
+       CASE WHEN u.protected_identity THEN NULL ELSE any_value(ug.groups) END AS groups
+FROM users u JOIN x_user_schools us USING (source_id, user_id)
+LEFT JOIN x_user_groups ug USING (source_id, user_id)
+GROUP BY us.authority_id, u.source_id, u.user_id, u.email, u.given_name, u.family_name, u.role, u.protected_identity
+ORDER BY schools, u.role, family_name, given_name, u.user_id;
+
+-- ─── Groups ────────────────────────────────────────────────────────────────────────────────────────────
+CREATE OR REPLACE TEMP TABLE sheet_groups AS
+SELECT xs.authority_id AS _authority, [g.school_id] AS _schools,
+       g.group_id, g.name, xs.name AS school, g.group_type AS type,
+       count(m.user_id) FILTER (WHERE m.role = 'student') AS students,
+       count(m.user_id) FILTER (WHERE m.role = 'teacher') AS teachers,
+       g.start_date, g.end_date
+FROM groups g JOIN x_schools xs USING (source_id, school_id)
+LEFT JOIN memberships m USING (source_id, group_id)
+GROUP BY ALL
+ORDER BY school, type, g.name, g.group_id;
+
+-- ─── Memberships ───────────────────────────────────────────────────────────────────────────────────────
+CREATE OR REPLACE TEMP TABLE sheet_memberships AS
+SELECT xs.authority_id AS _authority, [g.school_id] AS _schools,
+       g.name AS "group", g.group_id, xs.name AS school,
+       CASE WHEN u.protected_identity THEN NULL ELSE m.user_id END AS user_id,
+       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE u.email END AS username,
+       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE concat_ws(' ', u.given_name, u.family_name) END AS name,
+       m.role, m.start_date, m.end_date
+FROM memberships m JOIN groups g USING (source_id, group_id) JOIN x_schools xs USING (source_id, school_id)
+JOIN users u ON u.source_id = m.source_id AND u.user_id = m.user_id
+ORDER BY school, "group", m.role DESC, name, m.user_id;
+
+-- ─── Excluded: every exclusion row, with who or what, the explanation and visible_from ─────────────────
+CREATE OR REPLACE TEMP TABLE sheet_excluded AS
+SELECT e._authority, CASE WHEN x.school_id IS NULL OR xs.school_id IS NULL THEN []::VARCHAR[] ELSE [x.school_id] END AS _schools,
+       x.entity_type,
+       CASE WHEN coalesce(p.protected_identity, false) THEN x.person_id ELSE x.record_id END AS record_id,
+       CASE WHEN p.protected_identity THEN getvariable('mask')
+            ELSE nullif(concat_ws(' ', p.given_name, p.family_name), '') END AS person,
+       CASE WHEN p.protected_identity THEN getvariable('mask') ELSE p.email END AS email,
+       p.role,
+       CASE WHEN coalesce(p.protected_identity, false) THEN NULL ELSE g.name END AS "group",
+       coalesce(xs.name, x.school_id) AS school,
+       x.reason_code,
+       explain_reason(x.reason_code, x.visible_from) AS explanation,
+       CASE WHEN coalesce(p.protected_identity, false) THEN NULL ELSE x.detail END AS detail,
+       x.visible_from
+FROM exclusions x
+LEFT JOIN x_schools xs ON xs.source_id = x.source_id AND xs.school_id = x.school_id
+LEFT JOIN x_source_authority sa ON sa.source_id = x.source_id
+CROSS JOIN LATERAL (SELECT coalesce(xs.authority_id, sa.authority_id, 'source:' || x.source_id) AS _authority) e
+LEFT JOIN x_people p ON p.source_id = x.source_id AND p.person_id = x.person_id
+LEFT JOIN x_groups g ON g.source_id = x.source_id AND g.group_id = x.group_id
+ORDER BY xs.school_id IS NULL, school, x.entity_type DESC, person, "group", x.record_id, x.reason_code;

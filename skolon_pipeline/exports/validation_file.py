@@ -1,0 +1,252 @@
+"""Validation files: per school authority (huvudman) and night, an Excel workbook and the same sheets as CSV.
+
+`$SKOLON_EXPORT_DIR/<as-of>/<authority-slug>/validation_file.xlsx` with the sheets Summary, Users, Groups,
+Memberships and Excluded, and beside it `summary.csv`, `users.csv`, ... (UTF-8, comma-separated, ISO dates).
+With `school`, one school unit only, in `<authority-slug>/<school-slug>/`.
+
+DuckDB builds every sheet's rows (sheets.sql, over the night's published relations, read-only); this module
+only writes them: openpyxl in write-only mode (rows streamed, frozen header, autofilter, column widths from
+the data, dates as Excel dates) and DuckDB's COPY for the CSV files. Folders are 0700 and files 0600, and a
+file is replaced whole (written beside it, then renamed), so a reader never sees half a workbook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from skolon_pipeline import warehouse
+from skolon_pipeline.duck import scalar
+from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, explain
+
+XLSX_NAME = "validation_file.xlsx"
+
+# sheet name → (the table sheets.sql builds, the CSV file beside the workbook)
+SHEETS: dict[str, tuple[str, str]] = {
+    "Summary": ("sheet_summary", "summary.csv"),
+    "Users": ("sheet_users", "users.csv"),
+    "Groups": ("sheet_groups", "groups.csv"),
+    "Memberships": ("sheet_memberships", "memberships.csv"),
+    "Excluded": ("sheet_excluded", "excluded.csv"),
+}
+HIDDEN = ("_authority", "_schools")
+MAX_WIDTH = 60
+FETCH_ROWS = 10_000
+
+# Summary columns with counts per school, in the Dagster metadata (no personal data).
+COUNT_COLUMNS = ("students", "teachers", "staff", "classes", "teaching_groups", "memberships",
+                 "excluded_persons", "excluded_groups", "excluded_memberships")
+
+
+class ExportError(ValueError):
+    """The night is not published, or the school asked for does not exist; the message says which."""
+
+
+@dataclass(frozen=True)
+class Authority:
+    id: str
+    name: str
+    slug: str
+
+
+@dataclass
+class ValidationFile:
+    """One written validation file: where, for whom, and the counts (no personal data)."""
+
+    authority: Authority
+    folder: Path
+    xlsx: Path
+    csv: dict[str, Path]
+    rows: dict[str, int]
+    schools: list[dict] = field(default_factory=list)  # Summary rows: school name, code, id and counts
+
+
+def slugify(text: str) -> str:
+    """'Lindby kommun' → 'lindby-kommun'; 'Österåkers Skolor AB' → 'osterakers-skolor-ab'."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "x"
+
+
+def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+    """Builds every sheet's rows for night `as_of` as temp tables on `con` (read-only is enough)."""
+    warehouse.use_night(con, as_of)
+    con.execute("SET VARIABLE mask = ?", [MASK])
+    try:
+        con.create_function("explain_reason", explain, ["VARCHAR", "DATE"], "VARCHAR", null_handling="special")
+    except duckdb.CatalogException:  # already registered on this connection
+        pass
+    con.execute(f"CREATE OR REPLACE TEMP TABLE school_counts AS {warehouse.sql_file('school_counts.sql')}")
+    con.execute(resources.files("skolon_pipeline.exports").joinpath("sheets.sql").read_text(encoding="utf-8"))
+    codes = list(EXPLANATIONS) + [
+        c for (c,) in con.execute("SELECT DISTINCT reason_code FROM x_excluded_by_school ORDER BY 1").fetchall()
+        if c not in EXPLANATIONS
+    ]
+    per_code = ", ".join(
+        f"count(DISTINCT record_id) FILTER (WHERE reason_code = '{_sql_text(c)}') AS \"{c.replace(chr(34), '')}\""
+        for c in codes
+    )
+    coalesced = ", ".join(f"coalesce(r.\"{c.replace(chr(34), '')}\", 0) AS \"{c.replace(chr(34), '')}\"" for c in codes)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE sheet_summary AS
+            SELECT b.*, {coalesced}
+            FROM sheet_summary_base b
+            LEFT JOIN (SELECT _authority, school_id, {per_code} FROM x_excluded_by_school GROUP BY ALL) r
+              ON r._authority = b._authority AND r.school_id IS NOT DISTINCT FROM b.school_id
+            ORDER BY b.school_id IS NULL, b.school, b.school_id"""
+    )
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def authorities(con: duckdb.DuckDBPyConnection) -> list[Authority]:
+    """The night's school authorities with unique folder names (a clash of names gets the id's start)."""
+    rows = con.execute("SELECT authority_id, authority_name FROM x_authorities ORDER BY authority_id").fetchall()
+    slugs = [slugify(name) for _, name in rows]
+    return [
+        Authority(aid, name, slug if slugs.count(slug) == 1 else f"{slug}-{slugify(aid)[:8]}")
+        for (aid, name), slug in zip(rows, slugs, strict=True)
+    ]
+
+
+def find_school(con: duckdb.DuckDBPyConnection, school: str) -> tuple[str, str, str]:
+    """(school_id, authority_id, folder name) of a school unit code or school id on the prepared night."""
+    rows = con.execute(
+        """SELECT school_id, authority_id, name, school_unit_code FROM x_schools
+           WHERE school_unit_code = $q OR school_id = lower($q) ORDER BY school_id""",
+        {"q": school.strip()},
+    ).fetchall()
+    if not rows:
+        raise ExportError(f"no school unit with code or id {school!r} on this night")
+    if len(rows) > 1:
+        raise ExportError(f"{school!r} names {len(rows)} schools; give the school id instead")
+    school_id, authority_id, name, code = rows[0]
+    return school_id, authority_id, f"{slugify(name or '')}-{code or school_id[:8]}"
+
+
+def _filter(con: duckdb.DuckDBPyConnection, authority_id: str, school_id: str | None) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE x_filter (authority_id VARCHAR, school_id VARCHAR)")
+    con.execute("INSERT INTO x_filter VALUES (?, ?)", [authority_id, school_id])
+
+
+def _sheet_query(table: str) -> str:
+    return f"""SELECT * EXCLUDE ({', '.join(HIDDEN)}) FROM {table}
+               WHERE _authority = (SELECT authority_id FROM x_filter)
+                 AND ((SELECT school_id FROM x_filter) IS NULL
+                      OR list_contains(_schools, (SELECT school_id FROM x_filter)))"""
+
+
+def _widths(con: duckdb.DuckDBPyConnection, query: str, columns: list[str], types: list[str]) -> list[float]:
+    lengths = ", ".join(f'max(length(CAST("{c}" AS VARCHAR)))' for c in columns)
+    longest = con.execute(f"SELECT {lengths} FROM ({query})").fetchone() or ()
+    widths = []
+    for column, type_, n in zip(columns, types, longest, strict=True):
+        data = 11 if type_ == "DATE" else (n or 0)
+        widths.append(float(min(max(len(column), data) + 2, MAX_WIDTH)))
+    return widths
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, final)
+
+
+def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, int]:
+    wb = Workbook(write_only=True)
+    bold = Font(bold=True)
+    rows: dict[str, int] = {}
+    for sheet, (table, _) in SHEETS.items():
+        query = _sheet_query(table)
+        description = con.execute(f"{query} LIMIT 0").description
+        columns = [d[0] for d in description]
+        types = [str(d[1]) for d in description]
+        ws = wb.create_sheet(sheet)
+        ws.freeze_panes = "A2"
+        count = scalar(con, f"SELECT count(*) FROM ({query})")
+        widths = _widths(con, query, columns, types)
+        for i, width in enumerate(widths, start=1):
+            ws.column_dimensions[get_column_letter(i)].width = width
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{count + 1}"
+        header = []
+        for name in columns:
+            cell = WriteOnlyCell(ws, value=name)
+            cell.font = bold
+            header.append(cell)
+        ws.append(header)
+        result = con.execute(query)
+        while batch := result.fetchmany(FETCH_ROWS):
+            for row in batch:
+                ws.append(row)
+        rows[sheet] = count
+    tmp = path.with_name(f".{path.name}.tmp")
+    wb.save(tmp)
+    _replace(tmp, path)
+    return rows
+
+
+def _write_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    con.execute(
+        f"COPY ({_sheet_query(table)}) TO '{_sql_text(str(tmp))}' (FORMAT csv, HEADER, DELIMITER ',', DATEFORMAT '%Y-%m-%d')"
+    )
+    _replace(tmp, path)
+
+
+def _write_one(con, authority: Authority, folder: Path, school_id: str | None) -> ValidationFile:
+    _filter(con, authority.id, school_id)
+    warehouse.private_dir(folder)
+    xlsx = folder / XLSX_NAME
+    rows = _write_workbook(con, xlsx)
+    csv = {}
+    for sheet, (table, name) in SHEETS.items():
+        csv[sheet] = folder / name
+        _write_csv(con, table, csv[sheet])
+    summary = con.execute(
+        f"SELECT school, school_unit_code, school_id, {', '.join(COUNT_COLUMNS)} FROM ({_sheet_query('sheet_summary')})"
+    ).fetchall()
+    schools = [dict(zip(("school", "school_unit_code", "school_id", *COUNT_COLUMNS), r, strict=True)) for r in summary]
+    return ValidationFile(authority, folder, xlsx, csv, rows, schools)
+
+
+def resolve_night(con: duckdb.DuckDBPyConnection, as_of: dt.date | None) -> dt.date:
+    nights = warehouse.published_nights(con)
+    if not nights:
+        raise ExportError("the warehouse has no published night yet: run `skolon-pipeline run` first")
+    if as_of is None:
+        return nights[-1]
+    if as_of not in nights:
+        raise ExportError(f"night {as_of} is not published (published: {nights[0]} … {nights[-1]})")
+    return as_of
+
+
+def write_validation_files(
+    warehouse_path: Path, export_dir: Path, as_of: dt.date | None = None, school: str | None = None
+) -> tuple[dt.date, list[ValidationFile]]:
+    """Writes the night's validation file of every school authority (or of the one school unit `school`, by
+    school unit code or id). Reads the warehouse read-only. Returns the night and what was written."""
+    if not Path(warehouse_path).exists():
+        raise ExportError(f"no warehouse at {warehouse_path}: run `skolon-pipeline run` first")
+    with warehouse.connect(Path(warehouse_path), read_only=True) as con:
+        night = resolve_night(con, as_of)
+        prepare(con, night)
+        by_id = {a.id: a for a in authorities(con)}
+        night_dir = warehouse.private_dir(warehouse.private_dir(Path(export_dir)) / night.isoformat())
+        if school is not None:
+            school_id, authority_id, school_slug = find_school(con, school)
+            authority = by_id[authority_id]
+            folder = night_dir / authority.slug / school_slug
+            warehouse.private_dir(night_dir / authority.slug)
+            return night, [_write_one(con, authority, folder, school_id)]
+        return night, [_write_one(con, a, night_dir / a.slug, None) for a in by_id.values()]
