@@ -120,32 +120,53 @@ SELECT m.source_id, m.group_id, m.person_id, d(m.start_date) AS s, d(m.end_date)
 FROM c_group_memberships m JOIN rule_settings rs USING (source_id);
 
 -- A person who is only someone's guardian is not a roster user and not reported (CONTRACT §2).
+-- Per-person facts from each kind of link, aggregated once per table and joined by key (correlated EXISTS per
+-- person made seven joins over the same tables: profiled at 1.7 s of the rules' 6 s on 200 000 persons).
+CREATE OR REPLACE TEMP TABLE person_duty_facts AS
+SELECT source_id, person_id,
+       bool_or(school_known AND started AND NOT ended AND teaching) AS teaching_active,
+       bool_or(school_known AND started AND NOT ended AND NOT teaching) AS other_duty_active,
+       min(school_id) FILTER (WHERE school_known) AS school_id
+FROM duty_eval GROUP BY source_id, person_id;
+
+CREATE OR REPLACE TEMP TABLE person_enrolment_facts AS
+SELECT source_id, person_id,
+       bool_or(school_known AND NOT cancelled AND started AND NOT ended) AS enrolment_active,
+       min(school_id) FILTER (WHERE school_known) AS school_id
+FROM enrolment_eval GROUP BY source_id, person_id;
+
 CREATE OR REPLACE TEMP TABLE person_links AS
 SELECT p.source_id, p.person_id,
-       EXISTS (SELECT 1 FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id) AS has_duty,
-       EXISTS (SELECT 1 FROM enrolment_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id) AS has_enrolment,
+       d.person_id IS NOT NULL AS has_duty,
+       e.person_id IS NOT NULL AS has_enrolment,
        EXISTS (SELECT 1 FROM c_responsibles r WHERE r.source_id = p.source_id AND r.responsible_id = p.person_id) AS is_guardian
-FROM c_persons p;
+FROM c_persons p
+LEFT JOIN person_duty_facts d USING (source_id, person_id)
+LEFT JOIN person_enrolment_facts e USING (source_id, person_id);
 
 CREATE OR REPLACE TEMP TABLE person_eval AS
+WITH assigned AS (
+    SELECT DISTINCT a.source_id, a.person_id FROM assignment_eval a
+    SEMI JOIN out_groups g ON g.source_id = a.source_id AND g.group_id = a.group_id
+    WHERE a.started AND NOT a.ended),
+in_group AS (
+    SELECT DISTINCT m.source_id, m.person_id FROM student_membership_eval m
+    SEMI JOIN out_groups g ON g.source_id = m.source_id AND g.group_id = m.group_id
+    WHERE m.started AND NOT m.ended)
 SELECT p.source_id, p.person_id, p.given_name, p.family_name, p.person_status, p.security_marking,
        p.civic_no_hash, coalesce(p.private_emails, 0) AS private_emails, p.duplicate_contents,
        rs.teacher_requires_group, rs.student_requires_group, l.has_duty, l.has_enrolment,
-       EXISTS (SELECT 1 FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id
-               AND x.school_known AND x.started AND NOT x.ended AND x.teaching) AS teaching_active,
-       EXISTS (SELECT 1 FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id
-               AND x.school_known AND x.started AND NOT x.ended AND NOT x.teaching) AS other_duty_active,
-       EXISTS (SELECT 1 FROM enrolment_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id
-               AND x.school_known AND NOT x.cancelled AND x.started AND NOT x.ended) AS enrolment_active,
-       EXISTS (SELECT 1 FROM assignment_eval a JOIN out_groups g ON g.source_id = a.source_id AND g.group_id = a.group_id
-               WHERE a.source_id = p.source_id AND a.person_id = p.person_id AND a.started AND NOT a.ended) AS assigned,
-       EXISTS (SELECT 1 FROM student_membership_eval m JOIN out_groups g ON g.source_id = m.source_id AND g.group_id = m.group_id
-               WHERE m.source_id = p.source_id AND m.person_id = p.person_id AND m.started AND NOT m.ended) AS in_group,
-       coalesce(
-           (SELECT min(x.school_id) FROM duty_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id AND x.school_known),
-           (SELECT min(x.school_id) FROM enrolment_eval x WHERE x.source_id = p.source_id AND x.person_id = p.person_id AND x.school_known)
-       ) AS school_id
+       coalesce(d.teaching_active, false) AS teaching_active,
+       coalesce(d.other_duty_active, false) AS other_duty_active,
+       coalesce(e.enrolment_active, false) AS enrolment_active,
+       a.person_id IS NOT NULL AS assigned,
+       g.person_id IS NOT NULL AS in_group,
+       coalesce(d.school_id, e.school_id) AS school_id
 FROM c_persons p JOIN rule_settings rs USING (source_id) JOIN person_links l USING (source_id, person_id)
+LEFT JOIN person_duty_facts d USING (source_id, person_id)
+LEFT JOIN person_enrolment_facts e USING (source_id, person_id)
+LEFT JOIN assigned a USING (source_id, person_id)
+LEFT JOIN in_group g USING (source_id, person_id)
 WHERE l.has_duty OR l.has_enrolment OR NOT l.is_guardian;
 
 -- The role a person would have by their links alone (NULL: no path qualifies).
@@ -299,20 +320,23 @@ UNION ALL
 SELECT source_id, group_id, coalesce(person_id, duty_id), person_id, 'teacher', s, e, started, ended
 FROM assignment_eval;
 
+-- Aggregate first, then look up the group and the person by their unique keys: joining before grouping made
+-- DuckDB carry the joined columns through the aggregation (profiled: 3.5 s instead of 1.4 s at 1.3 M rows).
 CREATE OR REPLACE TEMP TABLE membership_eval AS
-SELECT m.source_id, m.group_id, m.member_id, any_value(m.person_id) AS person_id, m.role,
-       bool_or(m.started AND NOT m.ended) AS active,
-       min(m.s) FILTER (WHERE NOT m.started AND NOT m.ended) AS next_start,
-       max(m.e) FILTER (WHERE m.ended) AS last_end,
-       min(m.s) FILTER (WHERE m.started AND NOT m.ended) AS start_date,
-       CASE WHEN bool_or(m.e IS NULL AND m.started) THEN NULL
-            ELSE max(m.e) FILTER (WHERE m.started AND NOT m.ended) END AS end_date,
-       any_value(g.school_id) AS school_id, any_value(g.group_id) IS NOT NULL AS group_known,
-       any_value(p.person_id) IS NOT NULL AS person_known
-FROM membership_rows m
-LEFT JOIN c_groups g ON g.source_id = m.source_id AND g.group_id = m.group_id
-LEFT JOIN c_persons p ON p.source_id = m.source_id AND p.person_id = m.person_id
-GROUP BY m.source_id, m.group_id, m.member_id, m.role;
+WITH agg AS (
+    SELECT m.source_id, m.group_id, m.member_id, any_value(m.person_id) AS person_id, m.role,
+           bool_or(m.started AND NOT m.ended) AS active,
+           min(m.s) FILTER (WHERE NOT m.started AND NOT m.ended) AS next_start,
+           max(m.e) FILTER (WHERE m.ended) AS last_end,
+           min(m.s) FILTER (WHERE m.started AND NOT m.ended) AS start_date,
+           CASE WHEN bool_or(m.e IS NULL AND m.started) THEN NULL
+                ELSE max(m.e) FILTER (WHERE m.started AND NOT m.ended) END AS end_date
+    FROM membership_rows m
+    GROUP BY m.source_id, m.group_id, m.member_id, m.role)
+SELECT a.*, g.school_id, g.group_id IS NOT NULL AS group_known, p.person_id IS NOT NULL AS person_known
+FROM agg a
+LEFT JOIN c_groups g ON g.source_id = a.source_id AND g.group_id = a.group_id
+LEFT JOIN c_persons p ON p.source_id = a.source_id AND p.person_id = a.person_id;
 
 CREATE OR REPLACE TEMP TABLE membership_reasons AS
 SELECT source_id, group_id, member_id, role, 'UNKNOWN_GROUP' AS reason_code,
@@ -357,9 +381,7 @@ FROM membership_eval m JOIN c_invalid_records i
 CREATE OR REPLACE TABLE out_memberships AS
 SELECT rs.as_of, m.group_id, m.member_id AS user_id, m.role, m.start_date, m.end_date, m.source_id
 FROM membership_eval m JOIN rule_settings rs USING (source_id)
-WHERE NOT EXISTS (SELECT 1 FROM membership_reasons r WHERE r.source_id = m.source_id AND r.group_id = m.group_id
-                  AND r.member_id = m.member_id AND r.role = m.role)
-ORDER BY m.group_id, m.role, m.member_id;
+ANTI JOIN membership_reasons r USING (source_id, group_id, member_id, role);
 
 -- ─── Exclusions, with visible_from ──────────────────────────────────────────────────────────────────────
 -- visible_from is the first night the record will appear if nothing in the registry changes: only for a record
