@@ -39,7 +39,7 @@ def _apply_location_flags(args: argparse.Namespace) -> Settings:
     return Settings.from_env()
 
 
-def _execute_night(as_of: dt.date, parallel: bool, verbose: bool):
+def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: bool):
     """Runs the nightly job for one partition on the DAGSTER_HOME instance (else a throw-away one).
 
     With several sources the steps run in their own processes (Dagster's multiprocess executor, forkserver
@@ -50,7 +50,7 @@ def _execute_night(as_of: dt.date, parallel: bool, verbose: bool):
 
     import dagster as dg
 
-    from skolon_pipeline.definitions import nightly_job
+    from skolon_pipeline.definitions import reconstructable_nightly_job
 
     executor = (
         {"multiprocess": {"max_concurrent": os.cpu_count() or 2,
@@ -62,23 +62,38 @@ def _execute_night(as_of: dt.date, parallel: bool, verbose: bool):
         "execution": {"config": executor},
         "loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "WARNING"}}},
     }
-    with tempfile.TemporaryDirectory(prefix="skolon-dagster-") as tmp:
-        instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.local_temp(tmp)
-        with instance:
-            result = dg.execute_job(
-                dg.reconstructable(nightly_job),
-                instance=instance,
-                run_config=run_config,
-                tags={"dagster/partition": as_of.isoformat()},
-                raise_on_error=False,
-            )
-            # Read what the summary needs while the run's storage still exists.
-            failures = [
-                (e.step_key, e.step_failure_data.error.message.strip() if e.step_failure_data.error else "(no message)")
-                for e in result.all_events
-                if e.is_step_failure
-            ]
-            return RunOutcome(result.success, result.run_id, failures)
+    try:
+        with tempfile.TemporaryDirectory(prefix="skolon-dagster-") as tmp:
+            instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.local_temp(tmp)
+            with instance:
+                result = dg.execute_job(
+                    reconstructable_nightly_job(settings),
+                    instance=instance,
+                    run_config=run_config,
+                    tags={"dagster/partition": as_of.isoformat()},
+                    raise_on_error=False,
+                )
+                # Read what the summary needs while the run's storage still exists.
+                failures = [
+                    (e.step_key, e.step_failure_data.error.message.strip() if e.step_failure_data.error else "(no message)")
+                    for e in result.all_events
+                    if e.is_step_failure
+                ]
+                return RunOutcome(result.success, result.run_id, failures)
+    finally:
+        if parallel:
+            _stop_forkserver()
+
+
+def _stop_forkserver() -> None:
+    """Stops the forkserver the multiprocess executor started. Its children inherit the environment the server
+    was started with, so a second run in the same process (tests, or a caller looping over nights with other
+    settings) would otherwise build its steps from the first run's SKOLON_* variables."""
+    import multiprocessing.forkserver
+
+    stop = getattr(multiprocessing.forkserver._forkserver, "_stop", None)  # CPython 3.8+; private but stable
+    if stop is not None:
+        stop()
 
 
 @dataclass(frozen=True)
@@ -100,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from skolon_pipeline.summary import print_summary
 
     parallel = args.executor == "multiprocess" or (args.executor == "auto" and len(installation.sources) > 1)
-    result = _execute_night(as_of, parallel=parallel, verbose=args.verbose)
+    result = _execute_night(as_of, settings, parallel=parallel, verbose=args.verbose)
     if not result.success:
         print(f"night {as_of}: run {result.run_id} FAILED", file=sys.stderr)
         for step_key, message in result.failures:

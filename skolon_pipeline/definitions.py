@@ -4,6 +4,7 @@ validation files, the nightly job and schedule. Built from `$SKOLON_DATA_DIR/sou
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
@@ -51,9 +52,21 @@ def defs() -> dg.Definitions:
     return build_defs()
 
 
-def nightly_job() -> dg.JobDefinition:
-    """The nightly job, rebuilt from the environment: the target of `dg.reconstructable` for runs whose steps
-    execute in their own processes."""
+def nightly_job(data_dir: str | None = None, warehouse: str | None = None, export_dir: str | None = None) -> dg.JobDefinition:
+    """The nightly job: the target of `dg.build_reconstructable_job` for runs whose steps execute in their own
+    processes. The settings travel as arguments, so every step process builds the same graph as the process that
+    planned the run (and a second run in one process is not served a cached graph of the first)."""
     from skolon_pipeline.defs.schedules import NIGHTLY_JOB
 
-    return build_defs().resolve_job_def(NIGHTLY_JOB)
+    settings = None
+    if data_dir is not None:
+        settings = Settings(Path(data_dir), Path(warehouse), Path(export_dir))
+    return build_defs(settings).resolve_job_def(NIGHTLY_JOB)
+
+
+def reconstructable_nightly_job(settings: Settings):
+    return dg.build_reconstructable_job(
+        "skolon_pipeline.definitions",
+        "nightly_job",
+        reconstructable_args=(str(settings.data_dir), str(settings.warehouse), str(settings.export_dir)),
+    )

@@ -51,3 +51,15 @@ def test_two_sources_run_in_parallel_processes_into_one_roster(tmp_path, monkeyp
     # Both sources' extract steps were started in their own worker processes before either had finished.
     assert max(launched["extract__alfa"], launched["extract__beta"]) < min(
         finished["extract__alfa"], finished["extract__beta"])
+
+
+def test_second_multiprocess_run_in_one_process_uses_its_own_settings(tmp_path):
+    """Step processes must be built from this run's sources.yaml, not from an earlier run's environment."""
+    for n, source in enumerate(("gamma", "delta")):
+        data = tmp_path / f"data{n}"
+        _source(data, source)
+        code = cli.main(["run", "--as-of", "2026-11-20", "--executor", "multiprocess", "--data-dir", str(data),
+                         "--warehouse", str(tmp_path / f"wh{n}" / "w.duckdb"), "--export-dir", str(tmp_path / "ex")])
+        assert code == 0, f"run {n} ({source}) failed"
+        with duckdb.connect(str(tmp_path / f"wh{n}" / "w.duckdb"), read_only=True) as con:
+            assert con.execute("SELECT DISTINCT source_id FROM roster.users").fetchall() == [(source,)]
