@@ -146,6 +146,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from skolon_pipeline.explain import find, render
+    from skolon_pipeline.exports.validation_file import ExportError
+
+    settings = _apply_location_flags(args)
+    if not settings.warehouse.exists():
+        print(f"error: no warehouse at {settings.warehouse}: run `skolon-pipeline run` first", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        answer = find(settings.warehouse, args.query, args.as_of)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in render(answer):
+        print(line)
+    return 0 if answer.found else EXIT_FAILED
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from skolon_pipeline.demo import DEMO_DROP_DATE, generate_demo
 
@@ -172,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--school", help="one school unit only: its school unit code or id")
     _add_location_flags(export)
     export.set_defaults(func=cmd_export)
+
+    explain = sub.add_parser("explain", help="is this person or group in the roster; if not, why, and from when?")
+    explain.add_argument("query", help="an id, an e-mail address, or part of a name (case and accents ignored)")
+    explain.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: the latest published night")
+    _add_location_flags(explain)
+    explain.set_defaults(func=cmd_explain)
 
     demo = sub.add_parser("demo", help="write the made-up demo registry (sources.yaml and one drop)")
     demo.add_argument("--drop-date", type=_date, help="the drop's date")

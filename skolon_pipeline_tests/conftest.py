@@ -72,3 +72,14 @@ def run_registry(tmp_path):
         return Night(settings.warehouse, night_date, evaluated.conservation)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory) -> Path:
+    """The shipped demo registry's night (2025-12-15) evaluated and published without Dagster."""
+    from skolon_pipeline.demo import DEMO_NIGHT
+
+    tmp = tmp_path_factory.mktemp("demo-warehouse")
+    wh = tmp / "wh" / "warehouse.duckdb"
+    night.run_night(load_installation(Path(__file__).resolve().parents[1] / "data"), DEMO_NIGHT, wh, tmp / "wh" / "staging")
+    return wh

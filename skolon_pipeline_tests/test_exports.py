@@ -15,8 +15,6 @@ import duckdb
 import pytest
 from openpyxl import load_workbook
 
-from skolon_pipeline import night
-from skolon_pipeline.config import load_installation
 from skolon_pipeline.demo import DEMO_NIGHT, PROTECTED_PERSON_IDS, drop_folder
 from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, WARNINGS, explain
 from skolon_pipeline.exports.validation_file import SHEETS, XLSX_NAME, ExportError, write_validation_files
@@ -34,14 +32,6 @@ HEADERS = {
 }
 SUMMARY_COUNTS = ["school", "school_unit_code", "school_id", "students", "teachers", "staff", "classes",
                   "teaching_groups", "memberships", "excluded_persons", "excluded_groups", "excluded_memberships"]
-
-
-@pytest.fixture(scope="module")
-def demo_warehouse(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("demo")
-    wh = tmp / "wh" / "warehouse.duckdb"
-    night.run_night(load_installation(DEMO_DATA), DEMO_NIGHT, wh, tmp / "wh" / "staging")
-    return wh
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,153 @@
+"""`skolon-pipeline explain`: by id, e-mail and accent-free name fragment, protected identities, no match, and
+its speed on a 200 000-person warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from skolon_pipeline import cli
+from skolon_pipeline.demo import DEFECTS, DEMO_NIGHT, PROTECTED_PERSON_IDS
+from skolon_pipeline.explain import find, render
+from skolon_pipeline.exports.explanations import MASK, NOT_FOUND
+from skolon_pipeline_tests import synthetic
+
+
+def defect(code: str) -> str:
+    return next(d.record_ids[0] for d in DEFECTS if d.code == code)
+
+
+def q(warehouse: Path, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def test_by_id_an_excluded_person_with_reason_and_visible_from(demo_warehouse):
+    admin = defect("EMPLOYMENT_NOT_STARTED")
+    answer = find(demo_warehouse, admin.upper())
+    assert answer.as_of == DEMO_NIGHT
+    (person,) = answer.found
+    assert (person.kind, person.id, person.in_roster, person.role) == ("person", admin, False, "staff")
+    assert person.schools == ["Lindby gymnasium"]
+    assert [r.code for r in person.reasons] == ["EMPLOYMENT_NOT_STARTED"]
+    assert person.visible_from == dt.date(2026, 2, 1)
+    text = "\n".join(render(answer))
+    assert "In the roster: NO (would be staff)" in text
+    assert "Anställningen har inte börjat ännu — visas från 2026-02-01 / Employment has not started yet" in text
+    assert "Visible from: 2026-02-01" in text
+
+
+def test_a_person_who_needs_a_fix_has_no_visible_from(demo_warehouse):
+    (person,) = find(demo_warehouse, defect("MISSING_EMAIL")).found
+    assert person.visible_from is None and person.email is None
+    assert "something must be fixed in the registry first" in "\n".join(render(find(demo_warehouse, person.id)))
+
+
+def test_by_email_an_included_student_with_schools_and_groups(demo_warehouse):
+    user_id, email, given, family = q(demo_warehouse, """
+        SELECT user_id, email, given_name, family_name FROM roster.users
+        WHERE role = 'student' AND NOT protected_identity ORDER BY user_id LIMIT 1""")[0]
+    answer = find(demo_warehouse, f"  {email.upper()} ")
+    (person,) = answer.found
+    assert (person.id, person.in_roster, person.name, person.email) == (user_id, True, f"{given} {family}", email)
+    classes = q(demo_warehouse, """SELECT g.name FROM roster.memberships m JOIN roster.groups g USING (group_id)
+                                   WHERE m.user_id = ? AND g.group_type = 'Klass'""", [user_id])
+    assert any(g.startswith(f"{classes[0][0]} (Klass, student") for g in person.groups)
+    assert len(person.schools) == 1 and not person.reasons
+    assert "In the roster: yes, as student" in "\n".join(render(answer))
+
+
+def test_by_name_fragment_without_accents(demo_warehouse):
+    rows = q(demo_warehouse, """SELECT user_id, given_name, family_name FROM roster.users
+                                WHERE NOT protected_identity AND family_name LIKE '%ö%' ORDER BY user_id LIMIT 1""")
+    user_id, given, family = rows[0]
+    plain = family.lower().replace("ö", "o").replace("å", "a").replace("ä", "a")
+    assert plain != family.lower()
+    answer = find(demo_warehouse, f"{plain[1:-1]} {given.upper()}")  # words in any order, any case
+    assert user_id in [f.id for f in answer.found]
+    assert all(plain[1:-1] in f.name.lower().replace("ö", "o").replace("å", "a").replace("ä", "a")
+               for f in answer.found)
+
+
+def test_groups_and_memberships_too(demo_warehouse):
+    (group,) = find(demo_warehouse, "simskola").found
+    assert group.kind == "group" and not group.in_roster
+    assert [r.code for r in group.reasons] == ["GROUP_UNKNOWN_SCHOOL"]
+    assert "GROUP_EXCLUDED 5" in group.held_back_summary
+    membership = defect("UNKNOWN_PERSON")
+    (found,) = find(demo_warehouse, membership).found
+    assert found.kind == "membership" and [r.code for r in found.reasons] == ["UNKNOWN_PERSON"]
+    # a person id that only a membership names (not in the drop)
+    answer = find(demo_warehouse, membership.split("/")[1])
+    (person,) = answer.found
+    assert (person.kind, person.in_roster) == ("person", False)
+    group_name = q(demo_warehouse, "SELECT name FROM roster.groups WHERE group_id = ?", [membership.split("/")[0]])[0][0]
+    assert [(r.about, r.code) for r in person.held_back_memberships] == [(group_name, "UNKNOWN_PERSON")]
+    assert f"Only group memberships name this id: {NOT_FOUND}" in "\n".join(render(answer))
+
+
+def test_protected_identity_is_found_by_id_only_and_masked(demo_warehouse):
+    pid = PROTECTED_PERSON_IDS[0]
+    email, given, family = q(demo_warehouse, "SELECT email, given_name, family_name FROM roster.users WHERE user_id = ?",
+                             [pid])[0]
+    answer = find(demo_warehouse, pid)
+    (person,) = answer.found
+    assert (person.name, person.email, person.role, person.protected) == (MASK, MASK, "student", True)
+    assert person.schools and not person.groups
+    text = "\n".join(render(answer))
+    assert email not in text and f"{given} {family}" not in text and family not in text
+    assert "Protected identity" in text
+    by_email = find(demo_warehouse, email)
+    assert by_email.found == [] and by_email.protected_matches == 1
+    text = "\n".join(render(by_email))
+    assert pid not in text and "1 person(s) with a protected identity also match" in text
+
+
+def test_no_match_says_where_to_look(demo_warehouse, capsys, monkeypatch):
+    answer = find(demo_warehouse, "Zzyzx Nobody")
+    assert answer.found == []
+    assert NOT_FOUND in render(answer)[0]
+    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["explain", "zzyzx", "--warehouse", str(demo_warehouse)]) == 1
+    assert "not in any registry drop — check that the record is complete and marked for export" in capsys.readouterr().out
+    assert cli.main(["explain", defect("PLACEMENT_ENDED"), "--warehouse", str(demo_warehouse),
+                     "--as-of", DEMO_NIGHT.isoformat()]) == 0
+    assert "PLACEMENT_ENDED" in capsys.readouterr().out
+    assert cli.main(["explain", "x", "--warehouse", str(demo_warehouse), "--as-of", "2025-01-01"]) == 1
+    assert "night 2025-01-01 is not published" in capsys.readouterr().err
+
+
+def test_answers_fast_on_a_200000_person_warehouse(tmp_path, record_property):
+    started = time.perf_counter()
+    wh = synthetic.build(tmp_path / "big.duckdb", persons=200_000)
+    build_s = time.perf_counter() - started
+    assert q(wh, "SELECT count(*) FROM nightly.users")[0][0] + q(
+        wh, "SELECT count(*) FROM nightly.excluded_persons")[0][0] == 200_000
+    email = q(wh, "SELECT email FROM roster.users WHERE user_id = ?", [synthetic.UNIQUE_ID])[0][0]
+    timings = {}
+
+    def timed(query: str):
+        t = time.perf_counter()
+        answer = find(wh, query)
+        timings[query] = time.perf_counter() - t
+        return answer
+
+    assert [f.id for f in timed(synthetic.UNIQUE_ID).found] == [synthetic.UNIQUE_ID]
+    assert [f.id for f in timed(email).found] == [synthetic.UNIQUE_ID]
+    assert [f.id for f in timed("zatterstrom").found] == [synthetic.UNIQUE_ID]
+    many = timed("bjork")
+    assert len(many.found) == 10 and many.more == 200_000 // 25 - 10 - many.protected_matches
+    (excluded,) = timed(synthetic.EXCLUDED_ID).found
+    assert not excluded.in_roster and excluded.visible_from == dt.date(2026, 10, 1)
+    assert excluded.held_back_memberships[0].code == "MEMBER_EXCLUDED"
+    assert timed("nobody at all").found == []
+    record_property("explain_seconds", {k: round(v, 3) for k, v in timings.items()})
+    record_property("build_seconds", round(build_s, 2))
+    print(f"synthetic warehouse built in {build_s:.2f} s; explain: "
+          + ", ".join(f"{k!r} {v * 1000:.0f} ms" for k, v in timings.items()))
+    assert max(timings.values()) < 5, timings  # generous: about 0.1-0.4 s each on a shared 2-core machine
