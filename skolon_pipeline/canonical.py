@@ -16,6 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from skolon_pipeline.duck import scalar
 from skolon_pipeline.readers.enums import PERSON_STATUSES
 
 # Tables the rules read, in the order they are validated.
@@ -29,6 +30,7 @@ CANONICAL_TABLES = (
     "group_memberships",
     "teacher_assignments",
     "responsibles",
+    "group_terms",
 )
 
 # A name longer than this is not a name but a broken or hostile export.
@@ -119,6 +121,12 @@ class TeacherAssignments(_Dated):
     person_id: Series[pd.StringDtype] = pa.Field(nullable=True)  # null: the duty it names is not in the drop (UNKNOWN_PERSON)
 
 
+class GroupTerms(_Dated):
+    """OneRoster: the terms (academic sessions) of a class; the class is active when one of them is."""
+
+    group_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+
+
 class Responsibles(pa.DataFrameModel):
     person_id: Series[pd.StringDtype] = pa.Field(nullable=True)  # null: a protected person's link is not stored
     responsible_id: Series[pd.StringDtype] = pa.Field(nullable=False)
@@ -146,15 +154,28 @@ MODELS: dict[str, tuple[type[pa.DataFrameModel], Owner]] = {
     "group_memberships": (GroupMemberships, Owner("membership", ("group_id", "person_id"), role="student")),
     "teacher_assignments": (TeacherAssignments, Owner("membership", ("group_id", "person_id"), role="teacher")),
     "responsibles": (Responsibles, Owner("person", ("person_id",))),
+    "group_terms": (GroupTerms, Owner("group", ("group_id",))),
 }
 
 # Columns a reader may leave out (a format without civic numbers or e-mail types): added empty before validation.
 OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "persons": (("civic_no_hash", "VARCHAR"), ("private_emails", "INTEGER")),
+    "persons": (("civic_no_hash", "VARCHAR"), ("private_emails", "INTEGER"),
+                # OneRoster: enabledUser=false (PERSON_INACTIVE) and status=tobedeleted (TO_BE_DELETED)
+                ("inactive_reason", "VARCHAR"), ("to_be_deleted", "BOOLEAN")),
+    "groups": (("to_be_deleted", "BOOLEAN"),),
+    "group_memberships": (("to_be_deleted", "BOOLEAN"),),
+    "teacher_assignments": (("to_be_deleted", "BOOLEAN"),),
+}
+
+# Tables a reader may leave out (OneRoster's class terms), created empty before validation.
+OPTIONAL_TABLES = {
+    "group_terms": "source_id VARCHAR, group_id VARCHAR, session_id VARCHAR, start_date VARCHAR, end_date VARCHAR",
 }
 
 # Fields whose failing value may be shown to admins: dates and codes, never names or addresses.
-_SHOW_VALUE = {"start_date", "end_date", "cancelled", "person_status", "org_type", "group_type", "duty_role"}
+_SHOW_VALUE = {"start_date", "end_date", "cancelled", "person_status", "org_type", "group_type", "duty_role",
+               # OneRoster code lists (readers/oneroster.py)
+               "status", "role", "type", "class_type", "role_type", "enabled_user"}
 
 INVALID_RECORDS_DDL = """
 CREATE OR REPLACE TABLE invalid_records (
@@ -185,7 +206,7 @@ def _fallback_id(row: pd.Series, owner: Owner) -> str | None:
     return None
 
 
-def _failure_rows(table: str, df: pd.DataFrame, failure_cases: pd.DataFrame, owner: Owner, source_id: str):
+def failure_rows(table: str, df: pd.DataFrame, failure_cases: pd.DataFrame, owner: Owner, source_id: str):
     cases = failure_cases.dropna(subset=["index"]).copy()
     cases["index"] = cases["index"].astype(int)
     # A dataframe-level check lists every column of a failing row: keep one line per row and check.
@@ -249,19 +270,30 @@ def _validate_table(con: duckdb.DuckDBPyConnection, table: str, source_id: str) 
         try:
             model.validate(chunk, lazy=True)
         except pa.errors.SchemaErrors as exc:
-            rows.extend(_failure_rows(table, chunk, exc.failure_cases, owner, source_id))
+            rows.extend(failure_rows(table, chunk, exc.failure_cases, owner, source_id))
     if total == 0:  # still check the (empty) table's columns
         empty = con.execute(f"SELECT * FROM {table} LIMIT 0").df()
         model.validate(empty.astype({c: "string" for c in empty.columns if empty[c].dtype == object}), lazy=True)
     return total, rows
 
 
-def validate_staging(con: duckdb.DuckDBPyConnection, source_id: str) -> list[TableReport]:
-    """Validates every canonical table in a source's staging database; writes `invalid_records` there."""
-    con.execute(INVALID_RECORDS_DDL)
+def complete_staging(con: duckdb.DuckDBPyConnection) -> None:
+    """Adds the optional tables and columns a reader left out, empty, so every source has every canonical
+    column (the rules union the sources by name)."""
+    for table, columns_ddl in OPTIONAL_TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns_ddl})")
     for table, columns in OPTIONAL_COLUMNS.items():
         for column, sql_type in columns:
             con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
+
+
+def validate_staging(con: duckdb.DuckDBPyConnection, source_id: str) -> list[TableReport]:
+    """Validates every canonical table in a source's staging database; writes `invalid_records` there."""
+    con.execute(INVALID_RECORDS_DDL)
+    complete_staging(con)
+    # Record checks a reader ran on its own files (OneRoster code lists) come first.
+    if scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reader_invalid_records'"):
+        con.execute("INSERT INTO invalid_records SELECT * FROM reader_invalid_records")
     reports = []
     for table in CANONICAL_TABLES:
         total, rows = _validate_table(con, table, source_id)

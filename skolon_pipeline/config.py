@@ -94,11 +94,38 @@ class Rules(RuleOverrides):
         return self.model_copy(update=overrides.model_dump(exclude_none=True))
 
 
+# OneRoster role → the SS12000 duty role it stands for, so `teaching_duty_roles` decides which roles teach.
+# A source may override any entry with `oneroster_roles`; a role mapped to nothing is not read as a duty.
+DEFAULT_ONEROSTER_ROLES: dict[str, str] = {
+    "teacher": "Lärare",
+    "aide": "Lärarassistent",
+    "proctor": "Annan personal",
+    "counselor": "Kurator",
+    "principal": "Rektor",
+    "administrator": "Skoladministratör",
+    "siteAdministrator": "Skoladministratör",
+    "systemAdministrator": "Skoladministratör",
+    "districtAdministrator": "Övrig arbetsledning",
+}
+
+
 class SourceConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$", max_length=64)
     format: Literal["ss12000", "oneroster"]
     path: str
     rules: RuleOverrides | None = None
+    # Ids the same across sources (SS12000 UUIDs: default true) or only within the source (OneRoster
+    # sourcedIds: default false, prefixed with `<source id>:` in the warehouse, CONTRACT §5).
+    global_ids: bool | None = None
+    # OneRoster only: role → SS12000 duty role (see DEFAULT_ONEROSTER_ROLES).
+    oneroster_roles: dict[str, str] | None = None
+
+    @field_validator("oneroster_roles")
+    @classmethod
+    def _staff_roles_only(cls, value):
+        if value and any(role in ("student", "parent", "guardian", "relative") for role in value):
+            raise ValueError("student, parent, guardian and relative are not staff roles")
+        return value
 
     @field_validator("path")
     @classmethod
@@ -127,9 +154,11 @@ class SourcesFile(_Strict):
     @classmethod
     def _unique_ids(cls, value):
         seen: set[str] = set()
-        for source in value:
+        for n, source in enumerate(value):
             if source.id in seen:
                 raise ValueError(f"duplicate source id {source.id!r}")
+            if source.oneroster_roles is not None and source.format != "oneroster":
+                raise ValueError(f"sources[{n}].oneroster_roles: only for format oneroster")
             seen.add(source.id)
         return value
 
@@ -142,6 +171,13 @@ class Source:
     format: str
     root: Path
     rules: Rules
+    global_ids: bool = True
+    oneroster_roles: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def id_prefix(self) -> str:
+        """Prepended to every id the source sends: nothing for global ids, `<source id>:` otherwise."""
+        return "" if self.global_ids else f"{self.id}:"
 
 
 @dataclass(frozen=True)
@@ -211,6 +247,8 @@ def load_installation(data_dir: Path | str) -> Installation:
             format=s.format,
             root=resolve_source_root(data_dir, s.path),
             rules=parsed.rules.with_overrides(s.rules),
+            global_ids=s.global_ids if s.global_ids is not None else s.format == "ss12000",
+            oneroster_roles=tuple(sorted({**DEFAULT_ONEROSTER_ROLES, **(s.oneroster_roles or {})}.items())),
         )
         for s in parsed.sources
     )

@@ -18,6 +18,7 @@ from skolon_pipeline.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
 from skolon_pipeline.readers.civic import pseudonym_key
 from skolon_pipeline.readers.drops import SourceError, find_drop
+from skolon_pipeline.readers.oneroster import extract_oneroster
 from skolon_pipeline.readers.ss12000 import extract_ss12000
 from skolon_pipeline.rules.conservation import conservation_gaps
 from skolon_pipeline.rules.engine import run_rules
@@ -51,14 +52,19 @@ class Extracted:
 
 def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
     drop_date, drop_dir = find_drop(source.id, source.root, as_of)
-    if source.format != "ss12000":
-        raise SourceError(source.id, None, f"format {source.format!r} is not supported yet")
     key = pseudonym_key()
     path = staging_file(staging_dir, as_of, source.id)
     with _fresh(path) as con:
-        counts = extract_ss12000(
-            con, source.id, drop_dir, school_email_domains=source.rules.school_email_domains, night=as_of, key=key
-        )
+        if source.format == "oneroster":
+            counts = extract_oneroster(con, source, drop_dir, night_dir(staging_dir, as_of) / f"{source.id}.scratch")
+        elif source.format == "ss12000":
+            if not drop_dir.is_dir():
+                raise SourceError(source.id, drop_dir, "an SS12000 drop is a folder of JSON files, not an archive")
+            counts = extract_ss12000(
+                con, source.id, drop_dir, school_email_domains=source.rules.school_email_domains, night=as_of, key=key
+            )
+        else:  # the configuration allows no other format
+            raise SourceError(source.id, None, f"format {source.format!r} is not supported")
     return Extracted(source.id, drop_date, drop_dir, path, counts, key.is_demo)
 
 

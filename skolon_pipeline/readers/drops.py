@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 _DROP_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ZIP_DROP = re.compile(r"^(\d{4}-\d{2}-\d{2})\.zip$", re.IGNORECASE)
 
 
 class SourceError(RuntimeError):
@@ -20,23 +21,33 @@ class SourceError(RuntimeError):
         super().__init__(f"source {source_id!r}:{where} {problem}")
 
 
-def available_drops(root: Path) -> list[dt.date]:
-    """Every drop date under a source folder (folders named YYYY-MM-DD), oldest first."""
+def _drop_paths(root: Path) -> dict[dt.date, Path]:
+    """Drops under a source folder: folders named YYYY-MM-DD, or archives YYYY-MM-DD.zip (OneRoster)."""
     if not root.is_dir():
-        return []
-    dates = []
-    for child in root.iterdir():
-        if child.is_dir() and _DROP_NAME.match(child.name):
-            try:
-                dates.append(dt.date.fromisoformat(child.name))
-            except ValueError:
-                continue  # 2026-02-30 is not a drop, whatever the folder says
-    return sorted(dates)
+        return {}
+    drops: dict[dt.date, Path] = {}
+    for child in sorted(root.iterdir()):
+        zipped = _ZIP_DROP.match(child.name) if child.is_file() else None
+        name = child.name if child.is_dir() and _DROP_NAME.match(child.name) else zipped.group(1) if zipped else None
+        if name is None:
+            continue
+        try:
+            date = dt.date.fromisoformat(name)
+        except ValueError:
+            continue  # 2026-02-30 is not a drop, whatever the folder says
+        drops.setdefault(date, child)  # a folder wins over an archive of the same date
+    return drops
+
+
+def available_drops(root: Path) -> list[dt.date]:
+    """Every drop date under a source folder, oldest first."""
+    return sorted(_drop_paths(root))
 
 
 def find_drop(source_id: str, root: Path, as_of: dt.date) -> tuple[dt.date, Path]:
     """The newest drop dated on or before the night (CONTRACT §2)."""
-    eligible = [d for d in available_drops(root) if d <= as_of]
+    drops = _drop_paths(root)
+    eligible = sorted(d for d in drops if d <= as_of)
     if not eligible:
         raise SourceError(
             source_id,
@@ -45,4 +56,4 @@ def find_drop(source_id: str, root: Path, as_of: dt.date) -> tuple[dt.date, Path
             "(expected folders named YYYY-MM-DD)",
         )
     drop = eligible[-1]
-    return drop, root / drop.isoformat()
+    return drop, drops[drop]

@@ -40,9 +40,12 @@ _ENUM_COLUMNS = (
 )
 
 
-def normalise_enums(con: duckdb.DuckDBPyConnection, source_id: str) -> None:
-    """Fixes letter case of known enum values in the staging tables, one warning per repaired record."""
-    for table, column, entity, id_column, values in _ENUM_COLUMNS:
+def normalise_enums(con: duckdb.DuckDBPyConnection, source_id: str, columns=_ENUM_COLUMNS) -> None:
+    """Fixes letter case of known enum values, one warning per repaired record.
+
+    `columns`: (table, column, entity reported on, id column, code list); the SS12000 staging tables by default.
+    """
+    for table, column, entity, id_column, values in columns:
         con.execute("CREATE OR REPLACE TEMP TABLE _enum(value VARCHAR)")
         con.executemany("INSERT INTO _enum VALUES (?)", [[v] for v in values])
         con.execute(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline.canonical import CANONICAL_TABLES
+from skolon_pipeline.canonical import CANONICAL_TABLES, complete_staging
 from skolon_pipeline.duck import row_counts
 
 from skolon_pipeline.readers.civic import PseudonymKey, pseudonym_key, pseudonymise
@@ -143,4 +143,5 @@ def extract_ss12000(
         con.execute(f"DROP TABLE raw_{entity}")
     normalise_enums(con, source_id)
     pseudonymise(con, source_id, night or dt.date.today(), key or pseudonym_key())
+    complete_staging(con)
     return row_counts(con, CANONICAL_TABLES)

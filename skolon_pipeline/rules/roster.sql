@@ -49,16 +49,36 @@ CREATE OR REPLACE TEMP MACRO school_problem(src, org) AS coalesce(
     CASE WHEN org IS NULL THEN 'no organisation given' ELSE 'organisation ' || org || ' is not in the drop' END);
 
 -- ─── Groups ─────────────────────────────────────────────────────────────────────────────────────────────
+-- A group with terms (OneRoster classes) is active when one of its terms is: its dates tonight are those of
+-- the term that counts, an active one (the earliest), else the next to start, else the last to end.
+CREATE OR REPLACE TEMP TABLE group_current_term AS
+SELECT source_id, group_id, s, e FROM (
+    SELECT t.source_id, t.group_id, d(t.start_date) AS s, d(t.end_date) AS e,
+           row_number() OVER (
+               PARTITION BY t.source_id, t.group_id
+               ORDER BY CASE WHEN coalesce(d(t.end_date) < rs.as_of, false) THEN 2
+                             WHEN d(t.start_date) IS NULL OR d(t.start_date) <= rs.effective_start THEN 0 ELSE 1 END,
+                        CASE WHEN NOT coalesce(d(t.end_date) < rs.as_of, false) THEN d(t.start_date) END NULLS FIRST,
+                        d(t.end_date) DESC NULLS FIRST) AS rn
+    FROM c_group_terms t JOIN rule_settings rs USING (source_id))
+WHERE rn = 1;
+
 CREATE OR REPLACE TEMP TABLE group_eval AS
-SELECT g.source_id, g.group_id, g.school_id, g.name, g.group_type, g.duplicate_contents,
-       d(g.start_date) AS s, d(g.end_date) AS e, rs.as_of,
-       list_contains(rs.group_types, g.group_type) AS type_synced,
-       ks.school_id IS NOT NULL AS school_known,
-       (d(g.start_date) IS NULL OR d(g.start_date) <= rs.effective_start) AS started,
-       coalesce(d(g.end_date) < rs.as_of, false) AS ended,
-       array_to_string(rs.group_types, ', ') AS synced_types
-FROM c_groups g JOIN rule_settings rs USING (source_id)
-LEFT JOIN known_schools ks ON ks.source_id = g.source_id AND ks.school_id = g.school_id;
+SELECT source_id, group_id, school_id, name, group_type, duplicate_contents, to_be_deleted, s, e, as_of,
+       type_synced, school_known, (s IS NULL OR s <= effective_start) AS started, coalesce(e < as_of, false) AS ended,
+       synced_types
+FROM (
+    SELECT g.source_id, g.group_id, g.school_id, g.name, g.group_type, g.duplicate_contents,
+           coalesce(g.to_be_deleted, false) AS to_be_deleted,
+           CASE WHEN ct.group_id IS NULL THEN d(g.start_date) ELSE ct.s END AS s,
+           CASE WHEN ct.group_id IS NULL THEN d(g.end_date) ELSE ct.e END AS e,
+           rs.as_of, rs.effective_start,
+           list_contains(rs.group_types, g.group_type) AS type_synced,
+           ks.school_id IS NOT NULL AS school_known,
+           array_to_string(rs.group_types, ', ') AS synced_types
+    FROM c_groups g JOIN rule_settings rs USING (source_id)
+    LEFT JOIN group_current_term ct ON ct.source_id = g.source_id AND ct.group_id = g.group_id
+    LEFT JOIN known_schools ks ON ks.source_id = g.source_id AND ks.school_id = g.school_id);
 
 CREATE OR REPLACE TEMP TABLE group_reasons AS
 SELECT source_id, group_id, school_id, 'DUPLICATE_ID' AS reason_code,
@@ -68,6 +88,9 @@ UNION ALL
 SELECT g.source_id, g.group_id, g.school_id, 'INVALID_RECORD', i.detail, NULL
 FROM group_eval g JOIN c_invalid_records i
   ON i.source_id = g.source_id AND i.entity_type = 'group' AND i.record_id = g.group_id
+UNION ALL
+SELECT source_id, group_id, school_id, 'TO_BE_DELETED', 'status is tobedeleted in the source', NULL
+FROM group_eval WHERE to_be_deleted
 UNION ALL
 SELECT source_id, group_id, school_id, 'GROUP_TYPE_NOT_SYNCED',
        'group type ' || coalesce(group_type, '(none)') || ' is not synced (synced: ' || synced_types || ')', NULL
@@ -109,12 +132,14 @@ LEFT JOIN known_schools ks ON ks.source_id = en.source_id AND ks.school_id = en.
 
 CREATE OR REPLACE TEMP TABLE assignment_eval AS
 SELECT t.source_id, t.group_id, t.person_id, t.duty_id, t.origin, t.origin_id, d(t.start_date) AS s, d(t.end_date) AS e,
+       coalesce(t.to_be_deleted, false) AS deleted,
        (d(t.start_date) IS NULL OR d(t.start_date) <= rs.effective_start) AS started,
        coalesce(d(t.end_date) < rs.as_of, false) AS ended
 FROM c_teacher_assignments t JOIN rule_settings rs USING (source_id);
 
 CREATE OR REPLACE TEMP TABLE student_membership_eval AS
 SELECT m.source_id, m.group_id, m.person_id, d(m.start_date) AS s, d(m.end_date) AS e,
+       coalesce(m.to_be_deleted, false) AS deleted,
        (d(m.start_date) IS NULL OR d(m.start_date) <= rs.effective_start) AS started,
        coalesce(d(m.end_date) < rs.as_of, false) AS ended
 FROM c_group_memberships m JOIN rule_settings rs USING (source_id);
@@ -148,13 +173,14 @@ CREATE OR REPLACE TEMP TABLE person_eval AS
 WITH assigned AS (
     SELECT DISTINCT a.source_id, a.person_id FROM assignment_eval a
     SEMI JOIN out_groups g ON g.source_id = a.source_id AND g.group_id = a.group_id
-    WHERE a.started AND NOT a.ended),
+    WHERE a.started AND NOT a.ended AND NOT a.deleted),
 in_group AS (
     SELECT DISTINCT m.source_id, m.person_id FROM student_membership_eval m
     SEMI JOIN out_groups g ON g.source_id = m.source_id AND g.group_id = m.group_id
-    WHERE m.started AND NOT m.ended)
+    WHERE m.started AND NOT m.ended AND NOT m.deleted)
 SELECT p.source_id, p.person_id, p.given_name, p.family_name, p.person_status, p.security_marking,
-       p.civic_no_hash, coalesce(p.private_emails, 0) AS private_emails, p.duplicate_contents,
+       p.civic_no_hash, p.inactive_reason, coalesce(p.to_be_deleted, false) AS to_be_deleted,
+       coalesce(p.private_emails, 0) AS private_emails, p.duplicate_contents,
        rs.teacher_requires_group, rs.student_requires_group, l.has_duty, l.has_enrolment,
        coalesce(d.teaching_active, false) AS teaching_active,
        coalesce(d.other_duty_active, false) AS other_duty_active,
@@ -207,6 +233,11 @@ SELECT source_id, person_id, 'MISSING_FAMILY_NAME', 'familyName is blank', NULL 
 UNION ALL
 SELECT source_id, person_id, 'PERSON_INACTIVE', 'personStatus is ' || person_status, NULL
 FROM person_eval WHERE person_status IN ('Utvandrad', 'Avliden')
+UNION ALL
+SELECT source_id, person_id, 'PERSON_INACTIVE', inactive_reason, NULL FROM person_eval WHERE inactive_reason IS NOT NULL
+UNION ALL
+SELECT source_id, person_id, 'TO_BE_DELETED', 'status is tobedeleted in the source', NULL
+FROM person_eval WHERE to_be_deleted
 UNION ALL
 SELECT p.source_id, p.person_id, 'MISSING_EMAIL',
        CASE WHEN p.private_emails > 0 OR EXISTS (SELECT 1 FROM c_person_emails pe
@@ -314,10 +345,12 @@ ORDER BY user_id, school_id, role;
 
 -- ─── Memberships: students in groups and teacher assignments ────────────────────────────────────────────
 CREATE OR REPLACE TEMP TABLE membership_rows AS
-SELECT source_id, group_id, person_id AS member_id, person_id, 'student' AS role, s, e, started, ended
+SELECT source_id, group_id, person_id AS member_id, person_id, 'student' AS role, s, e,
+       started AND NOT deleted AS started, ended, deleted
 FROM student_membership_eval
 UNION ALL
-SELECT source_id, group_id, coalesce(person_id, duty_id), person_id, 'teacher', s, e, started, ended
+SELECT source_id, group_id, coalesce(person_id, duty_id), person_id, 'teacher', s, e,
+       started AND NOT deleted, ended, deleted
 FROM assignment_eval;
 
 -- Aggregate first, then look up the group and the person by their unique keys: joining before grouping made
@@ -325,8 +358,8 @@ FROM assignment_eval;
 CREATE OR REPLACE TEMP TABLE membership_eval AS
 WITH agg AS (
     SELECT m.source_id, m.group_id, m.member_id, any_value(m.person_id) AS person_id, m.role,
-           bool_or(m.started AND NOT m.ended) AS active,
-           min(m.s) FILTER (WHERE NOT m.started AND NOT m.ended) AS next_start,
+           bool_or(m.started AND NOT m.ended) AS active, bool_and(m.deleted) AS deleted,
+           min(m.s) FILTER (WHERE NOT m.started AND NOT m.ended AND NOT m.deleted) AS next_start,
            max(m.e) FILTER (WHERE m.ended) AS last_end,
            min(m.s) FILTER (WHERE m.started AND NOT m.ended) AS start_date,
            CASE WHEN bool_or(m.e IS NULL AND m.started) THEN NULL
@@ -369,9 +402,12 @@ SELECT source_id, group_id, member_id, role, 'MEMBERSHIP_NOT_STARTED',
        first_visible(source_id, next_start, NULL)
 FROM membership_eval WHERE NOT active AND next_start IS NOT NULL
 UNION ALL
+SELECT source_id, group_id, member_id, role, 'TO_BE_DELETED', 'status is tobedeleted in the source', NULL
+FROM membership_eval WHERE deleted
+UNION ALL
 SELECT source_id, group_id, member_id, role, 'MEMBERSHIP_ENDED',
        'the ' || CASE role WHEN 'student' THEN 'membership' ELSE 'teacher assignment' END || ' ended on ' || last_end, NULL
-FROM membership_eval WHERE NOT active AND next_start IS NULL
+FROM membership_eval WHERE NOT active AND next_start IS NULL AND NOT deleted
 UNION ALL
 SELECT m.source_id, m.group_id, m.member_id, m.role, 'INVALID_RECORD', i.detail, NULL
 FROM membership_eval m JOIN c_invalid_records i
