@@ -49,10 +49,15 @@ EXPLANATIONS: dict[str, Explanation] = {
         "The record has an invalid value, e.g. a date that does not exist",
         "correct the value in the registry (the detail names the field and the check)"),
     "PERSON_INACTIVE": Explanation(
-        "Personen är utvandrad eller avliden enligt elevregistret",
-        "ingen åtgärd om det stämmer; annars rätta personstatus",
-        "The person is registered as emigrated or deceased",
-        "nothing to do if that is right; otherwise correct the person status"),
+        "Personen är utvandrad eller avliden enligt elevregistret, eller kontot är avstängt (OneRoster enabledUser=false)",
+        "ingen åtgärd om det stämmer; annars rätta personstatus eller aktivera kontot i källsystemet",
+        "The person is registered as emigrated or deceased, or the account is disabled (OneRoster enabledUser=false)",
+        "nothing to do if that is right; otherwise correct the person status or enable the account in the source"),
+    "TO_BE_DELETED": Explanation(
+        "Posten är markerad för borttagning i källsystemet (OneRoster status=tobedeleted)",
+        "ingen åtgärd om den ska bort; annars återställ posten i källsystemet",
+        "The record is marked for deletion in the source (OneRoster status=tobedeleted)",
+        "nothing to do if it is meant to go; otherwise restore the record in the source"),
     "NO_SCHOOL_LINK": Explanation(
         "Personen har varken skolplacering eller tjänst",
         "lägg in en skolplacering (elev) eller en tjänst (personal) i elevregistret",
