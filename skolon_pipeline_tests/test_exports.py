@@ -317,3 +317,12 @@ def test_cli_export_writes_the_files_and_says_where(demo_warehouse, tmp_path, ca
     assert cli.main(["export", "--warehouse", str(demo_warehouse), "--export-dir", str(tmp_path / "out"),
                      "--school", "nope"]) == 1
     assert "no school unit with code or id 'nope'" in capsys.readouterr().err
+
+
+def test_a_sheet_longer_than_excel_allows_points_to_its_csv(demo_warehouse, tmp_path):
+    _, (f,) = write_validation_files(demo_warehouse, tmp_path, max_sheet_rows=100)
+    memberships = values(f.xlsx, "Memberships")
+    assert len(memberships) == 100
+    assert memberships[-1][0] == f"… {f.rows['Memberships'] - 98} more rows than Excel can hold: every row is in memberships.csv"
+    assert len(f.csv["Memberships"].read_text(encoding="utf-8").splitlines()) == f.rows["Memberships"] + 1 > 2000
+    assert len(values(f.xlsx, "Summary")) == 5  # short sheets whole

@@ -6,7 +6,8 @@ With `school`, one school unit only, in `<authority-slug>/<school-slug>/`.
 
 DuckDB builds every sheet's rows (sheets.sql, over the night's published relations, read-only); this module
 only writes them: openpyxl in write-only mode (rows streamed, frozen header, autofilter, column widths from
-the data, dates as Excel dates) and DuckDB's COPY for the CSV files. Folders are 0700 and files 0600, and a
+the data, dates as Excel dates; lxml makes it about twice as fast) and DuckDB's COPY for the CSV files. A sheet
+longer than Excel's 1 048 576 rows ends with a row that points to its CSV file, which has every row. Folders are 0700 and files 0600, and a
 file is replaced whole (written beside it, then renamed), so a reader never sees half a workbook.
 """
 
@@ -43,6 +44,9 @@ SHEETS: dict[str, tuple[str, str]] = {
 HIDDEN = ("_authority", "_schools")
 MAX_WIDTH = 60
 FETCH_ROWS = 10_000
+# Excel's limit is 1 048 576 rows per sheet: above it a sheet ends with a row pointing to its CSV file, which
+# always has every row.
+MAX_SHEET_ROWS = 1_048_576
 
 # Summary columns with counts per school, in the Dagster metadata (no personal data).
 COUNT_COLUMNS = ("students", "teachers", "staff", "classes", "teaching_groups", "memberships",
@@ -163,32 +167,35 @@ def _replace(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, int]:
+def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, max_rows: int = MAX_SHEET_ROWS) -> dict[str, int]:
+    """Streams every sheet into a write-only workbook; returns the number of data rows of each sheet."""
     wb = Workbook(write_only=True)
     bold = Font(bold=True)
     rows: dict[str, int] = {}
-    for sheet, (table, _) in SHEETS.items():
+    for sheet, (table, csv_name) in SHEETS.items():
         query = _sheet_query(table)
         description = con.execute(f"{query} LIMIT 0").description
         columns = [d[0] for d in description]
         types = [str(d[1]) for d in description]
+        count = scalar(con, f"SELECT count(*) FROM ({query})")
+        room = count if count + 1 <= max_rows else max_rows - 2  # header, data, and the pointer to the CSV
         ws = wb.create_sheet(sheet)
         ws.freeze_panes = "A2"
-        count = scalar(con, f"SELECT count(*) FROM ({query})")
-        widths = _widths(con, query, columns, types)
-        for i, width in enumerate(widths, start=1):
+        for i, width in enumerate(_widths(con, query, columns, types), start=1):
             ws.column_dimensions[get_column_letter(i)].width = width
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{count + 1}"
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{room + 1}"
         header = []
         for name in columns:
             cell = WriteOnlyCell(ws, value=name)
             cell.font = bold
             header.append(cell)
         ws.append(header)
-        result = con.execute(query)
+        result = con.execute(f"{query} LIMIT {room}")
         while batch := result.fetchmany(FETCH_ROWS):
             for row in batch:
                 ws.append(row)
+        if room < count:
+            ws.append([f"… {count - room} more rows than Excel can hold: every row is in {csv_name}"])
         rows[sheet] = count
     tmp = path.with_name(f".{path.name}.tmp")
     wb.save(tmp)
@@ -204,11 +211,12 @@ def _write_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
     _replace(tmp, path)
 
 
-def _write_one(con, authority: Authority, folder: Path, school_id: str | None) -> ValidationFile:
+def _write_one(con, authority: Authority, folder: Path, school_id: str | None,
+               max_rows: int = MAX_SHEET_ROWS) -> ValidationFile:
     _filter(con, authority.id, school_id)
     warehouse.private_dir(folder)
     xlsx = folder / XLSX_NAME
-    rows = _write_workbook(con, xlsx)
+    rows = _write_workbook(con, xlsx, max_rows)
     csv = {}
     for sheet, (table, name) in SHEETS.items():
         csv[sheet] = folder / name
@@ -232,7 +240,8 @@ def resolve_night(con: duckdb.DuckDBPyConnection, as_of: dt.date | None) -> dt.d
 
 
 def write_validation_files(
-    warehouse_path: Path, export_dir: Path, as_of: dt.date | None = None, school: str | None = None
+    warehouse_path: Path, export_dir: Path, as_of: dt.date | None = None, school: str | None = None,
+    max_sheet_rows: int = MAX_SHEET_ROWS,
 ) -> tuple[dt.date, list[ValidationFile]]:
     """Writes the night's validation file of every school authority (or of the one school unit `school`, by
     school unit code or id). Reads the warehouse read-only. Returns the night and what was written."""
@@ -248,5 +257,5 @@ def write_validation_files(
             authority = by_id[authority_id]
             folder = night_dir / authority.slug / school_slug
             warehouse.private_dir(night_dir / authority.slug)
-            return night, [_write_one(con, authority, folder, school_id)]
-        return night, [_write_one(con, a, night_dir / a.slug, None) for a in by_id.values()]
+            return night, [_write_one(con, authority, folder, school_id, max_sheet_rows)]
+        return night, [_write_one(con, a, night_dir / a.slug, None, max_sheet_rows) for a in by_id.values()]
