@@ -123,6 +123,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("Nothing was published; the previous roster stays as it was.", file=sys.stderr)
         return EXIT_FAILED
     print_summary(settings.warehouse, as_of, run_id=result.run_id)
+    exports = settings.export_dir / as_of.isoformat()
+    if exports.is_dir():
+        print(f"  validation files: {exports}/<school authority>/validation_file.xlsx "
+              "(`skolon-pipeline explain QUERY` says why someone is missing)")
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from skolon_pipeline import warehouse
-from skolon_pipeline.exports.explanations import MASK, NOT_FOUND, explain
+from skolon_pipeline.exports.explanations import MASK, NOT_FOUND, explain, explain_warning
 
 MAX_MATCHES = 10
 
@@ -48,6 +48,7 @@ class Found:
     held_back_memberships: list[Reason] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)  # a group's type, dates and member counts
     held_back_summary: str | None = None  # a group's held-back memberships, counted per reason
+    warnings: list[str] = field(default_factory=list)  # values repaired or dropped; the record stays
 
     @property
     def visible_from(self) -> dt.date | None:
@@ -147,6 +148,17 @@ def _reasons(con, source_id: str, record_id: str, protected: bool = False) -> li
     ]
 
 
+def _warnings(con, source_id: str, entity_type: str, record_id: str, protected: bool = False) -> list[str]:
+    return [
+        f"{code}: {explain_warning(code)}" + ("" if protected or not detail else f" ({detail})")
+        for code, detail in con.execute(
+            """SELECT code, detail FROM warnings
+               WHERE source_id = ? AND entity_type = ? AND record_id = ? ORDER BY ALL""",
+            [source_id, entity_type, record_id],
+        ).fetchall()
+    ]
+
+
 def _school_names(con, source_id: str, school_ids: list[str]) -> dict[str, str]:
     rows = con.execute(
         "SELECT school_id, name FROM schools WHERE source_id = ? AND list_contains(?, school_id)", [source_id, school_ids]
@@ -193,6 +205,7 @@ def _person(con, source_id, person_id, given, family, email, role, protected, in
         names = _school_names(con, source_id, ids)
         f.schools = [names.get(s, f"{s} (not a school unit in the drop)") for s in ids]
     f.reasons = _reasons(con, source_id, person_id, protected)
+    f.warnings = _warnings(con, source_id, "person", person_id, protected)
     held = con.execute(
         """SELECT x.record_id, x.reason_code, x.detail, x.visible_from, coalesce(g.name, eg.name, x.group_id)
            FROM exclusions x
@@ -223,6 +236,7 @@ def _group(con, row) -> Found:
         ).fetchone()
         f.facts.append(f"{students} students and {teachers} teachers in the roster")
     f.reasons = _reasons(con, source_id, group_id)
+    f.warnings = _warnings(con, source_id, "group", group_id)
     held = con.execute(
         """SELECT reason_code, count(DISTINCT record_id) FROM exclusions
            WHERE source_id = ? AND entity_type = 'membership' AND group_id = ? GROUP BY 1 ORDER BY 2 DESC, 1""",
@@ -301,6 +315,9 @@ def render(answer: Answer) -> list[str]:
             for r in f.held_back_memberships:
                 where = f"{r.about}: " if r.about else ""
                 lines.append(f"    - {where}{r.code}: {r.explanation}")
+        if f.warnings:
+            lines.append("  Notes (the record is synced as far as these go):")
+            lines += [f"    - {w}" for w in f.warnings]
         if f.held_back_summary:
             lines.append(f"  {f.held_back_summary}")
         lines.append("")

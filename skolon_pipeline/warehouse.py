@@ -64,6 +64,7 @@ NIGHT_RELATIONS: dict[str, str] = {
     "exclusions": "exclusions",
     "excluded_persons": "excluded_persons",
     "excluded_groups": "excluded_groups",
+    "warnings": "warnings",
 }
 
 LATEST_NIGHT = "(SELECT max(as_of) FROM nightly.nights)"

@@ -97,6 +97,7 @@ def test_run_prints_a_summary_without_personal_data(tmp_path, capsys):
     assert f"night {DEMO_NIGHT}: published" in out
     assert "source lindby:" in out and "included:" in out and "most common reasons:" in out
     assert "@" not in out  # no e-mail addresses, so no names either
+    assert f"validation files: {tmp_path / 'exports' / DEMO_NIGHT.isoformat()}/" in out
 
 
 def test_run_records_the_run_on_the_dagster_home_instance(tmp_path, monkeypatch):

@@ -73,6 +73,14 @@ def test_by_name_fragment_without_accents(demo_warehouse):
                for f in answer.found)
 
 
+def test_warnings_are_shown_as_notes(demo_warehouse):
+    group_id = q(demo_warehouse, "SELECT record_id FROM diagnostics.warnings WHERE code = 'ENUM_CASE' AND entity_type = 'group'")[0][0]
+    answer = find(demo_warehouse, group_id)
+    (group,) = answer.found
+    assert group.in_roster and group.warnings and group.warnings[0].startswith("ENUM_CASE: Ett kodvärde hade fel skiftläge")
+    assert "  Notes (the record is synced as far as these go):" in render(answer)
+
+
 def test_groups_and_memberships_too(demo_warehouse):
     (group,) = find(demo_warehouse, "simskola").found
     assert group.kind == "group" and not group.in_roster

@@ -131,13 +131,18 @@ EXPLANATIONS: dict[str, Explanation] = {
         "check that the group is marked for export in the registry"),
 }
 
-# Warning codes (diagnostics.warnings): the record stays; shown by `explain` only.
+# Warning codes (diagnostics.warnings): the record stays, a value was repaired or dropped; `explain` shows them.
 WARNINGS: dict[str, tuple[str, str]] = {
     "INVALID_VALUE": ("Ett fält har ett felaktigt värde som inte används", "A field has an invalid value that is not used"),
     "NO_SCHOOL_AUTHORITY": ("Skolenheten har ingen huvudman i organisationsträdet",
                             "The school unit has no school authority (Huvudman) in the organisation tree"),
+    "INVALID_CIVIC_NO": ("Personnumret är ogiltigt och används inte; personen synkas ändå",
+                         "The civic number is invalid and not used; the person is synced anyway"),
+    "CIVIC_NO_NORMALISED": ("Personnumret hade ett annat format och lästes om", "The civic number was read from another form"),
+    "ENUM_CASE": ("Ett kodvärde hade fel skiftläge och lästes om", "A code value had the wrong letter case and was read anyway"),
+    "TEACHER_BY_PERSON": ("Aktiviteten anger läraren som person i stället för tjänst",
+                          "The activity names its teacher as a person instead of a duty"),
 }
-
 MASK = "Skyddad identitet"
 NOT_FOUND = ("not in any registry drop — check that the record is complete and marked for export in the registry")
 
@@ -160,6 +165,11 @@ def explain(code: str, visible_from: dt.date | None = None) -> str:
     """'Anställningen har inte börjat ännu — visas från 2026-12-12 / Employment has not started yet — visible
     from 2026-12-12'."""
     return f"{explain_sv(code, visible_from)} / {explain_en(code, visible_from)}"
+
+
+def explain_warning(code: str) -> str:
+    sv, en = WARNINGS.get(code, (code, code))
+    return f"{sv} / {en}"
 
 
 def explanation_rows() -> list[tuple[str, str, str, str, str]]:
