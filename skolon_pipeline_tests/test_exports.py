@@ -319,10 +319,14 @@ def test_cli_export_writes_the_files_and_says_where(demo_warehouse, tmp_path, ca
     assert "no school unit with code or id 'nope'" in capsys.readouterr().err
 
 
-def test_a_sheet_longer_than_excel_allows_points_to_its_csv(demo_warehouse, tmp_path):
-    _, (f,) = write_validation_files(demo_warehouse, tmp_path, max_sheet_rows=100)
-    memberships = values(f.xlsx, "Memberships")
-    assert len(memberships) == 100
-    assert memberships[-1][0] == f"… {f.rows['Memberships'] - 98} more rows than Excel can hold: every row is in memberships.csv"
-    assert len(f.csv["Memberships"].read_text(encoding="utf-8").splitlines()) == f.rows["Memberships"] + 1 > 2000
+def test_a_sheet_longer_than_excel_allows_continues_on_numbered_sheets(demo_warehouse, tmp_path):
+    _, (f,) = write_validation_files(demo_warehouse, tmp_path, max_sheet_rows=1000)
+    total = f.rows["Memberships"]
+    assert total > 2000
+    parts = ["Memberships"] + [f"Memberships ({n})" for n in range(2, (total - 1) // 999 + 2)]
+    assert load_workbook(f.xlsx, read_only=True).sheetnames == ["Summary", "Users", "Groups", *parts, "Excluded"]
+    rows = [r for name in parts for r in values(f.xlsx, name)[1:]]
+    csv_rows = f.csv["Memberships"].read_text(encoding="utf-8").splitlines()[1:]
+    assert len(rows) == total == len(csv_rows)  # every row, in the workbook as in the CSV
+    assert all(len(values(f.xlsx, name)) <= 1000 for name in parts)
     assert len(values(f.xlsx, "Summary")) == 5  # short sheets whole

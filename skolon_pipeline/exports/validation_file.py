@@ -5,9 +5,9 @@ Memberships and Excluded, and beside it `summary.csv`, `users.csv`, ... (UTF-8, 
 With `school`, one school unit only, in `<authority-slug>/<school-slug>/`.
 
 DuckDB builds every sheet's rows (sheets.sql, over the night's published relations, read-only); this module
-only writes them: openpyxl in write-only mode (rows streamed, frozen header, autofilter, column widths from
-the data, dates as Excel dates; lxml makes it about twice as fast) and DuckDB's COPY for the CSV files. A sheet
-longer than Excel's 1 048 576 rows ends with a row that points to its CSV file, which has every row. Folders are 0700 and files 0600, and a
+only writes them: the workbook with exports/xlsx.py (DuckDB generates each row's XML, streamed into the zip;
+frozen header, autofilter, column widths from the data, dates as Excel dates) and DuckDB's COPY for the CSV
+files. Folders are 0700 and files 0600, and a
 file is replaced whole (written beside it, then renamed), so a reader never sees half a workbook.
 """
 
@@ -22,13 +22,9 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 
 from skolon_pipeline import warehouse
-from skolon_pipeline.duck import scalar
+from skolon_pipeline.exports import xlsx
 from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, explain
 
 XLSX_NAME = "validation_file.xlsx"
@@ -43,10 +39,6 @@ SHEETS: dict[str, tuple[str, str]] = {
 }
 HIDDEN = ("_authority", "_schools")
 MAX_WIDTH = 60
-FETCH_ROWS = 10_000
-# Excel's limit is 1 048 576 rows per sheet: above it a sheet ends with a row pointing to its CSV file, which
-# always has every row.
-MAX_SHEET_ROWS = 1_048_576
 
 # Summary columns with counts per school, in the Dagster metadata (no personal data).
 COUNT_COLUMNS = ("students", "teachers", "staff", "classes", "teaching_groups", "memberships",
@@ -152,53 +144,17 @@ def _sheet_query(table: str) -> str:
                       OR list_contains(_schools, (SELECT school_id FROM x_filter)))"""
 
 
-def _widths(con: duckdb.DuckDBPyConnection, query: str, columns: list[str], types: list[str]) -> list[float]:
-    lengths = ", ".join(f'max(length(CAST("{c}" AS VARCHAR)))' for c in columns)
-    longest = con.execute(f"SELECT {lengths} FROM ({query})").fetchone() or ()
-    widths = []
-    for column, type_, n in zip(columns, types, longest, strict=True):
-        data = 11 if type_ == "DATE" else (n or 0)
-        widths.append(float(min(max(len(column), data) + 2, MAX_WIDTH)))
-    return widths
-
-
 def _replace(tmp: Path, final: Path) -> None:
     os.chmod(tmp, 0o600)
     os.replace(tmp, final)
 
 
-def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, max_rows: int = MAX_SHEET_ROWS) -> dict[str, int]:
-    """Streams every sheet into a write-only workbook; returns the number of data rows of each sheet."""
-    wb = Workbook(write_only=True)
-    bold = Font(bold=True)
-    rows: dict[str, int] = {}
-    for sheet, (table, csv_name) in SHEETS.items():
-        query = _sheet_query(table)
-        description = con.execute(f"{query} LIMIT 0").description
-        columns = [d[0] for d in description]
-        types = [str(d[1]) for d in description]
-        count = scalar(con, f"SELECT count(*) FROM ({query})")
-        room = count if count + 1 <= max_rows else max_rows - 2  # header, data, and the pointer to the CSV
-        ws = wb.create_sheet(sheet)
-        ws.freeze_panes = "A2"
-        for i, width in enumerate(_widths(con, query, columns, types), start=1):
-            ws.column_dimensions[get_column_letter(i)].width = width
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{room + 1}"
-        header = []
-        for name in columns:
-            cell = WriteOnlyCell(ws, value=name)
-            cell.font = bold
-            header.append(cell)
-        ws.append(header)
-        result = con.execute(f"{query} LIMIT {room}")
-        while batch := result.fetchmany(FETCH_ROWS):
-            for row in batch:
-                ws.append(row)
-        if room < count:
-            ws.append([f"… {count - room} more rows than Excel can hold: every row is in {csv_name}"])
-        rows[sheet] = count
+def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, max_rows: int = xlsx.MAX_ROWS) -> dict[str, int]:
+    """Writes every sheet; a sheet longer than Excel allows continues on "<name> (2)", ... Returns the data rows
+    of each sheet."""
+    sheets = [xlsx.Sheet(sheet, _sheet_query(table)) for sheet, (table, _) in SHEETS.items()]
     tmp = path.with_name(f".{path.name}.tmp")
-    wb.save(tmp)
+    rows = xlsx.write_workbook(con, tmp, sheets, max_width=MAX_WIDTH, max_rows=max_rows)
     _replace(tmp, path)
     return rows
 
@@ -212,11 +168,11 @@ def _write_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
 
 
 def _write_one(con, authority: Authority, folder: Path, school_id: str | None,
-               max_rows: int = MAX_SHEET_ROWS) -> ValidationFile:
+               max_rows: int = xlsx.MAX_ROWS) -> ValidationFile:
     _filter(con, authority.id, school_id)
     warehouse.private_dir(folder)
-    xlsx = folder / XLSX_NAME
-    rows = _write_workbook(con, xlsx, max_rows)
+    xlsx_path = folder / XLSX_NAME
+    rows = _write_workbook(con, xlsx_path, max_rows)
     csv = {}
     for sheet, (table, name) in SHEETS.items():
         csv[sheet] = folder / name
@@ -225,7 +181,7 @@ def _write_one(con, authority: Authority, folder: Path, school_id: str | None,
         f"SELECT school, school_unit_code, school_id, {', '.join(COUNT_COLUMNS)} FROM ({_sheet_query('sheet_summary')})"
     ).fetchall()
     schools = [dict(zip(("school", "school_unit_code", "school_id", *COUNT_COLUMNS), r, strict=True)) for r in summary]
-    return ValidationFile(authority, folder, xlsx, csv, rows, schools)
+    return ValidationFile(authority, folder, xlsx_path, csv, rows, schools)
 
 
 def resolve_night(con: duckdb.DuckDBPyConnection, as_of: dt.date | None) -> dt.date:
@@ -241,7 +197,7 @@ def resolve_night(con: duckdb.DuckDBPyConnection, as_of: dt.date | None) -> dt.d
 
 def write_validation_files(
     warehouse_path: Path, export_dir: Path, as_of: dt.date | None = None, school: str | None = None,
-    max_sheet_rows: int = MAX_SHEET_ROWS,
+    max_sheet_rows: int = xlsx.MAX_ROWS,
 ) -> tuple[dt.date, list[ValidationFile]]:
     """Writes the night's validation file of every school authority (or of the one school unit `school`, by
     school unit code or id). Reads the warehouse read-only. Returns the night and what was written."""
