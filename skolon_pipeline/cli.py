@@ -11,6 +11,8 @@ import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from skolon_pipeline.config import ConfigError, Settings, load_installation
 
 EXIT_FAILED = 1
@@ -130,6 +132,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warehouse_busy(path: Path, exc: Exception) -> str:
+    if "lock" in str(exc).lower():
+        return f"the warehouse {path} is being written by a run; try again when it has finished"
+    return f"cannot read the warehouse {path}: {exc}"
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from skolon_pipeline.exports.validation_file import ExportError, write_validation_files
 
@@ -138,6 +146,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         night, files = write_validation_files(settings.warehouse, settings.export_dir, args.as_of, args.school)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except duckdb.IOException as exc:
+        print(f"error: {_warehouse_busy(settings.warehouse, exc)}", file=sys.stderr)
         return EXIT_FAILED
     print(f"night {night}: {len(files)} validation file(s)")
     for f in files:
@@ -162,6 +173,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         answer = find(settings.warehouse, args.query, args.as_of)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except duckdb.IOException as exc:
+        print(f"error: {_warehouse_busy(settings.warehouse, exc)}", file=sys.stderr)
         return EXIT_FAILED
     for line in render(answer):
         print(line)

@@ -159,3 +159,27 @@ def test_answers_fast_on_a_200000_person_warehouse(tmp_path, record_property):
     print(f"synthetic warehouse built in {build_s:.2f} s; explain: "
           + ", ".join(f"{k!r} {v * 1000:.0f} ms" for k, v in timings.items()))
     assert max(timings.values()) < 5, timings  # generous: about 0.1-0.4 s each on a shared 2-core machine
+
+
+def test_a_warehouse_being_written_gives_a_clear_message(tmp_path, capsys, monkeypatch):
+    import subprocess
+    import sys
+
+    wh = synthetic.build(tmp_path / "small.duckdb", persons=2000)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+         "time.sleep(60)", str(wh)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
+            monkeypatch.delenv(name, raising=False)
+        assert cli.main(["explain", synthetic.UNIQUE_ID, "--warehouse", str(wh)]) == 1
+        assert "is being written by a run; try again when it has finished" in capsys.readouterr().err
+        assert cli.main(["export", "--warehouse", str(wh), "--export-dir", str(tmp_path / "out")]) == 1
+        assert "is being written by a run" in capsys.readouterr().err
+    finally:
+        writer.kill()
+        writer.wait()
+    assert cli.main(["explain", "person-1", "--warehouse", str(wh)]) == 0
