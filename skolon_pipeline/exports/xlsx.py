@@ -13,6 +13,8 @@ the CSV files beside the workbook always hold every row in one file.
 
 from __future__ import annotations
 
+import queue
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +70,7 @@ def _text_cell(expr: str) -> str:
         f"replace(replace(replace(regexp_replace(left({expr}, {MAX_TEXT}), "
         r"'[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}]', '', 'g'), '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
     )
-    return f"""'<c t="inlineStr"><is><t xml:space="preserve">' || {clean} || '</t></is></c>'"""
+    return f"""'<c t="inlineStr"><is><t>' || {clean} || '</t></is></c>'"""
 
 
 def cell_sql(column: str, duckdb_type: str) -> str:
@@ -115,10 +117,34 @@ def _worksheet(out, con: duckdb.DuckDBPyConnection, query: str, columns: list[tu
     header = "".join(f'<c t="inlineStr" s="1"><is><t>{escape(name)}</t></is></c>' for name, _ in columns)
     out.write(f"</cols><sheetData><row>{header}</row>".encode())
     cells = " || ".join(cell_sql(name, type_) for name, type_ in columns)
-    cursor = con.execute(f"SELECT '<row>' || {cells} || '</row>' FROM ({query})")
-    while batch := cursor.fetchmany(FETCH_ROWS):
-        out.write("".join(r[0] for r in batch).encode())
+    for chunk in _prefetched(con, f"SELECT encode('<row>' || {cells} || '</row>') FROM ({query})"):
+        out.write(chunk)
     out.write(f'</sheetData><autoFilter ref="A1:{last}{rows + 1}"/></worksheet>'.encode())
+
+
+def _prefetched(con: duckdb.DuckDBPyConnection, query: str, depth: int = 4):
+    """The query's rows (UTF-8 bytes) joined into chunks of FETCH_ROWS, fetched by a second thread, so that
+    DuckDB builds the next rows while this thread deflates the last ones (both release the GIL)."""
+    chunks: queue.Queue = queue.Queue(maxsize=depth)  # bounded: memory stays a few chunks whatever the size
+
+    def produce() -> None:
+        try:
+            cursor = con.execute(query)
+            while batch := cursor.fetchmany(FETCH_ROWS):
+                chunks.put(b"".join(r[0] for r in batch))
+            chunks.put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            chunks.put(exc)
+
+    worker = threading.Thread(target=produce, name="xlsx-rows", daemon=True)
+    worker.start()
+    try:
+        while (chunk := chunks.get()) is not None:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield chunk
+    finally:
+        worker.join()
 
 
 def write_workbook(con: duckdb.DuckDBPyConnection, path: Path, sheets: list[Sheet], max_width: float = 60,
