@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from skolon_pipeline import warehouse
-from skolon_pipeline.exports.explanations import MASK, NOT_FOUND, explain, explain_warning
+from skolon_pipeline.exports.explanations import MASK, NOT_FOUND, PROTECTED_DETAIL, explain, explain_warning
 
 MAX_MATCHES = 10
 
@@ -141,11 +141,19 @@ def _reasons(con, source_id: str, record_id: str, protected: bool = False) -> li
     return [
         Reason(code, explain(code, visible), None if protected else detail, visible)
         for code, detail, visible in con.execute(
-            """SELECT reason_code, detail, visible_from FROM exclusions WHERE source_id = ? AND record_id = ?
-               ORDER BY reason_code, detail""",
+            f"""SELECT reason_code, {_SAFE_DETAIL}, visible_from FROM exclusions x
+                WHERE source_id = ? AND record_id = ? ORDER BY reason_code, detail""",
             [source_id, record_id],
         ).fetchall()
     ]
+
+
+# A detail naming someone else with a protected identity (a shared e-mail address) would link them.
+_SAFE_DETAIL = f"""CASE WHEN EXISTS (
+        SELECT 1 FROM (SELECT source_id, user_id AS person_id FROM users WHERE protected_identity
+                       UNION ALL SELECT source_id, person_id FROM excluded_persons WHERE protected_identity) pp
+        WHERE pp.source_id = x.source_id AND pp.person_id IS DISTINCT FROM x.person_id AND contains(x.detail, pp.person_id))
+    THEN '{PROTECTED_DETAIL}' ELSE x.detail END"""
 
 
 def _warnings(con, source_id: str, entity_type: str, record_id: str, protected: bool = False) -> list[str]:
@@ -207,7 +215,7 @@ def _person(con, source_id, person_id, given, family, email, role, protected, in
     f.reasons = _reasons(con, source_id, person_id, protected)
     f.warnings = _warnings(con, source_id, "person", person_id, protected)
     held = con.execute(
-        """SELECT x.record_id, x.reason_code, x.detail, x.visible_from, coalesce(g.name, eg.name, x.group_id)
+        f"""SELECT x.record_id, x.reason_code, {_SAFE_DETAIL}, x.visible_from, coalesce(g.name, eg.name, x.group_id)
            FROM exclusions x
            LEFT JOIN groups g ON g.source_id = x.source_id AND g.group_id = x.group_id
            LEFT JOIN excluded_groups eg ON eg.source_id = x.source_id AND eg.group_id = x.group_id

@@ -330,3 +330,26 @@ def test_a_sheet_longer_than_excel_allows_continues_on_numbered_sheets(demo_ware
     assert len(rows) == total == len(csv_rows)  # every row, in the workbook as in the CSV
     assert all(len(values(f.xlsx, name)) <= 1000 for name in parts)
     assert len(values(f.xlsx, "Summary")) == 5  # short sheets whole
+
+
+def test_a_shared_email_never_links_a_protected_person(run_registry, tmp_path):
+    from skolon_pipeline.explain import find, render
+    from skolon_pipeline.exports.explanations import PROTECTED_DETAIL
+    from skolon_pipeline_tests.registry import Registry
+
+    reg = Registry()
+    school = reg.school()
+    shared = [{"value": "kim.lund@skola.test", "type": "Skola elev"}]
+    open_person = reg.student(school, emails=shared)
+    hidden = reg.student(school, emails=shared, securityMarking="Skyddad folkbokföring")
+    night_ = run_registry(reg)
+    assert night_.reasons(open_person["id"]) == night_.reasons(hidden["id"]) == {"DUPLICATE_EMAIL"}
+    _, (f,) = write_validation_files(night_.warehouse, tmp_path / "out")
+    rows = {r["record_id"]: r for r in sheet_rows(f.xlsx, "Excluded")}
+    assert rows[open_person["id"]]["detail"] == PROTECTED_DETAIL
+    others = [line for line in f.csv["Excluded"].read_text(encoding="utf-8").splitlines()
+              if not line.startswith(f"person,{hidden['id']},")]
+    assert len(others) == 2 and not [line for line in others if hidden["id"] in line]
+    assert (rows[hidden["id"]]["person"], rows[hidden["id"]]["email"], rows[hidden["id"]]["detail"]) == (MASK, MASK, None)
+    text = "\n".join(render(find(night_.warehouse, open_person["id"])))
+    assert PROTECTED_DETAIL in text and hidden["id"] not in text

@@ -129,7 +129,12 @@ SELECT e._authority, CASE WHEN x.school_id IS NULL OR xs.school_id IS NULL THEN 
        coalesce(xs.name, x.school_id) AS school,
        x.reason_code,
        explain_reason(x.reason_code, x.visible_from) AS explanation,
-       CASE WHEN coalesce(p.protected_identity, false) THEN NULL ELSE x.detail END AS detail,
+       CASE WHEN coalesce(p.protected_identity, false) THEN NULL
+            -- a detail naming someone else with a protected identity (a shared e-mail) would link them
+            WHEN EXISTS (SELECT 1 FROM x_people pp WHERE pp.protected_identity AND pp.source_id = x.source_id
+                         AND pp.person_id IS DISTINCT FROM x.person_id AND contains(x.detail, pp.person_id))
+            THEN getvariable('protected_detail')
+            ELSE x.detail END AS detail,
        x.visible_from
 FROM exclusions x
 LEFT JOIN x_schools xs ON xs.source_id = x.source_id AND xs.school_id = x.school_id

@@ -25,7 +25,7 @@ import duckdb
 
 from skolon_pipeline import warehouse
 from skolon_pipeline.exports import xlsx
-from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, explain
+from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, PROTECTED_DETAIL, explain
 
 XLSX_NAME = "validation_file.xlsx"
 
@@ -78,6 +78,7 @@ def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
     """Builds every sheet's rows for night `as_of` as temp tables on `con` (read-only is enough)."""
     warehouse.use_night(con, as_of)
     con.execute("SET VARIABLE mask = ?", [MASK])
+    con.execute("SET VARIABLE protected_detail = ?", [PROTECTED_DETAIL])
     try:
         con.create_function("explain_reason", explain, ["VARCHAR", "DATE"], "VARCHAR", null_handling="special")
     except duckdb.CatalogException:  # already registered on this connection
