@@ -43,6 +43,20 @@ def test_student_teacher_and_staff_are_included_with_memberships_and_affiliation
     _conserved(night)
 
 
+def test_membership_dates_default_to_the_group_dates(reg, run_registry):
+    school = reg.school()
+    plain, dated = reg.student(school), reg.student(school)
+    klass = reg.group(school, start="2026-08-17", end="2027-06-11",
+                      members=[plain, {"person": {"id": dated["id"]}, "startDate": "2026-09-01"}])
+    teacher, _ = reg.teach(school, klass)
+    night = run_registry(reg)
+    dates = {user: (str(s), str(e)) for user, s, e in night.query(
+        "SELECT user_id, start_date, end_date FROM nightly.memberships WHERE group_id = ?", [klass["id"]])}
+    assert dates[plain["id"]] == ("2026-08-17", "2027-06-11")
+    assert dates[dated["id"]] == ("2026-09-01", "2027-06-11")
+    assert dates[teacher["id"]] == ("2026-08-17", "2027-06-11")  # the activity's dates, which match the group's
+
+
 def test_school_has_its_huvudman_as_organisation(reg, run_registry):
     forvaltning = reg.org("Förvaltningen", "Förvaltning", parent=reg.authority)
     school = reg.org("Ekskolan", "Skolenhet", parent=forvaltning, schoolUnitCode="87654321")

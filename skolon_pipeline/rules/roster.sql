@@ -414,9 +414,13 @@ FROM membership_eval m JOIN c_invalid_records i
   ON i.source_id = m.source_id AND i.entity_type = 'membership' AND i.role = m.role
  AND i.record_id = m.group_id || '/' || m.member_id;
 
+-- A membership or assignment without dates of its own lasts as long as its group: the roster says so, so that
+-- consumers never have to guess what an empty date means (as Clever and SDS give enrolments their section's dates).
 CREATE OR REPLACE TABLE out_memberships AS
-SELECT rs.as_of, m.group_id, m.member_id AS user_id, m.role, m.start_date, m.end_date, m.source_id
+SELECT rs.as_of, m.group_id, m.member_id AS user_id, m.role,
+       coalesce(m.start_date, g.start_date) AS start_date, coalesce(m.end_date, g.end_date) AS end_date, m.source_id
 FROM membership_eval m JOIN rule_settings rs USING (source_id)
+JOIN out_groups g USING (source_id, group_id)
 ANTI JOIN membership_reasons r USING (source_id, group_id, member_id, role);
 
 -- ─── Exclusions, with visible_from ──────────────────────────────────────────────────────────────────────
