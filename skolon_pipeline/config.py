@@ -32,6 +32,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class HoldPeriod(_Strict):
+    """A removal-hold period (inclusive): additions and updates publish, removals wait until after `to`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: dt.date = Field(alias="from")
+    end: dt.date = Field(alias="to")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _strict_date(cls, value):
+        return _iso_date(value)
+
+    def model_post_init(self, _context) -> None:
+        if self.end < self.start:
+            raise ValueError(f"hold_removals period ends ({self.end}) before it starts ({self.start})")
+
+
+def _iso_date(item):
+    if isinstance(item, dt.date):
+        return item
+    try:
+        if not (isinstance(item, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", item)):
+            raise ValueError
+        return dt.date.fromisoformat(item)
+    except ValueError:
+        raise ValueError(f"{item!r} is not a date (YYYY-MM-DD)") from None
+
+
 class RuleOverrides(_Strict):
     """Any subset of the rules, as a source may override them."""
 
@@ -42,6 +71,9 @@ class RuleOverrides(_Strict):
     group_types: tuple[str, ...] | None = None
     teaching_duty_roles: tuple[str, ...] | None = None
     school_email_domains: tuple[str, ...] | None = None
+    # The mass-removal guard (skolon_pipeline.guard) and removal-hold periods.
+    max_removal_share: float | None = Field(default=None, ge=0, le=1)
+    hold_removals: tuple[HoldPeriod, ...] | None = None
 
     @field_validator("term_starts", mode="before")
     @classmethod
@@ -52,18 +84,7 @@ class RuleOverrides(_Strict):
             return value
         if not isinstance(value, list | tuple):
             raise ValueError("must be a list of dates (YYYY-MM-DD)")
-        out = []
-        for item in value:
-            if isinstance(item, dt.date):
-                out.append(item)
-            else:
-                try:
-                    if not (isinstance(item, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", item)):
-                        raise ValueError
-                    out.append(dt.date.fromisoformat(item))
-                except ValueError:
-                    raise ValueError(f"{item!r} is not a date (YYYY-MM-DD)") from None
-        return tuple(out)
+        return tuple(_iso_date(item) for item in value)
 
     @field_validator("school_email_domains")
     @classmethod
@@ -87,11 +108,20 @@ class Rules(RuleOverrides):
         "Fritidspedagog",
     )
     school_email_domains: tuple[str, ...] = ()
+    max_removal_share: float = Field(default=0.10, ge=0, le=1)
+    hold_removals: tuple[HoldPeriod, ...] = ()
+
+    def removal_hold_until(self, as_of: dt.date) -> dt.date | None:
+        """The last day of the removal-hold period night `as_of` lies in (the latest, if several), else None."""
+        ends = [p.end for p in self.hold_removals if p.start <= as_of <= p.end]
+        return max(ends) if ends else None
 
     def with_overrides(self, overrides: RuleOverrides | None) -> Rules:
         if overrides is None:
             return self
-        return self.model_copy(update=overrides.model_dump(exclude_none=True))
+        # Field values as parsed (model_dump would turn nested models such as HoldPeriod into dicts).
+        update = {k: getattr(overrides, k) for k in type(overrides).model_fields if getattr(overrides, k) is not None}
+        return self.model_copy(update=update)
 
 
 # OneRoster role → the SS12000 duty role it stands for, so `teaching_duty_roles` decides which roles teach.

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import warehouse
+from skolon_pipeline import guard, warehouse
 from skolon_pipeline.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
+from skolon_pipeline.guard import GuardResult, Policies
 from skolon_pipeline.readers.civic import pseudonym_key
 from skolon_pipeline.readers.drops import SourceError, find_drop
 from skolon_pipeline.readers.oneroster import extract_oneroster
@@ -90,16 +91,42 @@ def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path) -> E
     return Evaluated(rules_db, counts, gaps)
 
 
-def publish(warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str, source_ids: list[str]) -> dict[str, int]:
+class NightHeld(RuntimeError):
+    """The mass-removal guard held the night: nothing of it was published."""
+
+    def __init__(self, result: GuardResult):
+        self.result = result
+        super().__init__(f"night {result.as_of} held: " + "; ".join(result.reasons))
+
+
+def rules_db(staging_dir: Path, as_of: dt.date) -> Path:
+    return night_dir(staging_dir, as_of) / RULES_DB
+
+
+def check(installation: Installation, warehouse_path: Path, staging_dir: Path, as_of: dt.date, run_id: str,
+          record: bool = True) -> GuardResult:
+    """The night's change set against the last published night, and the guard's verdict (publishes nothing)."""
+    return guard.check_night(warehouse_path, rules_db(staging_dir, as_of), as_of,
+                             Policies.for_night(installation, as_of), run_id, record=record)
+
+
+def publish(installation: Installation, warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str
+            ) -> warehouse.Published:
+    """Publishes the night unless the guard holds it (then NightHeld, and nothing of it is published)."""
     with warehouse.connect(warehouse_path) as con:
-        return warehouse.publish_night(con, rules_db, as_of, run_id, source_ids)
+        result = warehouse.publish_night(con, rules_db, as_of, run_id, [s.id for s in installation.sources],
+                                         Policies.for_night(installation, as_of))
+    if not result.published:
+        raise NightHeld(result.guard)
+    return result
 
 
 def run_night(installation: Installation, as_of: dt.date, warehouse_path: Path, staging_dir: Path, run_id: str = "local"):
-    """All stages in one call, without Dagster: for tests and the benchmark's floor, not for production runs."""
+    """All stages in one call, without Dagster: for tests and the benchmark's floor, not for production runs.
+    Raises NightHeld when the guard holds the night."""
     for source in installation.sources:
         extracted = extract(source, as_of, staging_dir)
         validate(source.id, extracted.staging_file)
     evaluated = evaluate(installation, as_of, staging_dir)
-    publish(warehouse_path, evaluated.rules_db, as_of, run_id, [s.id for s in installation.sources])
+    publish(installation, warehouse_path, evaluated.rules_db, as_of, run_id)
     return evaluated

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
+from skolon_pipeline import guard, history
 from skolon_pipeline.duck import scalar
+from skolon_pipeline.guard import GuardResult, Policies
 
 # (published table, columns). Column order follows CONTRACT §5; columns are only ever added.
 TABLES: dict[str, str] = {
@@ -87,6 +91,7 @@ def connect(warehouse: Path, read_only: bool = False) -> duckdb.DuckDBPyConnecti
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Schemas, history tables and the views over them; migrates a warehouse whose nightly.* were tables."""
     con.execute("CREATE SCHEMA IF NOT EXISTS nightly")
     con.execute("CREATE SCHEMA IF NOT EXISTS roster")
     con.execute("CREATE SCHEMA IF NOT EXISTS diagnostics")
@@ -94,14 +99,69 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         """CREATE TABLE IF NOT EXISTS nightly.nights (
             as_of DATE PRIMARY KEY, published_at TIMESTAMP WITH TIME ZONE, run_id VARCHAR, sources VARCHAR[])"""
     )
-    for table, columns in TABLES.items():
-        con.execute(f"CREATE TABLE IF NOT EXISTS nightly.{table} ({columns})")
-        # A warehouse written by an earlier version gets the columns added since (columns are only ever added).
-        for column in columns.split(","):
-            con.execute(f"ALTER TABLE nightly.{table} ADD COLUMN IF NOT EXISTS {column.strip()}")
-        con.execute(f"CREATE OR REPLACE VIEW {VIEWS[table]} AS SELECT * FROM nightly.{table} WHERE as_of = {LATEST_NIGHT}")
-    # Over the roster/diagnostics views, so it follows whatever stores the nights underneath.
-    con.execute(f"CREATE OR REPLACE VIEW diagnostics.school_counts AS {bind_latest(sql_file('school_counts.sql'))}")
+    legacy = [t for t in TABLES if _is_base_table(con, "nightly", t)]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        history.ensure_history(con, TABLES)
+        for table in legacy:
+            _migrate(con, table)
+        if legacy:
+            _migrate_changes(con)
+        for table, definition in TABLES.items():
+            cols = ", ".join(f"h.{c}" for c in history.content_columns(definition))
+            con.execute(
+                f"""CREATE OR REPLACE VIEW nightly.{table} AS
+                    SELECT n.as_of, {cols} FROM nightly.nights n JOIN history.{table} h
+                      ON h.valid_from <= n.as_of AND (h.valid_to IS NULL OR h.valid_to > n.as_of)"""
+            )
+            # Rows still open are exactly the latest published night's.
+            con.execute(
+                f"""CREATE OR REPLACE VIEW {VIEWS[table]} AS
+                    SELECT {LATEST_NIGHT} AS as_of, {cols} FROM history.{table} h WHERE h.valid_to IS NULL"""
+            )
+        # Over the roster/diagnostics views, so it follows whatever stores the nights underneath.
+        con.execute(f"CREATE OR REPLACE VIEW diagnostics.school_counts AS {bind_latest(sql_file('school_counts.sql'))}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _is_base_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    rows = con.execute(
+        """SELECT table_type FROM information_schema.tables
+           WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?""",
+        [schema, table],
+    ).fetchall()
+    return bool(rows) and rows[0][0] == "BASE TABLE"
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A warehouse from before history: nightly.<table> held every night whole. Its nights become intervals
+    (and their change sets), and the table gives way to the view of the same name."""
+    definition = TABLES[table]
+    for column in definition.split(","):
+        con.execute(f"ALTER TABLE nightly.{table} ADD COLUMN IF NOT EXISTS {column.strip()}")
+    con.execute(f"DELETE FROM history.{table}")
+    history.rebuild_from_snapshots(con, table, definition, f"nightly.{table}")
+    con.execute(f"DROP TABLE nightly.{table}")
+
+
+def _migrate_changes(con: duckdb.DuckDBPyConnection) -> None:
+    nights = [r[0] for r in con.execute("SELECT as_of FROM nightly.nights ORDER BY as_of").fetchall()]
+    con.execute("DELETE FROM history.changes")
+    for previous, night in zip([None, *nights], nights, strict=False):
+        history.record_changes(con, TABLES, night, previous)
+
+
+@contextmanager
+def attached_rules(con: duckdb.DuckDBPyConnection, rules_db: Path):
+    """The night's rules database attached read-only as `rules_out`."""
+    con.execute(f"ATTACH '{str(rules_db).replace(chr(39), chr(39) * 2)}' AS rules_out (READ_ONLY)")
+    try:
+        yield
+    finally:
+        con.execute("DETACH rules_out")
 
 
 def sql_file(name: str) -> str:
@@ -134,29 +194,59 @@ def published_nights(con: duckdb.DuckDBPyConnection) -> list[dt.date]:
         return []
 
 
+@dataclass
+class Published:
+    """What publish_night did: rows per table when published, and the guard's verdict either way."""
+
+    published: bool
+    counts: dict[str, int]
+    guard: GuardResult
+
+
 def publish_night(
-    con: duckdb.DuckDBPyConnection, rules_db: Path, as_of: dt.date, run_id: str, source_ids: list[str]
-) -> dict[str, int]:
-    """Replaces night `as_of` with the rules' output in one transaction; returns rows written per table."""
+    con: duckdb.DuckDBPyConnection, rules_db: Path, as_of: dt.date, run_id: str, source_ids: list[str],
+    policies: Policies,
+) -> Published:
+    """Publishes night `as_of` from the rules' output in one transaction, unless the guard holds it.
+
+    Inside the transaction: the candidate is assembled (removal holds applied), compared with the last
+    published night before it, and either recorded as held (nothing of it published) or written into the
+    history intervals, nightly.nights, history.held_removals and history.changes (of this night and of the
+    next published night, whose predecessor it may now be). A failure anywhere rolls everything back."""
     ensure_schema(con)
-    con.execute(f"ATTACH '{str(rules_db).replace(chr(39), chr(39) * 2)}' AS rules_out (READ_ONLY)")
-    counts: dict[str, int] = {}
-    try:
+    with attached_rules(con, rules_db):
         con.execute("BEGIN TRANSACTION")
-        for table in TABLES:
-            con.execute(f"DELETE FROM nightly.{table} WHERE as_of = ?", [as_of])
-            con.execute(f"INSERT INTO nightly.{table} BY NAME SELECT * FROM rules_out.main.out_{table}")
-            counts[table] = scalar(con, f"SELECT count(*) FROM nightly.{table} WHERE as_of = ?", [as_of])
-        con.execute(
-            "INSERT OR REPLACE INTO nightly.nights VALUES (?, current_timestamp, ?, ?)", [as_of, run_id, source_ids]
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.execute("DETACH rules_out")
-    return counts
+        try:
+            previous, following = guard.previous_night(con, as_of), guard.next_night(con, as_of)
+            guard.prepare_candidate(con, TABLES, as_of, previous, policies)
+            verdict = guard.evaluate(con, TABLES, as_of, previous, policies)
+            verdict.approved = guard.is_approved(con, as_of)
+            if verdict.blocks:
+                guard.record_hold(con, verdict, run_id)
+                con.execute("COMMIT")
+                return Published(False, {}, verdict)
+            for table, definition in TABLES.items():
+                history.apply_night(con, table, definition, as_of, following, f"cand_{table}")
+            con.execute(
+                "INSERT OR REPLACE INTO nightly.nights VALUES (?, current_timestamp, ?, ?)", [as_of, run_id, source_ids]
+            )
+            con.execute("DELETE FROM history.held_removals WHERE as_of = ?", [as_of])
+            con.execute("INSERT INTO history.held_removals SELECT * FROM _held_removals")
+            # The published rows are the candidate's, so its change set is the night's.
+            con.execute("DELETE FROM history.changes WHERE as_of = ?", [as_of])
+            con.execute("INSERT INTO history.changes BY NAME SELECT * FROM _candidate_changes")
+            if following is not None:
+                history.record_changes(con, TABLES, following, as_of)
+            con.execute(
+                "UPDATE history.held_nights SET published_at = current_timestamp WHERE as_of = ? AND approved_at IS NOT NULL",
+                [as_of],
+            )
+            counts = {t: scalar(con, f"SELECT count(*) FROM cand_{t}") for t in TABLES}
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return Published(True, counts, verdict)
 
 
 def latest_night(con: duckdb.DuckDBPyConnection) -> dt.date | None:

@@ -46,6 +46,7 @@ def test_asset_graph_reads_as_the_pipeline_stages(settings):
         "extract/testby": "extract",
         "validate/testby": "validate",
         "rules/eligibility": "rules",
+        "rules/change_set": "rules",
         "exports/validation_files": "exports",
         **{key.to_user_string(): group for key, group, _ in PUBLISHED.values()},
     }

@@ -9,6 +9,7 @@ import pytest
 
 from skolon_pipeline import night, warehouse
 from skolon_pipeline.config import load_installation
+from skolon_pipeline.guard import Policies
 from skolon_pipeline_tests.registry import Registry
 
 
@@ -67,14 +68,15 @@ def test_a_failed_publish_leaves_the_previous_night_complete(installation, tmp_p
         pass
 
     def failing_execute(con, sql, *args, **kwargs):
-        if sql.startswith("INSERT INTO nightly.groups"):
+        if sql.startswith("INSERT INTO history.groups"):
             raise Boom("killed mid-publish")
         return real_execute(con, sql, *args, **kwargs)
 
     with warehouse.connect(wh) as con:
         proxy = _Proxy(con, failing_execute)
         with pytest.raises(Boom):
-            warehouse.publish_night(proxy, evaluated.rules_db, dt.date(2026, 11, 26), "r", ["testby"])
+            warehouse.publish_night(proxy, evaluated.rules_db, dt.date(2026, 11, 26), "r", ["testby"],
+                                    Policies.for_night(installation, dt.date(2026, 11, 26)))
     assert {t: _roster(wh, v) for t, v in warehouse.VIEWS.items()} == before
     with duckdb.connect(str(wh), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM nightly.users WHERE as_of = '2026-11-26'").fetchone()[0] == 0

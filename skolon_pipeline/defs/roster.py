@@ -7,6 +7,7 @@ import duckdb
 
 from skolon_pipeline import night, warehouse
 from skolon_pipeline.config import Installation
+from skolon_pipeline.defs.guard import CHANGE_SET_KEY, build_guard_assets
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
 from skolon_pipeline.defs.sources import validate_key
@@ -84,7 +85,7 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(key, group_name=group, description=description, deps=[ELIGIBILITY_KEY],
+            dg.AssetSpec(key, group_name=group, description=description, deps=[ELIGIBILITY_KEY, CHANGE_SET_KEY],
                          kinds={"duckdb"}, partitions_def=partitions_def)
             for key, group, description in PUBLISHED.values()
         ],
@@ -93,11 +94,17 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
         name="publish_night",
     )
     def publish_night(context: dg.AssetExecutionContext, skolon: SkolonResource):
-        """Publishes the night into the warehouse in one transaction (replacing that night only); the roster
-        and diagnostics views show the latest published night."""
+        """Publishes the night into the warehouse in one transaction (replacing that night only, in the
+        history intervals and the change set); the roster and diagnostics views show the latest published
+        night. The guard is applied again inside the transaction, so a held night is never published."""
         night_date = as_of(context)
-        rules_db = night.night_dir(skolon.settings.staging_dir, night_date) / night.RULES_DB
-        counts = night.publish(skolon.settings.warehouse, rules_db, night_date, context.run.run_id, source_ids)
+        try:
+            published = night.publish(skolon.installation(), skolon.settings.warehouse,
+                                      night.rules_db(skolon.settings.staging_dir, night_date), night_date,
+                                      context.run.run_id)
+        except night.NightHeld as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        counts = published.counts
         with warehouse.connect(skolon.settings.warehouse, read_only=True) as con:
             reasons = _reason_counts(con, night_date)
             latest = warehouse.latest_night(con)
@@ -109,13 +116,14 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
                     "dagster/row_count": counts[table],
                     "dagster/column_schema": schema,
                     "table": f"nightly.{table}",
+                    "history": f"history.{table}",
                     "latest_night": latest.isoformat() if latest else "",
                 }
                 if table == "exclusions":
                     metadata.update({f"reason/{code}": n for code, n in sorted(reasons.items())})
                 yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
-    return [eligibility, publish_night]
+    return [eligibility, *build_guard_assets(ELIGIBILITY_KEY, RULES_GROUP, partitions_def), publish_night]
 
 
 def _reason_counts(con: duckdb.DuckDBPyConnection, night_date) -> Counter:

@@ -1,0 +1,266 @@
+"""Every published night, kept compactly as validity intervals, and the change set of each night.
+
+`history.<table>` holds each distinct row of a published table once per run of consecutive published nights
+it appeared in: `valid_from` is the first published night of the run, `valid_to` the first published night
+it was no longer there (exclusive; `NULL` while it is in the latest night). A night's roster is therefore
+the rows with `valid_from <= D AND (valid_to IS NULL OR valid_to > D)`; the table macros
+`history.<table>_as_of(D)` say exactly that, for any date (a date between two published nights gets the
+earlier night's rows). `nightly.<table>` (one row per night and row, keyed by `as_of`) and `roster.*` /
+`diagnostics.*` are views over these tables, so the names analysts know stay.
+
+A night's rows are a set: an exact repeat of a row within one night is stored once.
+
+Publishing night N (`apply_night`) works for any N, also one older than the latest night (a backfill) or one
+already published (a re-run): the intervals that touch N are cut at N, the night's rows are inserted as
+`[N, next published night)`, and pieces of identical rows that now meet are merged again. Intervals of other
+nights never change, so backfilling an old night leaves later nights exactly as they were.
+
+`history.changes` is the change set of every published night against the published night before it, per
+entity (school, user, group, membership, school affiliation): `added`, `removed` (with the reasons of the
+night's exclusions of that record, when it has any), `updated` (with the names of the changed columns), and
+`removal_held` for a removal that a removal-hold period keeps back (`removal_held_until`). It is recomputed
+for the published night and for the night after it (whose predecessor may have changed) in the publish
+transaction. Everything here is DuckDB SQL over whole tables; nothing is done row by row in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A rostered thing whose changes are tracked: its table, key columns and how its exclusions are found."""
+
+    name: str  # entity_type in history.changes
+    table: str
+    key: tuple[str, ...]  # besides source_id
+    exclusion_type: str | None  # entity_type of its rows in exclusions (None: schools have none)
+    exclusion_record: str | None  # the expression over the entity's row that is the exclusion's record_id
+
+    @property
+    def entity_id(self) -> str:
+        return " || '/' || ".join(self.key)
+
+
+ENTITIES: tuple[Entity, ...] = (
+    Entity("school", "schools", ("school_id",), None, None),
+    Entity("user", "users", ("user_id",), "person", "user_id"),
+    Entity("group", "groups", ("group_id",), "group", "group_id"),
+    Entity("membership", "memberships", ("group_id", "user_id"), "membership", "group_id || '/' || user_id"),
+    # An affiliation that ends while its user stays has no exclusion; one whose user is excluded shows why.
+    Entity("school_affiliation", "school_affiliations", ("user_id", "school_id"), "person", "user_id"),
+)
+ENTITY_BY_TABLE = {e.table: e for e in ENTITIES}
+
+CHANGE_KINDS = ("added", "removed", "updated", "removal_held")
+
+CHANGES_COLUMNS = """as_of DATE, compared_with DATE, source_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR,
+    change VARCHAR, changed_fields VARCHAR[], reasons VARCHAR[], detail VARCHAR, removal_held_until DATE"""
+HELD_REMOVALS_COLUMNS = "as_of DATE, source_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR, removal_held_until DATE"
+
+
+def columns(definition: str) -> list[str]:
+    """Column names of a `name TYPE, ...` definition."""
+    return [c.strip().split()[0] for c in definition.split(",") if c.strip()]
+
+
+def content_columns(definition: str) -> list[str]:
+    """The columns a history table keeps: all of the published table's but `as_of`."""
+    return [c for c in columns(definition) if c != "as_of"]
+
+
+def content_definition(definition: str) -> str:
+    return ", ".join(c.strip() for c in definition.split(",") if c.strip() and c.split()[0] != "as_of")
+
+
+def date_sql(value: dt.date | None) -> str:
+    return "NULL::DATE" if value is None else f"DATE '{value.isoformat()}'"
+
+
+def at_night(table: str, night: dt.date, cols: list[str]) -> str:
+    """The rows of history.<table> on night `night`, as a subquery."""
+    d = date_sql(night)
+    return f"(SELECT {', '.join(cols)} FROM history.{table} WHERE valid_from <= {d} AND (valid_to IS NULL OR valid_to > {d}))"
+
+
+# ─── schema ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def ensure_history(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> None:
+    """History tables, their macros, the change tables and the sync-date views (idempotent)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS history")
+    for table, definition in tables.items():
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS history.{table} ({content_definition(definition)}, valid_from DATE NOT NULL, valid_to DATE)"
+        )
+        for column in content_definition(definition).split(","):
+            con.execute(f"ALTER TABLE history.{table} ADD COLUMN IF NOT EXISTS {column.strip()}")
+        con.execute(
+            f"""CREATE OR REPLACE MACRO history.{table}_as_of(d) AS TABLE
+                SELECT * EXCLUDE (valid_from, valid_to) FROM history.{table}
+                WHERE valid_from <= CAST(d AS DATE) AND (valid_to IS NULL OR valid_to > CAST(d AS DATE))"""
+        )
+    con.execute(f"CREATE TABLE IF NOT EXISTS history.changes ({CHANGES_COLUMNS})")
+    con.execute(f"CREATE TABLE IF NOT EXISTS history.held_removals ({HELD_REMOVALS_COLUMNS})")
+    # The guard's record of held nights, and the change set each would have published (skolon_pipeline.guard).
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS history.held_nights (
+            as_of DATE PRIMARY KEY, compared_with DATE, held_at TIMESTAMP WITH TIME ZONE, run_id VARCHAR,
+            reasons VARCHAR[], approved_at TIMESTAMP WITH TIME ZONE, published_at TIMESTAMP WITH TIME ZONE)"""
+    )
+    con.execute(f"CREATE TABLE IF NOT EXISTS history.held_changes ({CHANGES_COLUMNS})")
+    # "First synced" and "last changed by sync" per user and group: the first night it was published, and the
+    # last night its row was added or changed. As of a night D: the `_as_of(D)` macros.
+    for name, table, key in (("user", "users", "user_id"), ("group", "groups", "group_id")):
+        select = f"""SELECT source_id, {key}, min(valid_from) AS first_synced, max(valid_from) AS last_changed
+                     FROM history.{table}"""
+        con.execute(f"CREATE OR REPLACE VIEW history.{name}_sync_dates AS {select} GROUP BY ALL")
+        con.execute(
+            f"""CREATE OR REPLACE MACRO history.{name}_sync_dates_as_of(d) AS TABLE
+                {select} WHERE valid_from <= CAST(d AS DATE) GROUP BY ALL"""
+        )
+
+
+# ─── intervals ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def apply_night(
+    con: duckdb.DuckDBPyConnection, table: str, definition: str, night: dt.date, next_night: dt.date | None,
+    rows_sql: str,
+) -> None:
+    """Makes the rows of `rows_sql` (the table's content columns) the rows of history.<table> on `night`.
+
+    `next_night` is the first published night after `night` (None if there is none). Runs inside the
+    caller's transaction."""
+    cols = content_columns(definition)
+    col_list = ", ".join(cols)
+    n, m = date_sql(night), date_sql(next_night)
+    covering = f"valid_from <= {n} AND (valid_to IS NULL OR valid_to > {n})"
+    touched = f"({covering}) OR valid_to = {n} OR valid_from = {m}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _touched AS SELECT * FROM history.{table} WHERE {touched}")
+    con.execute(f"DELETE FROM history.{table} WHERE {touched}")
+    con.execute(
+        f"""INSERT INTO history.{table} ({col_list}, valid_from, valid_to)
+        WITH pieces AS (
+            -- what lay before the night, cut at it
+            SELECT {col_list}, valid_from, {n} AS valid_to FROM _touched WHERE valid_from < {n} AND ({covering})
+            UNION ALL
+            -- what lay after the night, from the next published night on
+            SELECT {col_list}, {m}, valid_to FROM _touched
+            WHERE {m} IS NOT NULL AND ({covering}) AND (valid_to IS NULL OR valid_to > {m})
+            UNION ALL
+            -- neighbours that may now meet the night's rows
+            SELECT {col_list}, valid_from, valid_to FROM _touched WHERE valid_to = {n} OR valid_from = {m}
+            UNION ALL
+            SELECT DISTINCT {col_list}, {n}, {m} FROM {rows_sql} AS night_rows
+        ), marked AS (
+            SELECT *, CASE WHEN lag(valid_to) OVER w IS NOT DISTINCT FROM valid_from THEN 0 ELSE 1 END AS starts
+            FROM pieces WINDOW w AS (PARTITION BY {col_list} ORDER BY valid_from)
+        ), islands AS (
+            SELECT *, sum(starts) OVER (PARTITION BY {col_list} ORDER BY valid_from ROWS UNBOUNDED PRECEDING) AS island
+            FROM marked
+        )
+        SELECT {col_list}, min(valid_from), CASE WHEN bool_or(valid_to IS NULL) THEN NULL ELSE max(valid_to) END
+        FROM islands GROUP BY {col_list}, island"""
+    )
+    con.execute("DROP TABLE _touched")
+
+
+def rebuild_from_snapshots(con: duckdb.DuckDBPyConnection, table: str, definition: str, snapshots: str) -> None:
+    """Fills history.<table> from per-night snapshots (`snapshots`: the table's columns with `as_of`, one
+    night per published night in nightly.nights): rows on consecutive published nights become one interval.
+    Used to migrate warehouses written before history existed."""
+    cols = content_columns(definition)
+    col_list = ", ".join(cols)
+    con.execute(
+        f"""INSERT INTO history.{table} ({col_list}, valid_from, valid_to)
+        WITH nights AS (
+            SELECT as_of, row_number() OVER (ORDER BY as_of) AS idx, lead(as_of) OVER (ORDER BY as_of) AS next_night
+            FROM nightly.nights
+        ), rows AS (
+            SELECT DISTINCT s.as_of, n.idx, n.next_night, {', '.join(f's.{c}' for c in cols)}
+            FROM {snapshots} s JOIN nights n USING (as_of)
+        ), islands AS (
+            SELECT *, idx - row_number() OVER (PARTITION BY {col_list} ORDER BY idx) AS island FROM rows
+        )
+        SELECT {col_list}, min(as_of), arg_max(next_night, idx) FROM islands GROUP BY {col_list}, island"""
+    )
+
+
+# ─── change sets ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def diff_sql(entity: Entity, definition: str, old_sql: str, new_sql: str, exclusions_sql: str) -> str:
+    """added/removed/updated rows of `entity` between two sets of the table's rows (subqueries of its
+    content columns); removed ones carry the reasons of `exclusions_sql` (the new night's exclusions)."""
+    cols = content_columns(definition)
+    fields = [c for c in cols if c not in entity.key and c != "source_id"]
+    aggregates = ", ".join(f"list(DISTINCT {c} ORDER BY {c}) AS {c}" for c in fields)
+    row_hash = f"list(DISTINCT hash({', '.join(cols)}) ORDER BY hash({', '.join(cols)})) AS _rows"
+    changed = ", ".join(f"CASE WHEN o.{c} IS DISTINCT FROM n.{c} THEN '{c}' END" for c in fields)
+    reasons = "NULL::VARCHAR[] AS reasons, NULL::VARCHAR AS detail"
+    join_reasons = ""
+    if entity.exclusion_type:
+        join_reasons = f"""LEFT JOIN (
+            SELECT source_id, record_id, list(DISTINCT reason_code ORDER BY reason_code) AS reasons,
+                   string_agg(DISTINCT reason_code || coalesce(': ' || detail, ''), '; ' ORDER BY reason_code || coalesce(': ' || detail, '')) AS detail
+            FROM {exclusions_sql} x WHERE entity_type = '{entity.exclusion_type}' GROUP BY ALL
+        ) r ON r.source_id = o.source_id AND r.record_id = o._record"""
+        reasons = "CASE WHEN n._id IS NULL THEN r.reasons END AS reasons, CASE WHEN n._id IS NULL THEN r.detail END AS detail"
+    record = entity.exclusion_record or "NULL"
+    return f"""
+        WITH o AS (SELECT source_id, {entity.entity_id} AS _id, any_value({record}) AS _record, {aggregates}, {row_hash}
+                   FROM {old_sql} t GROUP BY source_id, _id),
+             n AS (SELECT source_id, {entity.entity_id} AS _id, {aggregates}, {row_hash}
+                   FROM {new_sql} t GROUP BY source_id, _id)
+        SELECT coalesce(n.source_id, o.source_id) AS source_id, '{entity.name}' AS entity_type,
+               coalesce(n._id, o._id) AS entity_id,
+               CASE WHEN o._id IS NULL THEN 'added' WHEN n._id IS NULL THEN 'removed' ELSE 'updated' END AS change,
+               CASE WHEN o._id IS NOT NULL AND n._id IS NOT NULL
+                    THEN list_filter([{changed}]::VARCHAR[], lambda f: f IS NOT NULL) END AS changed_fields,
+               {reasons}
+        FROM o FULL JOIN n ON n.source_id = o.source_id AND n._id = o._id
+        {join_reasons}
+        WHERE o._id IS NULL OR n._id IS NULL OR o._rows IS DISTINCT FROM n._rows"""
+
+
+def night_rows(tables: dict[str, str], night: dt.date) -> dict[str, str]:
+    """Each table's rows on a published night, as subqueries."""
+    return {t: at_night(t, night, content_columns(d)) for t, d in tables.items()}
+
+
+def changes_select(
+    tables: dict[str, str], night: dt.date, previous: dict[str, str] | None, current: dict[str, str],
+    compared_with: dt.date | None,
+) -> str:
+    """history.changes rows of `night` (without removal holds): `previous` → `current` (table → subquery).
+    With no previous night, everything is added."""
+    parts = []
+    for e in ENTITIES:
+        definition = tables[e.table]
+        old = previous[e.table] if previous else f"(SELECT {', '.join(content_columns(definition))} FROM history.{e.table} WHERE false)"
+        parts.append(f"SELECT * FROM ({diff_sql(e, definition, old, current[e.table], current['exclusions'])})")
+    return f"""SELECT {date_sql(night)} AS as_of, {date_sql(compared_with)} AS compared_with, source_id, entity_type,
+                      entity_id, change, changed_fields, reasons, detail, NULL::DATE AS removal_held_until
+               FROM ({' UNION ALL '.join(parts)})"""
+
+
+def record_changes(con: duckdb.DuckDBPyConnection, tables: dict[str, str], night: dt.date,
+                   previous_night: dt.date | None) -> None:
+    """Replaces history.changes of published night `night` (against `previous_night`) from the history."""
+    con.execute("DELETE FROM history.changes WHERE as_of = ?", [night])
+    previous = night_rows(tables, previous_night) if previous_night else None
+    con.execute(
+        f"INSERT INTO history.changes BY NAME {changes_select(tables, night, previous, night_rows(tables, night), previous_night)}"
+    )
+    con.execute(
+        f"""INSERT INTO history.changes BY NAME
+            SELECT as_of, {date_sql(previous_night)} AS compared_with, source_id, entity_type, entity_id,
+                   'removal_held' AS change, removal_held_until
+            FROM history.held_removals WHERE as_of = ?""",
+        [night],
+    )

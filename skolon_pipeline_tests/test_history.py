@@ -1,0 +1,329 @@
+"""History intervals, nightly change sets, the mass-removal guard and removal holds, over several nights."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import shutil
+
+import duckdb
+import pytest
+
+from skolon_pipeline import guard, night, warehouse
+from skolon_pipeline.config import load_installation
+from skolon_pipeline.guard import Policies
+from skolon_pipeline_tests.registry import Registry
+
+D1, D2, D3 = dt.date(2026, 12, 1), dt.date(2026, 12, 2), dt.date(2026, 12, 3)
+
+
+def _school(n_students: int = 10):
+    reg = Registry()
+    school = reg.school()
+    students = [reg.student(school, given=f"Elev{i}") for i in range(n_students)]
+    klass = reg.group(school, members=students)
+    teacher, _ = reg.teach(school, klass)
+    return reg, school, klass, students, teacher
+
+
+def _drop_student(reg: Registry, klass: dict, student: dict) -> None:
+    """The student leaves the registry export entirely."""
+    reg.persons.remove(student)
+    klass["groupMemberships"] = [m for m in klass["groupMemberships"] if m["person"]["id"] != student["id"]]
+
+
+class Warehouse:
+    def __init__(self, tmp_path, rules: dict | None = None):
+        self.data_dir = tmp_path / "data"
+        self.path = tmp_path / "wh" / "warehouse.duckdb"
+        self.staging = tmp_path / "wh" / "staging"
+        self.rules = rules
+
+    def drop(self, reg: Registry, drop_date: dt.date) -> None:
+        reg.write(self.data_dir, drop_date=drop_date.isoformat(), rules=self.rules)
+
+    def run(self, as_of: dt.date) -> None:
+        night.run_night(load_installation(self.data_dir), as_of, self.path, self.staging)
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def snapshot(self) -> dict[str, list[tuple]]:
+        """Every roster/diagnostics view, as an analyst would read it tonight."""
+        return {view: sorted(self.query(f"SELECT * FROM {view}"), key=repr) for view in warehouse.VIEWS.values()}
+
+    def as_of(self, d: dt.date) -> dict[str, list[tuple]]:
+        """The same views rebuilt for night `d` from the history macros (as_of added back)."""
+        return {
+            view: sorted(self.query(f"SELECT DATE '{d}' AS as_of, * FROM history.{table}_as_of(DATE '{d}')"), key=repr)
+            for table, view in warehouse.VIEWS.items()
+        }
+
+    def changes(self, as_of: dt.date) -> set[tuple]:
+        """(entity_type, entity_id, change, changed_fields, reasons), lists as tuples."""
+        return {
+            tuple(tuple(v) if isinstance(v, list) else v for v in row)
+            for row in self.query(
+                "SELECT entity_type, entity_id, change, changed_fields, reasons FROM history.changes WHERE as_of = ?",
+                [as_of])
+        }
+
+    def history(self) -> dict[str, list[tuple]]:
+        tables = [*warehouse.TABLES, "changes", "held_removals"]
+        return {t: sorted(self.query(f"SELECT * FROM history.{t}"), key=repr) for t in tables}
+
+
+def test_added_removed_updated_over_three_nights_and_why_someone_disappeared(tmp_path):
+    reg, school, klass, students, teacher = _school(4)
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5})
+    wh.drop(reg, D1)
+    wh.run(D1)
+    night1 = wh.snapshot()
+    assert {(e, c) for e, _, c, _, _ in wh.changes(D1)} == {
+        ("school", "added"), ("user", "added"), ("group", "added"), ("membership", "added"),
+        ("school_affiliation", "added")}
+
+    leaver, renamed, gone = students[0], students[1], students[2]
+    leaver["enrolments"][0]["endDate"] = "2026-12-01"  # last day at school: excluded from 2026-12-02
+    renamed["familyName"] = "Nyström"
+    _drop_student(reg, klass, gone)
+    wh.drop(reg, D2)
+    wh.run(D2)
+    night2 = wh.snapshot()
+    newcomer = reg.student(school, given="Ny")
+    klass["groupMemberships"].append({"person": {"id": newcomer["id"]}})
+    wh.drop(reg, D3)
+    wh.run(D3)
+
+    changes = wh.changes(D2)
+    assert ("user", renamed["id"], "updated", ("family_name",), None) in changes
+    assert ("user", leaver["id"], "removed", None, ("PLACEMENT_ENDED",)) in changes
+    assert ("user", gone["id"], "removed", None, None) in changes  # not in the drop at all
+    assert ("membership", f"{klass['id']}/{leaver['id']}", "removed", None, ("MEMBER_EXCLUDED",)) in changes
+    assert ("school_affiliation", f"{leaver['id']}/{school}", "removed", None, ("PLACEMENT_ENDED",)) in changes
+    assert {c for c in changes if c[0] == "user"} == {
+        ("user", renamed["id"], "updated", ("family_name",), None),
+        ("user", leaver["id"], "removed", None, ("PLACEMENT_ENDED",)),
+        ("user", gone["id"], "removed", None, None)}
+    assert {(e, i, c) for e, i, c, _, _ in wh.changes(D3)} == {
+        ("user", newcomer["id"], "added"), ("membership", f"{klass['id']}/{newcomer['id']}", "added"),
+        ("school_affiliation", f"{newcomer['id']}/{school}", "added")}
+
+    # "When did this person disappear, and why?" in one query (the README's).
+    assert wh.query(
+        """SELECT as_of, change, reasons, detail FROM history.changes
+           WHERE entity_type = 'user' AND entity_id = ? AND change = 'removed'""", [leaver["id"]]
+    ) == [(D2, "removed", ["PLACEMENT_ENDED"], wh.query(
+        "SELECT 'PLACEMENT_ENDED: ' || detail FROM nightly.exclusions WHERE as_of = ? AND record_id = ?",
+        [D2, leaver["id"]])[0][0])]
+
+    # Every past night is rebuilt exactly as it was published, by the macros and by the nightly views.
+    assert wh.as_of(D1) == night1 and wh.as_of(D2) == night2
+    assert sorted(wh.query("SELECT * FROM nightly.users WHERE as_of = ?", [D1]), key=repr) == night1["roster.users"]
+    # History is compact: an unchanged user is one interval, a removed one ends on the night it went.
+    assert wh.query("SELECT count(*) FROM history.users WHERE user_id = ?", [students[3]["id"]]) == [(1,)]
+    assert wh.query("SELECT valid_from, valid_to FROM history.users WHERE user_id = ?", [gone["id"]]) == [(D1, D2)]
+    # First synced / last changed by sync, for the validation file.
+    assert wh.query("SELECT first_synced, last_changed FROM history.user_sync_dates WHERE user_id = ?",
+                    [renamed["id"]]) == [(D1, D2)]
+    assert wh.query("SELECT first_synced, last_changed FROM history.group_sync_dates WHERE group_id = ?",
+                    [klass["id"]]) == [(D1, D1)]
+
+
+def test_rerunning_a_night_is_idempotent(tmp_path):
+    reg, school, klass, students, _ = _school(4)
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5})
+    wh.drop(reg, D1)
+    wh.run(D1)
+    students[0]["familyName"] = "Ändrad"
+    wh.drop(reg, D2)
+    wh.run(D2)
+    before = wh.history()
+    wh.run(D2)
+    wh.run(D1)
+    assert wh.history() == before
+
+
+def _week(tmp_path, name: str, order: list[int]):
+    """Seven nights of a changing registry (a drop on some days only), published in the given order."""
+    reg, school, klass, students, _ = _school(10)
+    wh = Warehouse(tmp_path / name, rules={"max_removal_share": 0.5})
+    start = dt.date(2026, 11, 30)
+    wh.drop(reg, start)
+    students[0]["familyName"] = "Day2"
+    wh.drop(reg, start + dt.timedelta(days=2))
+    _drop_student(reg, klass, students[1])
+    extra = reg.student(school, given="Day4")
+    klass["groupMemberships"].append({"person": {"id": extra["id"]}})
+    wh.drop(reg, start + dt.timedelta(days=4))
+    students[0]["familyName"] = "Elev"  # back to what it was on day 0
+    reg.persons.append(students[1])  # and the leaver returns
+    klass["groupMemberships"].append({"person": {"id": students[1]["id"]}})
+    wh.drop(reg, start + dt.timedelta(days=5))
+    for i in order:
+        wh.run(start + dt.timedelta(days=i))
+    return wh, students
+
+
+def test_backfilling_a_week_in_any_order_builds_the_same_history(tmp_path):
+    in_order, students = _week(tmp_path, "a", list(range(7)))
+    shuffled = list(range(7))
+    random.Random(5).shuffle(shuffled)
+    assert shuffled != sorted(shuffled)
+    out_of_order, _ = _week(tmp_path, "b", shuffled)
+
+    def normalised(wh):  # run ids and publish times differ, nothing else may
+        return wh.history()
+
+    assert normalised(out_of_order) == normalised(in_order)
+    assert in_order.query("SELECT valid_from, valid_to FROM history.users WHERE user_id = ? ORDER BY 1",
+                          [students[1]["id"]]) == [(dt.date(2026, 11, 30), dt.date(2026, 12, 4)),
+                                                   (dt.date(2026, 12, 5), None)]
+    assert in_order.query("SELECT as_of, change FROM history.changes WHERE entity_id = ? ORDER BY 1",
+                          [students[1]["id"]]) == [(dt.date(2026, 11, 30), "added"), (dt.date(2026, 12, 4), "removed"),
+                                                   (dt.date(2026, 12, 5), "added")]
+
+
+def test_backfilling_an_old_night_leaves_later_nights_as_they_were(tmp_path):
+    reg, school, klass, students, _ = _school(10)
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5})
+    wh.drop(reg, D1)
+    wh.run(D1)
+    students[0]["familyName"] = "Later"
+    wh.drop(reg, D3)
+    wh.run(D3)
+    latest, first = wh.snapshot(), wh.as_of(D1)
+    wh.run(D2)  # the missing night in between: the drop of D1 applies
+    assert wh.snapshot() == latest and wh.as_of(D1) == first
+    assert wh.as_of(D2) == {v: [(D2, *r[1:]) for r in rows] for v, rows in first.items()}
+    # D3's change set is now against D2, and says the same
+    assert ("user", students[0]["id"], "updated", ("family_name",), None) in wh.changes(D3)
+    assert wh.query("SELECT DISTINCT compared_with FROM history.changes WHERE as_of = ?", [D3]) == [(D2,)]
+    assert wh.changes(D2) == set()
+
+
+def test_guard_holds_a_night_that_lost_30_percent_of_students_until_approved(tmp_path):
+    reg, school, klass, students, _ = _school(10)
+    wh = Warehouse(tmp_path)
+    wh.drop(reg, D1)
+    wh.run(D1)
+    published = wh.snapshot()
+    for s in students[:3]:  # a half-written export: three of ten students missing
+        _drop_student(reg, klass, s)
+    wh.drop(reg, D2)
+    with pytest.raises(night.NightHeld) as held:
+        wh.run(D2)
+    assert "3 of 11 users (27%) would be removed, more than max_removal_share 10%" in str(held.value)
+    assert "memberships" in str(held.value)
+    assert held.value.result.samples["testby/user"] == sorted(s["id"] for s in students[:3])
+    # nothing of the night is published
+    assert wh.snapshot() == published
+    assert wh.query("SELECT as_of FROM nightly.nights") == [(D1,)]
+    assert wh.query("SELECT count(*) FROM history.changes WHERE as_of = ?", [D2]) == [(0,)]
+    assert wh.query("SELECT entity_id FROM history.held_changes WHERE as_of = ? AND entity_type = 'user' ORDER BY 1",
+                    [D2]) == [
+        (s["id"],) for s in sorted(students[:3], key=lambda s: s["id"])]
+    assert wh.query("SELECT approved_at IS NULL, published_at IS NULL FROM history.held_nights") == [(True, True)]
+
+    with warehouse.connect(wh.path) as con:
+        guard.approve(con, D2)
+    wh.run(D2)
+    assert {r[1] for r in wh.query("SELECT * FROM roster.users")} == {
+        u[1] for u in published["roster.users"]} - {s["id"] for s in students[:3]}
+    assert wh.query("SELECT count(*) FROM history.changes WHERE as_of = ? AND change = 'removed' "
+                    "AND entity_type = 'user'", [D2]) == [(3,)]
+    assert wh.query("SELECT approved_at IS NOT NULL, published_at IS NOT NULL FROM history.held_nights") == [(True, True)]
+
+
+def test_an_empty_users_file_never_empties_the_roster(tmp_path):
+    reg, school, klass, students, _ = _school(30)
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 1.0})  # even with the share guard off
+    wh.drop(reg, D1)
+    wh.run(D1)
+    published = wh.snapshot()
+    reg.persons.clear()
+    wh.drop(reg, D2)
+    with pytest.raises(night.NightHeld, match="source 'testby': no users left"):
+        wh.run(D2)
+    assert wh.snapshot() == published
+
+
+def test_removal_hold_period_publishes_additions_and_keeps_removals_until_it_ends(tmp_path):
+    reg, school, klass, students, _ = _school(4)
+    summer = {"from": "2026-12-02", "to": "2026-12-03"}
+    wh = Warehouse(tmp_path, rules={"hold_removals": [summer]})
+    wh.drop(reg, D1)
+    wh.run(D1)
+    for s in students:  # last year's class ends; a new student arrives
+        _drop_student(reg, klass, s)
+    newcomer = reg.student(school, given="Ny")
+    klass["groupMemberships"].append({"person": {"id": newcomer["id"]}})
+    wh.drop(reg, D2)
+    wh.run(D2)  # four of five students "removed", but removals are held: not held by the guard either
+    wh.run(D3)
+    users = {r[1] for r in wh.query("SELECT * FROM roster.users")}
+    assert {s["id"] for s in students} | {newcomer["id"]} <= users
+    assert ("user", students[0]["id"], "removal_held", None, None) in wh.changes(D2)
+    assert wh.query("SELECT DISTINCT removal_held_until FROM history.held_removals") == [(D3,)]
+    assert wh.query("SELECT DISTINCT removal_held_until FROM history.changes WHERE change = 'removal_held'") == [(D3,)]
+
+    d4 = dt.date(2026, 12, 4)
+    with pytest.raises(night.NightHeld):  # the removals now arrive at once, and the guard sees them
+        wh.run(d4)
+    with warehouse.connect(wh.path) as con:
+        guard.approve(con, d4)
+    wh.run(d4)
+    assert {r[1] for r in wh.query("SELECT * FROM roster.users")} & {s["id"] for s in students} == set()
+    assert wh.query("SELECT count(*) FROM history.changes WHERE as_of = ? AND entity_type = 'user' "
+                    "AND change = 'removed'", [d4]) == [(4,)]
+
+
+def test_a_publish_killed_midway_leaves_the_previous_night_and_history_intact(tmp_path):
+    reg, school, klass, students, _ = _school(10)
+    wh = Warehouse(tmp_path)
+    wh.drop(reg, D1)
+    wh.run(D1)
+    before, history_before = wh.snapshot(), wh.history()
+    students[0]["familyName"] = "Ändrad"
+    wh.drop(reg, D2)
+    installation = load_installation(wh.data_dir)
+    for source in installation.sources:
+        night.validate(source.id, night.extract(source, D2, wh.staging).staging_file)
+    evaluated = night.evaluate(installation, D2, wh.staging)
+
+    class Killed(RuntimeError):
+        pass
+
+    statements = []
+
+    class Proxy:
+        """A connection that dies at the n-th statement of the publish transaction."""
+
+        def __init__(self, con, die_at):
+            self._con, self._die_at = con, die_at
+
+        def execute(self, sql, *args, **kwargs):
+            statements.append(sql)
+            if "BEGIN" not in sql and "ROLLBACK" not in sql and len(statements) == self._die_at:
+                raise Killed(sql[:40])
+            return self._con.execute(sql, *args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._con, name)
+
+    policies = Policies.for_night(installation, D2)
+    backup = tmp_path / "backup.duckdb"
+    shutil.copy(wh.path, backup)
+    with warehouse.connect(wh.path) as con:  # which statements a publish runs
+        warehouse.publish_night(Proxy(con, die_at=-1), evaluated.rules_db, D2, "count", ["testby"], policies)
+    last_commit = max(i for i, sql in enumerate(statements, start=1) if sql == "COMMIT")
+    points = range(5, last_commit, max(1, last_commit // 15))
+    assert len(points) >= 10
+    for die_at in points:  # killed at many points, inside and outside the transactions
+        shutil.copy(backup, wh.path)
+        statements.clear()
+        with warehouse.connect(wh.path) as con, pytest.raises(Killed):
+            warehouse.publish_night(Proxy(con, die_at), evaluated.rules_db, D2, "r", ["testby"], policies)
+        assert wh.snapshot() == before
+        assert wh.history() == history_before
