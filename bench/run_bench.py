@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 from generate_drop import NIGHT, generate  # noqa: E402
 
@@ -57,8 +58,10 @@ def bench_size(persons: int, work: Path) -> dict:
     size_mb = sum(f.stat().st_size for f in drop.rglob("*.json")) / 2**20
     out = work / f"out-{persons}"
     shutil.rmtree(out, ignore_errors=True)
-    env = {**os.environ}
-    env.pop("DAGSTER_HOME", None)
+    home = out / "dagster_home"  # a throw-away instance, read afterwards for the steps' durations
+    home.mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
     wall, rss, rc = measure(
         [sys.executable, "-m", "skolon_pipeline.cli", "run", "--as-of", NIGHT, "--data-dir", str(data_dir),
          "--warehouse", str(out / "warehouse.duckdb"), "--export-dir", str(out / "exports")],
@@ -66,7 +69,18 @@ def bench_size(persons: int, work: Path) -> dict:
     )
     floor_wall, floor_rss, _ = measure([sys.executable, "-c", f"import duckdb; duckdb.sql({FLOOR_SQL.format(drop=drop)!r}).fetchall()"])
     return {"persons": persons, "json_mb": size_mb, "wall": wall, "rss": rss, "ok": rc == 0,
-            "floor_wall": floor_wall, "floor_rss": floor_rss}
+            "floor_wall": floor_wall, "floor_rss": floor_rss, "steps": step_seconds(home)}
+
+
+def step_seconds(home: Path) -> dict[str, float]:
+    """Seconds per step of the run, from the instance's own step statistics."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(limit=1)
+        if not runs:
+            return {}
+        return {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(runs[0].run_id)}
 
 
 def main() -> None:
@@ -84,6 +98,14 @@ def main() -> None:
         status = "" if r["ok"] else " (FAILED)"
         print(f"| {r['persons']:,} | {r['json_mb']:.0f} | {r['wall']:.1f}{status} | {r['rss']:.0f} | "
               f"{r['floor_wall']:.1f} | {r['floor_rss']:.0f} |")
+    steps = sorted({k for r in rows for k in r["steps"]}, key=lambda k: min(
+        (list(r["steps"]).index(k) for r in rows if k in r["steps"]), default=0))
+    if steps:
+        print("\nseconds per step (Dagster's step statistics; the rest of the wall time is start-up and the summary):\n")
+        print("| persons | " + " | ".join(steps) + " |")
+        print("|---:|" + "---:|" * len(steps))
+        for r in rows:
+            print(f"| {r['persons']:,} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps) + " |")
     if len(rows) >= 2:
         base = next((r for r in rows if r["persons"] == 200_000), rows[0])
         for r in rows:
