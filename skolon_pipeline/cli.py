@@ -17,6 +17,7 @@ from skolon_pipeline.config import ConfigError, Settings, load_installation
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_HELD = 3  # the mass-removal guard held the night (or, with --dry-run, would hold it)
 
 
 def _date(value: str) -> dt.date:
@@ -41,8 +42,11 @@ def _apply_location_flags(args: argparse.Namespace) -> Settings:
     return Settings.from_env()
 
 
-def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: bool):
+def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: bool, dry_run: bool = False):
     """Runs the nightly job for one partition on the DAGSTER_HOME instance (else a throw-away one).
+
+    With `dry_run`, only the assets up to the change set (extract, validate, rules, change_set) run, tagged so
+    the guard records nothing: nothing is published and no export is written.
 
     With several sources the steps run in their own processes (Dagster's multiprocess executor, forkserver
     with the code preloaded), so sources are extracted and validated at the same time; with one source the
@@ -52,6 +56,9 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
 
     import dagster as dg
 
+    from skolon_pipeline.defs.guard import CHANGE_SET_KEY, DRY_RUN_TAG
+    from skolon_pipeline.defs.roster import ELIGIBILITY_KEY
+    from skolon_pipeline.defs.sources import extract_key, validate_key
     from skolon_pipeline.definitions import reconstructable_nightly_job
 
     executor = (
@@ -72,8 +79,12 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
                     reconstructable_nightly_job(settings),
                     instance=instance,
                     run_config=run_config,
-                    tags={"dagster/partition": as_of.isoformat()},
+                    tags={"dagster/partition": as_of.isoformat(), **({DRY_RUN_TAG: "true"} if dry_run else {})},
                     raise_on_error=False,
+                    asset_selection=[
+                        *(k for s in load_installation(settings.data_dir).sources for k in (extract_key(s.id), validate_key(s.id))),
+                        ELIGIBILITY_KEY, CHANGE_SET_KEY,
+                    ] if dry_run else None,
                 )
                 # Read what the summary needs while the run's storage still exists.
                 failures = [
@@ -113,12 +124,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     if as_of > today:
         print(f"error: night {as_of} is in the future (today is {today} in {installation.timezone})", file=sys.stderr)
         return EXIT_USAGE
+    return _run_night(settings, installation, as_of, args, dry_run=getattr(args, "dry_run", False))
 
+
+def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.Namespace, dry_run: bool) -> int:
+    from skolon_pipeline import guard, night
     from skolon_pipeline.summary import print_summary
 
     parallel = args.executor == "multiprocess" or (args.executor == "auto" and len(installation.sources) > 1)
-    result = _execute_night(as_of, settings, parallel=parallel, verbose=args.verbose)
+    result = _execute_night(as_of, settings, parallel=parallel, verbose=args.verbose, dry_run=dry_run)
+    if dry_run and result.success:
+        verdict = night.check(installation, settings.warehouse, settings.staging_dir, as_of, result.run_id, record=False)
+        print(f"night {as_of} (dry run, nothing published):")
+        for line in guard.describe(verdict):
+            print(f"  {line}")
+        if verdict.blocks:
+            print("  The guard WOULD HOLD this night:")
+            for reason in verdict.reasons:
+                print(f"    {reason}")
+            return EXIT_HELD
+        print("  The guard would publish it.")
+        return 0
     if not result.success:
+        reasons = _held_reasons(settings.warehouse, as_of, result.run_id)
+        if reasons is not None:
+            _print_held(settings, installation, as_of, result.run_id, reasons)
+            return EXIT_HELD
         print(f"night {as_of}: run {result.run_id} FAILED", file=sys.stderr)
         for step_key, message in result.failures:
             print(f"  step {step_key}: {message}", file=sys.stderr)
@@ -130,6 +161,52 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  validation files: {exports}/<school authority>/validation_file.xlsx "
               "(`skolon-pipeline explain QUERY` says why someone is missing)")
     return 0
+
+
+def _held_reasons(warehouse_path: Path, as_of: dt.date, run_id: str) -> list[str] | None:
+    import duckdb
+
+    from skolon_pipeline import guard
+
+    if not warehouse_path.exists():
+        return None
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        return guard.held_run(con, as_of, run_id)
+
+
+def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, reasons: list[str]) -> None:
+    from skolon_pipeline import guard, night
+
+    err = sys.stderr
+    print(f"night {as_of}: HELD by the mass-removal guard (run {run_id}). Nothing of it was published; the "
+          "previous roster and validation files stay as they were.", file=err)
+    for reason in reasons:
+        print(f"  {reason}", file=err)
+    verdict = night.check(installation, settings.warehouse, settings.staging_dir, as_of, run_id, record=False)
+    for line in guard.describe(verdict):
+        print(f"  {line}", file=err)
+    print(f"  Review:  SELECT * FROM history.held_changes WHERE as_of = DATE '{as_of}' AND change = 'removed';",
+          file=err)
+    print(f"  If the registry is right, publish it:  skolon-pipeline approve --as-of {as_of}", file=err)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from skolon_pipeline import guard, warehouse
+
+    settings = _apply_location_flags(args)
+    installation = load_installation(settings.data_dir)
+    if not settings.warehouse.exists():
+        print(f"error: no warehouse at {settings.warehouse}", file=sys.stderr)
+        return EXIT_FAILED
+    with warehouse.connect(settings.warehouse) as con:
+        warehouse.ensure_schema(con)
+        try:
+            guard.approve(con, args.as_of)
+        except LookupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    print(f"night {args.as_of}: approved; running it again to publish it")
+    return _run_night(settings, installation, args.as_of, args, dry_run=False)
 
 
 def _warehouse_busy(path: Path, exc: Exception) -> str:
@@ -200,8 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="show Dagster's step log")
     run.add_argument("--executor", choices=("auto", "in_process", "multiprocess"), default="auto",
                      help="auto: sources in parallel processes when there are several, else in this process")
+    run.add_argument("--dry-run", action="store_true",
+                     help="compute and show the night's change set and the guard's verdict; publish nothing")
     _add_location_flags(run)
     run.set_defaults(func=cmd_run)
+
+    approve = sub.add_parser("approve", help="publish a night the mass-removal guard held (runs it again)")
+    approve.add_argument("--as-of", type=_date, required=True, help="the held night (YYYY-MM-DD)")
+    approve.add_argument("--verbose", action="store_true", help="show Dagster's step log")
+    approve.add_argument("--executor", choices=("auto", "in_process", "multiprocess"), default="auto",
+                         help="as for run")
+    _add_location_flags(approve)
+    approve.set_defaults(func=cmd_approve)
 
     export = sub.add_parser("export", help="write the validation files of a published night (read-only warehouse)")
     export.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: the latest published night")

@@ -243,7 +243,9 @@ def check_night(
     with `record`, a held night is written to history.held_nights/held_changes. Publishes nothing."""
     from skolon_pipeline import warehouse
 
-    with warehouse.connect(warehouse_path) as con:
+    # A dry run before the first night: compare with an empty warehouse, and create none.
+    fresh = not record and not Path(warehouse_path).exists()
+    with (duckdb.connect() if fresh else warehouse.connect(warehouse_path)) as con:
         warehouse.ensure_schema(con)
         with warehouse.attached_rules(con, rules_db):
             con.execute("BEGIN TRANSACTION")

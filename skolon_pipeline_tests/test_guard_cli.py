@@ -1,0 +1,82 @@
+"""The guard from the command line: a held night exits 3 and publishes nothing, `approve` publishes it,
+`run --dry-run` shows the change set and publishes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from skolon_pipeline import cli
+from skolon_pipeline_tests.registry import Registry
+
+D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR", "DAGSTER_HOME"):
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
+
+
+def _cli(tmp_path, command: str, night: dt.date, *extra: str) -> int:
+    return cli.main([command, "--as-of", night.isoformat(), "--data-dir", str(tmp_path / "data"),
+                     "--warehouse", str(tmp_path / "wh" / "warehouse.duckdb"),
+                     "--export-dir", str(tmp_path / "exports"), "--executor", "in_process", *extra])
+
+
+def _users(tmp_path) -> set[str]:
+    with duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT user_id FROM roster.users").fetchall()}
+
+
+def test_a_half_written_export_is_held_with_an_explanation_and_published_after_approve(tmp_path, capsys):
+    reg = Registry()
+    school = reg.school()
+    students = [reg.student(school, given=f"Elev{i}") for i in range(10)]
+    klass = reg.group(school, members=students)
+    reg.teach(school, klass)
+    reg.write(tmp_path / "data", drop_date=D1.isoformat())
+    assert _cli(tmp_path, "run", D1) == 0
+    before = _users(tmp_path)
+    assert len(before) == 11
+
+    # The next drop was cut off: three students are missing from persons.json.
+    for s in students[7:]:
+        reg.persons.remove(s)
+    klass["groupMemberships"] = klass["groupMemberships"][:7]
+    reg.write(tmp_path / "data", drop_date=D2.isoformat())
+    capsys.readouterr()
+
+    assert _cli(tmp_path, "run", D2, "--dry-run") == cli.EXIT_HELD
+    out = capsys.readouterr().out
+    assert "dry run, nothing published" in out and "users                +0 added, -3 removed" in out
+    assert "WOULD HOLD" in out and "3 of 11 users (27%) would be removed" in out
+    assert _users(tmp_path) == before
+    with duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM history.held_nights").fetchone() == (0,)
+
+    assert _cli(tmp_path, "run", D2) == cli.EXIT_HELD
+    err = capsys.readouterr().err
+    assert f"night {D2}: HELD by the mass-removal guard" in err
+    assert "3 of 11 users (27%) would be removed, more than max_removal_share 10%" in err
+    assert f"skolon-pipeline approve --as-of {D2}" in err
+    for s in students:  # ids and counts only, never names
+        assert s["givenName"] not in err
+    assert _users(tmp_path) == before
+    assert (tmp_path / "exports" / D1.isoformat()).is_dir()
+    assert not (tmp_path / "exports" / D2.isoformat()).exists()
+    with duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT max(as_of) FROM nightly.nights").fetchone() == (D1,)
+        assert sorted(r[0] for r in con.execute(
+            "SELECT entity_id FROM history.held_changes WHERE entity_type = 'user' AND change = 'removed'").fetchall()
+        ) == sorted(s["id"] for s in students[7:])
+
+    assert _cli(tmp_path, "approve", D1) == cli.EXIT_FAILED  # never held
+    assert "was not held" in capsys.readouterr().err
+    assert _cli(tmp_path, "approve", D2) == 0
+    assert _users(tmp_path) == before - {s["id"] for s in students[7:]}
+    assert (tmp_path / "exports" / D2.isoformat()).is_dir()
+    assert _cli(tmp_path, "run", D2) == 0  # an approved night stays approved
