@@ -180,11 +180,14 @@ def bind_latest(query: str) -> str:
 
 def use_night(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
     """Temp views named as in NIGHT_RELATIONS over one published night, for queries that read them by plain
-    name (school_counts.sql, the export sheets, explain). Works on a read-only connection."""
+    name (school_counts.sql, the export sheets, explain), and user_sync_dates/group_sync_dates as of that
+    night. Works on a read-only connection."""
+    d = f"DATE '{as_of.isoformat()}'"
     for name, table in NIGHT_RELATIONS.items():
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM nightly.{table} WHERE as_of = DATE '{as_of.isoformat()}'"
-        )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {d} AS as_of, * FROM history.{table}_as_of({d})")
+    # "first synced" / "last changed by sync" as they were on that night (history.user_sync_dates_as_of)
+    for entity in ("user", "group"):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {entity}_sync_dates AS SELECT * FROM history.{entity}_sync_dates_as_of({d})")
 
 
 def published_nights(con: duckdb.DuckDBPyConnection) -> list[dt.date]:

@@ -24,8 +24,10 @@ DEMO_DATA = REPO / "data"
 AUTHORITY = "lindby-kommun"
 
 HEADERS = {
-    "Users": ["user_id", "username", "given_name", "family_name", "role", "schools", "classes", "groups"],
-    "Groups": ["group_id", "name", "school", "type", "students", "teachers", "start_date", "end_date"],
+    "Users": ["user_id", "username", "given_name", "family_name", "role", "schools", "classes", "groups",
+              "first_synced", "last_changed_by_sync"],
+    "Groups": ["group_id", "name", "school", "type", "students", "teachers", "start_date", "end_date",
+               "first_synced", "last_changed_by_sync"],
     "Memberships": ["group", "group_id", "school", "user_id", "username", "name", "role", "start_date", "end_date"],
     "Excluded": ["entity_type", "record_id", "person", "email", "role", "group", "school", "reason_code",
                  "explanation", "detail", "visible_from"],

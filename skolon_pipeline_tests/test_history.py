@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import random
 import shutil
@@ -11,6 +12,7 @@ import pytest
 
 from skolon_pipeline import guard, night, warehouse
 from skolon_pipeline.config import load_installation
+from skolon_pipeline.exports.validation_file import write_validation_files
 from skolon_pipeline.guard import Policies
 from skolon_pipeline_tests.registry import Registry
 
@@ -327,3 +329,28 @@ def test_a_publish_killed_midway_leaves_the_previous_night_and_history_intact(tm
             warehouse.publish_night(Proxy(con, die_at), evaluated.rules_db, D2, "r", ["testby"], policies)
         assert wh.snapshot() == before
         assert wh.history() == history_before
+
+
+def test_validation_file_shows_first_synced_and_last_changed_by_sync_as_of_its_night(tmp_path):
+    reg, school, klass, students, _ = _school(10)
+    wh = Warehouse(tmp_path)
+    wh.drop(reg, D1)
+    wh.run(D1)
+    students[0]["familyName"] = "Ändrad"
+    klass["displayName"] = "7B"
+    wh.drop(reg, D2)
+    wh.run(D2)
+
+    def sheet(as_of: dt.date, name: str) -> dict[str, dict]:
+        _, (file,) = write_validation_files(wh.path, tmp_path / "exports", as_of)
+        with open(file.csv[name], encoding="utf-8") as f:
+            return {r.get("user_id") or r["group_id"]: r for r in csv.DictReader(f)}
+
+    users, groups = sheet(D2, "Users"), sheet(D2, "Groups")
+    assert (users[students[0]["id"]]["first_synced"], users[students[0]["id"]]["last_changed_by_sync"]) == (
+        D1.isoformat(), D2.isoformat())
+    assert (users[students[1]["id"]]["first_synced"], users[students[1]["id"]]["last_changed_by_sync"]) == (
+        D1.isoformat(), D1.isoformat())
+    assert groups[klass["id"]]["last_changed_by_sync"] == D2.isoformat()
+    # the file of the earlier night, written again today, says what it said then
+    assert sheet(D1, "Users")[students[0]["id"]]["last_changed_by_sync"] == D1.isoformat()

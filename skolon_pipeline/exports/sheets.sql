@@ -7,7 +7,8 @@
 --
 -- Each sheet_<name> table has two hidden columns for filtering, `_authority` (the school authority's id) and
 -- `_schools` (the school ids the row belongs to), then the sheet's columns in order. Adding a column to a sheet
--- (e.g. "first synced" from the history) is adding it to its SELECT here; the writer takes every column.
+-- is adding it to its SELECT here; the writer takes every column. Users and Groups end with "first synced" and
+-- "last changed by sync" (user_sync_dates/group_sync_dates: the history as of the night).
 --
 -- Protected identity (securityMarking other than Ingen): name and e-mail are replaced by the mask, and nothing
 -- that places the person in a group (classes, groups, membership ids, detail) is shown; id, role and school are.
@@ -86,10 +87,13 @@ SELECT us.authority_id AS _authority, list(DISTINCT us.school_id ORDER BY us.sch
        u.role,
        string_agg(DISTINCT us.school, ', ' ORDER BY us.school) AS schools,
        CASE WHEN u.protected_identity THEN NULL ELSE any_value(ug.classes) END AS classes,
-       CASE WHEN u.protected_identity THEN NULL ELSE any_value(ug.groups) END AS groups
+       CASE WHEN u.protected_identity THEN NULL ELSE any_value(ug.groups) END AS groups,
+       sd.first_synced, sd.last_changed AS last_changed_by_sync
 FROM users u JOIN x_user_schools us USING (source_id, user_id)
 LEFT JOIN x_user_groups ug USING (source_id, user_id)
-GROUP BY us.authority_id, u.source_id, u.user_id, u.email, u.given_name, u.family_name, u.role, u.protected_identity
+LEFT JOIN user_sync_dates sd USING (source_id, user_id)
+GROUP BY us.authority_id, u.source_id, u.user_id, u.email, u.given_name, u.family_name, u.role, u.protected_identity,
+         sd.first_synced, sd.last_changed
 ORDER BY schools, u.role, family_name, given_name, u.user_id;
 
 -- ─── Groups ────────────────────────────────────────────────────────────────────────────────────────────
@@ -98,9 +102,10 @@ SELECT xs.authority_id AS _authority, [g.school_id] AS _schools,
        g.group_id, g.name, xs.name AS school, g.group_type AS type,
        count(m.user_id) FILTER (WHERE m.role = 'student') AS students,
        count(m.user_id) FILTER (WHERE m.role = 'teacher') AS teachers,
-       g.start_date, g.end_date
+       g.start_date, g.end_date, sd.first_synced, sd.last_changed AS last_changed_by_sync
 FROM groups g JOIN x_schools xs USING (source_id, school_id)
 LEFT JOIN memberships m USING (source_id, group_id)
+LEFT JOIN group_sync_dates sd USING (source_id, group_id)
 GROUP BY ALL
 ORDER BY school, type, g.name, g.group_id;
 
