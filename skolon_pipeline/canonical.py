@@ -42,6 +42,14 @@ def _iso_date(series: pd.Series) -> pd.Series:
     return series.isna() | (series.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False) & parsed.notna())
 
 
+_CONTROL = r"[\x00-\x1f\x7f]"
+
+
+def _no_control_characters(series: pd.Series) -> pd.Series:
+    """Ids and names carry no control characters (a newline or NUL in a name breaks files and log lines)."""
+    return (series.isna() | ~series.str.contains(_CONTROL, regex=True)).fillna(True).astype(bool)
+
+
 def _end_not_before_start(df: pd.DataFrame) -> pd.Series:
     # Compare only where both dates are valid; a malformed date is the iso_date check's to report.
     start = pd.to_datetime(df["start_date"], format="%Y-%m-%d", errors="coerce")
@@ -70,6 +78,10 @@ class Organisations(_Dated):
     name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
     org_type: Series[pd.StringDtype] = pa.Field(nullable=False)
 
+    @pa.check("org_id", "name", name="no_control_characters", element_wise=False)
+    def no_control_characters(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+        return _no_control_characters(series)
+
 
 class Persons(pa.DataFrameModel):
     person_id: Series[pd.StringDtype] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
@@ -79,6 +91,10 @@ class Persons(pa.DataFrameModel):
     # HMAC-SHA256 hex of the civic number (skolon_pipeline.readers.civic), never the number itself
     civic_no_hash: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=r"^[0-9a-f]{64}$")
 
+    @pa.check("person_id", "given_name", "family_name", name="no_control_characters", element_wise=False)
+    def no_control_characters(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+        return _no_control_characters(series)
+
     class Config:
         strict = False
 
@@ -86,6 +102,10 @@ class Persons(pa.DataFrameModel):
 class PersonEmails(pa.DataFrameModel):
     person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
     email: Series[pd.StringDtype] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+
+    @pa.check("email", name="no_control_characters", element_wise=False)
+    def no_control_characters(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+        return _no_control_characters(series)
 
     class Config:
         strict = False
@@ -109,6 +129,10 @@ class Groups(_Dated):
     name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
     group_type: Series[pd.StringDtype] = pa.Field(nullable=False)
     school_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+
+    @pa.check("group_id", "name", name="no_control_characters", element_wise=False)
+    def no_control_characters(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+        return _no_control_characters(series)
 
 
 class GroupMemberships(_Dated):

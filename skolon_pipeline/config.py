@@ -157,9 +157,19 @@ class SourceConfig(_Strict):
             raise ValueError("student, parent, guardian and relative are not staff roles")
         return value
 
+    @field_validator("id", mode="before")
+    @classmethod
+    def _plain_id(cls, value):
+        # Source ids name files, Dagster assets and warehouse rows: nothing but a-z, 0-9 and '-'.
+        if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9-]{1,64}", value):
+            raise ValueError(f"{value!r} is not a source id: use 1-64 lower-case letters a-z, digits and '-'")
+        return value
+
     @field_validator("path")
     @classmethod
     def _relative_path(cls, value: str) -> str:
+        if re.search(r"[\x00-\x1f\x7f]", value):
+            raise ValueError(f"{value!r} contains control characters")
         p = Path(value)
         if p.is_absolute() or ".." in p.parts:
             raise ValueError(f"{value!r} must be a path inside the data directory (relative, without '..')")

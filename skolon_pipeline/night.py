@@ -16,6 +16,7 @@ import duckdb
 from skolon_pipeline import guard, warehouse
 from skolon_pipeline.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
+from skolon_pipeline.files import owner_only, private_dir, private_file
 from skolon_pipeline.guard import GuardResult, Policies
 from skolon_pipeline.readers.civic import pseudonym_key
 from skolon_pipeline.readers.drops import SourceError, find_drop
@@ -28,7 +29,7 @@ RULES_DB = "_rules.duckdb"  # source ids are [a-z0-9-]+, so this never clashes w
 
 
 def night_dir(staging_dir: Path, as_of: dt.date) -> Path:
-    return warehouse.private_dir(staging_dir / as_of.isoformat())
+    return private_dir(staging_dir / as_of.isoformat())
 
 
 def staging_file(staging_dir: Path, as_of: dt.date, source_id: str) -> Path:
@@ -36,6 +37,7 @@ def staging_file(staging_dir: Path, as_of: dt.date, source_id: str) -> Path:
 
 
 def _fresh(path: Path) -> duckdb.DuckDBPyConnection:
+    """A new, empty DuckDB file; call inside `owner_only()` so that it and its WAL are private."""
     path.unlink(missing_ok=True)
     Path(f"{path}.wal").unlink(missing_ok=True)
     return duckdb.connect(str(path))
@@ -55,7 +57,7 @@ def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
     drop_date, drop_dir = find_drop(source.id, source.root, as_of)
     key = pseudonym_key()
     path = staging_file(staging_dir, as_of, source.id)
-    with _fresh(path) as con:
+    with owner_only(), _fresh(path) as con:
         if source.format == "oneroster":
             counts = extract_oneroster(con, source, drop_dir, night_dir(staging_dir, as_of) / f"{source.id}.scratch")
         elif source.format == "ss12000":
@@ -66,11 +68,12 @@ def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
             )
         else:  # the configuration allows no other format
             raise SourceError(source.id, None, f"format {source.format!r} is not supported")
+    private_file(path)
     return Extracted(source.id, drop_date, drop_dir, path, counts, key.is_demo)
 
 
 def validate(source_id: str, path: Path) -> list[TableReport]:
-    with duckdb.connect(str(path)) as con:
+    with owner_only(), duckdb.connect(str(path)) as con:
         return validate_staging(con, source_id)
 
 
@@ -85,9 +88,10 @@ def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path) -> E
     sources = list(installation.sources)
     files = {s.id: staging_file(staging_dir, as_of, s.id) for s in sources}
     rules_db = night_dir(staging_dir, as_of) / RULES_DB
-    with _fresh(rules_db) as con:
+    with owner_only(), _fresh(rules_db) as con:
         counts = run_rules(con, sources, files, as_of)
         gaps = conservation_gaps(con)
+    private_file(rules_db)
     return Evaluated(rules_db, counts, gaps)
 
 
@@ -113,7 +117,7 @@ def check(installation: Installation, warehouse_path: Path, staging_dir: Path, a
 def publish(installation: Installation, warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str
             ) -> warehouse.Published:
     """Publishes the night unless the guard holds it (then NightHeld, and nothing of it is published)."""
-    with warehouse.connect(warehouse_path) as con:
+    with owner_only(), warehouse.connect(warehouse_path) as con:
         result = warehouse.publish_night(con, rules_db, as_of, run_id, [s.id for s in installation.sources],
                                          Policies.for_night(installation, as_of))
     if not result.published:

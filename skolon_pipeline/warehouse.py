@@ -10,7 +10,6 @@ replaces today's roster.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +19,7 @@ import duckdb
 
 from skolon_pipeline import guard, history
 from skolon_pipeline.duck import scalar
+from skolon_pipeline.files import owner_only, private_dir, private_file
 from skolon_pipeline.guard import GuardResult, Policies
 
 # (published table, columns). Column order follows CONTRACT §5; columns are only ever added.
@@ -74,19 +74,13 @@ NIGHT_RELATIONS: dict[str, str] = {
 LATEST_NIGHT = "(SELECT max(as_of) FROM nightly.nights)"
 
 
-def private_dir(path: Path) -> Path:
-    """Creates a folder readable by its owner only (personal data lives below it)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
-
-
 def connect(warehouse: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if read_only:
         return duckdb.connect(str(warehouse), read_only=True)
-    private_dir(warehouse.parent)
-    con = duckdb.connect(str(warehouse))
-    os.chmod(warehouse, 0o600)
+    private_dir(warehouse.parent, owned=False)
+    with owner_only():
+        con = duckdb.connect(str(warehouse))
+    private_file(warehouse)
     return con
 
 
@@ -157,7 +151,7 @@ def _migrate_changes(con: duckdb.DuckDBPyConnection) -> None:
 @contextmanager
 def attached_rules(con: duckdb.DuckDBPyConnection, rules_db: Path):
     """The night's rules database attached read-only as `rules_out`."""
-    con.execute(f"ATTACH '{str(rules_db).replace(chr(39), chr(39) * 2)}' AS rules_out (READ_ONLY)")
+    con.execute("ATTACH ? AS rules_out (READ_ONLY)", [str(rules_db)])
     try:
         yield
     finally:

@@ -101,3 +101,16 @@ def test_warehouse_and_staging_are_private(installation, tmp_path):
     assert wh.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "private").stat().st_mode & 0o777 == 0o700
     assert (staging / "2026-11-20").stat().st_mode & 0o777 == 0o700
+
+
+def test_every_file_of_a_night_is_owner_only(installation, tmp_path):
+    """Warehouse, staging files, their WALs and every folder the pipeline creates: 0600 / 0700."""
+    wh, staging = tmp_path / "new" / "deeper" / "wh.duckdb", tmp_path / "wh-staging" / "staging"
+    night.run_night(installation, dt.date(2026, 11, 20), wh, staging)
+    night.run_night(installation, dt.date(2026, 11, 20), wh, staging)  # again, over existing files
+    created = [tmp_path / "new", *(tmp_path / "new").rglob("*"), tmp_path / "wh-staging",
+               *(tmp_path / "wh-staging").rglob("*")]
+    assert any(p.name.endswith(".duckdb") for p in created) and len(created) >= 8
+    modes = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in created}
+    expected = {k: oct(0o700 if (tmp_path / k).is_dir() else 0o600) for k in modes}
+    assert modes == expected

@@ -56,4 +56,13 @@ def find_drop(source_id: str, root: Path, as_of: dt.date) -> tuple[dt.date, Path
             "(expected folders named YYYY-MM-DD)",
         )
     drop = eligible[-1]
-    return drop, drops[drop]
+    return drop, inside(source_id, root, drops[drop])
+
+
+def inside(source_id: str, base: Path, path: Path) -> Path:
+    """`path` when it lies within `base` with every link followed; a link out of it fails the source, so a
+    drop can never make the pipeline read a file outside the source's folder (and so the data directory)."""
+    real, home = path.resolve(), base.resolve()
+    if real != home and home not in real.parents:
+        raise SourceError(source_id, path, f"is a link to a place outside {base}; refused")
+    return path

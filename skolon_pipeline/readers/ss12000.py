@@ -18,7 +18,7 @@ from skolon_pipeline.canonical import CANONICAL_TABLES, complete_staging
 from skolon_pipeline.duck import row_counts
 
 from skolon_pipeline.readers.civic import PseudonymKey, pseudonym_key, pseudonymise
-from skolon_pipeline.readers.drops import SourceError
+from skolon_pipeline.readers.drops import SourceError, inside
 from skolon_pipeline.readers.enums import normalise_enums
 
 # entity → required. `placements` (preschool and after-school care only) is not used for rostering.
@@ -44,7 +44,7 @@ def entity_files(source_id: str, drop_dir: Path, entity: str) -> list[Path]:
         files.extend(sorted(p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file()))
     if not files:
         raise SourceError(source_id, drop_dir / f"{entity}.json", f"missing (nor is there a folder {entity}/ of pages)")
-    return files
+    return [inside(source_id, drop_dir, f) for f in files]
 
 
 def _classify(con: duckdb.DuckDBPyConnection, source_id: str, path: Path) -> str:

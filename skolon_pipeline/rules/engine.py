@@ -72,15 +72,11 @@ def attach_staging(con: duckdb.DuckDBPyConnection, staging_files: Mapping[str, P
     aliases = []
     for n, (source_id, path) in enumerate(sorted(staging_files.items())):
         alias = f"src_{n}"  # never the source id itself: ids are data, not identifiers
-        con.execute(f"ATTACH '{_quote_path(path)}' AS {alias} (READ_ONLY)")
+        con.execute(f"ATTACH ? AS {alias} (READ_ONLY)", [str(path)])
         aliases.append(alias)
     for table in STAGING_INPUTS:
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {a}.main.{table}" for a in aliases)
         con.execute(f"CREATE OR REPLACE TEMP VIEW c_{table} AS {union}")
-
-
-def _quote_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def run_rules(
