@@ -106,6 +106,8 @@ def test_sql_is_built_from_constants_only():
         "bind_latest(sql_file('school_counts.sql'))", "warehouse.sql_file('school_counts.sql')", "lengths", "query",
         "name",  # warehouse.NIGHT_RELATIONS keys
         "as_of.isoformat()",  # a datetime.date's ISO form, in a view definition (which takes no parameters)
+        "coalesced", "per_code",  # reason codes checked against [A-Z][A-Z0-9_]* as column names
+        "_sheet_query(table)", "_sheet_query('sheet_summary')", "', '.join(COUNT_COLUMNS)",
     }
     found = set()
     for path in SKOLON.rglob("*.py"):

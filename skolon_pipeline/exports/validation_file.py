@@ -89,23 +89,24 @@ def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
         c for (c,) in con.execute("SELECT DISTINCT reason_code FROM x_excluded_by_school ORDER BY 1").fetchall()
         if c not in EXPLANATIONS
     ]
-    per_code = ", ".join(
-        f"count(DISTINCT record_id) FILTER (WHERE reason_code = '{_sql_text(c)}') AS \"{c.replace(chr(34), '')}\""
-        for c in codes
-    )
-    coalesced = ", ".join(f"coalesce(r.\"{c.replace(chr(34), '')}\", 0) AS \"{c.replace(chr(34), '')}\"" for c in codes)
+    # Reason codes become column names: validated identifiers; the codes compared against are parameters.
+    bad = [c for c in codes if not _REASON_CODE.fullmatch(c)]
+    if bad:
+        raise ValueError(f"reason codes that cannot be column names: {bad!r}")
+    per_code = ", ".join(f'count(DISTINCT record_id) FILTER (WHERE reason_code = ?) AS "{c}"' for c in codes)
+    coalesced = ", ".join(f'coalesce(r."{c}", 0) AS "{c}"' for c in codes)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE sheet_summary AS
             SELECT b.*, {coalesced}
             FROM sheet_summary_base b
             LEFT JOIN (SELECT _authority, school_id, {per_code} FROM x_excluded_by_school GROUP BY ALL) r
               ON r._authority = b._authority AND r.school_id IS NOT DISTINCT FROM b.school_id
-            ORDER BY b.school_id IS NULL, b.school, b.school_id"""
+            ORDER BY b.school_id IS NULL, b.school, b.school_id""",
+        codes,
     )
 
 
-def _sql_text(value: str) -> str:
-    return value.replace("'", "''")
+_REASON_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
 def authorities(con: duckdb.DuckDBPyConnection) -> list[Authority]:
@@ -163,7 +164,7 @@ def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, max_rows: int = 
 def _write_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     con.execute(
-        f"COPY ({_sheet_query(table)}) TO '{_sql_text(str(tmp))}' (FORMAT csv, HEADER, DELIMITER ',', DATEFORMAT '%Y-%m-%d')"
+        f"COPY ({_sheet_query(table)}) TO ? (FORMAT csv, HEADER, DELIMITER ',', DATEFORMAT '%Y-%m-%d')", [str(tmp)]
     )
     _replace(tmp, path)
 
