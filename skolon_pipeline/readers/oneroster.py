@@ -288,26 +288,23 @@ def read_package(source_id: str, folder: Path, scratch: Path) -> Package:
 # ── record stage ────────────────────────────────────────────────────────────────────────────────────────
 
 
-def _quote(value: str) -> str:
-    return value.replace("'", "''")
-
-
 def load_raw(con: duckdb.DuckDBPyConnection, source_id: str, package: Package) -> None:
     """Each CSV into `raw_<name>` (idx counting from 1, every spec column as text, absent optional ones NULL)."""
     for spec in file_specs(package.version):
         header = package.headers[spec.name]
-        columns = ", ".join(f"'{_quote(h)}': 'VARCHAR'" for h in header)
         wanted = (*spec.required, *spec.optional, *(("parentSourcedId",) if spec is ORGS else ()))
         select = ", ".join(
             f'"{c}"' if c in header else f'NULL::VARCHAR AS "{c}"' for c in dict.fromkeys(wanted)
         )
         try:
+            # The file, its delimiter and its header (the column names as sent) are parameters; only the
+            # FileSpec's own column names are written into the SQL.
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE raw_{spec.name} AS
                 SELECT row_number() OVER () AS idx, {select}
-                FROM read_csv('{_quote(str(package.files[spec.name]))}', delim = '{package.delimiters[spec.name]}',
-                              quote = '"', escape = '"', header = true, auto_detect = false,
-                              null_padding = true, columns = {{{columns}}})"""
+                FROM read_csv(?, delim = ?, quote = '"', escape = '"', header = true, auto_detect = false,
+                              null_padding = true, columns = ?)""",
+                [str(package.files[spec.name]), package.delimiters[spec.name], {h: "VARCHAR" for h in header}],
             )
         except duckdb.Error as exc:
             message = str(exc).splitlines()[0]
