@@ -110,8 +110,9 @@ def rules_db(staging_dir: Path, as_of: dt.date) -> Path:
 def check(installation: Installation, warehouse_path: Path, staging_dir: Path, as_of: dt.date, run_id: str,
           record: bool = True) -> GuardResult:
     """The night's change set against the last published night, and the guard's verdict (publishes nothing)."""
-    return guard.check_night(warehouse_path, rules_db(staging_dir, as_of), as_of,
-                             Policies.for_night(installation, as_of), run_id, record=record)
+    with owner_only():
+        return guard.check_night(warehouse_path, rules_db(staging_dir, as_of), as_of,
+                                 Policies.for_night(installation, as_of), run_id, record=record)
 
 
 def publish(installation: Installation, warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str

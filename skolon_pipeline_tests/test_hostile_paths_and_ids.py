@@ -95,35 +95,28 @@ def test_links_inside_the_drop_are_followed(tmp_path):
         assert con.execute("SELECT count(*) FROM roster.users").fetchone()[0] == 2
 
 
-def test_sql_is_built_from_constants_only():
-    """Every f-string that reaches DuckDB interpolates only names from the code (tables, columns, aliases),
-    never a value: values are `?` parameters. This scans the package for f-string SQL and checks what goes in."""
-    # Each is a name or SQL text from the code: a table/column/alias constant, or a query built from them (or
-    # from a packaged .sql file). A new one is reviewed here before it is added.
-    allowed = {
-        "table", "column", "id_column", "entity", "alias", "a", "records", "view", "columns", "sql_type",
-        "VIEWS[table]", "LATEST_NIGHT", "union", "sql", "t", "column.strip()", "', '.join(columns)",
-        "bind_latest(sql_file('school_counts.sql'))", "warehouse.sql_file('school_counts.sql')", "lengths", "query",
-        "name",  # warehouse.NIGHT_RELATIONS keys
-        "as_of.isoformat()",  # a datetime.date's ISO form, in a view definition (which takes no parameters)
-        "coalesced", "per_code",  # reason codes checked against [A-Z][A-Z0-9_]* as column names
-        "_sheet_query(table)", "_sheet_query('sheet_summary')", "', '.join(COUNT_COLUMNS)",
-        "name_match", "group_match",  # explain: a fixed fragment with one `?` per search word
-        "columns_ddl",  # canonical.OPTIONAL_TABLES
-        "spec.name", "select",  # OneRoster FileSpec names and its own column names (the header is a parameter)
-        "cells", "sheet.query",  # xlsx: the sheet queries and their described columns as quoted identifiers
+def test_no_value_is_quoted_into_sql_text():
+    """Values reach DuckDB as `?` parameters. SQL text is built only from the code's own names (tables,
+    columns, aliases, fragments): this scans every f-string of the package for an interpolation placed inside
+    SQL quotes ('{...}'), where a value would be, and allows only names from the code and dates' ISO form."""
+    code_names = {
+        "c", "column",  # column names from the code's own table definitions
+        "entity.name", "entity.exclusion_type",  # history/guard entity constants
+        "PROTECTED_DETAIL",  # explain's fixed replacement text
     }
-    found = set()
+    quoted = re.compile(r"'\{([^{}]+)\}'")
+    seen = set()
     for path in SKOLON.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
-        for call in re.finditer(r'\.execute\(\s*f"""(.*?)"""|\.execute\(\s*f"([^"]*)"', text, re.S):
-            body = call.group(1) or call.group(2)
-            for name in re.findall(r"\{([^{}]+)\}", body):
-                found.add(name)
-                # a module constant (UPPER_CASE, maybe subscripted by a name from the code) is SQL text of the code
-                assert name in allowed or re.fullmatch(r"_?[A-Z][A-Z0-9_]*(\[[a-z_]+\])?", name), f"{path.name}: f-string SQL interpolates {{{name}}}"
-        assert "ATTACH '" not in text, f"{path.name}: ATTACH a path as a literal (use a parameter)"
-    assert {"table", "alias"} <= found
+        for literal in re.finditer(r'\bf("""|"|\'\'\')(.*?)\1', text, re.S):
+            for expr in quoted.findall(literal.group(2)):
+                seen.add(expr)
+                assert expr in code_names or expr.endswith(".isoformat()"), (
+                    f"{path.name}: f-string quotes {{{expr}}} into SQL text; pass it as a parameter"
+                )
+        assert not re.search(r"ATTACH\s+'", text), f"{path.name}: ATTACH of a literal path (use a parameter)"
+        assert not re.search(r"\bTO\s+'\{", text), f"{path.name}: COPY TO a literal path (use a parameter)"
+    assert seen, "the scan found no quoted interpolation at all: is it still looking at the right files?"
 
 
 def test_control_characters_in_ids_and_names_exclude_the_record(run_registry):
