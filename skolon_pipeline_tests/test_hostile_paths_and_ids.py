@@ -103,6 +103,7 @@ def test_no_value_is_quoted_into_sql_text():
         "c", "column",  # column names from the code's own table definitions
         "entity.name", "entity.exclusion_type",  # history/guard entity constants
         "PROTECTED_DETAIL",  # explain's fixed replacement text
+        "as_of",  # a datetime.date, in the review query the CLI prints for an admin
     }
     quoted = re.compile(r"'\{([^{}]+)\}'")
     seen = set()
