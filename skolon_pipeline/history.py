@@ -187,7 +187,10 @@ def rebuild_from_snapshots(con: duckdb.DuckDBPyConnection, table: str, definitio
         ), islands AS (
             SELECT *, idx - row_number() OVER (PARTITION BY {col_list} ORDER BY idx) AS island FROM rows
         )
-        SELECT {col_list}, min(as_of), arg_max(next_night, idx) FROM islands GROUP BY {col_list}, island"""
+        SELECT {col_list}, first_night, n.next_night
+        FROM (SELECT {col_list}, min(as_of) AS first_night, max(as_of) AS last_night FROM islands
+              GROUP BY {col_list}, island) i
+        JOIN nights n ON n.as_of = i.last_night"""
     )
 
 

@@ -354,3 +354,37 @@ def test_validation_file_shows_first_synced_and_last_changed_by_sync_as_of_its_n
     assert groups[klass["id"]]["last_changed_by_sync"] == D2.isoformat()
     # the file of the earlier night, written again today, says what it said then
     assert sheet(D1, "Users")[students[0]["id"]]["last_changed_by_sync"] == D1.isoformat()
+
+
+def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_path):
+    reg, school, klass, students, _ = _school(10)
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5})
+    nights = [D1, D2, D3]
+    for i, d in enumerate(nights):
+        students[0]["familyName"] = f"Namn{i % 2}"  # changes, then changes back
+        wh.drop(reg, d)
+        wh.run(d)
+    expected_history = wh.history()
+    per_night = {t: sorted(wh.query(f"SELECT * FROM nightly.{t}"), key=repr) for t in warehouse.TABLES}
+
+    # The layout of the earlier version: nightly.<table> tables keyed by as_of, views of the latest night.
+    with duckdb.connect(str(wh.path)) as con:
+        for table in warehouse.TABLES:
+            con.execute(f"CREATE TABLE nightly.old_{table} AS SELECT * FROM nightly.{table}")
+            con.execute(f"DROP VIEW nightly.{table}")
+            con.execute(f"ALTER TABLE nightly.old_{table} RENAME TO {table}")
+            con.execute(f"CREATE OR REPLACE VIEW {warehouse.VIEWS[table]} AS SELECT * FROM nightly.{table} "
+                        "WHERE as_of = (SELECT max(as_of) FROM nightly.nights)")
+        con.execute("DROP SCHEMA history CASCADE")
+    latest = wh.snapshot()
+
+    with warehouse.connect(wh.path) as con:
+        warehouse.ensure_schema(con)
+    assert wh.history() == expected_history
+    assert wh.snapshot() == latest
+    assert {t: sorted(wh.query(f"SELECT * FROM nightly.{t}"), key=repr) for t in warehouse.TABLES} == per_night
+    assert wh.query("SELECT table_type FROM information_schema.tables WHERE table_schema = 'nightly' "
+                    "AND table_name = 'users'") == [("VIEW",)]
+    d4 = dt.date(2026, 12, 4)
+    wh.run(d4)  # and the nights go on
+    assert wh.query("SELECT count(*) FROM nightly.users WHERE as_of = ?", [d4]) == [(11,)]
