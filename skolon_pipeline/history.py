@@ -139,6 +139,9 @@ def apply_night(
     cols = content_columns(definition)
     col_list = ", ".join(cols)
     n, m = date_sql(night), date_sql(next_night)
+    if next_night is None and _is_newest(con, table, night):
+        _append_newest_night(con, table, cols, night, rows_sql)
+        return
     covering = f"valid_from <= {n} AND (valid_to IS NULL OR valid_to > {n})"
     touched = f"({covering}) OR valid_to = {n} OR valid_from = {m}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE _touched AS SELECT * FROM history.{table} WHERE {touched}")
@@ -170,6 +173,40 @@ def apply_night(
     con.execute("DROP TABLE _touched")
 
 
+def _is_newest(con: duckdb.DuckDBPyConnection, table: str, night: dt.date) -> bool:
+    """Whether `night` is later than every night history.<table> knows (the usual nightly case)."""
+    latest = con.execute(
+        f"SELECT greatest(max(valid_from), max(valid_to)) FROM history.{table}"
+    ).fetchone()[0]
+    return latest is None or latest < night
+
+
+def _append_newest_night(con: duckdb.DuckDBPyConnection, table: str, cols: list[str], night: dt.date,
+                         rows_sql: str) -> None:
+    """apply_night for a night after every published one: close the open intervals whose row is gone, open
+    one for each new row, leave the rest alone. Set operations on the open rows only, where the general path
+    cuts and re-merges every open interval with a window over all columns (profiled: 3.7 s of a 10 s publish
+    at 1.3 million memberships)."""
+    col_list = ", ".join(cols)
+    n = date_sql(night)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _night_rows AS SELECT DISTINCT {col_list} FROM {rows_sql} AS night_rows")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _open_rows AS SELECT {col_list} FROM history.{table} WHERE valid_to IS NULL")
+    # Set operations compare NULLs as equal, as the intervals do.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _gone AS SELECT {col_list} FROM _open_rows EXCEPT SELECT {col_list} FROM _night_rows")
+    matches = " AND ".join(f"h.{c} IS NOT DISTINCT FROM g.{c}" for c in cols)
+    con.execute(
+        f"""UPDATE history.{table} h SET valid_to = {n}
+            FROM _gone g WHERE h.valid_to IS NULL AND {matches}"""
+    )
+    con.execute(
+        f"""INSERT INTO history.{table} ({col_list}, valid_from, valid_to)
+            SELECT {col_list}, {n}, NULL FROM (SELECT {col_list} FROM _night_rows EXCEPT SELECT {col_list} FROM _open_rows)"""
+    )
+    con.execute("DROP TABLE _night_rows")
+    con.execute("DROP TABLE _open_rows")
+    con.execute("DROP TABLE _gone")
+
+
 def rebuild_from_snapshots(con: duckdb.DuckDBPyConnection, table: str, definition: str, snapshots: str) -> None:
     """Fills history.<table> from per-night snapshots (`snapshots`: the table's columns with `as_of`, one
     night per published night in nightly.nights): rows on consecutive published nights become one interval.
@@ -199,36 +236,53 @@ def rebuild_from_snapshots(con: duckdb.DuckDBPyConnection, table: str, definitio
 
 def diff_sql(entity: Entity, definition: str, old_sql: str, new_sql: str, exclusions_sql: str) -> str:
     """added/removed/updated rows of `entity` between two sets of the table's rows (subqueries of its
-    content columns); removed ones carry the reasons of `exclusions_sql` (the new night's exclusions)."""
+    content columns); removed ones carry the reasons of `exclusions_sql` (the new night's exclusions).
+
+    Each key's rows are compared by a fingerprint (their count and the XOR of their row hashes; a night's rows
+    are a set, so equal sets give equal fingerprints), and only keys whose fingerprints differ are aggregated
+    column by column to name the changed fields. Aggregating every column of every key of both nights took
+    most of the publish step (profiled: 25 of 65 CPU seconds at 200 000 persons, 1.3 million memberships)."""
     cols = content_columns(definition)
     fields = [c for c in cols if c not in entity.key and c != "source_id"]
     aggregates = ", ".join(f"list(DISTINCT {c} ORDER BY {c}) AS {c}" for c in fields)
-    row_hash = f"list(DISTINCT hash({', '.join(cols)}) ORDER BY hash({', '.join(cols)})) AS _rows"
-    changed = ", ".join(f"CASE WHEN o.{c} IS DISTINCT FROM n.{c} THEN '{c}' END" for c in fields)
+    changed = ", ".join(f"CASE WHEN uo.{c} IS DISTINCT FROM un.{c} THEN '{c}' END" for c in fields)
+    row_hash = f"hash({', '.join(cols)})"
+    record = entity.exclusion_record or "NULL"
     reasons = "NULL::VARCHAR[] AS reasons, NULL::VARCHAR AS detail"
     join_reasons = ""
     if entity.exclusion_type:
         join_reasons = f"""LEFT JOIN (
             SELECT source_id, record_id, list(DISTINCT reason_code ORDER BY reason_code) AS reasons,
                    string_agg(DISTINCT reason_code || coalesce(': ' || detail, ''), '; ' ORDER BY reason_code || coalesce(': ' || detail, '')) AS detail
-            FROM {exclusions_sql} x WHERE entity_type = '{entity.exclusion_type}' GROUP BY ALL
-        ) r ON r.source_id = o.source_id AND r.record_id = o._record"""
-        reasons = "CASE WHEN n._id IS NULL THEN r.reasons END AS reasons, CASE WHEN n._id IS NULL THEN r.detail END AS detail"
-    record = entity.exclusion_record or "NULL"
+            FROM {exclusions_sql} x WHERE entity_type = '{entity.exclusion_type}'
+              AND record_id IN (SELECT _record FROM d WHERE change = 'removed')
+            GROUP BY ALL
+        ) r ON r.source_id = d.source_id AND r.record_id = d._record"""
+        reasons = "CASE WHEN d.change = 'removed' THEN r.reasons END AS reasons, CASE WHEN d.change = 'removed' THEN r.detail END AS detail"
     return f"""
-        WITH o AS (SELECT source_id, {entity.entity_id} AS _id, any_value({record}) AS _record, {aggregates}, {row_hash}
+        WITH o AS (SELECT source_id, {entity.entity_id} AS _id, any_value({record}) AS _record, count(*) AS _n,
+                          bit_xor({row_hash}) AS _x
                    FROM {old_sql} t GROUP BY source_id, _id),
-             n AS (SELECT source_id, {entity.entity_id} AS _id, {aggregates}, {row_hash}
-                   FROM {new_sql} t GROUP BY source_id, _id)
-        SELECT coalesce(n.source_id, o.source_id) AS source_id, '{entity.name}' AS entity_type,
-               coalesce(n._id, o._id) AS entity_id,
-               CASE WHEN o._id IS NULL THEN 'added' WHEN n._id IS NULL THEN 'removed' ELSE 'updated' END AS change,
-               CASE WHEN o._id IS NOT NULL AND n._id IS NOT NULL
+             n AS (SELECT source_id, {entity.entity_id} AS _id, count(*) AS _n, bit_xor({row_hash}) AS _x
+                   FROM {new_sql} t GROUP BY source_id, _id),
+             d AS (SELECT coalesce(n.source_id, o.source_id) AS source_id, coalesce(n._id, o._id) AS _id, o._record,
+                          CASE WHEN o._id IS NULL THEN 'added' WHEN n._id IS NULL THEN 'removed' ELSE 'updated' END AS change
+                   FROM o FULL JOIN n ON n.source_id = o.source_id AND n._id = o._id
+                   WHERE o._id IS NULL OR n._id IS NULL OR o._n <> n._n OR o._x <> n._x),
+             uo AS (SELECT source_id, {entity.entity_id} AS _id, {aggregates or "NULL AS _none"} FROM {old_sql} t
+                    WHERE (source_id, {entity.entity_id}) IN (SELECT (source_id, _id) FROM d WHERE change = 'updated')
+                    GROUP BY source_id, _id),
+             un AS (SELECT source_id, {entity.entity_id} AS _id, {aggregates or "NULL AS _none"} FROM {new_sql} t
+                    WHERE (source_id, {entity.entity_id}) IN (SELECT (source_id, _id) FROM d WHERE change = 'updated')
+                    GROUP BY source_id, _id)
+        SELECT d.source_id, '{entity.name}' AS entity_type, d._id AS entity_id, d.change,
+               CASE WHEN d.change = 'updated'
                     THEN list_filter([{changed}]::VARCHAR[], lambda f: f IS NOT NULL) END AS changed_fields,
                {reasons}
-        FROM o FULL JOIN n ON n.source_id = o.source_id AND n._id = o._id
-        {join_reasons}
-        WHERE o._id IS NULL OR n._id IS NULL OR o._rows IS DISTINCT FROM n._rows"""
+        FROM d
+        LEFT JOIN uo ON uo.source_id = d.source_id AND uo._id = d._id
+        LEFT JOIN un ON un.source_id = d.source_id AND un._id = d._id
+        {join_reasons}"""
 
 
 def night_rows(tables: dict[str, str], night: dt.date) -> dict[str, str]:
