@@ -80,3 +80,40 @@ def test_a_half_written_export_is_held_with_an_explanation_and_published_after_a
     assert _users(tmp_path) == before - {s["id"] for s in students[7:]}
     assert (tmp_path / "exports" / D2.isoformat()).is_dir()
     assert _cli(tmp_path, "run", D2) == 0  # an approved night stays approved
+
+
+def test_dagster_change_set_counts_and_the_blocking_guard_skips_publishing(tmp_path):
+    import dagster as dg
+
+    from skolon_pipeline.config import Settings
+    from skolon_pipeline.definitions import build_defs
+    from skolon_pipeline.defs.guard import CHANGE_SET_KEY, REMOVAL_GUARD_CHECK
+    from skolon_pipeline.defs.schedules import NIGHTLY_JOB
+
+    reg = Registry()
+    school = reg.school()
+    students = [reg.student(school, given=f"Elev{i}") for i in range(10)]
+    klass = reg.group(school, members=students)
+    reg.teach(school, klass)
+    reg.write(tmp_path / "data", drop_date=D1.isoformat())
+    settings = Settings(tmp_path / "data", tmp_path / "wh" / "warehouse.duckdb", tmp_path / "exports")
+    job = build_defs(settings).resolve_job_def(NIGHTLY_JOB)
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = job.execute_in_process(partition_key=D1.isoformat(), instance=instance)
+    (change_set,) = [m.materialization.metadata for m in first.get_asset_materialization_events()
+                     if m.asset_key == CHANGE_SET_KEY]
+    assert (change_set["user/added"].value, change_set["membership/added"].value, change_set["user/removed"].value) == (
+        11, 11, 0)
+
+    for s in students[:4]:
+        reg.persons.remove(s)
+    reg.write(tmp_path / "data", drop_date=D2.isoformat())
+    second = job.execute_in_process(partition_key=D2.isoformat(), instance=instance, raise_on_error=False)
+    assert not second.success
+    (check,) = [c for c in second.get_asset_check_evaluations() if c.check_name == REMOVAL_GUARD_CHECK]
+    assert not check.passed
+    assert check.metadata["testby/users_removed"].value == 4 and check.metadata["testby/users_before"].value == 11
+    assert check.metadata["sample_ids_to_remove"].value["testby/user"] == sorted(s["id"] for s in students[:4])
+    assert not [m for m in second.get_asset_materialization_events() if m.asset_key.path[0] in ("roster", "exports")]
+    assert _users(tmp_path) == {u["id"] for u in reg.persons} | {s["id"] for s in students[:4]}
