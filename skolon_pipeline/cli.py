@@ -18,6 +18,7 @@ from skolon_pipeline.config import ConfigError, Settings, load_installation
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_HELD = 3  # the mass-removal guard held the night (or, with --dry-run, would hold it)
+EXIT_SOURCE_FAILED = 4  # the night was published, but a source could not be read (its roster carried over)
 
 
 def _date(value: str) -> dt.date:
@@ -145,6 +146,15 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
             return EXIT_HELD
         print("  The guard would publish it.")
         return 0
+    from skolon_pipeline.defs.roster import SOURCES_KEY
+
+    sources_step = SOURCES_KEY.to_python_identifier()
+    if not result.success and result.failures and all(step == sources_step for step, _ in result.failures):
+        print_summary(settings.warehouse, as_of, run_id=result.run_id)
+        print(f"night {as_of}: published, but a source FAILED", file=sys.stderr)
+        for _, message in result.failures:
+            print(f"  {message}", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
     if not result.success:
         reasons = _held_reasons(settings.warehouse, as_of, result.run_id)
         if reasons is not None:

@@ -8,7 +8,7 @@ contend for a lock; only `publish` writes the warehouse.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -22,6 +22,8 @@ from skolon_pipeline.readers.civic import pseudonym_key
 from skolon_pipeline.readers.drops import SourceError, find_drop
 from skolon_pipeline.readers.oneroster import extract_oneroster
 from skolon_pipeline.readers.ss12000 import extract_ss12000
+from skolon_pipeline.duck import scalar
+from skolon_pipeline.rules.carry_over import carry_over
 from skolon_pipeline.rules.conservation import conservation_gaps
 from skolon_pipeline.rules.engine import run_rules
 
@@ -72,6 +74,49 @@ def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
     return Extracted(source.id, drop_date, drop_dir, path, counts, key.is_demo)
 
 
+# Every staging file records whether its source could be read tonight (source isolation: a source that fails
+# leaves a file holding only this table, and the others go on).
+_STATUS_DDL = "CREATE OR REPLACE TABLE source_status (source_id VARCHAR, ok BOOLEAN, file VARCHAR, message VARCHAR)"
+
+
+@dataclass(frozen=True)
+class SourceFailed:
+    """A source that could not be read tonight: its users, groups and memberships are carried over."""
+
+    source_id: str
+    file: str | None
+    message: str
+
+
+def extract_isolated(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted | SourceFailed:
+    """`extract`, but a SourceError fails only this source: it is recorded in the staging file and returned."""
+    path = staging_file(staging_dir, as_of, source.id)
+    try:
+        extracted = extract(source, as_of, staging_dir)
+    except SourceError as exc:
+        with owner_only(), _fresh(path) as con:
+            con.execute(_STATUS_DDL)
+            con.execute("INSERT INTO source_status VALUES (?, false, ?, ?)", [source.id, exc.file, str(exc)])
+        return SourceFailed(source.id, exc.file, str(exc))
+    with owner_only(), duckdb.connect(str(path)) as con:
+        con.execute(_STATUS_DDL)
+        con.execute("INSERT INTO source_status VALUES (?, true, NULL, NULL)", [source.id])
+    return extracted
+
+
+def source_failure(staging_dir: Path, as_of: dt.date, source_id: str) -> SourceFailed | None:
+    """The source's failure tonight, or None when it was read (a staging file without status: read, too)."""
+    path = staging_file(staging_dir, as_of, source_id)
+    if not path.exists():
+        return SourceFailed(source_id, None, f"source {source_id!r}: not extracted for night {as_of}")
+    with duckdb.connect(str(path), read_only=True) as con:
+        has_status = scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'source_status'")
+        row = con.execute("SELECT ok, file, message FROM source_status").fetchone() if has_status else None
+    if row is None or row[0]:
+        return None
+    return SourceFailed(source_id, row[1], row[2])
+
+
 def validate(source_id: str, path: Path) -> list[TableReport]:
     with owner_only(), duckdb.connect(str(path)) as con:
         return validate_staging(con, source_id)
@@ -82,17 +127,31 @@ class Evaluated:
     rules_db: Path
     row_counts: dict[str, int]
     conservation: dict[str, dict]
+    failed: tuple[SourceFailed, ...] = ()
+    carried_over: dict[str, int] = field(default_factory=dict)  # table → rows carried over from an earlier night
 
 
-def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path) -> Evaluated:
-    sources = list(installation.sources)
+class AllSourcesFailed(RuntimeError):
+    """No source could be read: there is nothing to evaluate, and the previous roster stays as it was."""
+
+
+def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path, warehouse_path: Path | None = None
+             ) -> Evaluated:
+    """The rules over every source read tonight; a failed source's last published rows are carried over from
+    the warehouse (when given) and flagged stale."""
+    failed = tuple(f for s in installation.sources if (f := source_failure(staging_dir, as_of, s.id)))
+    failed_ids = {f.source_id for f in failed}
+    sources = [s for s in installation.sources if s.id not in failed_ids]
+    if not sources:
+        raise AllSourcesFailed("every source failed; nothing is published: " + "; ".join(f.message for f in failed))
     files = {s.id: staging_file(staging_dir, as_of, s.id) for s in sources}
     rules_db = night_dir(staging_dir, as_of) / RULES_DB
     with owner_only(), _fresh(rules_db) as con:
         counts = run_rules(con, sources, files, as_of)
         gaps = conservation_gaps(con)
+        carried = carry_over(con, warehouse_path, as_of, failed)
     private_file(rules_db)
-    return Evaluated(rules_db, counts, gaps)
+    return Evaluated(rules_db, counts, gaps, failed, carried)
 
 
 class NightHeld(RuntimeError):
@@ -128,10 +187,12 @@ def publish(installation: Installation, warehouse_path: Path, rules_db: Path, as
 
 def run_night(installation: Installation, as_of: dt.date, warehouse_path: Path, staging_dir: Path, run_id: str = "local"):
     """All stages in one call, without Dagster: for tests and the benchmark's floor, not for production runs.
-    Raises NightHeld when the guard holds the night."""
+    A source that cannot be read is isolated (carried over, listed in `Evaluated.failed`). Raises NightHeld
+    when the guard holds the night."""
     for source in installation.sources:
-        extracted = extract(source, as_of, staging_dir)
-        validate(source.id, extracted.staging_file)
-    evaluated = evaluate(installation, as_of, staging_dir)
+        extracted = extract_isolated(source, as_of, staging_dir)
+        if isinstance(extracted, Extracted):
+            validate(source.id, extracted.staging_file)
+    evaluated = evaluate(installation, as_of, staging_dir, warehouse_path)
     publish(installation, warehouse_path, evaluated.rules_db, as_of, run_id)
     return evaluated

@@ -120,7 +120,9 @@ def test_broken_drop_exits_non_zero_naming_step_and_file(tmp_path, capsys):
     broken.write_text('{"data": [{"id": "x"', encoding="utf-8")
     assert _run(tmp_path, data) == cli.EXIT_FAILED
     err = capsys.readouterr().err
-    assert "step extract__lindby" in err and "duties.json: not valid JSON" in err
+    # the only source failed (its extract reports a failed `readable` check), so the rules step stops the run
+    assert "step rules__eligibility" in err and "every source failed" in err
+    assert "source 'lindby'" in err and "duties.json: not valid JSON" in err
     assert "the previous roster stays as it was" in err
     with duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM roster.users").fetchone()[0] > 400

@@ -20,7 +20,7 @@ from skolon_pipeline.defs.partitions import nightly_partitions
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
 from skolon_pipeline.defs.roster import CONSERVATION_CHECK, ELIGIBILITY_KEY, PUBLISHED
 from skolon_pipeline.defs.schedules import NIGHTLY_JOB, NIGHTLY_SCHEDULE
-from skolon_pipeline.defs.sources import build_source_assets, extract_key, table_check_name, validate_key
+from skolon_pipeline.defs.sources import READABLE_CHECK, build_source_assets, extract_key, table_check_name, validate_key
 from skolon_pipeline_tests.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +48,7 @@ def test_asset_graph_reads_as_the_pipeline_stages(settings):
         "rules/eligibility": "rules",
         "rules/change_set": "rules",
         "exports/validation_files": "exports",
+        "diagnostics/sources": "diagnostics",
         **{key.to_user_string(): group for key, group, _ in PUBLISHED.values()},
     }
     for key in graph.get_all_asset_keys():
@@ -136,8 +137,13 @@ def test_a_file_that_is_not_json_fails_the_source_and_publishes_nothing(settings
     result = job.execute_in_process(partition_key="2026-11-21", instance=dg.DagsterInstance.ephemeral(),
                                     raise_on_error=False)
     assert not result.success
+    # The source's extract reports it as a failed ERROR check (source isolation: it does not raise); with no
+    # other source to publish, the rules step fails and nothing is published.
+    readable = next(c for c in result.get_asset_check_evaluations() if c.check_name == READABLE_CHECK)
+    assert not readable.passed and readable.severity == dg.AssetCheckSeverity.ERROR
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert failure.step_key == "extract__testby"
+    assert failure.step_key == "rules__eligibility"
+    assert "every source failed; nothing is published" in failure.step_failure_data.error.message
     assert "source 'testby'" in failure.step_failure_data.error.message
     assert "groups.json" in failure.step_failure_data.error.message
     assert "not valid JSON" in failure.step_failure_data.error.message

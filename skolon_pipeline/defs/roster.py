@@ -17,6 +17,7 @@ ROSTER_GROUP = "roster"
 DIAGNOSTICS_GROUP = "diagnostics"
 
 ELIGIBILITY_KEY = dg.AssetKey(["rules", "eligibility"])
+SOURCES_KEY = dg.AssetKey(["diagnostics", "sources"])
 CONSERVATION_CHECK = "conservation"
 
 # published table → (asset key, group, description)
@@ -53,6 +54,7 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
         group_name=RULES_GROUP,
         kinds={"duckdb", "sql"},
         partitions_def=partitions_def,
+        pool=WAREHOUSE_POOL,  # reads the last published night for a failed source's carry-over
         check_specs=[
             dg.AssetCheckSpec(
                 CONSERVATION_CHECK,
@@ -65,10 +67,17 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
     def eligibility(context: dg.AssetExecutionContext, skolon: SkolonResource):
         """The eligibility rules in DuckDB SQL over all sources' validated staging tables: the candidate
         roster, every exclusion reason, and visible_from under the look-ahead windows. Nothing is published
-        here; the conservation check blocks publishing if any record would vanish without a reason."""
-        evaluated = night.evaluate(skolon.installation(), as_of(context), skolon.settings.staging_dir)
+        here; the conservation check blocks publishing if any record would vanish without a reason. A source
+        that could not be read tonight is left out, and its last published roster carried over (stale)."""
+        try:
+            evaluated = night.evaluate(skolon.installation(), as_of(context), skolon.settings.staging_dir,
+                                       skolon.settings.warehouse)
+        except night.AllSourcesFailed as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         yield dg.MaterializeResult(
             metadata={
+                "failed_sources": ", ".join(f.source_id for f in evaluated.failed),
+                **{f"carried_over/{t}": n for t, n in evaluated.carried_over.items()},
                 "rules_db": dg.MetadataValue.path(str(evaluated.rules_db)),
                 **{f"rows/{t.removeprefix('out_')}": n for t, n in evaluated.row_counts.items()},
             }
@@ -123,7 +132,30 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
                     metadata.update({f"reason/{code}": n for code, n in sorted(reasons.items())})
                 yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
-    return [eligibility, *build_guard_assets(ELIGIBILITY_KEY, RULES_GROUP, partitions_def), publish_night]
+    @dg.asset(
+        key=SOURCES_KEY,
+        deps=[key for key, _, _ in PUBLISHED.values()],
+        group_name=DIAGNOSTICS_GROUP,
+        kinds={"duckdb"},
+        partitions_def=partitions_def,
+    )
+    def sources_fresh(context: dg.AssetExecutionContext, skolon: SkolonResource) -> dg.MaterializeResult:
+        """Whether every source was read tonight. Runs after the night is published: when a source failed,
+        the others are already in the roster and its own roster was carried over (stale), and this step fails
+        the run, naming the source and the problem, so the failure is not missed."""
+        night_date = as_of(context)
+        failures = [f for s in source_ids if (f := night.source_failure(skolon.settings.staging_dir, night_date, s))]
+        if failures:
+            raise dg.Failure(
+                description="; ".join(f.message for f in failures)
+                + " (the other sources are published; the failed source's last published roster is carried over, "
+                  "flagged stale)",
+                metadata={"failed_sources": ", ".join(f.source_id for f in failures)},
+                allow_retries=False,
+            )
+        return dg.MaterializeResult(metadata={"fresh_sources": ", ".join(source_ids)})
+
+    return [eligibility, *build_guard_assets(ELIGIBILITY_KEY, RULES_GROUP, partitions_def), publish_night, sources_fresh]
 
 
 def _reason_counts(con: duckdb.DuckDBPyConnection, night_date) -> Counter:

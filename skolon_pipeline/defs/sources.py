@@ -1,6 +1,12 @@
 """Per-source assets, generated from sources.yaml so the lineage graph shows each registry:
 `extract/<source>` reads the night's drop into the source's staging database, `validate/<source>` runs the
-Pandera models over it, with one asset check per canonical table."""
+Pandera models over it, with one asset check per canonical table.
+
+Source isolation: a source whose drop cannot be read does not raise (that would skip the rules and publish of
+every other source). Its extract step records the failure in its staging file and reports it as the failed
+ERROR-severity check `readable` (shown red on the asset in the UI, with the file and the problem); validate
+passes it on; the rules carry its last published roster over, and `diagnostics/sources` fails the run after
+the others have been published."""
 
 import dagster as dg
 
@@ -10,9 +16,9 @@ from skolon_pipeline.config import Source
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import SkolonResource
 from skolon_pipeline.readers.civic import DEMO_KEY_WARNING, KEY_ENV
-from skolon_pipeline.readers.drops import SourceError
 
 EXTRACT_GROUP = "extract"
+READABLE_CHECK = "readable"
 VALIDATE_GROUP = "validate"
 
 
@@ -41,22 +47,33 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition)
             "memberships, teacher assignments ...) in the source's own staging database."
         ),
         metadata={"source_id": source.id, "format": source.format},
+        check_specs=[
+            dg.AssetCheckSpec(
+                READABLE_CHECK, asset=extract_key(source.id),
+                description="The drop passed the package stage (files, headers, encoding); when it fails, the "
+                            "source's last published roster is carried over, flagged stale, and the run fails "
+                            "after the other sources are published.",
+            )
+        ],
     )
-    def extract_asset(context: dg.AssetExecutionContext, skolon: SkolonResource) -> dg.MaterializeResult:
-        try:
-            # The source as configured now (paths resolved from the resource), not as when the code was loaded.
-            configured = skolon.installation().source(source.id)
-            extracted = night.extract(configured, as_of(context), skolon.settings.staging_dir)
-        except SourceError as exc:
-            raise dg.Failure(
-                description=str(exc),
-                metadata={"source_id": source.id, "file": exc.file or "", "problem": exc.problem},
-                allow_retries=False,
-            ) from exc
+    def extract_asset(context: dg.AssetExecutionContext, skolon: SkolonResource):
+        # The source as configured now (paths resolved from the resource), not as when the code was loaded.
+        configured = skolon.installation().source(source.id)
+        extracted = night.extract_isolated(configured, as_of(context), skolon.settings.staging_dir)
+        if isinstance(extracted, night.SourceFailed):
+            context.log.error(extracted.message)
+            yield dg.MaterializeResult(metadata={"status": "failed", "file": extracted.file or ""})
+            yield dg.AssetCheckResult(
+                check_name=READABLE_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                description=extracted.message,
+                metadata={"source_id": source.id, "file": extracted.file or "", "problem": extracted.message},
+            )
+            return
         if extracted.demo_key:
             context.log.warning(DEMO_KEY_WARNING)
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
+                "status": "read",
                 "pseudonym_key": "built-in demo key" if extracted.demo_key else KEY_ENV,
                 "drop_date": extracted.drop_date.isoformat(),
                 "drop_dir": dg.MetadataValue.path(str(extracted.drop_dir)),
@@ -64,6 +81,7 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition)
                 **{f"rows/{table}": count for table, count in extracted.row_counts.items()},
             }
         )
+        yield dg.AssetCheckResult(check_name=READABLE_CHECK, passed=True, metadata={"source_id": source.id})
 
     @dg.asset(
         key=validate_key(source.id),
@@ -83,6 +101,14 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition)
         metadata={"source_id": source.id},
     )
     def validate_asset(context: dg.AssetExecutionContext, skolon: SkolonResource):
+        failure = night.source_failure(skolon.settings.staging_dir, as_of(context), source.id)
+        if failure is not None:
+            yield dg.MaterializeResult(metadata={"status": "not validated: the source could not be read"})
+            for table in CANONICAL_TABLES:
+                yield dg.AssetCheckResult(check_name=table_check_name(table), passed=False,
+                                          severity=dg.AssetCheckSeverity.WARN,
+                                          metadata={"status": "not validated: the source could not be read"})
+            return
         path = night.staging_file(skolon.settings.staging_dir, as_of(context), source.id)
         reports = night.validate(source.id, path)
         yield dg.MaterializeResult(

@@ -15,7 +15,7 @@ _MISSING = {
                OR EXISTS (SELECT 1 FROM c_enrolments e WHERE e.source_id = p.source_id AND e.person_id = p.person_id)
                OR NOT EXISTS (SELECT 1 FROM c_responsibles r
                               WHERE r.source_id = p.source_id AND r.responsible_id = p.person_id))
-        EXCEPT SELECT source_id, user_id FROM out_users
+        EXCEPT SELECT source_id, user_id FROM source_users
         EXCEPT SELECT source_id, record_id FROM out_exclusions WHERE entity_type = 'person'
     """,
     "group": """

@@ -314,16 +314,26 @@ SELECT * FROM person_reasons_raw
 UNION ALL
 SELECT a.source_id, a.person_id, 'DUPLICATE_EMAIL',
        'the same school e-mail is used by ' || string_agg(DISTINCT b.person_id, ', ' ORDER BY b.person_id), NULL
-FROM email_clash a JOIN email_clash b ON a.email = b.email AND (a.source_id, a.person_id) <> (b.source_id, b.person_id)
+-- across sources too; the same person (the same global id) in two sources is no clash
+FROM email_clash a JOIN email_clash b ON a.email = b.email AND a.person_id <> b.person_id
 GROUP BY a.source_id, a.person_id;
 
-CREATE OR REPLACE TABLE out_users AS
+-- Included users per source (what conservation compares with); out_users below merges them across sources.
+CREATE OR REPLACE TABLE source_users AS
 SELECT rs.as_of, p.person_id AS user_id, p.source_id, p.given_name, p.family_name, c.email, r.role,
        coalesce(p.security_marking, 'Ingen') <> 'Ingen' AS protected_identity, p.civic_no_hash
 FROM person_eval p JOIN rule_settings rs USING (source_id) JOIN person_role r USING (source_id, person_id)
 JOIN chosen_email c USING (source_id, person_id)
 WHERE r.role IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM person_reasons x WHERE x.source_id = p.source_id AND x.person_id = p.person_id);
+
+-- Several sources, one roster: the same global id in two sources is one user, with the affiliations of both.
+-- The row of the strongest role (teacher, staff, student) wins, then the first source id.
+CREATE OR REPLACE TABLE out_users AS
+SELECT * FROM source_users
+QUALIFY row_number() OVER (PARTITION BY user_id
+                           ORDER BY CASE role WHEN 'teacher' THEN 0 WHEN 'staff' THEN 1 ELSE 2 END, source_id) = 1
+ORDER BY user_id;
 
 -- ─── School affiliations: each active enrolment or duty of an included user ─────────────────────────────
 CREATE OR REPLACE TABLE out_school_affiliations AS
@@ -332,8 +342,8 @@ SELECT as_of, user_id, school_id, role, min(s) AS start_date,
 FROM (
     SELECT u.as_of, u.user_id, u.source_id, x.school_id, x.s, x.e,
            -- a teaching duty of someone who is staff by another duty is a staff affiliation
-           CASE WHEN x.role = 'teacher' AND u.role <> 'teacher' THEN 'staff' ELSE x.role END AS role
-    FROM out_users u JOIN (
+           CASE WHEN x.role = 'teacher' AND merged.role <> 'teacher' THEN 'staff' ELSE x.role END AS role
+    FROM source_users u JOIN out_users merged USING (user_id) JOIN (
         SELECT source_id, person_id, school_id, CASE WHEN teaching THEN 'teacher' ELSE 'staff' END AS role, s, e
         FROM duty_eval WHERE school_known AND started AND NOT ended
         UNION ALL
@@ -395,7 +405,7 @@ SELECT m.source_id, m.group_id, m.member_id, m.role, 'MEMBER_EXCLUDED',
            'not a roster user (only a guardian)'),
        NULL
 FROM membership_eval m
-WHERE m.person_known AND NOT EXISTS (SELECT 1 FROM out_users u WHERE u.source_id = m.source_id AND u.user_id = m.person_id)
+WHERE m.person_known AND NOT EXISTS (SELECT 1 FROM source_users u WHERE u.source_id = m.source_id AND u.user_id = m.person_id)
 UNION ALL
 SELECT source_id, group_id, member_id, role, 'MEMBERSHIP_NOT_STARTED',
        'the ' || CASE role WHEN 'student' THEN 'membership' ELSE 'teacher assignment' END || ' starts on ' || next_start,
