@@ -131,8 +131,12 @@ class Evaluated:
     carried_over: dict[str, int] = field(default_factory=dict)  # table → rows carried over from an earlier night
 
 
-class AllSourcesFailed(RuntimeError):
+class AllSourcesFailed(SourceError):
     """No source could be read: there is nothing to evaluate, and the previous roster stays as it was."""
+
+    def __init__(self, failed: tuple[SourceFailed, ...]):
+        RuntimeError.__init__(self, "every source failed; nothing is published: " + "; ".join(f.message for f in failed))
+        self.source_id, self.file, self.problem = failed[0].source_id, failed[0].file, "every source failed"
 
 
 def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path, warehouse_path: Path | None = None
@@ -143,7 +147,7 @@ def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path, ware
     failed_ids = {f.source_id for f in failed}
     sources = [s for s in installation.sources if s.id not in failed_ids]
     if not sources:
-        raise AllSourcesFailed("every source failed; nothing is published: " + "; ".join(f.message for f in failed))
+        raise AllSourcesFailed(failed)
     files = {s.id: staging_file(staging_dir, as_of, s.id) for s in sources}
     rules_db = night_dir(staging_dir, as_of) / RULES_DB
     with owner_only(), _fresh(rules_db) as con:

@@ -37,7 +37,7 @@ import pandera.pandas as pa
 from skolon_pipeline.canonical import CANONICAL_TABLES, INVALID_RECORDS_DDL, Owner, complete_staging, failure_rows
 from skolon_pipeline.config import Source
 from skolon_pipeline.duck import row_counts
-from skolon_pipeline.readers.drops import SourceError
+from skolon_pipeline.readers.drops import SourceError, inside
 from skolon_pipeline.readers.enums import normalise_enums
 
 MANIFEST = "manifest.csv"
@@ -128,7 +128,7 @@ def open_drop(source_id: str, drop: Path, scratch: Path) -> Iterator[Path]:
     if zip_path is None and not (drop / MANIFEST).is_file():
         zips = sorted(p for p in drop.iterdir() if p.suffix.lower() == ".zip" and p.is_file())
         if len(zips) == 1:
-            zip_path = zips[0]
+            zip_path = inside(source_id, drop, zips[0])
         elif len(zips) > 1:
             raise SourceError(source_id, drop, f"several .zip files ({', '.join(p.name for p in zips)}); expected one")
     if zip_path is None:
@@ -234,6 +234,7 @@ def _manifest(source_id: str, folder: Path, scratch: Path, package_warnings: Pac
     path = folder / MANIFEST
     if not path.is_file():
         raise SourceError(source_id, path, "missing: a OneRoster drop needs manifest.csv")
+    path = inside(source_id, folder, path)
     readable = _decoded_copy(source_id, path, scratch, package_warnings)
     delimiter, header, _ = _read_header(source_id, readable, path)
     if header[:2] != ["propertyName", "value"]:
@@ -272,6 +273,7 @@ def read_package(source_id: str, folder: Path, scratch: Path) -> Package:
             raise SourceError(source_id, folder / MANIFEST, f"{key} is {mode!r}; expected bulk, delta or absent")
         if not path.is_file():
             raise SourceError(source_id, path, f"missing: the manifest lists {key} as bulk")
+        path = inside(source_id, folder, path)
         readable = _decoded_copy(source_id, path, scratch, package)
         delimiter, header, line_end = _read_header(source_id, readable, path)
         _check_headers(source_id, spec, header, path, package)

@@ -50,7 +50,7 @@ def carry_over(con: duckdb.DuckDBPyConnection, warehouse: Path | None, as_of: dt
     previous = None
     attached = warehouse is not None and warehouse.exists()
     if attached:
-        con.execute(f"ATTACH '{str(warehouse).replace(chr(39), chr(39) * 2)}' AS wh (READ_ONLY)")
+        con.execute("ATTACH ? AS wh (READ_ONLY)", [str(warehouse)])
     try:
         previous = _previous_night(con, as_of) if attached else None
         carried: dict[str, int] = {}
