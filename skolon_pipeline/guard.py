@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import history
+from skolon_pipeline import duck, history
 from skolon_pipeline.config import Installation
 
 SAMPLE_SIZE = 20
@@ -245,7 +245,7 @@ def check_night(
 
     # A dry run before the first night: compare with an empty warehouse, and create none.
     fresh = not record and not Path(warehouse_path).exists()
-    with (duckdb.connect() if fresh else warehouse.connect(warehouse_path)) as con:
+    with (duck.connect() if fresh else warehouse.connect(warehouse_path)) as con:
         warehouse.ensure_schema(con)
         with warehouse.attached_rules(con, rules_db):
             con.execute("BEGIN TRANSACTION")

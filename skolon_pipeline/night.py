@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import guard, warehouse
+from skolon_pipeline import duck, guard, warehouse
 from skolon_pipeline.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
 from skolon_pipeline.files import owner_only, private_dir, private_file
@@ -42,7 +42,7 @@ def _fresh(path: Path) -> duckdb.DuckDBPyConnection:
     """A new, empty DuckDB file; call inside `owner_only()` so that it and its WAL are private."""
     path.unlink(missing_ok=True)
     Path(f"{path}.wal").unlink(missing_ok=True)
-    return duckdb.connect(str(path))
+    return duck.connect(path)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def source_failure(staging_dir: Path, as_of: dt.date, source_id: str) -> SourceF
 
 
 def validate(source_id: str, path: Path) -> list[TableReport]:
-    with owner_only(), duckdb.connect(str(path)) as con:
+    with owner_only(), duck.connect(path) as con:
         return validate_staging(con, source_id)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import guard, history
+from skolon_pipeline import duck, guard, history
 from skolon_pipeline.duck import scalar
 from skolon_pipeline.files import owner_only, private_dir, private_file
 from skolon_pipeline.guard import GuardResult, Policies
@@ -76,10 +76,10 @@ LATEST_NIGHT = "(SELECT max(as_of) FROM nightly.nights)"
 
 def connect(warehouse: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if read_only:
-        return duckdb.connect(str(warehouse), read_only=True)
+        return duck.connect(warehouse, read_only=True)
     private_dir(warehouse.parent, owned=False)
     with owner_only():
-        con = duckdb.connect(str(warehouse))
+        con = duck.connect(warehouse)
     private_file(warehouse)
     return con
 

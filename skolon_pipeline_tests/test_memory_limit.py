@@ -1,0 +1,41 @@
+"""A night's DuckDB memory is bounded by SKOLON_DUCKDB_MEMORY_LIMIT: beyond it DuckDB spills to disk, and the
+roster that comes out is the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from skolon_pipeline import duck, night
+from skolon_pipeline.config import Settings, load_installation
+from skolon_pipeline.demo import DEMO_NIGHT, generate_demo
+
+
+def _roster(tmp_path: Path, data: Path, name: str) -> list[tuple]:
+    settings = Settings(data, tmp_path / name / "warehouse.duckdb", tmp_path / name / "exports")
+    night.run_night(load_installation(data), DEMO_NIGHT, settings.warehouse, settings.staging_dir)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        return con.execute(
+            """SELECT 'user', user_id, role FROM roster.users UNION ALL
+               SELECT 'membership', group_id || '/' || user_id, role FROM roster.memberships UNION ALL
+               SELECT 'exclusion', record_id, reason_code FROM diagnostics.exclusions ORDER BY ALL"""
+        ).fetchall()
+
+
+def test_connections_take_the_configured_limit(monkeypatch):
+    monkeypatch.setenv(duck.MEMORY_LIMIT_ENV, "123MB")
+    with duck.connect() as con:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit.startswith("117") or limit.startswith("123")  # DuckDB shows MiB
+
+
+def test_a_night_under_a_small_limit_gives_the_same_roster(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    generate_demo(data)
+    monkeypatch.setenv(duck.MEMORY_LIMIT_ENV, "3GB")
+    roomy = _roster(tmp_path, data, "roomy")
+    monkeypatch.setenv(duck.MEMORY_LIMIT_ENV, "96MB")
+    tight = _roster(tmp_path, data, "tight")
+    assert len(roomy) > 1000
+    assert tight == roomy
