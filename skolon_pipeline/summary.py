@@ -38,6 +38,14 @@ def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
                GROUP BY ALL ORDER BY source_id, n DESC, reason_code""",
             [as_of],
         ).fetchall()
+        changes = dict(
+            ((s, e, c), n)
+            for s, e, c, n in con.execute(
+                "SELECT source_id, entity_type, change, count(*) FROM history.changes WHERE as_of = ? GROUP BY ALL",
+                [as_of],
+            ).fetchall()
+        )
+        compared_with = con.execute("SELECT max(compared_with) FROM history.changes WHERE as_of = ?", [as_of]).fetchall()
         sources = sorted({s for s, _ in included} | {s for s, _ in excluded})
     lines = [f"night {as_of}: published" + ("" if latest == as_of else f" (the latest published night is {latest})")]
     for source in sources:
@@ -54,6 +62,19 @@ def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
             "    excluded: "
             + ", ".join(f"{excluded.get((source, e), 0)} {e}s" for e in ("person", "group", "membership"))
         )
+        if compared_with[0][0] is not None:
+            lines.append(
+                f"    changes since {compared_with[0][0]}: "
+                + ", ".join(
+                    f"{label} +{changes.get((source, e, 'added'), 0)} -{changes.get((source, e, 'removed'), 0)} "
+                    f"~{changes.get((source, e, 'updated'), 0)}"
+                    for e, label in (("user", "users"), ("group", "groups"), ("membership", "memberships"))
+                )
+                + "".join(
+                    f", {changes[(source, e, 'removal_held')]} {e} removals held"
+                    for e in ("user", "group", "membership") if (source, e, "removal_held") in changes
+                )
+            )
         top = [(code, n) for s, code, n in reasons if s == source][:TOP_REASONS]
         if top:
             lines.append("    most common reasons: " + ", ".join(f"{code} {n}" for code, n in top))

@@ -77,6 +77,7 @@ def test_a_half_written_export_is_held_with_an_explanation_and_published_after_a
     assert _cli(tmp_path, "approve", D1) == cli.EXIT_FAILED  # never held
     assert "was not held" in capsys.readouterr().err
     assert _cli(tmp_path, "approve", D2) == 0
+    assert f"changes since {D1}: users +0 -3 ~0, groups +0 -0 ~0, memberships +0 -3 ~0" in capsys.readouterr().out
     assert _users(tmp_path) == before - {s["id"] for s in students[7:]}
     assert (tmp_path / "exports" / D2.isoformat()).is_dir()
     assert _cli(tmp_path, "run", D2) == 0  # an approved night stays approved
