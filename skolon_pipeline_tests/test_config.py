@@ -78,3 +78,19 @@ def test_symlink_out_of_the_data_dir_is_refused(tmp_path):
     os.symlink(outside, data / "link")
     with pytest.raises(ConfigError, match="points outside the data directory"):
         _load(data, GOOD.replace("registries/lindby", "link"))
+
+
+def test_source_ids_and_oneroster_roles(tmp_path):
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n"
+        "  - {id: a, format: ss12000, path: a}\n"
+        "  - {id: b, format: oneroster, path: b, oneroster_roles: {aide: Lärare}}\n"
+        "  - {id: c, format: oneroster, path: c, global_ids: true}\n", encoding="utf-8")
+    installation = load_installation(tmp_path)
+    assert [s.id_prefix for s in installation.sources] == ["", "b:", ""]
+    roles = dict(installation.source("b").oneroster_roles)
+    assert roles["aide"] == "Lärare" and roles["teacher"] == "Lärare" and roles["principal"] == "Rektor"
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n  - {id: a, format: ss12000, path: a, oneroster_roles: {aide: Lärare}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"oneroster_roles: only for format oneroster"):
+        load_installation(tmp_path)

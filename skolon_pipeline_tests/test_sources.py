@@ -40,8 +40,10 @@ def installation(tmp_path):
     ids = drop.basic()
     write = {}
 
-    def write_night(date: str, broken: bool = False):
-        reg.write(data, drop_date=date, source_id="kommun")
+    def write_night(date: str, broken: bool = False, broken_ss12000: bool = False):
+        ss_drop = reg.write(data, drop_date=date, source_id="kommun")
+        if broken_ss12000:
+            (ss_drop / "persons.json").write_text('{"data": [', encoding="utf-8")  # a half-written export
         path = drop.write(data / "registries" / "friskola" / date)
         if broken:
             (path / "users.csv").write_text("sourcedId,status\nx,\n", encoding="utf-8")
@@ -99,6 +101,22 @@ def test_a_broken_source_is_carried_over_and_the_other_publishes(installation):
     fourth, evaluated = _run(settings, "2026-11-04")
     assert not evaluated.failed
     assert fourth.query("SELECT count(*) FROM roster.users WHERE stale_since IS NOT NULL") == [(0,)]
+
+
+def test_a_broken_ss12000_source_is_carried_over_and_the_oneroster_source_publishes(installation):
+    settings, drop = installation["settings"], installation["drop"]
+    installation["write"]("2026-11-01")
+    first, _ = _run(settings, "2026-11-01")
+    kommun_before = set(first.query("SELECT user_id, role FROM nightly.users WHERE as_of = ? AND source_id = 'kommun'",
+                                    [first.as_of]))
+    school = drop.rows["orgs"][1]["sourcedId"]
+    newcomer = drop.user("student", school, "Nora", "Ny")
+    installation["write"]("2026-11-02", broken_ss12000=True)
+    second, evaluated = _run(settings, "2026-11-02")
+    assert [f.source_id for f in evaluated.failed] == ["kommun"] and "persons.json" in evaluated.failed[0].message
+    assert f"friskola:{newcomer}" in second.users()
+    assert set(second.query("SELECT user_id, role FROM roster.users WHERE source_id = 'kommun' "
+                            "AND stale_since = DATE '2026-11-01'")) == kommun_before
 
 
 def test_a_teacher_in_two_sources_is_one_user_with_both_affiliations(tmp_path):
