@@ -132,6 +132,8 @@ def test_a_teacher_in_two_sources_is_one_user_with_both_affiliations(tmp_path):
     friskola.persons.append(person_b)
     duty_b = friskola.duty(person_b, school_b)
     friskola.activity(school_b, [klass_b], [duty_b])
+    # the independent school's registry also sends the municipal school unit (without its authority)
+    friskola.organisations.append(copy.deepcopy(next(o for o in kommun.organisations if o["id"] == school_a)))
     # and two different people with the same address, one in each source
     clash_a = kommun.student(school_a, emails=[{"value": "same@skola.test", "type": "Skola elev"}])
     clash_b = friskola.student(school_b, emails=[{"value": "SAME@skola.test", "type": "Skola elev"}])
@@ -143,6 +145,8 @@ def test_a_teacher_in_two_sources_is_one_user_with_both_affiliations(tmp_path):
     assert not any(g["missing"] for g in evaluated.conservation.values())
 
     assert n.query("SELECT count(*), min(role) FROM roster.users WHERE user_id = ?", [teacher["id"]]) == [(1, "teacher")]
+    assert sorted(n.query("SELECT school_id, source_id, organisation_name FROM roster.schools")) == sorted(
+        [(school_a, "kommun", "Testby kommun"), (school_b, "friskola", "Testby kommun")])
     assert set(n.query("SELECT school_id, role, source_id FROM roster.school_affiliations WHERE user_id = ?",
                        [teacher["id"]])) == {(school_a, "teacher", "kommun"), (school_b, "teacher", "friskola")}
     assert {(g, r) for g, u, r in n.memberships() if u == teacher["id"]} == {(klass_a["id"], "teacher"),

@@ -509,3 +509,10 @@ SELECT rs.as_of, s.source_id, 'organisation', s.school_id, 'NO_SCHOOL_AUTHORITY'
        'no Huvudman above this school unit in the organisation tree'
 FROM out_schools s JOIN rule_settings rs USING (source_id) WHERE s.organisation_id IS NULL
 ORDER BY ALL;
+
+-- Several sources, one roster: a school unit two sources both send (the same global id) is one school; the
+-- row of the first source id that has an authority for it wins.
+CREATE OR REPLACE TABLE out_schools AS
+SELECT * FROM out_schools
+QUALIFY row_number() OVER (PARTITION BY school_id ORDER BY organisation_id IS NULL, source_id) = 1
+ORDER BY school_id;
