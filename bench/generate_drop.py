@@ -149,10 +149,15 @@ def generate(data_dir: Path, persons: int, seed: int = 1) -> Path:
         duties.extend(teachers)
         flush()
     flush(final=True)
-    for name, records in (("organisations", organisations), ("duties", duties), ("groups", groups),
-                          ("activities", activities)):
-        (drop / f"{name}.json").write_text(json.dumps({"data": records, "pageToken": None}, ensure_ascii=False),
-                                           "utf-8")
+    (drop / "organisations.json").write_text(json.dumps({"data": organisations, "pageToken": None},
+                                                         ensure_ascii=False), "utf-8")
+    # As a registry's API hands them out: pages of PAGE_SIZE records, one file per page.
+    for name, records in (("duties", duties), ("groups", groups), ("activities", activities)):
+        (drop / name).mkdir(exist_ok=True)
+        for i in range(0, max(len(records), 1), PAGE_SIZE):
+            last = i + PAGE_SIZE >= len(records)
+            body = {"data": records[i:i + PAGE_SIZE], "pageToken": None if last else f"page-{i // PAGE_SIZE + 2}"}
+            (drop / name / f"page-{i // PAGE_SIZE + 1:05d}.json").write_text(json.dumps(body, ensure_ascii=False), "utf-8")
     return drop
 
 

@@ -26,8 +26,8 @@ from generate_drop import NIGHT, generate  # noqa: E402
 
 # The least any reader must do: read every file and parse it as JSON once (counting the records).
 FLOOR_SQL = """
-SELECT sum(json_array_length(content, '$.data')) FROM read_text(['{drop}/persons/*.json', '{drop}/groups.json',
-                                                              '{drop}/activities.json', '{drop}/duties.json'])
+SELECT sum(json_array_length(content, '$.data')) FROM read_text(['{drop}/persons/*.json', '{drop}/groups/*.json',
+                                                              '{drop}/activities/*.json', '{drop}/duties/*.json'])
 """
 
 
