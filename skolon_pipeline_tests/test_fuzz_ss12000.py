@@ -23,7 +23,7 @@ from skolon_pipeline_tests.registry import Registry
 
 NIGHT = dt.date(2026, 12, 1)
 ENTITIES = ("persons", "groups", "duties", "activities", "organisations")
-FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+FUZZ = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
 def _registry() -> Registry:
