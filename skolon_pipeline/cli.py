@@ -225,18 +225,29 @@ def _warehouse_busy(path: Path, exc: Exception) -> str:
     return f"cannot read the warehouse {path}: {exc}"
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from skolon_pipeline.exports.validation_file import ExportError, write_validation_files
+def _read_warehouse(settings: Settings, read):
+    """`read()`'s result, or None after printing why the warehouse could not answer (no such night or school,
+    or a run holding its write lock)."""
+    from skolon_pipeline.exports.validation_file import ExportError
 
-    settings = _apply_location_flags(args)
     try:
-        night, files = write_validation_files(settings.warehouse, settings.export_dir, args.as_of, args.school)
+        return read()
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except duckdb.IOException as exc:
         print(f"error: {_warehouse_busy(settings.warehouse, exc)}", file=sys.stderr)
+    return None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from skolon_pipeline.exports.validation_file import write_validation_files
+
+    settings = _apply_location_flags(args)
+    result = _read_warehouse(settings, lambda: write_validation_files(
+        settings.warehouse, settings.export_dir, args.as_of, args.school))
+    if result is None:
         return EXIT_FAILED
+    night, files = result
     print(f"night {night}: {len(files)} validation file(s)")
     for f in files:
         print(f"  {f.authority.name}: {f.xlsx} (+ {len(f.csv)} CSV files)")
@@ -250,19 +261,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from skolon_pipeline.explain import find, render
-    from skolon_pipeline.exports.validation_file import ExportError
 
     settings = _apply_location_flags(args)
     if not settings.warehouse.exists():
         print(f"error: no warehouse at {settings.warehouse}: run `skolon-pipeline run` first", file=sys.stderr)
         return EXIT_FAILED
-    try:
-        answer = find(settings.warehouse, args.query, args.as_of)
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except duckdb.IOException as exc:
-        print(f"error: {_warehouse_busy(settings.warehouse, exc)}", file=sys.stderr)
+    answer = _read_warehouse(settings, lambda: find(settings.warehouse, args.query, args.as_of))
+    if answer is None:
         return EXIT_FAILED
     for line in render(answer):
         print(line)
