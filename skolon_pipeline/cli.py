@@ -129,7 +129,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.Namespace, dry_run: bool) -> int:
-    from skolon_pipeline import guard, night
+    from skolon_pipeline.publish import guard
+    from skolon_pipeline import night
     from skolon_pipeline.summary import print_summary
 
     parallel = args.executor == "multiprocess" or (args.executor == "auto" and len(installation.sources) > 1)
@@ -176,7 +177,7 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
 def _held_reasons(warehouse_path: Path, as_of: dt.date, run_id: str) -> list[str] | None:
     import duckdb
 
-    from skolon_pipeline import guard
+    from skolon_pipeline.publish import guard
 
     if not warehouse_path.exists():
         return None
@@ -185,7 +186,8 @@ def _held_reasons(warehouse_path: Path, as_of: dt.date, run_id: str) -> list[str
 
 
 def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, reasons: list[str]) -> None:
-    from skolon_pipeline import guard, night
+    from skolon_pipeline.publish import guard
+    from skolon_pipeline import night
 
     err = sys.stderr
     print(f"night {as_of}: HELD by the mass-removal guard (run {run_id}). Nothing of it was published; the "
@@ -201,7 +203,7 @@ def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, r
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from skolon_pipeline import guard, warehouse
+    from skolon_pipeline.publish import guard, warehouse
 
     settings = _apply_location_flags(args)
     installation = load_installation(settings.data_dir)

@@ -71,7 +71,7 @@ class RuleOverrides(_Strict):
     group_types: tuple[str, ...] | None = None
     teaching_duty_roles: tuple[str, ...] | None = None
     school_email_domains: tuple[str, ...] | None = None
-    # The mass-removal guard (skolon_pipeline.guard) and removal-hold periods.
+    # The mass-removal guard (skolon_pipeline.publish.guard) and removal-hold periods.
     max_removal_share: float | None = Field(default=None, ge=0, le=1)
     hold_removals: tuple[HoldPeriod, ...] | None = None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import warehouse
+from skolon_pipeline.publish import warehouse
 from skolon_pipeline.exports.explanations import MASK, NOT_FOUND, PROTECTED_DETAIL, explain, explain_warning
 
 MAX_MATCHES = 10

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import duck, guard, warehouse
-from skolon_pipeline.canonical import TableReport, validate_staging
+from skolon_pipeline import duck
+from skolon_pipeline.publish import guard, warehouse
+from skolon_pipeline.validate.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
 from skolon_pipeline.files import owner_only, private_dir, private_file
-from skolon_pipeline.guard import GuardResult, Policies
-from skolon_pipeline.readers.civic import pseudonym_key
-from skolon_pipeline.readers.drops import SourceError, find_drop
-from skolon_pipeline.readers.oneroster import extract_oneroster
-from skolon_pipeline.readers.ss12000 import extract_ss12000
+from skolon_pipeline.publish.guard import GuardResult, Policies
+from skolon_pipeline.sources.civic import pseudonym_key
+from skolon_pipeline.sources.drops import SourceError, find_drop
+from skolon_pipeline.sources.oneroster import extract_oneroster
+from skolon_pipeline.sources.ss12000 import extract_ss12000
 from skolon_pipeline.duck import scalar
 from skolon_pipeline.rules.carry_over import carry_over
 from skolon_pipeline.rules.conservation import conservation_gaps

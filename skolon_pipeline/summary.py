@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from skolon_pipeline import warehouse
+from skolon_pipeline.publish import warehouse
 
 TOP_REASONS = 5
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from skolon_pipeline import warehouse
+from skolon_pipeline.publish import warehouse
 
 NIGHT = dt.date(2026, 9, 1)
 SOURCE = "big"

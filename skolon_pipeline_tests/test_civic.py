@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from skolon_pipeline.config import ConfigError
-from skolon_pipeline.readers.civic import KEY_ENV, PseudonymKey, hash_civic_no, pseudonym_key, pseudonymise
+from skolon_pipeline.sources.civic import KEY_ENV, PseudonymKey, hash_civic_no, pseudonym_key, pseudonymise
 from skolon_pipeline_tests.registry import Registry
 
 SECRET = "a test key that is long enough, 0123456789"

@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from skolon_pipeline.demo import DEMO_NIGHT, PROTECTED_PERSON_IDS
-from skolon_pipeline.readers.civic import KEY_ENV
+from skolon_pipeline.sources.civic import KEY_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO / "data"

@@ -270,9 +270,9 @@ def test_defects_cover_every_reason_code():
 
 def test_every_reason_code_occurs_on_the_demo_night(demo, tmp_path):
     """Runs the reader and the rules (no Dagster) on the demo night: each defect gets its code."""
-    from skolon_pipeline.canonical import validate_staging
+    from skolon_pipeline.validate.canonical import validate_staging
     from skolon_pipeline.config import load_installation
-    from skolon_pipeline.readers.ss12000 import extract_ss12000
+    from skolon_pipeline.sources.ss12000 import extract_ss12000
     from skolon_pipeline.rules.conservation import conservation_gaps
     from skolon_pipeline.rules.engine import run_rules
 

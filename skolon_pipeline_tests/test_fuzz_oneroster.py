@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from skolon_pipeline import night
 from skolon_pipeline.config import load_installation
-from skolon_pipeline.readers.drops import SourceError
+from skolon_pipeline.sources.drops import SourceError
 from skolon_pipeline_tests.oneroster_drop import OneRosterDrop, oneroster_source
 from skolon_pipeline_tests.registry import write_sources
 

@@ -10,10 +10,11 @@ import shutil
 import duckdb
 import pytest
 
-from skolon_pipeline import guard, night, warehouse
+from skolon_pipeline.publish import guard, warehouse
+from skolon_pipeline import night
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.exports.validation_file import write_validation_files
-from skolon_pipeline.guard import Policies
+from skolon_pipeline.publish.guard import Policies
 from skolon_pipeline_tests.registry import Registry
 
 D1, D2, D3 = dt.date(2026, 12, 1), dt.date(2026, 12, 2), dt.date(2026, 12, 3)

@@ -12,7 +12,7 @@ import pytest
 
 from skolon_pipeline import night
 from skolon_pipeline.config import ConfigError, load_installation
-from skolon_pipeline.readers.drops import SourceError
+from skolon_pipeline.sources.drops import SourceError
 from skolon_pipeline_tests.registry import Registry, write_sources
 
 HOSTILE = "x'; drop table roster.users; --"

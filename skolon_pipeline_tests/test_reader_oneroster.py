@@ -11,7 +11,7 @@ import pytest
 
 from skolon_pipeline import night
 from skolon_pipeline.config import Settings, load_installation
-from skolon_pipeline.readers.drops import SourceError
+from skolon_pipeline.sources.drops import SourceError
 from skolon_pipeline_tests.conftest import SHARED, Night
 from skolon_pipeline_tests.oneroster_drop import OneRosterDrop, oneroster_source
 from skolon_pipeline_tests.registry import write_sources

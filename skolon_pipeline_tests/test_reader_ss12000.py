@@ -9,8 +9,8 @@ import json
 import duckdb
 import pytest
 
-from skolon_pipeline.readers.drops import SourceError, find_drop
-from skolon_pipeline.readers.ss12000 import extract_ss12000
+from skolon_pipeline.sources.drops import SourceError, find_drop
+from skolon_pipeline.sources.ss12000 import extract_ss12000
 from skolon_pipeline_tests.registry import Registry
 
 

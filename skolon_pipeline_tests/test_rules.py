@@ -372,7 +372,7 @@ def test_impossible_dates_are_invalid_records_naming_field_and_check(reg, run_re
 
 def test_validation_in_chunks_reports_bad_rows_in_every_chunk(reg, run_registry, monkeypatch):
     """Large tables are validated in bounded chunks: a bad row in a later chunk is still found and named."""
-    from skolon_pipeline import canonical
+    from skolon_pipeline.validate import canonical
 
     monkeypatch.setattr(canonical, "CHUNK_VECTORS", 1)  # 2 048 rows per chunk
     school = reg.school()

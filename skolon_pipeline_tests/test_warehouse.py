@@ -7,9 +7,10 @@ import datetime as dt
 import duckdb
 import pytest
 
-from skolon_pipeline import night, warehouse
+from skolon_pipeline import night
+from skolon_pipeline.publish import warehouse
 from skolon_pipeline.config import load_installation
-from skolon_pipeline.guard import Policies
+from skolon_pipeline.publish.guard import Policies
 from skolon_pipeline_tests.registry import Registry
 
 

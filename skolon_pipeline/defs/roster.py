@@ -5,7 +5,8 @@ from collections import Counter
 import dagster as dg
 import duckdb
 
-from skolon_pipeline import night, warehouse
+from skolon_pipeline import night
+from skolon_pipeline.publish import warehouse
 from skolon_pipeline.config import Installation
 from skolon_pipeline.defs.guard import CHANGE_SET_KEY, build_guard_assets
 from skolon_pipeline.defs.partitions import as_of

@@ -11,11 +11,11 @@ the others have been published."""
 import dagster as dg
 
 from skolon_pipeline import night
-from skolon_pipeline.canonical import CANONICAL_TABLES
+from skolon_pipeline.validate.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import SkolonResource
-from skolon_pipeline.readers.civic import DEMO_KEY_WARNING, KEY_ENV
+from skolon_pipeline.sources.civic import DEMO_KEY_WARNING, KEY_ENV
 
 EXTRACT_GROUP = "extract"
 READABLE_CHECK = "readable"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import warehouse
+from skolon_pipeline.publish import warehouse
 from skolon_pipeline.exports import xlsx
 from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, PROTECTED_DETAIL, explain
 

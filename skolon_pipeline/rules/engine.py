@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from skolon_pipeline.calendar import effective_start, term_windows
-from skolon_pipeline.canonical import CANONICAL_TABLES
+from skolon_pipeline.validate.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.duck import row_counts
 

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import duck, guard, history
+from skolon_pipeline import duck
+from skolon_pipeline.publish import guard, history
 from skolon_pipeline.duck import scalar
 from skolon_pipeline.files import owner_only, private_dir, private_file
-from skolon_pipeline.guard import GuardResult, Policies
+from skolon_pipeline.publish.guard import GuardResult, Policies
 
 # (published table, columns). Column order follows CONTRACT §5; columns are only ever added.
 TABLES: dict[str, str] = {

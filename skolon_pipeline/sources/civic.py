@@ -75,7 +75,7 @@ def pseudonymise(con: duckdb.DuckDBPyConnection, source_id: str, night: dt.date,
     con.execute("CREATE TEMP TABLE IF NOT EXISTS civic_numbers (person_id VARCHAR, raw VARCHAR, nationality VARCHAR)")
     con.execute("SET VARIABLE source_id = ?", [source_id])
     con.execute("SET VARIABLE civic_reference = ?", [night])
-    con.execute(resources.files("skolon_pipeline.readers").joinpath("civic.sql").read_text(encoding="utf-8"))
+    con.execute(resources.files("skolon_pipeline.sources").joinpath("civic.sql").read_text(encoding="utf-8"))
     # HMAC-SHA256 = H((K ^ opad) || H((K ^ ipad) || message)); the pads are parameters, never SQL text.
     con.execute(
         """

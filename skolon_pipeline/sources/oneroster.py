@@ -34,11 +34,11 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
-from skolon_pipeline.canonical import CANONICAL_TABLES, INVALID_RECORDS_DDL, Owner, complete_staging, failure_rows
+from skolon_pipeline.validate.canonical import CANONICAL_TABLES, INVALID_RECORDS_DDL, Owner, complete_staging, failure_rows
 from skolon_pipeline.config import Source
 from skolon_pipeline.duck import row_counts
-from skolon_pipeline.readers.drops import SourceError, inside
-from skolon_pipeline.readers.enums import normalise_enums
+from skolon_pipeline.sources.drops import SourceError, inside
+from skolon_pipeline.sources.enums import normalise_enums
 
 MANIFEST = "manifest.csv"
 VERSIONS = ("1.1", "1.2")
@@ -426,6 +426,6 @@ def extract_oneroster(con: duckdb.DuckDBPyConnection, source: Source, drop: Path
     normalise_enums(con, source.id, _raw_enum_columns(package.version, role_map))
     con.execute("UPDATE warnings SET record_id = pid(record_id) WHERE code = 'ENUM_CASE'")
     check_records(con, source.id, package.version, role_map)
-    con.execute(resources.files("skolon_pipeline.readers").joinpath("oneroster.sql").read_text(encoding="utf-8"))
+    con.execute(resources.files("skolon_pipeline.sources").joinpath("oneroster.sql").read_text(encoding="utf-8"))
     complete_staging(con)
     return row_counts(con, CANONICAL_TABLES)

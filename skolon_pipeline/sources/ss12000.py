@@ -14,12 +14,12 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline.canonical import CANONICAL_TABLES, complete_staging
+from skolon_pipeline.validate.canonical import CANONICAL_TABLES, complete_staging
 from skolon_pipeline.duck import row_counts
 
-from skolon_pipeline.readers.civic import PseudonymKey, pseudonym_key, pseudonymise
-from skolon_pipeline.readers.drops import SourceError, inside
-from skolon_pipeline.readers.enums import normalise_enums
+from skolon_pipeline.sources.civic import PseudonymKey, pseudonym_key, pseudonymise
+from skolon_pipeline.sources.drops import SourceError, inside
+from skolon_pipeline.sources.enums import normalise_enums
 
 # entity → required. `placements` (preschool and after-school care only) is not used for rostering.
 ENTITIES: dict[str, bool] = {
@@ -138,7 +138,7 @@ def extract_ss12000(
             _load_file(con, source_id, entity, path)
     con.execute("SET VARIABLE source_id = ?", [source_id])
     con.execute("SET VARIABLE school_email_domains = ?::VARCHAR[]", [[d.lower() for d in school_email_domains]])
-    con.execute(resources.files("skolon_pipeline.readers").joinpath("ss12000.sql").read_text(encoding="utf-8"))
+    con.execute(resources.files("skolon_pipeline.sources").joinpath("ss12000.sql").read_text(encoding="utf-8"))
     for entity in ENTITIES:
         con.execute(f"DROP TABLE raw_{entity}")
     normalise_enums(con, source_id)

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import duck, history
+from skolon_pipeline import duck
+from skolon_pipeline.publish import history
 from skolon_pipeline.config import Installation
 
 SAMPLE_SIZE = 20
@@ -241,7 +242,7 @@ def check_night(
 ) -> GuardResult:
     """Computes the night's change set against the last published night before it and the guard's verdict;
     with `record`, a held night is written to history.held_nights/held_changes. Publishes nothing."""
-    from skolon_pipeline import warehouse
+    from skolon_pipeline.publish import warehouse
 
     # A dry run before the first night: compare with an empty warehouse, and create none.
     fresh = not record and not Path(warehouse_path).exists()

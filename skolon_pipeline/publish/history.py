@@ -106,7 +106,7 @@ def ensure_history(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> No
         )
     con.execute(f"CREATE TABLE IF NOT EXISTS history.changes ({CHANGES_COLUMNS})")
     con.execute(f"CREATE TABLE IF NOT EXISTS history.held_removals ({HELD_REMOVALS_COLUMNS})")
-    # The guard's record of held nights, and the change set each would have published (skolon_pipeline.guard).
+    # The guard's record of held nights, and the change set each would have published (skolon_pipeline.publish.guard).
     con.execute(
         """CREATE TABLE IF NOT EXISTS history.held_nights (
             as_of DATE PRIMARY KEY, compared_with DATE, held_at TIMESTAMP WITH TIME ZONE, run_id VARCHAR,

@@ -17,7 +17,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from skolon_pipeline.duck import scalar
-from skolon_pipeline.readers.enums import PERSON_STATUSES
+from skolon_pipeline.sources.enums import PERSON_STATUSES
 
 # Tables the rules read, in the order they are validated.
 CANONICAL_TABLES = (
@@ -70,7 +70,7 @@ class _Dated(pa.DataFrameModel):
         return _end_not_before_start(df)
 
     class Config:
-        strict = False  # readers may add columns (file, idx, ordinal, origin ...)
+        strict = False  # source readers may add columns (file, idx, ordinal, origin ...)
 
 
 class Organisations(_Dated):
@@ -88,7 +88,7 @@ class Persons(pa.DataFrameModel):
     given_name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
     family_name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
     person_status: Series[pd.StringDtype] = pa.Field(nullable=True, isin=list(PERSON_STATUSES))
-    # HMAC-SHA256 hex of the civic number (skolon_pipeline.readers.civic), never the number itself
+    # HMAC-SHA256 hex of the civic number (skolon_pipeline.sources.civic), never the number itself
     civic_no_hash: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=r"^[0-9a-f]{64}$")
 
     @pa.check("person_id", "given_name", "family_name", name="no_control_characters", element_wise=False)
@@ -198,7 +198,7 @@ OPTIONAL_TABLES = {
 
 # Fields whose failing value may be shown to admins: dates and codes, never names or addresses.
 _SHOW_VALUE = {"start_date", "end_date", "cancelled", "person_status", "org_type", "group_type", "duty_role",
-               # OneRoster code lists (readers/oneroster.py)
+               # OneRoster code lists (sources/oneroster.py)
                "status", "role", "type", "class_type", "role_type", "enabled_user"}
 
 INVALID_RECORDS_DDL = """

@@ -1,0 +1,1 @@
+"""Publish: the warehouse, its history intervals and the removal guard."""

@@ -1,0 +1,1 @@
+"""Validate: Pandera models of the canonical staging tables."""
