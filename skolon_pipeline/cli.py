@@ -117,13 +117,30 @@ class RunOutcome:
     failures: list[tuple[str, str]]
 
 
+def _today(installation) -> dt.date:
+    return dt.datetime.now(zoneinfo.ZoneInfo(installation.timezone)).date()
+
+
+def night_refused(installation, as_of: dt.date) -> str | None:
+    """Why `run` will not take this night (one line naming the setting), or None: the daily partitions run from
+    `first_night` to today, and a night outside them must never reach Dagster (it fails there with an
+    invariant error)."""
+    today = _today(installation)
+    if as_of < installation.first_night:
+        return (f"night {as_of} is before first_night ({installation.first_night}, sources.yaml); "
+                f"set first_night to {as_of} or earlier to run it")
+    if as_of > today:
+        return f"night {as_of} is in the future (today is {today} in timezone {installation.timezone}, sources.yaml)"
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _apply_location_flags(args)
     installation = load_installation(settings.data_dir)
-    today = dt.datetime.now(zoneinfo.ZoneInfo(installation.timezone)).date()
-    as_of = args.as_of or today
-    if as_of > today:
-        print(f"error: night {as_of} is in the future (today is {today} in {installation.timezone})", file=sys.stderr)
+    as_of = args.as_of or _today(installation)
+    refused = night_refused(installation, as_of)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
         return EXIT_USAGE
     return _run_night(settings, installation, as_of, args, dry_run=getattr(args, "dry_run", False))
 
@@ -207,6 +224,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     settings = _apply_location_flags(args)
     installation = load_installation(settings.data_dir)
+    refused = night_refused(installation, args.as_of)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return EXIT_USAGE
     if not settings.warehouse.exists():
         print(f"error: no warehouse at {settings.warehouse}", file=sys.stderr)
         return EXIT_FAILED

@@ -23,6 +23,9 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_EXPORT_DIR = "data/exports"
 
+# The first night the daily partitions offer unless sources.yaml sets `first_night` (CONTRACT §1).
+DEFAULT_FIRST_NIGHT = dt.date(2015, 1, 1)
+
 
 class ConfigError(ValueError):
     """sources.yaml (or a setting) is wrong; the message names the file and the key."""
@@ -178,6 +181,8 @@ class SourceConfig(_Strict):
 
 class SourcesFile(_Strict):
     timezone: str = "Europe/Stockholm"
+    # The first night the daily partitions offer; earlier nights are refused (CONTRACT §1).
+    first_night: dt.date = DEFAULT_FIRST_NIGHT
     rules: Rules = Rules()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 
@@ -189,6 +194,11 @@ class SourcesFile(_Strict):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("first_night", mode="before")
+    @classmethod
+    def _strict_first_night(cls, value):
+        return _iso_date(value)
 
     @field_validator("sources")
     @classmethod
@@ -226,6 +236,7 @@ class Installation:
     rules: Rules
     sources: tuple[Source, ...]
     data_dir: Path
+    first_night: dt.date = DEFAULT_FIRST_NIGHT
 
     def source(self, source_id: str) -> Source:
         for s in self.sources:
@@ -292,7 +303,8 @@ def load_installation(data_dir: Path | str) -> Installation:
         )
         for s in parsed.sources
     )
-    return Installation(timezone=parsed.timezone, rules=parsed.rules, sources=sources, data_dir=data_dir)
+    return Installation(timezone=parsed.timezone, rules=parsed.rules, sources=sources, data_dir=data_dir,
+                        first_night=parsed.first_night)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ import datetime as dt
 
 import dagster as dg
 
-# Earliest night that can be backfilled.
-FIRST_NIGHT = "2024-01-01"
+from skolon_pipeline.config import DEFAULT_FIRST_NIGHT
 
 
-def nightly_partitions(timezone: str) -> dg.DailyPartitionsDefinition:
+def nightly_partitions(timezone: str, first_night: dt.date = DEFAULT_FIRST_NIGHT) -> dg.DailyPartitionsDefinition:
+    """Every night from `first_night` (sources.yaml, CONTRACT §1) to the one that has just begun."""
     # end_offset=1: the night that has just begun is a partition already, so the 02:00 run can take it.
-    return dg.DailyPartitionsDefinition(start_date=FIRST_NIGHT, timezone=timezone, end_offset=1)
+    return dg.DailyPartitionsDefinition(start_date=first_night.isoformat(), timezone=timezone, end_offset=1)
 
 
 def as_of(context: dg.AssetExecutionContext) -> dt.date:

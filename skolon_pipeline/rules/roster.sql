@@ -8,7 +8,9 @@
 -- Joins stay within a source: ids are unique per source, not across sources.
 -- Reason codes appear as literals in this file only.
 
-CREATE OR REPLACE TEMP MACRO d(x) AS TRY_CAST(x AS DATE);
+-- A date as the canonical models accept it: any calendar date from 0001-01-01 to 9999-12-31 (DuckDB would also
+-- read a year 0, which is no date).
+CREATE OR REPLACE TEMP MACRO d(x) AS CASE WHEN x >= '0001' THEN TRY_CAST(x AS DATE) END;
 
 -- The first night after the as-of date on which something starting on `s` and ending on `e` is active,
 -- taking the look-ahead windows into account; NULL when it will have ended by then.

@@ -9,6 +9,8 @@ that carry no personal data (dates, codes).
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass, field
 
 import duckdb
@@ -37,9 +39,26 @@ CANONICAL_TABLES = (
 MAX_TEXT = 256
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _is_calendar_date(text: str) -> bool:
+    try:
+        return bool(_ISO_DATE.fullmatch(text)) and dt.date.fromisoformat(text) is not None
+    except ValueError:
+        return False
+
+
+def _calendar_dates(series: pd.Series) -> pd.Series:
+    """True where the text is a real calendar date YYYY-MM-DD, any year from 0001 to 9999 (9999-12-31 is how
+    registries write an open end). Checked as dates, not as pandas timestamps, which end in the year 2262; each
+    distinct text once (a drop holds few distinct dates)."""
+    valid = [text for text in series.dropna().unique() if _is_calendar_date(text)]
+    return series.isin(valid).fillna(False).astype(bool)
+
+
 def _iso_date(series: pd.Series) -> pd.Series:
-    parsed = pd.to_datetime(series, format="%Y-%m-%d", errors="coerce")
-    return series.isna() | (series.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False) & parsed.notna())
+    return (series.isna() | _calendar_dates(series)).astype(bool)
 
 
 _CONTROL = r"[\x00-\x1f\x7f]"
@@ -51,10 +70,11 @@ def _no_control_characters(series: pd.Series) -> pd.Series:
 
 
 def _end_not_before_start(df: pd.DataFrame) -> pd.Series:
-    # Compare only where both dates are valid; a malformed date is the iso_date check's to report.
-    start = pd.to_datetime(df["start_date"], format="%Y-%m-%d", errors="coerce")
-    end = pd.to_datetime(df["end_date"], format="%Y-%m-%d", errors="coerce")
-    return start.isna() | end.isna() | (end >= start)
+    # Compare only where both dates are valid; a malformed date is the iso_date check's to report. Valid
+    # YYYY-MM-DD texts order as the dates do.
+    start, end = df["start_date"], df["end_date"]
+    both = _calendar_dates(start) & _calendar_dates(end)
+    return (~both | (end >= start)).fillna(True).astype(bool)
 
 
 class _Dated(pa.DataFrameModel):
