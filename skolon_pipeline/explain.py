@@ -1,24 +1,34 @@
-"""`skolon-pipeline explain QUERY`: is this person or group in the roster, and if not, why not and from when?
+"""`skolon-pipeline explain QUERY`: is this person or group in the roster, and if not, why not and from when —
+or, for someone the registry no longer sends, when and why they left.
 
 QUERY is an id (person, group, or a membership's `<group_id>/<person_id>`), an e-mail address, or part of a
 name; names match case- and accent-insensitively ("bjork" finds "Björk"), every word of the query in the
-name. Reads one published night (the latest by default) through a read-only connection: the roster, the
-exclusions with their plain-language explanations (exports/explanations.py), and visible_from.
+name. An address is matched as the registry sent it (also an invalid one), and when nothing has exactly that
+address, as an admin would have typed it: "anna.berg@elev.lindby.se" finds the registry's
+"anna.berg@@elev.lindby.se", and failing that, the name in the address ("anna berg"). Everyone in the
+night's drop is searched, held-back persons included, and then everyone of the earlier published nights: for
+them the answer says when they were last in the roster and why they left (history.changes and that night's
+exclusions). Only when nothing in any night matches does it say "not in any registry drop".
 
-A person with a protected identity is found by id only; shown with name and e-mail masked, id, role and school.
-A name or e-mail that matches only such people is reported as a count, never with ids.
+`find` opens the warehouse read-only; `search` answers on a connection already prepared with
+exports.people.show_night (the School Admin view reuses it); both return data, and `render` makes the text.
+Protected identities are masked by the same views as the validation file (exports/people.sql): such a person
+is found by id only, shown with id, role and school; a name or e-mail search never finds them nor says that
+they exist.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, NOT_FOUND, explain, explain_warning
+from skolon_pipeline.exports.people import show_night
 from skolon_pipeline.publish import warehouse
-from skolon_pipeline.exports.explanations import MASK, NOT_FOUND, PROTECTED_DETAIL, explain, explain_warning
 
 MAX_MATCHES = 10
 
@@ -33,6 +43,18 @@ class Reason:
 
 
 @dataclass
+class Past:
+    """A person's earlier nights, as far as they explain tonight's answer."""
+
+    first_synced: dt.date | None = None  # the first published night they were in the roster
+    last_in_roster: dt.date | None = None  # set when they are not in the roster tonight but were before
+    removed_on: dt.date | None = None  # the first published night after last_in_roster
+    removal_reasons: list[Reason] = field(default_factory=list)  # why, that night (empty: left the export)
+    last_in_drop: dt.date | None = None  # set when the registry no longer sends them: the last night it did
+    gone_since: dt.date | None = None  # the first published night the registry no longer sent them
+
+
+@dataclass
 class Found:
     kind: str  # person | group | membership
     id: str
@@ -42,6 +64,8 @@ class Found:
     email: str | None = None
     role: str | None = None
     protected: bool = False
+    in_drop: bool = True  # False: known from an earlier night only
+    matched_by: str | None = None  # how an inexact query found it
     schools: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)  # roster memberships, as text
     reasons: list[Reason] = field(default_factory=list)  # the record's own reasons
@@ -49,6 +73,7 @@ class Found:
     facts: list[str] = field(default_factory=list)  # a group's type, dates and member counts
     held_back_summary: str | None = None  # a group's held-back memberships, counted per reason
     warnings: list[str] = field(default_factory=list)  # values repaired or dropped; the record stays
+    past: Past | None = None
 
     @property
     def visible_from(self) -> dt.date | None:
@@ -62,7 +87,6 @@ class Answer:
     as_of: dt.date
     found: list[Found]
     more: int = 0  # matches not shown
-    protected_matches: int = 0  # name/e-mail matches of protected persons, not shown
 
 
 def _tokens(query: str) -> list[str]:
@@ -74,31 +98,54 @@ def find(warehouse_path: Path, query: str, as_of: dt.date | None = None) -> Answ
 
     with warehouse.connect(Path(warehouse_path), read_only=True) as con:
         night = resolve_night(con, as_of)
-        warehouse.use_night(con, night)
-        return _find(con, query.strip(), night)
+        show_night(con, night)
+        return search(con, query, night)
 
 
-def _find(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer:
+def _name_match(tokens: list[str], column: str = "concat_ws(' ', given_name, family_name)") -> str:
+    return " AND ".join([f"contains(strip_accents(lower({column})), strip_accents(?))"] * len(tokens)) or "false"
+
+
+# An address as an admin would type it: lower case, no spaces, one '@', no repeated or trailing dots.
+_ADDRESS_KEY = r"""regexp_replace(regexp_replace(regexp_replace(lower({0}), '\s+', '', 'g'), '@+', '@', 'g'),
+                                  '\.+(@|$)|\.{{2,}}', '\1', 'g')"""
+
+
+def _address_name(query: str) -> list[str]:
+    """'anna.berg@elev.lindby.se' → ['anna', 'berg']: the words of an address's local part, digits dropped."""
+    local = query.split("@", 1)[0]
+    return [w for w in re.split(r"[._\-+\d]+", local.lower()) if len(w) > 1]
+
+
+def search(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer:
+    """Everyone and everything matching `query` on `night` and, for persons, on the published nights before it.
+    `con` is prepared with exports.people.show_night(con, night)."""
+    query = query.strip()
     q = query.lower()
     tokens = _tokens(query)
-    name_match = " AND ".join(["contains(strip_accents(lower(concat_ws(' ', given_name, family_name))), strip_accents(?))"]
-                              * len(tokens)) or "false"
+    select = """SELECT source_id, person_id, given_name, family_name, email, role, protected_identity, included,
+                       person_id = ? AS by_id FROM shown_people"""
+    order = "ORDER BY NOT by_id, family_name, given_name, person_id"
+    # by id (protected persons too), or by e-mail or name (never a protected person: their name and address
+    # are masked in shown_people, and the mask itself must not match)
     people = con.execute(
-        f"""WITH people AS (
-                SELECT source_id, user_id AS person_id, given_name, family_name, email, role, protected_identity,
-                       true AS included FROM users
-                UNION ALL
-                SELECT source_id, person_id, given_name, family_name, email, role, protected_identity, false
-                FROM excluded_persons)
-            SELECT source_id, person_id, given_name, family_name, email, role, protected_identity, included,
-                   person_id = ? AS by_id
-            FROM people
-            WHERE person_id = ? OR email = ? OR ({name_match})
-            ORDER BY NOT by_id, family_name, given_name, person_id""",
+        f"""{select} WHERE person_id = ?
+               OR (NOT protected_identity AND (lower(email) = ? OR ({_name_match(tokens)}))) {order}""",
         [q, q, q, *tokens],
     ).fetchall()
-    protected_hidden = sum(1 for r in people if r[6] and not r[8])
-    people = [r for r in people if r[8] or not r[6]]
+    matched_by = None
+    if not people and "@" in q:
+        people = con.execute(
+            f"{select} WHERE NOT protected_identity AND {_ADDRESS_KEY.format('email')} = {_ADDRESS_KEY.format('?')} {order}",
+            [q, q],
+        ).fetchall()
+        matched_by = "the address as typed, close to the address the registry sent"
+        words = _address_name(q)
+        if not people and words:
+            people = con.execute(
+                f"{select} WHERE NOT protected_identity AND ({_name_match(words)}) {order}", [q, *words]
+            ).fetchall()
+            matched_by = f"the name in the address ({' '.join(words)}); no one has this address"
     group_match = " AND ".join(["contains(strip_accents(lower(name)), strip_accents(?))"] * len(tokens)) or "false"
     groups = con.execute(
         f"""WITH all_groups AS (
@@ -114,13 +161,16 @@ def _find(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer:
     known = {r[1] for r in people} | {g[1] for g in groups}
     total = len(people) + len(groups)
     for row in people[:MAX_MATCHES]:
-        found.append(_person(con, *row[:8]))
+        f = _person(con, *row[:8])
+        f.matched_by = None if row[8] else matched_by
+        f.past = _past(con, f.source_id, f.id, night, f.in_roster, in_drop=True)
+        found.append(f)
     for row in groups[: max(0, MAX_MATCHES - len(found))]:
         found.append(_group(con, row))
     # ids only the exclusions know: a membership, or a person/group a membership names that is not in the drop
     if q not in known:
-        for source_id, record_id, entity_type, person_id, group_id in con.execute(
-            """SELECT DISTINCT source_id, record_id, entity_type, person_id, group_id FROM exclusions
+        for source_id, record_id, entity_type, person_id, protected in con.execute(
+            """SELECT DISTINCT source_id, record_id, entity_type, person_id, protected_identity FROM shown_exclusions
                WHERE record_id = ? OR person_id = ? OR group_id = ? ORDER BY ALL""",
             [q, q, q],
         ).fetchall():
@@ -129,31 +179,28 @@ def _find(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer:
                     found.append(_referenced_only(con, source_id, q, "person" if person_id == q else "group"))
                     total += 1
                 continue
-            if entity_type == "membership" and _protected_member(con, source_id, record_id):
+            if entity_type == "membership" and protected:
                 continue
             found.append(_membership(con, source_id, record_id) if entity_type == "membership"
                          else Found(entity_type, record_id, source_id, False, reasons=_reasons(con, source_id, record_id)))
             total += 1
-    return Answer(query, night, found, more=max(0, total - len(found)), protected_matches=protected_hidden)
+    # persons of earlier nights the registry no longer sends
+    gone = _gone(con, q, tokens, night, {(f.source_id, f.id) for f in found if f.kind == "person"})
+    total += len(gone)
+    for f in gone[: max(0, MAX_MATCHES - len(found))]:
+        found.append(f)
+    return Answer(query, night, found, more=max(0, total - len(found)))
 
 
-def _reasons(con, source_id: str, record_id: str, protected: bool = False) -> list[Reason]:
+def _reasons(con, source_id: str, record_id: str) -> list[Reason]:
     return [
-        Reason(code, explain(code, visible), None if protected else detail, visible)
+        Reason(code, explain(code, visible), detail, visible)
         for code, detail, visible in con.execute(
-            f"""SELECT reason_code, {_SAFE_DETAIL}, visible_from FROM exclusions x
-                WHERE source_id = ? AND record_id = ? ORDER BY reason_code, detail""",
+            """SELECT reason_code, detail, visible_from FROM shown_exclusions
+               WHERE source_id = ? AND record_id = ? ORDER BY reason_code, detail""",
             [source_id, record_id],
         ).fetchall()
     ]
-
-
-# A detail naming someone else with a protected identity (a shared e-mail address) would link them.
-_SAFE_DETAIL = f"""CASE WHEN EXISTS (
-        SELECT 1 FROM (SELECT source_id, user_id AS person_id FROM users WHERE protected_identity
-                       UNION ALL SELECT source_id, person_id FROM excluded_persons WHERE protected_identity) pp
-        WHERE pp.source_id = x.source_id AND pp.person_id IS DISTINCT FROM x.person_id AND contains(x.detail, pp.person_id))
-    THEN '{PROTECTED_DETAIL}' ELSE x.detail END"""
 
 
 def _warnings(con, source_id: str, entity_type: str, record_id: str, protected: bool = False) -> list[str]:
@@ -174,20 +221,11 @@ def _school_names(con, source_id: str, school_ids: list[str]) -> dict[str, str]:
     return dict(rows)
 
 
-def _protected_member(con, source_id: str, record_id: str) -> bool:
-    person = record_id.split("/", 1)[-1]
-    rows = con.execute(
-        """SELECT protected_identity FROM users WHERE source_id = $s AND user_id = $p
-           UNION ALL SELECT protected_identity FROM excluded_persons WHERE source_id = $s AND person_id = $p""",
-        {"s": source_id, "p": person},
-    ).fetchall()
-    return any(r[0] for r in rows)
-
-
 def _person(con, source_id, person_id, given, family, email, role, protected, included) -> Found:
     f = Found("person", person_id, source_id, included, role=role, protected=protected)
-    f.name = MASK if protected else " ".join(p for p in (given, family) if p) or None
-    f.email = MASK if protected else email
+    f.name = " ".join(p for p in (given, family) if p) or None
+    f.name = MASK if protected else f.name
+    f.email = email
     if included:
         rows = con.execute(
             """SELECT coalesce(s.name, a.school_id), a.role, a.start_date, a.end_date FROM school_affiliations a
@@ -207,27 +245,117 @@ def _person(con, source_id, person_id, given, family, email, role, protected, in
                 ).fetchall()
             ]
     else:
-        school = con.execute("SELECT school_id FROM excluded_persons WHERE source_id = ? AND person_id = ?",
+        school = con.execute("SELECT school_id FROM shown_people WHERE source_id = ? AND person_id = ? AND NOT included",
                              [source_id, person_id]).fetchall()
         ids = [s for (s,) in school if s]
         names = _school_names(con, source_id, ids)
         f.schools = [names.get(s, f"{s} (not a school unit in the drop)") for s in ids]
-    f.reasons = _reasons(con, source_id, person_id, protected)
+    f.reasons = _reasons(con, source_id, person_id)
     f.warnings = _warnings(con, source_id, "person", person_id, protected)
     held = con.execute(
-        f"""SELECT x.record_id, x.reason_code, {_SAFE_DETAIL}, x.visible_from, coalesce(g.name, eg.name, x.group_id)
-           FROM exclusions x
+        """SELECT x.record_id, x.reason_code, x.detail, x.visible_from, coalesce(g.name, eg.name, x.group_id)
+           FROM shown_exclusions x
            LEFT JOIN groups g ON g.source_id = x.source_id AND g.group_id = x.group_id
            LEFT JOIN excluded_groups eg ON eg.source_id = x.source_id AND eg.group_id = x.group_id
            WHERE x.source_id = ? AND x.entity_type = 'membership' AND x.person_id = ?
            ORDER BY 5, 1, 2""",
         [source_id, person_id],
     ).fetchall()
+    # a protected person's groups could identify them: their held-back memberships are counted, never named
     f.held_back_memberships = [
-        Reason(code, explain(code, visible), None if protected else detail, visible, None if protected else group)
+        Reason(code, explain(code, visible), detail, visible, None if protected else group)
         for _, code, detail, visible, group in held
     ]
     return f
+
+
+def _past(con, source_id: str, person_id: str, night: dt.date, in_roster: bool, in_drop: bool) -> Past:
+    """When the person was in the roster and in the registry's drops, up to `night`, from the history intervals."""
+    nights = [n for (n,) in con.execute(
+        "SELECT as_of FROM nightly.nights WHERE as_of <= ? ORDER BY as_of", [night]).fetchall()]
+    spans = con.execute(
+        """SELECT 'roster', valid_from, valid_to FROM history.users WHERE source_id = $s AND user_id = $p AND valid_from <= $n
+           UNION ALL
+           SELECT 'held', valid_from, valid_to FROM history.excluded_persons
+           WHERE source_id = $s AND person_id = $p AND valid_from <= $n""",
+        {"s": source_id, "p": person_id, "n": night},
+    ).fetchall()
+
+    def on(kinds: tuple[str, ...]) -> list[dt.date]:
+        return [n for n in nights if any(k in kinds and vf <= n and (vt is None or vt > n) for k, vf, vt in spans)]
+
+    def after(d: dt.date) -> dt.date | None:
+        return next((n for n in nights if n > d), None)
+
+    past = Past()
+    rostered = on(("roster",))
+    past.first_synced = rostered[0] if rostered else None
+    if rostered and not in_roster:
+        past.last_in_roster = rostered[-1]
+        past.removed_on = after(rostered[-1])
+        if past.removed_on is not None:
+            past.removal_reasons = _reasons_on(con, source_id, person_id, past.removed_on)
+    if not in_drop:
+        sent = on(("roster", "held"))
+        past.last_in_drop = sent[-1] if sent else None
+        past.gone_since = after(sent[-1]) if sent else None
+    return past
+
+
+def _reasons_on(con, source_id: str, person_id: str, d: dt.date) -> list[Reason]:
+    """The person's reasons on an earlier night, shown as tonight's are (exports/people.sql's shown_detail)."""
+    protected = con.execute(
+        """SELECT bool_or(protected_identity) FROM history.excluded_persons_as_of(?) WHERE source_id = ? AND person_id = ?""",
+        [d, source_id, person_id],
+    ).fetchone()[0]
+    return [
+        Reason(code, explain(code, visible), None if protected else detail, visible)
+        for code, detail, visible in con.execute(
+            """SELECT reason_code, shown_detail(reason_code, detail), visible_from FROM history.exclusions_as_of(?)
+               WHERE source_id = ? AND entity_type = 'person' AND record_id = ? ORDER BY reason_code, detail""",
+            [d, source_id, person_id],
+        ).fetchall()
+    ]
+
+
+def _gone(con, q: str, tokens: list[str], night: dt.date, seen: set[tuple[str, str]]) -> list[Found]:
+    """Persons of published nights before `night` who are not in its drop, by id, e-mail or name (the latest
+    row of each; a protected person by id only)."""
+    rows = _gone_rows(con, q, tokens, night)
+    found = []
+    for source_id, person_id, given, family, email, role, protected in rows:
+        if (source_id, person_id) in seen:
+            continue
+        f = Found("person", person_id, source_id, False, role=role, protected=protected, in_drop=False)
+        f.name = MASK if protected else (" ".join(p for p in (given, family) if p) or None)
+        f.email = MASK if protected else email
+        f.past = _past(con, source_id, person_id, night, in_roster=False, in_drop=False)
+        found.append(f)
+    return found
+
+
+def _gone_rows(con, q: str, tokens: list[str], night: dt.date) -> list[tuple]:
+    match = _name_match(tokens)
+    return con.execute(
+        f"""WITH earlier AS (
+                SELECT source_id, user_id AS person_id, given_name, family_name, email, role,
+                       coalesce(protected_identity, false) AS protected_identity, valid_from
+                FROM history.users WHERE valid_to <= ?
+                UNION ALL
+                SELECT source_id, person_id, given_name, family_name, email, role,
+                       coalesce(protected_identity, false), valid_from
+                FROM history.excluded_persons WHERE valid_to <= ?)
+            SELECT source_id, person_id, arg_max(given_name, valid_from) AS given_name,
+                   arg_max(family_name, valid_from) AS family_name, arg_max(email, valid_from),
+                   arg_max(role, valid_from), bool_or(protected_identity) AS protected
+            FROM earlier e
+            WHERE (person_id = ? OR (NOT protected_identity AND (lower(email) = ? OR ({match}))))
+              AND NOT EXISTS (SELECT 1 FROM shown_people p WHERE p.source_id = e.source_id AND p.person_id = e.person_id)
+            GROUP BY source_id, person_id
+            HAVING person_id = ? OR NOT bool_or(protected_identity)
+            ORDER BY person_id <> ?, family_name, given_name, person_id""",
+        [night, night, q, q, *tokens, q, q],
+    ).fetchall()
 
 
 def _group(con, row) -> Found:
@@ -269,10 +397,12 @@ def _referenced_only(con, source_id: str, an_id: str, kind: str) -> Found:
     f.held_back_memberships = [
         Reason(code, explain(code, visible), detail, visible, record_id)
         for record_id, code, detail, visible in con.execute(
-            f"""SELECT coalesce(g.name, eg.name, x.record_id), x.reason_code, x.detail, x.visible_from FROM exclusions x
+            f"""SELECT coalesce(g.name, eg.name, x.record_id), x.reason_code, x.detail, x.visible_from
+                FROM shown_exclusions x
                 LEFT JOIN groups g ON g.source_id = x.source_id AND g.group_id = x.group_id
                 LEFT JOIN excluded_groups eg ON eg.source_id = x.source_id AND eg.group_id = x.group_id
-                WHERE x.source_id = ? AND x.entity_type = 'membership' AND x.{column} = ? ORDER BY ALL""",
+                WHERE x.source_id = ? AND x.entity_type = 'membership' AND x.{column} = ?
+                  AND NOT x.protected_identity ORDER BY ALL""",
             [source_id, an_id],
         ).fetchall()
     ]
@@ -285,10 +415,40 @@ def _span(start: dt.date | None, end: dt.date | None) -> str:
     return f"{start or '…'} – {end or 'open-ended'}"
 
 
+def _why_left(reasons: list[Reason]) -> str:
+    """'The school placement has ended (the last enrolment ended on 2025-12-14)': what happened, not what to fix."""
+    return "; ".join((EXPLANATIONS[r.code].problem_en if r.code in EXPLANATIONS else r.code)
+                     + (f" ({r.detail})" if r.detail else "") for r in reasons)
+
+
+def past_lines(f: Found) -> list[str]:
+    """The person's earlier nights in words: 'In the roster until 2025-12-14; removed on 2025-12-15: ...'."""
+    p = f.past
+    if p is None:
+        return []
+    lines = []
+    if p.last_in_roster is not None:
+        line = f"In the roster until {p.last_in_roster}"
+        if p.removed_on is not None:
+            gone = p.gone_since == p.removed_on or not p.removal_reasons
+            line += f"; removed on {p.removed_on}: " + (
+                "no longer in the registry's export" if gone else _why_left(p.removal_reasons))
+        lines.append(line)
+    elif f.in_roster and p.first_synced is not None:
+        lines.append(f"In the roster since {p.first_synced}")
+    if not f.in_drop:
+        if p.gone_since is not None:
+            lines.append(f"No longer in the registry's export since {p.gone_since} "
+                         f"(last sent for the night of {p.last_in_drop})")
+        if p.last_in_roster is None:
+            lines.append("Never in the roster: held back on every night the registry sent this person")
+    return lines
+
+
 def render(answer: Answer) -> list[str]:
     lines: list[str] = []
     if not answer.found:
-        lines.append(f'Nothing matches "{answer.query}" on night {answer.as_of}: {NOT_FOUND}.')
+        lines.append(f'Nothing matches "{answer.query}" on night {answer.as_of} or any night before it: {NOT_FOUND}.')
     for f in answer.found:
         title = f"{f.kind.capitalize()} {f.id}"
         if f.name:
@@ -296,13 +456,16 @@ def render(answer: Answer) -> list[str]:
         if f.email and f.email != MASK:
             title += f" <{f.email}>"
         lines.append(f"{title} (source {f.source_id}, night {answer.as_of})")
+        if f.matched_by:
+            lines.append(f"  Found by {f.matched_by}.")
         if f.protected:
             lines.append("  Protected identity (skyddad identitet): only id, role and school are shown.")
         if f.kind == "person":
-            verdict = f"yes, as {f.role}" if f.in_roster else "NO" + (f" (would be {f.role})" if f.role else "")
+            verdict = f"yes, as {f.role}" if f.in_roster else "NO" + (f" (would be {f.role})" if f.role and f.in_drop else "")
         else:
             verdict = "yes" if f.in_roster else "NO"
         lines.append(f"  In the roster: {verdict}")
+        lines += [f"  {line}" for line in past_lines(f)]
         if f.schools:
             lines.append(f"  School{'s' if len(f.schools) > 1 else ''}: " + "; ".join(f.schools))
         lines += [f"  {fact[0].upper()}{fact[1:]}" for fact in f.facts]
@@ -319,10 +482,12 @@ def render(answer: Answer) -> list[str]:
             else:
                 lines.append("  Visible from: — (something must be fixed in the registry first)")
         if f.held_back_memberships:
-            lines.append(f"  Memberships held back: {len({(r.about, r.code) for r in f.held_back_memberships})}")
-            for r in f.held_back_memberships:
-                where = f"{r.about}: " if r.about else ""
-                lines.append(f"    - {where}{r.code}: {r.explanation}")
+            lines.append(f"  Memberships held back: {len({(r.about, r.code) for r in f.held_back_memberships})}"
+                         if not f.protected else f"  Memberships held back: {len(f.held_back_memberships)}")
+            if not f.protected:
+                for r in f.held_back_memberships:
+                    where = f"{r.about}: " if r.about else ""
+                    lines.append(f"    - {where}{r.code}: {r.explanation}")
         if f.warnings:
             lines.append("  Notes (the record is synced as far as these go):")
             lines += [f"    - {w}" for w in f.warnings]
@@ -331,7 +496,4 @@ def render(answer: Answer) -> list[str]:
         lines.append("")
     if answer.more:
         lines.append(f"{answer.more} more match(es) not shown: make the query longer, or use an id or e-mail.")
-    if answer.protected_matches:
-        lines.append(f"{answer.protected_matches} person(s) with a protected identity also match; "
-                     "they are shown by id only.")
     return lines

@@ -144,8 +144,6 @@ WARNINGS: dict[str, tuple[str, str]] = {
                           "The activity names its teacher as a person instead of a duty"),
 }
 MASK = "Skyddad identitet"
-# The detail of a reason that names another person with a protected identity (e.g. a shared e-mail address).
-PROTECTED_DETAIL = "names another person, who has a protected identity (skyddad identitet)"
 NOT_FOUND = ("not in any registry drop — check that the record is complete and marked for export in the registry")
 
 

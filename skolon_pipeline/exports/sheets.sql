@@ -10,8 +10,10 @@
 -- is adding it to its SELECT here; the writer takes every column. Users and Groups end with "first synced" and
 -- "last changed by sync" (user_sync_dates/group_sync_dates: the history as of the night).
 --
--- Protected identity (securityMarking other than Ingen): name and e-mail are replaced by the mask, and nothing
--- that places the person in a group (classes, groups, membership ids, detail) is shown; id, role and school are.
+-- Protected identity (securityMarking other than Ingen): people and details are read through shown_people and
+-- shown_exclusions (exports/people.sql), which mask them once for every sheet; and nothing that places such a
+-- person in a group is shown: no classes or groups, no Memberships row, no held-back membership row (counts
+-- only, in the Summary and the groups' numbers of students). Id, role and school are shown.
 
 -- ─── School authorities; records without a known school go to their source's only authority ────────────
 CREATE OR REPLACE TEMP TABLE x_schools AS
@@ -26,13 +28,7 @@ SELECT source_id,
            AS authority_id
 FROM x_schools GROUP BY source_id;
 
--- Everyone and every group the night knows by name, included or not.
-CREATE OR REPLACE TEMP TABLE x_people AS
-SELECT source_id, user_id AS person_id, given_name, family_name, email, role, protected_identity, true AS included
-FROM users
-UNION ALL
-SELECT source_id, person_id, given_name, family_name, email, role, protected_identity, false FROM excluded_persons;
-
+-- Every group the night knows by name, included or not (people: shown_people, exports/people.sql).
 CREATE OR REPLACE TEMP TABLE x_groups AS
 SELECT source_id, group_id, name, group_type FROM groups
 UNION ALL
@@ -76,20 +72,17 @@ SELECT m.source_id, m.user_id,
        string_agg(DISTINCT g.name, ', ' ORDER BY g.name) FILTER (WHERE g.group_type = 'Klass') AS classes,
        string_agg(DISTINCT g.name, ', ' ORDER BY g.name) FILTER (WHERE g.group_type IS DISTINCT FROM 'Klass') AS groups
 FROM memberships m JOIN groups g USING (source_id, group_id)
+SEMI JOIN shown_people p ON p.source_id = m.source_id AND p.person_id = m.user_id AND NOT p.protected_identity
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE sheet_users AS
 SELECT us.authority_id AS _authority, list(DISTINCT us.school_id ORDER BY us.school_id) AS _schools,
-       u.user_id,
-       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE u.email END AS username,
-       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE u.given_name END AS given_name,
-       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE u.family_name END AS family_name,
-       u.role,
+       u.user_id, u.email AS username, u.given_name, u.family_name, u.role,
        string_agg(DISTINCT us.school, ', ' ORDER BY us.school) AS schools,
-       CASE WHEN u.protected_identity THEN NULL ELSE any_value(ug.classes) END AS classes,
-       CASE WHEN u.protected_identity THEN NULL ELSE any_value(ug.groups) END AS groups,
+       any_value(ug.classes) AS classes, any_value(ug.groups) AS groups,
        sd.first_synced, sd.last_changed AS last_changed_by_sync
-FROM users u JOIN x_user_schools us USING (source_id, user_id)
+FROM (SELECT *, person_id AS user_id FROM shown_people WHERE included) u
+JOIN x_user_schools us USING (source_id, user_id)
 LEFT JOIN x_user_groups ug USING (source_id, user_id)
 LEFT JOIN user_sync_dates sd USING (source_id, user_id)
 GROUP BY us.authority_id, u.source_id, u.user_id, u.email, u.given_name, u.family_name, u.role, u.protected_identity,
@@ -112,39 +105,28 @@ ORDER BY school, type, g.name, g.group_id;
 -- ─── Memberships ───────────────────────────────────────────────────────────────────────────────────────
 CREATE OR REPLACE TEMP TABLE sheet_memberships AS
 SELECT xs.authority_id AS _authority, [g.school_id] AS _schools,
-       g.name AS "group", g.group_id, xs.name AS school,
-       CASE WHEN u.protected_identity THEN NULL ELSE m.user_id END AS user_id,
-       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE u.email END AS username,
-       CASE WHEN u.protected_identity THEN getvariable('mask') ELSE concat_ws(' ', u.given_name, u.family_name) END AS name,
+       g.name AS "group", g.group_id, xs.name AS school, m.user_id, u.email AS username, u.name,
        m.role, m.start_date, m.end_date
 FROM memberships m JOIN groups g USING (source_id, group_id) JOIN x_schools xs USING (source_id, school_id)
-JOIN users u ON u.source_id = m.source_id AND u.user_id = m.user_id
+JOIN shown_people u ON u.source_id = m.source_id AND u.person_id = m.user_id AND u.included
+WHERE NOT u.protected_identity
 ORDER BY school, "group", m.role DESC, name, m.user_id;
 
 -- ─── Excluded: every exclusion row, with who or what, the explanation and visible_from ─────────────────
 CREATE OR REPLACE TEMP TABLE sheet_excluded AS
 SELECT e._authority, CASE WHEN x.school_id IS NULL OR xs.school_id IS NULL THEN []::VARCHAR[] ELSE [x.school_id] END AS _schools,
-       x.entity_type,
-       CASE WHEN coalesce(p.protected_identity, false) THEN x.person_id ELSE x.record_id END AS record_id,
-       CASE WHEN p.protected_identity THEN getvariable('mask')
-            ELSE nullif(concat_ws(' ', p.given_name, p.family_name), '') END AS person,
-       CASE WHEN p.protected_identity THEN getvariable('mask') ELSE p.email END AS email,
-       p.role,
-       CASE WHEN coalesce(p.protected_identity, false) THEN NULL ELSE g.name END AS "group",
+       x.entity_type, x.record_id, p.name AS person, p.email, p.role, g.name AS "group",
        coalesce(xs.name, x.school_id) AS school,
        x.reason_code,
        explain_reason(x.reason_code, x.visible_from) AS explanation,
-       CASE WHEN coalesce(p.protected_identity, false) THEN NULL
-            -- a detail naming someone else with a protected identity (a shared e-mail) would link them
-            WHEN EXISTS (SELECT 1 FROM x_people pp WHERE pp.protected_identity AND pp.source_id = x.source_id
-                         AND pp.person_id IS DISTINCT FROM x.person_id AND contains(x.detail, pp.person_id))
-            THEN getvariable('protected_detail')
-            ELSE x.detail END AS detail,
+       x.detail,
        x.visible_from
-FROM exclusions x
+FROM shown_exclusions x
 LEFT JOIN x_schools xs ON xs.source_id = x.source_id AND xs.school_id = x.school_id
 LEFT JOIN x_source_authority sa ON sa.source_id = x.source_id
 CROSS JOIN LATERAL (SELECT coalesce(xs.authority_id, sa.authority_id, 'source:' || x.source_id) AS _authority) e
-LEFT JOIN x_people p ON p.source_id = x.source_id AND p.person_id = x.person_id
+LEFT JOIN shown_people p ON p.source_id = x.source_id AND p.person_id = x.person_id
 LEFT JOIN x_groups g ON g.source_id = x.source_id AND g.group_id = x.group_id
+-- a protected person's held-back memberships would name their groups: counted in the Summary only
+WHERE NOT (x.protected_identity AND x.entity_type = 'membership')
 ORDER BY xs.school_id IS NULL, school, x.entity_type DESC, person, "group", x.record_id, x.reason_code;

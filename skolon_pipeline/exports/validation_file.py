@@ -25,7 +25,8 @@ import duckdb
 
 from skolon_pipeline.publish import warehouse
 from skolon_pipeline.exports import xlsx
-from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, PROTECTED_DETAIL, explain
+from skolon_pipeline.exports.explanations import EXPLANATIONS, explain
+from skolon_pipeline.exports.people import show_night
 
 XLSX_NAME = "validation_file.xlsx"
 
@@ -76,9 +77,7 @@ def slugify(text: str) -> str:
 
 def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
     """Builds every sheet's rows for night `as_of` as temp tables on `con` (read-only is enough)."""
-    warehouse.use_night(con, as_of)
-    con.execute("SET VARIABLE mask = ?", [MASK])
-    con.execute("SET VARIABLE protected_detail = ?", [PROTECTED_DETAIL])
+    show_night(con, as_of)
     try:
         con.create_function("explain_reason", explain, ["VARCHAR", "DATE"], "VARCHAR", null_handling="special")
     except duckdb.CatalogException:  # already registered on this connection
