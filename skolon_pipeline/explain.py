@@ -102,8 +102,16 @@ def find(warehouse_path: Path, query: str, as_of: dt.date | None = None) -> Answ
         return search(con, query, night)
 
 
-def _name_match(tokens: list[str], column: str = "concat_ws(' ', given_name, family_name)") -> str:
-    return " AND ".join([f"contains(strip_accents(lower({column})), strip_accents(?))"] * len(tokens)) or "false"
+def _name_match(tokens: list[str]) -> str:
+    """Every token in the given or the family name (per column: DuckDB then works on the columns' few distinct
+    values, about 20 times faster than over the joined name at 200 000 persons)."""
+    one = ("(contains(strip_accents(lower(given_name)), strip_accents(?))"
+           " OR contains(strip_accents(lower(family_name)), strip_accents(?)))")
+    return " AND ".join([one] * len(tokens)) or "false"
+
+
+def _twice(tokens: list[str]) -> list[str]:
+    return [t for t in tokens for _ in (0, 1)]
 
 
 # An address as an admin would type it: lower case, no spaces, one '@', no repeated or trailing dots.
@@ -123,29 +131,32 @@ def search(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer
     query = query.strip()
     q = query.lower()
     tokens = _tokens(query)
-    select = """SELECT source_id, person_id, given_name, family_name, email, role, protected_identity, included,
-                       person_id = ? AS by_id FROM shown_people"""
-    order = "ORDER BY NOT by_id, family_name, given_name, person_id"
-    # by id (protected persons too), or by e-mail or name (never a protected person: their name and address
-    # are masked in shown_people, and the mask itself must not match)
-    people = con.execute(
-        f"""{select} WHERE person_id = ?
-               OR (NOT protected_identity AND (lower(email) = ? OR ({_name_match(tokens)}))) {order}""",
-        [q, q, q, *tokens],
-    ).fetchall()
+    # by id (protected persons too, shown masked), or by e-mail or name among findable_people (never a
+    # protected person: people.sql leaves them out of it)
+    def matching(where: str, params: list) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in con.execute(
+            f"""SELECT source_id, person_id FROM findable_people WHERE {where}
+                ORDER BY family_name, given_name, person_id""", params).fetchall()]
+
+    by_id = [(r[0], r[1]) for r in con.execute(
+        "SELECT DISTINCT source_id, person_id FROM shown_people WHERE person_id = ? ORDER BY ALL", [q]).fetchall()]
+    keys = by_id + [k for k in matching(f"lower(email) = ? OR ({_name_match(tokens)})", [q, *_twice(tokens)])
+                    if k not in by_id]
     matched_by = None
-    if not people and "@" in q:
-        people = con.execute(
-            f"{select} WHERE NOT protected_identity AND {_ADDRESS_KEY.format('email')} = {_ADDRESS_KEY.format('?')} {order}",
-            [q, q],
-        ).fetchall()
+    if not keys and "@" in q:
+        keys = matching(f"{_ADDRESS_KEY.format('email')} = {_ADDRESS_KEY.format('?')}", [q])
         matched_by = "the address as typed, close to the address the registry sent"
         words = _address_name(q)
-        if not people and words:
-            people = con.execute(
-                f"{select} WHERE NOT protected_identity AND ({_name_match(words)}) {order}", [q, *words]
-            ).fetchall()
+        if not keys and words:
+            keys = matching(_name_match(words), _twice(words))
             matched_by = f"the name in the address ({' '.join(words)}); no one has this address"
+    shown = {(r[0], r[1]): r for r in con.execute(
+        """SELECT source_id, person_id, given_name, family_name, email, role, protected_identity, included, school_id
+           FROM shown_people WHERE list_contains(?, person_id)""",
+        [[p for _, p in keys[:MAX_MATCHES]]]).fetchall()}
+    people = _persons(con, [shown[k] for k in keys[:MAX_MATCHES] if k in shown], night)
+    for f in people:
+        f.matched_by = None if (f.source_id, f.id) in by_id else matched_by
     group_match = " AND ".join(["contains(strip_accents(lower(name)), strip_accents(?))"] * len(tokens)) or "false"
     groups = con.execute(
         f"""WITH all_groups AS (
@@ -158,13 +169,9 @@ def search(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer
     ).fetchall()
 
     found: list[Found] = []
-    known = {r[1] for r in people} | {g[1] for g in groups}
-    total = len(people) + len(groups)
-    for row in people[:MAX_MATCHES]:
-        f = _person(con, *row[:8])
-        f.matched_by = None if row[8] else matched_by
-        f.past = _past(con, f.source_id, f.id, night, f.in_roster, in_drop=True)
-        found.append(f)
+    known = {k[1] for k in keys} | {g[1] for g in groups}
+    total = len(keys) + len(groups)
+    found += people
     for row in groups[: max(0, MAX_MATCHES - len(found))]:
         found.append(_group(con, row))
     # ids only the exclusions know: a membership, or a person/group a membership names that is not in the drop
@@ -185,10 +192,10 @@ def search(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer
                          else Found(entity_type, record_id, source_id, False, reasons=_reasons(con, source_id, record_id)))
             total += 1
     # persons of earlier nights the registry no longer sends
-    gone = _gone(con, q, tokens, night, {(f.source_id, f.id) for f in found if f.kind == "person"})
-    total += len(gone)
-    for f in gone[: max(0, MAX_MATCHES - len(found))]:
-        found.append(f)
+    n_gone, gone = _gone(con, q, tokens, night, {(f.source_id, f.id) for f in found if f.kind == "person"},
+                         max(0, MAX_MATCHES - len(found)))
+    total += n_gone
+    found += gone
     return Answer(query, night, found, more=max(0, total - len(found)))
 
 
@@ -221,85 +228,102 @@ def _school_names(con, source_id: str, school_ids: list[str]) -> dict[str, str]:
     return dict(rows)
 
 
-def _person(con, source_id, person_id, given, family, email, role, protected, included) -> Found:
-    f = Found("person", person_id, source_id, included, role=role, protected=protected)
-    f.name = " ".join(p for p in (given, family) if p) or None
-    f.name = MASK if protected else f.name
-    f.email = email
-    if included:
-        rows = con.execute(
-            """SELECT coalesce(s.name, a.school_id), a.role, a.start_date, a.end_date FROM school_affiliations a
-               LEFT JOIN schools s USING (source_id, school_id)
-               WHERE a.source_id = ? AND a.user_id = ? ORDER BY 1""",
-            [source_id, person_id],
-        ).fetchall()
-        f.schools = [f"{name} ({r}, {_span(s, e)})" for name, r, s, e in rows]
-        if not protected:
-            f.groups = [
-                f"{name} ({gtype}, {r}" + (f", {_span(s, e)})" if s or e else ")")
-                for name, gtype, r, s, e in con.execute(
-                    """SELECT g.name, g.group_type, m.role, m.start_date, m.end_date FROM memberships m
-                       JOIN groups g USING (source_id, group_id)
-                       WHERE m.source_id = ? AND m.user_id = ? ORDER BY g.group_type, g.name""",
-                    [source_id, person_id],
-                ).fetchall()
-            ]
-    else:
-        school = con.execute("SELECT school_id FROM shown_people WHERE source_id = ? AND person_id = ? AND NOT included",
-                             [source_id, person_id]).fetchall()
-        ids = [s for (s,) in school if s]
-        names = _school_names(con, source_id, ids)
-        f.schools = [names.get(s, f"{s} (not a school unit in the drop)") for s in ids]
-    f.reasons = _reasons(con, source_id, person_id)
-    f.warnings = _warnings(con, source_id, "person", person_id, protected)
-    held = con.execute(
-        """SELECT x.record_id, x.reason_code, x.detail, x.visible_from, coalesce(g.name, eg.name, x.group_id)
-           FROM shown_exclusions x
-           LEFT JOIN groups g ON g.source_id = x.source_id AND g.group_id = x.group_id
-           LEFT JOIN excluded_groups eg ON eg.source_id = x.source_id AND eg.group_id = x.group_id
-           WHERE x.source_id = ? AND x.entity_type = 'membership' AND x.person_id = ?
-           ORDER BY 5, 1, 2""",
-        [source_id, person_id],
-    ).fetchall()
-    # a protected person's groups could identify them: their held-back memberships are counted, never named
-    f.held_back_memberships = [
-        Reason(code, explain(code, visible), detail, visible, None if protected else group)
-        for _, code, detail, visible, group in held
-    ]
-    return f
+def _persons(con, rows: list[tuple], night: dt.date, in_drop: bool = True) -> list[Found]:
+    """Found persons from shown_people rows (source_id, person_id, given, family, email, role, protected,
+    included, school_id), with their schools, groups, reasons, held-back memberships, warnings and past, a few
+    queries for all of them at once (each query over 200 000 persons costs about as much for one as for ten)."""
+    found = []
+    for source_id, person_id, given, family, email, role, protected, included, _ in rows:
+        f = Found("person", person_id, source_id, included, role=role, protected=protected, in_drop=in_drop)
+        f.name = MASK if protected else (" ".join(p for p in (given, family) if p) or None)
+        f.email = email
+        found.append(f)
+    if not found:
+        return found
+    ids = sorted({f.id for f in found})
+    by_key = {(f.source_id, f.id): f for f in found}
+
+    def each(sql: str, params: list):
+        for row in con.execute(sql, [ids, *params]).fetchall():
+            f = by_key.get((row[0], row[1]))
+            if f is not None:
+                yield f, row[2:]
+
+    if in_drop:
+        for f, (name, r, s, e) in each(
+            """SELECT a.source_id, a.user_id, coalesce(s.name, a.school_id), a.role, a.start_date, a.end_date
+               FROM school_affiliations a LEFT JOIN schools s USING (source_id, school_id)
+               WHERE list_contains(?, a.user_id) ORDER BY 3""", []):
+            f.schools.append(f"{name} ({r}, {_span(s, e)})")
+        for f, (name, gtype, r, s, e) in each(
+            """SELECT m.source_id, m.user_id, g.name, g.group_type, m.role, m.start_date, m.end_date FROM memberships m
+               JOIN groups g USING (source_id, group_id)
+               WHERE list_contains(?, m.user_id) ORDER BY g.group_type, g.name""", []):
+            if not f.protected:
+                f.groups.append(f"{name} ({gtype}, {r}" + (f", {_span(s, e)})" if s or e else ")"))
+        held_schools = {(r[0], r[1]): r[8] for r in rows if not r[7] and r[8]}
+        for (source_id, _), school_id in held_schools.items():
+            names = _school_names(con, source_id, [school_id])
+            by_key[(source_id, _)].schools = [names.get(school_id, f"{school_id} (not a school unit in the drop)")]
+        for f, (code, detail, visible) in each(
+            """SELECT source_id, record_id, reason_code, detail, visible_from FROM shown_exclusions
+               WHERE list_contains(?, record_id) AND entity_type = 'person' ORDER BY reason_code, detail""", []):
+            f.reasons.append(Reason(code, explain(code, visible), detail, visible))
+        for f, (code, detail) in each(
+            """SELECT source_id, record_id, code, detail FROM warnings
+               WHERE list_contains(?, record_id) AND entity_type = 'person' ORDER BY ALL""", []):
+            f.warnings.append(f"{code}: {explain_warning(code)}" + ("" if f.protected or not detail else f" ({detail})"))
+        # a protected person's groups could identify them: their held-back memberships are counted, never named
+        for f, (code, detail, visible, group) in each(
+            """SELECT x.source_id, x.person_id, x.reason_code, x.detail, x.visible_from,
+                      coalesce(g.name, eg.name, x.group_id) AS about
+               FROM shown_exclusions x
+               LEFT JOIN groups g ON g.source_id = x.source_id AND g.group_id = x.group_id
+               LEFT JOIN excluded_groups eg ON eg.source_id = x.source_id AND eg.group_id = x.group_id
+               WHERE list_contains(?, x.person_id) AND x.entity_type = 'membership'
+               ORDER BY about, x.record_id, x.reason_code""", []):
+            f.held_back_memberships.append(
+                Reason(code, explain(code, visible), detail, visible, None if f.protected else group))
+    _pasts(con, found, night)
+    return found
 
 
-def _past(con, source_id: str, person_id: str, night: dt.date, in_roster: bool, in_drop: bool) -> Past:
-    """When the person was in the roster and in the registry's drops, up to `night`, from the history intervals."""
+def _pasts(con, found: list[Found], night: dt.date) -> None:
+    """When each person was in the roster and in the registry's drops, up to `night`, from the history intervals."""
     nights = [n for (n,) in con.execute(
         "SELECT as_of FROM nightly.nights WHERE as_of <= ? ORDER BY as_of", [night]).fetchall()]
-    spans = con.execute(
-        """SELECT 'roster', valid_from, valid_to FROM history.users WHERE source_id = $s AND user_id = $p AND valid_from <= $n
+    spans: dict[tuple[str, str], list[tuple[str, dt.date, dt.date | None]]] = {}
+    for source_id, person_id, kind, vf, vt in con.execute(
+        """SELECT source_id, user_id, 'roster', valid_from, valid_to FROM history.users
+           WHERE list_contains($ids, user_id) AND valid_from <= $n
            UNION ALL
-           SELECT 'held', valid_from, valid_to FROM history.excluded_persons
-           WHERE source_id = $s AND person_id = $p AND valid_from <= $n""",
-        {"s": source_id, "p": person_id, "n": night},
-    ).fetchall()
-
-    def on(kinds: tuple[str, ...]) -> list[dt.date]:
-        return [n for n in nights if any(k in kinds and vf <= n and (vt is None or vt > n) for k, vf, vt in spans)]
+           SELECT source_id, person_id, 'held', valid_from, valid_to FROM history.excluded_persons
+           WHERE list_contains($ids, person_id) AND valid_from <= $n""",
+        {"ids": sorted({f.id for f in found}), "n": night},
+    ).fetchall():
+        spans.setdefault((source_id, person_id), []).append((kind, vf, vt))
 
     def after(d: dt.date) -> dt.date | None:
         return next((n for n in nights if n > d), None)
 
-    past = Past()
-    rostered = on(("roster",))
-    past.first_synced = rostered[0] if rostered else None
-    if rostered and not in_roster:
-        past.last_in_roster = rostered[-1]
-        past.removed_on = after(rostered[-1])
-        if past.removed_on is not None:
-            past.removal_reasons = _reasons_on(con, source_id, person_id, past.removed_on)
-    if not in_drop:
-        sent = on(("roster", "held"))
-        past.last_in_drop = sent[-1] if sent else None
-        past.gone_since = after(sent[-1]) if sent else None
-    return past
+    for f in found:
+        mine = spans.get((f.source_id, f.id), [])
+
+        def on(kinds: tuple[str, ...], mine=mine) -> list[dt.date]:
+            return [n for n in nights if any(k in kinds and vf <= n and (vt is None or vt > n) for k, vf, vt in mine)]
+
+        past = f.past = Past()
+        rostered = on(("roster",))
+        past.first_synced = rostered[0] if rostered else None
+        if rostered and not f.in_roster:
+            past.last_in_roster = rostered[-1]
+            past.removed_on = after(rostered[-1])
+            if past.removed_on is not None:
+                past.removal_reasons = _reasons_on(con, f.source_id, f.id, past.removed_on)
+        if not f.in_drop:
+            sent = on(("roster", "held"))
+            past.last_in_drop = sent[-1] if sent else None
+            past.gone_since = after(sent[-1]) if sent else None
 
 
 def _reasons_on(con, source_id: str, person_id: str, d: dt.date) -> list[Reason]:
@@ -318,20 +342,13 @@ def _reasons_on(con, source_id: str, person_id: str, d: dt.date) -> list[Reason]
     ]
 
 
-def _gone(con, q: str, tokens: list[str], night: dt.date, seen: set[tuple[str, str]]) -> list[Found]:
+def _gone(con, q: str, tokens: list[str], night: dt.date, seen: set[tuple[str, str]],
+          limit: int) -> tuple[int, list[Found]]:
     """Persons of published nights before `night` who are not in its drop, by id, e-mail or name (the latest
-    row of each; a protected person by id only)."""
-    rows = _gone_rows(con, q, tokens, night)
-    found = []
-    for source_id, person_id, given, family, email, role, protected in rows:
-        if (source_id, person_id) in seen:
-            continue
-        f = Found("person", person_id, source_id, False, role=role, protected=protected, in_drop=False)
-        f.name = MASK if protected else (" ".join(p for p in (given, family) if p) or None)
-        f.email = MASK if protected else email
-        f.past = _past(con, source_id, person_id, night, in_roster=False, in_drop=False)
-        found.append(f)
-    return found
+    row of each; a protected person by id only, masked): how many, and the first `limit` of them."""
+    rows = [(s, p, g, f, MASK if prot else e, r, prot, False, None)
+            for s, p, g, f, e, r, prot in _gone_rows(con, q, tokens, night) if (s, p) not in seen]
+    return len(rows), _persons(con, rows[:limit], night, in_drop=False)
 
 
 def _gone_rows(con, q: str, tokens: list[str], night: dt.date) -> list[tuple]:
@@ -354,7 +371,7 @@ def _gone_rows(con, q: str, tokens: list[str], night: dt.date) -> list[tuple]:
             GROUP BY source_id, person_id
             HAVING person_id = ? OR NOT bool_or(protected_identity)
             ORDER BY person_id <> ?, family_name, given_name, person_id""",
-        [night, night, q, q, *tokens, q, q],
+        [night, night, q, q, *_twice(tokens), q, q],
     ).fetchall()
 
 

@@ -23,6 +23,15 @@ FROM (SELECT source_id, user_id AS person_id, given_name, family_name, email, ro
              school_id
       FROM excluded_persons);
 
+-- Whom a search by name or e-mail may find: everyone but protected persons, by their real name and address
+-- (the plain columns, so that DuckDB compares the few distinct names rather than 200 000 computed ones).
+CREATE OR REPLACE TEMP VIEW findable_people AS
+SELECT source_id, user_id AS person_id, given_name, family_name, email FROM users
+WHERE NOT coalesce(protected_identity, false)
+UNION ALL
+SELECT source_id, person_id, given_name, family_name, email FROM excluded_persons
+WHERE NOT coalesce(protected_identity, false);
+
 -- The ids of everyone who had a protected identity on any published night (a few in a thousand), for the
 -- details that name other persons, also in the reasons of past nights that `explain` shows.
 SET VARIABLE protected_ids = (
@@ -43,10 +52,13 @@ CREATE OR REPLACE TEMP MACRO shown_detail(code, detail) AS
               'the same school e-mail is used by another record in the registry')
          ELSE detail END;
 
+-- The night's protected persons, as 'source/person' keys (a list: no join, so a look-up by record stays cheap).
+SET VARIABLE protected_keys = (SELECT coalesce(list(source_id || '/' || person_id), []::VARCHAR[])
+                               FROM shown_people WHERE protected_identity);
+
 CREATE OR REPLACE TEMP VIEW shown_exclusions AS
-SELECT x.source_id, x.entity_type, x.record_id, x.person_id, x.group_id, x.school_id, x.reason_code,
-       x.visible_from, coalesce(p.protected_identity, false) AS protected_identity,
-       CASE WHEN coalesce(p.protected_identity, false) THEN NULL ELSE shown_detail(x.reason_code, x.detail) END
-           AS detail
-FROM exclusions x
-LEFT JOIN shown_people p ON p.source_id = x.source_id AND p.person_id = x.person_id;
+SELECT source_id, entity_type, record_id, person_id, group_id, school_id, reason_code, visible_from,
+       protected_identity, CASE WHEN protected_identity THEN NULL ELSE shown_detail(reason_code, detail) END AS detail
+FROM (SELECT *, coalesce(list_contains(getvariable('protected_keys'), source_id || '/' || person_id), false)
+                    AS protected_identity
+      FROM exclusions);
