@@ -4,6 +4,7 @@ its speed on a 200 000-person warehouse."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from pathlib import Path
 
@@ -250,3 +251,24 @@ def test_an_id_no_night_knows(demo_warehouse, capsys, monkeypatch):
     answer = find(demo_warehouse, "00000000-0000-0000-0000-000000000000")
     assert answer.found == []
     assert "or any night before it: not in any registry drop" in render(answer)[0]
+
+
+def test_the_analyst_examples_in_the_docs_return_rows(demo_warehouse):
+    """The README's SQL examples for analysts run on the demo warehouse, and those that should find something do
+    (the reasons per school keep the records without a school; the earlier-night example finds a night)."""
+    repo = Path(__file__).resolve().parents[1]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
+                     if p.exists())
+    block = re.search(r"```sql\n(-- Why is this person missing, and when will they appear\?.*?)```", text, re.S).group(1)
+    statements = [s.strip() for s in block.split(";") if "SELECT" in s]
+    results = {}
+    with duckdb.connect(str(demo_warehouse), read_only=True) as con:
+        for statement in statements:
+            sql = statement.replace("'…'", "'x'").replace("DATE '2025-12-14'", f"DATE '{DEMO_NIGHT}'")
+            results[statement.splitlines()[0]] = con.execute(sql).fetchall()
+    per_school = next(rows for first, rows in results.items() if first.startswith("-- Reasons per school"))
+    assert "no school" in {r[0] for r in per_school}
+    assert sum(r[2] for r in per_school) >= q(demo_warehouse,
+                                               "SELECT count(DISTINCT record_id) FROM diagnostics.exclusions")[0][0]
+    earlier = next(rows for first, rows in results.items() if first.startswith("-- The roster as it was"))
+    assert len(earlier) > 500
