@@ -194,12 +194,12 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
 def _held_reasons(warehouse_path: Path, as_of: dt.date, run_id: str) -> list[str] | None:
     import duckdb
 
-    from skolon_pipeline.publish import guard
+    from skolon_pipeline.publish import publish
 
     if not warehouse_path.exists():
         return None
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
-        return guard.held_run(con, as_of, run_id)
+        return publish.held_run(con, as_of, run_id)
 
 
 def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, reasons: list[str]) -> None:
@@ -220,7 +220,7 @@ def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, r
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from skolon_pipeline.publish import guard, warehouse
+    from skolon_pipeline.publish import publish, warehouse
 
     settings = _apply_location_flags(args)
     installation = load_installation(settings.data_dir)
@@ -234,7 +234,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     with warehouse.connect(settings.warehouse) as con:
         warehouse.ensure_schema(con)
         try:
-            guard.approve(con, args.as_of)
+            publish.approve(con, args.as_of)
         except LookupError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED

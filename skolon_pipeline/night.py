@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 
 from skolon_pipeline import duck
-from skolon_pipeline.publish import guard, warehouse
+from skolon_pipeline.publish import publish as publishing
+from skolon_pipeline.publish import warehouse
 from skolon_pipeline.validate.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
 from skolon_pipeline.files import owner_only, private_dir, private_file
@@ -175,15 +176,15 @@ def check(installation: Installation, warehouse_path: Path, staging_dir: Path, a
           record: bool = True) -> GuardResult:
     """The night's change set against the last published night, and the guard's verdict (publishes nothing)."""
     with owner_only():
-        return guard.check_night(warehouse_path, rules_db(staging_dir, as_of), as_of,
+        return publishing.check_night(warehouse_path, rules_db(staging_dir, as_of), as_of,
                                  Policies.for_night(installation, as_of), run_id, record=record)
 
 
 def publish(installation: Installation, warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str
-            ) -> warehouse.Published:
+            ) -> publishing.Published:
     """Publishes the night unless the guard holds it (then NightHeld, and nothing of it is published)."""
     with owner_only(), warehouse.connect(warehouse_path) as con:
-        result = warehouse.publish_night(con, rules_db, as_of, run_id, [s.id for s in installation.sources],
+        result = publishing.publish_night(con, rules_db, as_of, run_id, [s.id for s in installation.sources],
                                          Policies.for_night(installation, as_of))
     if not result.published:
         raise NightHeld(result.guard)

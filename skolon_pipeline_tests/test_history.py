@@ -10,7 +10,7 @@ import shutil
 import duckdb
 import pytest
 
-from skolon_pipeline.publish import guard, warehouse
+from skolon_pipeline.publish import publish, tables, warehouse
 from skolon_pipeline import night
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.exports.validation_file import write_validation_files
@@ -54,13 +54,13 @@ class Warehouse:
 
     def snapshot(self) -> dict[str, list[tuple]]:
         """Every roster/diagnostics view, as an analyst would read it tonight."""
-        return {view: sorted(self.query(f"SELECT * FROM {view}"), key=repr) for view in warehouse.VIEWS.values()}
+        return {view: sorted(self.query(f"SELECT * FROM {view}"), key=repr) for view in (t.view for t in tables.PUBLISHED)}
 
     def as_of(self, d: dt.date) -> dict[str, list[tuple]]:
         """The same views rebuilt for night `d` from the history macros (as_of added back)."""
         return {
             view: sorted(self.query(f"SELECT DATE '{d}' AS as_of, * FROM history.{table}_as_of(DATE '{d}')"), key=repr)
-            for table, view in warehouse.VIEWS.items()
+            for table, view in ((t.name, t.view) for t in tables.PUBLISHED)
         }
 
     def changes(self, as_of: dt.date) -> set[tuple]:
@@ -73,8 +73,8 @@ class Warehouse:
         }
 
     def history(self) -> dict[str, list[tuple]]:
-        tables = [*warehouse.TABLES, "changes", "held_removals"]
-        return {t: sorted(self.query(f"SELECT * FROM history.{t}"), key=repr) for t in tables}
+        names = [*(t.name for t in tables.PUBLISHED), "changes", "held_removals"]
+        return {t: sorted(self.query(f"SELECT * FROM history.{t}"), key=repr) for t in names}
 
 
 def test_added_removed_updated_over_three_nights_and_why_someone_disappeared(tmp_path):
@@ -230,7 +230,7 @@ def test_guard_holds_a_night_that_lost_30_percent_of_students_until_approved(tmp
     assert wh.query("SELECT approved_at IS NULL, published_at IS NULL FROM history.held_nights") == [(True, True)]
 
     with warehouse.connect(wh.path) as con:
-        guard.approve(con, D2)
+        publish.approve(con, D2)
     wh.run(D2)
     assert {r[1] for r in wh.query("SELECT * FROM roster.users")} == {
         u[1] for u in published["roster.users"]} - {s["id"] for s in students[:3]}
@@ -275,7 +275,7 @@ def test_removal_hold_period_publishes_additions_and_keeps_removals_until_it_end
     with pytest.raises(night.NightHeld):  # the removals now arrive at once, and the guard sees them
         wh.run(d4)
     with warehouse.connect(wh.path) as con:
-        guard.approve(con, d4)
+        publish.approve(con, d4)
     wh.run(d4)
     assert {r[1] for r in wh.query("SELECT * FROM roster.users")} & {s["id"] for s in students} == set()
     assert wh.query("SELECT count(*) FROM history.changes WHERE as_of = ? AND entity_type = 'user' "
@@ -319,7 +319,7 @@ def test_a_publish_killed_midway_leaves_the_previous_night_and_history_intact(tm
     backup = tmp_path / "backup.duckdb"
     shutil.copy(wh.path, backup)
     with warehouse.connect(wh.path) as con:  # which statements a publish runs
-        warehouse.publish_night(Proxy(con, die_at=-1), evaluated.rules_db, D2, "count", ["testby"], policies)
+        publish.publish_night(Proxy(con, die_at=-1), evaluated.rules_db, D2, "count", ["testby"], policies)
     last_commit = max(i for i, sql in enumerate(statements, start=1) if sql == "COMMIT")
     points = range(5, last_commit, max(1, last_commit // 15))
     assert len(points) >= 10
@@ -327,7 +327,7 @@ def test_a_publish_killed_midway_leaves_the_previous_night_and_history_intact(tm
         shutil.copy(backup, wh.path)
         statements.clear()
         with warehouse.connect(wh.path) as con, pytest.raises(Killed):
-            warehouse.publish_night(Proxy(con, die_at), evaluated.rules_db, D2, "r", ["testby"], policies)
+            publish.publish_night(Proxy(con, die_at), evaluated.rules_db, D2, "r", ["testby"], policies)
         assert wh.snapshot() == before
         assert wh.history() == history_before
 
@@ -366,15 +366,15 @@ def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_pat
         wh.drop(reg, d)
         wh.run(d)
     expected_history = wh.history()
-    per_night = {t: sorted(wh.query(f"SELECT * FROM nightly.{t}"), key=repr) for t in warehouse.TABLES}
+    per_night = {t: sorted(wh.query(f"SELECT * FROM nightly.{t}"), key=repr) for t in tables.BY_NAME}
 
     # The layout of the earlier version: nightly.<table> tables keyed by as_of, views of the latest night.
     with duckdb.connect(str(wh.path)) as con:
-        for table in warehouse.TABLES:
+        for table in tables.BY_NAME:
             con.execute(f"CREATE TABLE nightly.old_{table} AS SELECT * FROM nightly.{table}")
             con.execute(f"DROP VIEW nightly.{table}")
             con.execute(f"ALTER TABLE nightly.old_{table} RENAME TO {table}")
-            con.execute(f"CREATE OR REPLACE VIEW {warehouse.VIEWS[table]} AS SELECT * FROM nightly.{table} "
+            con.execute(f"CREATE OR REPLACE VIEW {tables.BY_NAME[table].view} AS SELECT * FROM nightly.{table} "
                         "WHERE as_of = (SELECT max(as_of) FROM nightly.nights)")
         con.execute("DROP SCHEMA history CASCADE")
     latest = wh.snapshot()
@@ -383,7 +383,7 @@ def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_pat
         warehouse.ensure_schema(con)
     assert wh.history() == expected_history
     assert wh.snapshot() == latest
-    assert {t: sorted(wh.query(f"SELECT * FROM nightly.{t}"), key=repr) for t in warehouse.TABLES} == per_night
+    assert {t: sorted(wh.query(f"SELECT * FROM nightly.{t}"), key=repr) for t in tables.BY_NAME} == per_night
     assert wh.query("SELECT table_type FROM information_schema.tables WHERE table_schema = 'nightly' "
                     "AND table_name = 'users'") == [("VIEW",)]
     d4 = dt.date(2026, 12, 4)

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from skolon_pipeline import night
-from skolon_pipeline.publish import warehouse
+from skolon_pipeline.publish import publish, tables, warehouse
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.publish.guard import Policies
 from skolon_pipeline_tests.registry import Registry
@@ -57,7 +57,7 @@ def test_backfilling_an_old_night_never_replaces_the_latest(installation, tmp_pa
 def test_a_failed_publish_leaves_the_previous_night_complete(installation, tmp_path):
     wh, staging = tmp_path / "wh.duckdb", tmp_path / "staging"
     night.run_night(installation, dt.date(2026, 11, 20), wh, staging)
-    before = {t: _roster(wh, v) for t, v in warehouse.VIEWS.items()}
+    before = {t.name: _roster(wh, t.view) for t in tables.PUBLISHED}
     for source in installation.sources:
         night.validate(source.id, night.extract(source, dt.date(2026, 11, 26), staging).staging_file)
     evaluated = night.evaluate(installation, dt.date(2026, 11, 26), staging)
@@ -76,9 +76,9 @@ def test_a_failed_publish_leaves_the_previous_night_complete(installation, tmp_p
     with warehouse.connect(wh) as con:
         proxy = _Proxy(con, failing_execute)
         with pytest.raises(Boom):
-            warehouse.publish_night(proxy, evaluated.rules_db, dt.date(2026, 11, 26), "r", ["testby"],
+            publish.publish_night(proxy, evaluated.rules_db, dt.date(2026, 11, 26), "r", ["testby"],
                                     Policies.for_night(installation, dt.date(2026, 11, 26)))
-    assert {t: _roster(wh, v) for t, v in warehouse.VIEWS.items()} == before
+    assert {t.name: _roster(wh, t.view) for t in tables.PUBLISHED} == before
     with duckdb.connect(str(wh), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM nightly.users WHERE as_of = '2026-11-26'").fetchone()[0] == 0
 

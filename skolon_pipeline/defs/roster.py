@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 
 from skolon_pipeline import night
-from skolon_pipeline.publish import warehouse
+from skolon_pipeline.publish import tables, warehouse
 from skolon_pipeline.config import Installation
 from skolon_pipeline.defs.guard import CHANGE_SET_KEY, build_guard_assets
 from skolon_pipeline.defs.partitions import as_of
@@ -21,28 +21,9 @@ ELIGIBILITY_KEY = dg.AssetKey(["rules", "eligibility"])
 SOURCES_KEY = dg.AssetKey(["diagnostics", "sources"])
 CONSERVATION_CHECK = "conservation"
 
-# published table → (asset key, group, description)
+# published table → (asset key, group, description): roster/<table> or diagnostics/<table>, as its view.
 PUBLISHED: dict[str, tuple[dg.AssetKey, str, str]] = {
-    "schools": (dg.AssetKey(["roster", "schools"]), ROSTER_GROUP,
-                "School units (Skolenhet) in the roster, with their school authority (Huvudman)."),
-    "users": (dg.AssetKey(["roster", "users"]), ROSTER_GROUP,
-              "Students, teachers and staff who pass every rule tonight, with the school e-mail as username."),
-    "school_affiliations": (dg.AssetKey(["roster", "school_affiliations"]), ROSTER_GROUP,
-                            "Each included user's active enrolments and duties, per school and role."),
-    "groups": (dg.AssetKey(["roster", "groups"]), ROSTER_GROUP,
-               "Classes and teaching groups that are synced, at a known school, and active (with look-ahead)."),
-    "memberships": (dg.AssetKey(["roster", "memberships"]), ROSTER_GROUP,
-                    "Students and teachers in included groups, when both are included and the membership is active."),
-    "exclusions": (dg.AssetKey(["diagnostics", "exclusions"]), DIAGNOSTICS_GROUP,
-                   "Every record held back tonight, one row per reason code, with visible_from for records held "
-                   "back only by dates."),
-    "warnings": (dg.AssetKey(["diagnostics", "warnings"]), DIAGNOSTICS_GROUP,
-                 "Field-level problems: the record stays in the roster, the bad value is repaired or dropped."),
-    "excluded_persons": (dg.AssetKey(["diagnostics", "excluded_persons"]), DIAGNOSTICS_GROUP,
-                         "Persons held back tonight: name, school e-mail, the role they would have, their school "
-                         "and the protected-identity flag, for the validation files and `explain` (no civic number)."),
-    "excluded_groups": (dg.AssetKey(["diagnostics", "excluded_groups"]), DIAGNOSTICS_GROUP,
-                        "Groups held back tonight: name, school, type and dates."),
+    t.name: (dg.AssetKey(t.view.split(".")), t.view_schema, t.description) for t in tables.PUBLISHED
 }
 
 
@@ -119,9 +100,7 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
             reasons = _reason_counts(con, night_date)
             latest = warehouse.latest_night(con)
             for table, (key, _, _) in PUBLISHED.items():
-                schema = dg.TableSchema(
-                    columns=[dg.TableColumn(name, type_) for name, type_ in warehouse.column_schema(con, table)]
-                )
+                schema = dg.TableSchema(columns=[dg.TableColumn(c.name, c.type) for c in tables.BY_NAME[table].columns])
                 metadata = {
                     "dagster/row_count": counts[table],
                     "dagster/column_schema": schema,

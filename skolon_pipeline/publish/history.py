@@ -30,16 +30,23 @@ from dataclasses import dataclass
 
 import duckdb
 
+from skolon_pipeline.publish import tables
+from skolon_pipeline.publish.tables import Published
+
 
 @dataclass(frozen=True)
 class Entity:
-    """A rostered thing whose changes are tracked: its table, key columns and how its exclusions are found."""
+    """A rostered thing whose changes are tracked: its table (and so its key) and how its exclusions are found."""
 
     name: str  # entity_type in history.changes
-    table: str
-    key: tuple[str, ...]  # besides source_id
+    table: Published
     exclusion_type: str | None  # entity_type of its rows in exclusions (None: schools have none)
     exclusion_record: str | None  # the expression over the entity's row that is the exclusion's record_id
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The columns that identify it within a source (besides source_id)."""
+        return self.table.key
 
     @property
     def entity_id(self) -> str:
@@ -47,34 +54,15 @@ class Entity:
 
 
 ENTITIES: tuple[Entity, ...] = (
-    Entity("school", "schools", ("school_id",), None, None),
-    Entity("user", "users", ("user_id",), "person", "user_id"),
-    Entity("group", "groups", ("group_id",), "group", "group_id"),
-    Entity("membership", "memberships", ("group_id", "user_id"), "membership", "group_id || '/' || user_id"),
+    Entity("school", tables.SCHOOLS, None, None),
+    Entity("user", tables.USERS, "person", "user_id"),
+    Entity("group", tables.GROUPS, "group", "group_id"),
+    Entity("membership", tables.MEMBERSHIPS, "membership", "group_id || '/' || user_id"),
     # An affiliation that ends while its user stays has no exclusion; one whose user is excluded shows why.
-    Entity("school_affiliation", "school_affiliations", ("user_id", "school_id"), "person", "user_id"),
+    Entity("school_affiliation", tables.SCHOOL_AFFILIATIONS, "person", "user_id"),
 )
-ENTITY_BY_TABLE = {e.table: e for e in ENTITIES}
 
 CHANGE_KINDS = ("added", "removed", "updated", "removal_held")
-
-CHANGES_COLUMNS = """as_of DATE, compared_with DATE, source_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR,
-    change VARCHAR, changed_fields VARCHAR[], reasons VARCHAR[], detail VARCHAR, removal_held_until DATE"""
-HELD_REMOVALS_COLUMNS = "as_of DATE, source_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR, removal_held_until DATE"
-
-
-def columns(definition: str) -> list[str]:
-    """Column names of a `name TYPE, ...` definition."""
-    return [c.strip().split()[0] for c in definition.split(",") if c.strip()]
-
-
-def content_columns(definition: str) -> list[str]:
-    """The columns a history table keeps: all of the published table's but `as_of`."""
-    return [c for c in columns(definition) if c != "as_of"]
-
-
-def content_definition(definition: str) -> str:
-    return ", ".join(c.strip() for c in definition.split(",") if c.strip() and c.split()[0] != "as_of")
 
 
 def date_sql(value: dt.date | None) -> str:
@@ -90,29 +78,23 @@ def at_night(table: str, night: dt.date, cols: list[str]) -> str:
 # ─── schema ────────────────────────────────────────────────────────────────────────────────────────────
 
 
-def ensure_history(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> None:
+def ensure_history(con: duckdb.DuckDBPyConnection) -> None:
     """History tables, their macros, the change tables and the sync-date views (idempotent)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS history")
-    for table, definition in tables.items():
+    for table in tables.PUBLISHED:
         con.execute(
-            f"CREATE TABLE IF NOT EXISTS history.{table} ({content_definition(definition)}, valid_from DATE NOT NULL, valid_to DATE)"
+            f"CREATE TABLE IF NOT EXISTS history.{table.name} ({table.content_ddl()}, valid_from DATE NOT NULL, valid_to DATE)"
         )
-        for column in content_definition(definition).split(","):
-            con.execute(f"ALTER TABLE history.{table} ADD COLUMN IF NOT EXISTS {column.strip()}")
+        for column in table.columns:
+            if column.name != "as_of":
+                con.execute(f"ALTER TABLE history.{table.name} ADD COLUMN IF NOT EXISTS {column.ddl}")
         con.execute(
-            f"""CREATE OR REPLACE MACRO history.{table}_as_of(d) AS TABLE
-                SELECT * EXCLUDE (valid_from, valid_to) FROM history.{table}
+            f"""CREATE OR REPLACE MACRO history.{table.name}_as_of(d) AS TABLE
+                SELECT * EXCLUDE (valid_from, valid_to) FROM history.{table.name}
                 WHERE valid_from <= CAST(d AS DATE) AND (valid_to IS NULL OR valid_to > CAST(d AS DATE))"""
         )
-    con.execute(f"CREATE TABLE IF NOT EXISTS history.changes ({CHANGES_COLUMNS})")
-    con.execute(f"CREATE TABLE IF NOT EXISTS history.held_removals ({HELD_REMOVALS_COLUMNS})")
-    # The guard's record of held nights, and the change set each would have published (skolon_pipeline.publish.guard).
-    con.execute(
-        """CREATE TABLE IF NOT EXISTS history.held_nights (
-            as_of DATE PRIMARY KEY, compared_with DATE, held_at TIMESTAMP WITH TIME ZONE, run_id VARCHAR,
-            reasons VARCHAR[], approved_at TIMESTAMP WITH TIME ZONE, published_at TIMESTAMP WITH TIME ZONE)"""
-    )
-    con.execute(f"CREATE TABLE IF NOT EXISTS history.held_changes ({CHANGES_COLUMNS})")
+    for table in tables.HISTORY_TABLES:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table.qualified} ({table.ddl()})")
     # "First synced" and "last changed by sync" per user and group: the first night it was published, and the
     # last night its row was added or changed. As of a night D: the `_as_of(D)` macros.
     for name, table, key in (("user", "users", "user_id"), ("group", "groups", "group_id")):
@@ -129,14 +111,13 @@ def ensure_history(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> No
 
 
 def apply_night(
-    con: duckdb.DuckDBPyConnection, table: str, definition: str, night: dt.date, next_night: dt.date | None,
-    rows_sql: str,
+    con: duckdb.DuckDBPyConnection, published: Published, night: dt.date, next_night: dt.date | None, rows_sql: str
 ) -> None:
     """Makes the rows of `rows_sql` (the table's content columns) the rows of history.<table> on `night`.
 
     `next_night` is the first published night after `night` (None if there is none). Runs inside the
     caller's transaction."""
-    cols = content_columns(definition)
+    table, cols = published.name, published.content_columns
     col_list = ", ".join(cols)
     n, m = date_sql(night), date_sql(next_night)
     if next_night is None and _is_newest(con, table, night):
@@ -207,11 +188,11 @@ def _append_newest_night(con: duckdb.DuckDBPyConnection, table: str, cols: list[
     con.execute("DROP TABLE _gone")
 
 
-def rebuild_from_snapshots(con: duckdb.DuckDBPyConnection, table: str, definition: str, snapshots: str) -> None:
+def rebuild_from_snapshots(con: duckdb.DuckDBPyConnection, published: Published, snapshots: str) -> None:
     """Fills history.<table> from per-night snapshots (`snapshots`: the table's columns with `as_of`, one
     night per published night in nightly.nights): rows on consecutive published nights become one interval.
     Used to migrate warehouses written before history existed."""
-    cols = content_columns(definition)
+    table, cols = published.name, published.content_columns
     col_list = ", ".join(cols)
     con.execute(
         f"""INSERT INTO history.{table} ({col_list}, valid_from, valid_to)
@@ -234,7 +215,7 @@ def rebuild_from_snapshots(con: duckdb.DuckDBPyConnection, table: str, definitio
 # ─── change sets ───────────────────────────────────────────────────────────────────────────────────────
 
 
-def diff_sql(entity: Entity, definition: str, old_sql: str, new_sql: str, exclusions_sql: str) -> str:
+def diff_sql(entity: Entity, old_sql: str, new_sql: str, exclusions_sql: str) -> str:
     """added/removed/updated rows of `entity` between two sets of the table's rows (subqueries of its
     content columns); removed ones carry the reasons of `exclusions_sql` (the new night's exclusions).
 
@@ -242,7 +223,7 @@ def diff_sql(entity: Entity, definition: str, old_sql: str, new_sql: str, exclus
     are a set, so equal sets give equal fingerprints), and only keys whose fingerprints differ are aggregated
     column by column to name the changed fields. Aggregating every column of every key of both nights took
     most of the publish step (profiled: 25 of 65 CPU seconds at 200 000 persons, 1.3 million memberships)."""
-    cols = content_columns(definition)
+    cols = entity.table.content_columns
     fields = [c for c in cols if c not in entity.key and c != "source_id"]
     aggregates = ", ".join(f"list(DISTINCT {c} ORDER BY {c}) AS {c}" for c in fields)
     changed = ", ".join(f"CASE WHEN uo.{c} IS DISTINCT FROM un.{c} THEN '{c}' END" for c in fields)
@@ -285,34 +266,32 @@ def diff_sql(entity: Entity, definition: str, old_sql: str, new_sql: str, exclus
         {join_reasons}"""
 
 
-def night_rows(tables: dict[str, str], night: dt.date) -> dict[str, str]:
-    """Each table's rows on a published night, as subqueries."""
-    return {t: at_night(t, night, content_columns(d)) for t, d in tables.items()}
+def night_rows(night: dt.date) -> dict[str, str]:
+    """Each published table's rows on a published night, as subqueries (by table name)."""
+    return {t.name: at_night(t.name, night, t.content_columns) for t in tables.PUBLISHED}
 
 
 def changes_select(
-    tables: dict[str, str], night: dt.date, previous: dict[str, str] | None, current: dict[str, str],
-    compared_with: dt.date | None,
+    night: dt.date, previous: dict[str, str] | None, current: dict[str, str], compared_with: dt.date | None
 ) -> str:
     """history.changes rows of `night` (without removal holds): `previous` → `current` (table → subquery).
     With no previous night, everything is added."""
     parts = []
     for e in ENTITIES:
-        definition = tables[e.table]
-        old = previous[e.table] if previous else f"(SELECT {', '.join(content_columns(definition))} FROM history.{e.table} WHERE false)"
-        parts.append(f"SELECT * FROM ({diff_sql(e, definition, old, current[e.table], current['exclusions'])})")
+        name = e.table.name
+        old = previous[name] if previous else f"(SELECT {', '.join(e.table.content_columns)} FROM history.{name} WHERE false)"
+        parts.append(f"SELECT * FROM ({diff_sql(e, old, current[name], current[tables.EXCLUSIONS.name])})")
     return f"""SELECT {date_sql(night)} AS as_of, {date_sql(compared_with)} AS compared_with, source_id, entity_type,
                       entity_id, change, changed_fields, reasons, detail, NULL::DATE AS removal_held_until
                FROM ({' UNION ALL '.join(parts)})"""
 
 
-def record_changes(con: duckdb.DuckDBPyConnection, tables: dict[str, str], night: dt.date,
-                   previous_night: dt.date | None) -> None:
+def record_changes(con: duckdb.DuckDBPyConnection, night: dt.date, previous_night: dt.date | None) -> None:
     """Replaces history.changes of published night `night` (against `previous_night`) from the history."""
     con.execute("DELETE FROM history.changes WHERE as_of = ?", [night])
-    previous = night_rows(tables, previous_night) if previous_night else None
+    previous = night_rows(previous_night) if previous_night else None
     con.execute(
-        f"INSERT INTO history.changes BY NAME {changes_select(tables, night, previous, night_rows(tables, night), previous_night)}"
+        f"INSERT INTO history.changes BY NAME {changes_select(night, previous, night_rows(night), previous_night)}"
     )
     con.execute(
         f"""INSERT INTO history.changes BY NAME

@@ -16,14 +16,11 @@ from pathlib import Path
 import duckdb
 
 from skolon_pipeline.duck import scalar
+from skolon_pipeline.publish import tables
 
 # published table → the key that identifies a row across sources
 STALE_TABLES: dict[str, tuple[str, ...]] = {
-    "schools": ("school_id",),
-    "users": ("user_id",),
-    "school_affiliations": ("user_id", "school_id", "role", "source_id"),
-    "groups": ("group_id",),
-    "memberships": ("group_id", "user_id", "role"),
+    t.name: t.carry_over_key for t in tables.PUBLISHED if t.carry_over_key is not None
 }
 
 

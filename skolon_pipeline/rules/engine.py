@@ -17,21 +17,13 @@ from skolon_pipeline.calendar import effective_start, term_windows
 from skolon_pipeline.validate.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.duck import row_counts
+from skolon_pipeline.publish import tables
 
 # Everything the rules read from a source's staging database.
 STAGING_INPUTS = (*CANONICAL_TABLES, "invalid_records", "warnings")
 
-OUTPUT_TABLES = (
-    "out_schools",
-    "out_users",
-    "out_school_affiliations",
-    "out_groups",
-    "out_memberships",
-    "out_exclusions",
-    "out_excluded_persons",
-    "out_excluded_groups",
-    "out_warnings",
-)
+# What roster.sql leaves: one out_<table> per published table.
+OUTPUT_TABLES = tuple(t.rules_output for t in tables.PUBLISHED)
 
 
 def _settings_rows(sources: list[Source], as_of: dt.date):

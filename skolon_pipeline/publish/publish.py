@@ -1,0 +1,212 @@
+"""The one publish transaction: candidate → guard → intervals → change set → nights.
+
+A night is published from the rules' output (the night's rules database, attached read-only as
+`rules_out`) in one DuckDB transaction on the warehouse:
+
+1. **candidate**: temp tables `cand_<table>`, the rules' rows plus, for sources in a removal-hold period, the
+   last published night's rows of every entity that would be removed (listed in `_held_removals`). This is
+   the one place a night's rows are assembled before publishing, so other ways of carrying rows over fit here;
+2. **change set** of the candidate against the last published night before it (`_candidate_changes`), and
+   the **guard**'s verdict on it (publish/guard.py); a held night is recorded in history.held_nights and
+   history.held_changes, and nothing of it is published;
+3. **intervals**: the candidate becomes the night's rows in history.<table> (publish/history.py);
+4. the night's **change set** goes to history.changes (and the next published night's is recomputed, since
+   its predecessor may now be this night), its held removals to history.held_removals;
+5. **nights**: the night is listed in nightly.nights.
+
+A failure anywhere rolls everything back, so the previous state stays complete. `check_night` runs steps 1
+and 2 only (the change set and the verdict, for the Dagster change_set asset and `run --dry-run`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from skolon_pipeline import duck
+from skolon_pipeline.duck import scalar
+from skolon_pipeline.publish import guard, history, tables, warehouse
+from skolon_pipeline.publish.guard import GuardResult, Policies
+
+_CANDIDATE = {t.name: f"cand_{t.name}" for t in tables.PUBLISHED}
+
+
+@dataclass
+class Published:
+    """What publish_night did: rows per table when published, and the guard's verdict either way."""
+
+    published: bool
+    counts: dict[str, int]
+    guard: GuardResult
+
+
+def publish_night(
+    con: duckdb.DuckDBPyConnection, rules_db: Path, as_of: dt.date, run_id: str, source_ids: list[str],
+    policies: Policies,
+) -> Published:
+    """Publishes night `as_of` from the rules' output in one transaction, unless the guard holds it (then the
+    hold is recorded and nothing of the night is published)."""
+    return _transaction(con, rules_db, as_of, policies, run_id, record=True, source_ids=source_ids)
+
+
+def check_night(
+    warehouse_path: Path, rules_db: Path, as_of: dt.date, policies: Policies, run_id: str, record: bool = True,
+) -> GuardResult:
+    """The night's change set against the last published night before it and the guard's verdict; with
+    `record`, a held night is written to history.held_nights/held_changes. Publishes nothing."""
+    # A dry run before the first night: compare with an empty warehouse, and create none.
+    fresh = not record and not Path(warehouse_path).exists()
+    with duck.connect() if fresh else warehouse.connect(warehouse_path) as con:
+        return _transaction(con, rules_db, as_of, policies, run_id, record=record, source_ids=None).guard
+
+
+def _transaction(
+    con: duckdb.DuckDBPyConnection, rules_db: Path, as_of: dt.date, policies: Policies, run_id: str, *,
+    record: bool, source_ids: list[str] | None,
+) -> Published:
+    """The transaction of publish_night (`source_ids` given) or of check_night (None: stops after the guard)."""
+    warehouse.ensure_schema(con)
+    with warehouse.attached_rules(con, rules_db):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            previous, following = previous_night(con, as_of), next_night(con, as_of)
+            _candidate(con, as_of, previous, policies)
+            verdict = _guard(con, as_of, previous, policies)
+            if verdict.blocks and record:
+                _record_hold(con, verdict, run_id)
+            if verdict.blocks or source_ids is None:
+                con.execute("COMMIT")
+                return Published(False, {}, verdict)
+            _write_night(con, as_of, following, run_id, source_ids)
+            counts = {t.name: scalar(con, f"SELECT count(*) FROM {_CANDIDATE[t.name]}") for t in tables.PUBLISHED}
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return Published(True, counts, verdict)
+
+
+def previous_night(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dt.date | None:
+    return scalar(con, "SELECT max(as_of) FROM nightly.nights WHERE as_of < ?", [as_of])
+
+
+def next_night(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dt.date | None:
+    return scalar(con, "SELECT min(as_of) FROM nightly.nights WHERE as_of > ?", [as_of])
+
+
+def _candidate(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date | None, policies: Policies) -> None:
+    """cand_<table> temp tables: the rules' output (rules_out.main.out_<table>), plus, for sources in a
+    removal-hold period, the last published night's rows of every entity that would be removed
+    (listed in _held_removals)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _policy (source_id VARCHAR, max_removal_share DOUBLE, removal_held_until DATE)")
+    con.executemany(
+        "INSERT INTO _policy VALUES (?, ?, ?)",
+        [[sid, p.max_removal_share, p.removal_held_until] for sid, p in policies.per_source.items()],
+    )
+    for table in tables.PUBLISHED:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {_CANDIDATE[table.name]} AS
+                SELECT DISTINCT {', '.join(table.content_columns)} FROM rules_out.main.{table.rules_output}"""
+        )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _held_removals ({tables.HELD_REMOVALS.ddl()})")
+    if previous is None or not any(p.removal_held_until for p in policies.per_source.values()):
+        return
+    for entity in history.ENTITIES:
+        cols = entity.table.content_columns
+        candidate = _CANDIDATE[entity.table.name]
+        match = " AND ".join(f"c.{k} = p.{k}" for k in ("source_id", *entity.key))
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _carried AS
+                SELECT {', '.join(f'p.{c}' for c in cols)}, pol.removal_held_until
+                FROM {history.at_night(entity.table.name, previous, cols)} p
+                JOIN _policy pol ON pol.source_id = p.source_id AND pol.removal_held_until IS NOT NULL
+                WHERE NOT EXISTS (SELECT 1 FROM {candidate} c WHERE {match})"""
+        )
+        con.execute(
+            f"""INSERT INTO _held_removals SELECT DISTINCT {history.date_sql(as_of)}, source_id, '{entity.name}',
+                       {entity.entity_id}, removal_held_until FROM _carried"""
+        )
+        con.execute(f"INSERT INTO {candidate} SELECT {', '.join(cols)} FROM _carried")
+    con.execute("DROP TABLE _carried")
+
+
+def _guard(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date | None, policies: Policies
+           ) -> GuardResult:
+    """The candidate's change set (temp table _candidate_changes) and the guard's verdict on it."""
+    prev_rows = history.night_rows(previous) if previous else None
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _candidate_changes AS "
+        + history.changes_select(as_of, prev_rows, _CANDIDATE, previous)
+    )
+    con.execute(
+        f"""INSERT INTO _candidate_changes BY NAME
+            SELECT as_of, {history.date_sql(previous)} AS compared_with, source_id, entity_type, entity_id,
+                   'removal_held' AS change, removal_held_until FROM _held_removals"""
+    )
+    return guard.decide(con, as_of, previous, policies, changes="_candidate_changes", before=prev_rows,
+                        after=_CANDIDATE, approved=is_approved(con, as_of))
+
+
+def _write_night(con: duckdb.DuckDBPyConnection, as_of: dt.date, following: dt.date | None, run_id: str,
+                 source_ids: list[str]) -> None:
+    """Intervals, change set and nights of a night the guard lets through (inside the transaction)."""
+    for table in tables.PUBLISHED:
+        history.apply_night(con, table, as_of, following, _CANDIDATE[table.name])
+    con.execute(
+        "INSERT OR REPLACE INTO nightly.nights VALUES (?, current_timestamp, ?, ?)", [as_of, run_id, source_ids]
+    )
+    con.execute("DELETE FROM history.held_removals WHERE as_of = ?", [as_of])
+    con.execute("INSERT INTO history.held_removals SELECT * FROM _held_removals")
+    # The published rows are the candidate's, so its change set is the night's.
+    con.execute("DELETE FROM history.changes WHERE as_of = ?", [as_of])
+    con.execute("INSERT INTO history.changes BY NAME SELECT * FROM _candidate_changes")
+    if following is not None:
+        history.record_changes(con, following, as_of)
+    con.execute(
+        "UPDATE history.held_nights SET published_at = current_timestamp WHERE as_of = ? AND approved_at IS NOT NULL",
+        [as_of],
+    )
+
+
+# ─── held nights ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def is_approved(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> bool:
+    rows = con.execute("SELECT approved_at IS NOT NULL FROM history.held_nights WHERE as_of = ?", [as_of]).fetchall()
+    return bool(rows and rows[0][0])
+
+
+def _record_hold(con: duckdb.DuckDBPyConnection, result: GuardResult, run_id: str) -> None:
+    """Records the held night and its change set (inside the caller's transaction)."""
+    con.execute(
+        """INSERT INTO history.held_nights (as_of, compared_with, held_at, run_id, reasons)
+           VALUES (?, ?, current_timestamp, ?, ?)
+           ON CONFLICT (as_of) DO UPDATE SET compared_with = excluded.compared_with, held_at = excluded.held_at,
+               run_id = excluded.run_id, reasons = excluded.reasons""",
+        [result.as_of, result.compared_with, run_id, result.reasons],
+    )
+    con.execute("DELETE FROM history.held_changes WHERE as_of = ?", [result.as_of])
+    con.execute("INSERT INTO history.held_changes BY NAME SELECT * FROM _candidate_changes")
+
+
+def approve(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+    """Marks a held night approved; raises LookupError if it was never held."""
+    rows = con.execute("SELECT published_at FROM history.held_nights WHERE as_of = ?", [as_of]).fetchall()
+    if not rows:
+        raise LookupError(f"night {as_of} was not held by the guard (see history.held_nights)")
+    con.execute("UPDATE history.held_nights SET approved_at = current_timestamp WHERE as_of = ?", [as_of])
+
+
+def held_run(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str) -> list[str] | None:
+    """The guard's reasons if run `run_id` held night `as_of`, else None."""
+    try:
+        rows = con.execute(
+            "SELECT reasons FROM history.held_nights WHERE as_of = ? AND run_id = ? AND approved_at IS NULL",
+            [as_of, run_id],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return None
+    return list(rows[0][0]) if rows else None
