@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from skolon_pipeline import runs, text
 from skolon_pipeline.config import ConfigError, Settings, load_installation
 
 EXIT_FAILED = 1
@@ -34,6 +35,15 @@ def _add_location_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export-dir", help="validation file folder (env SKOLON_EXPORT_DIR, default data/exports)")
 
 
+DEFAULT_WAIT_SECONDS = 900.0
+
+
+def _add_wait_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", type=float, default=DEFAULT_WAIT_SECONDS, metavar="SECONDS",
+                        help="when another run is writing the warehouse, wait this long for it, then refuse "
+                             f"(default {DEFAULT_WAIT_SECONDS:g}; 0 refuses at once)")
+
+
 def _apply_location_flags(args: argparse.Namespace) -> Settings:
     # Flags become the environment variables, so the Dagster resources (EnvVar) see the same values.
     for flag, env in (("data_dir", "SKOLON_DATA_DIR"), ("warehouse", "SKOLON_WAREHOUSE"), ("export_dir", "SKOLON_EXPORT_DIR")):
@@ -43,7 +53,8 @@ def _apply_location_flags(args: argparse.Namespace) -> Settings:
     return Settings.from_env()
 
 
-def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: bool, dry_run: bool = False):
+def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: bool, dry_run: bool = False,
+                   wait_seconds: float = 0.0):
     """Runs the nightly job for one partition on the DAGSTER_HOME instance (else a throw-away one).
 
     With `dry_run`, only the assets up to the change set (extract, validate, rules, change_set) run, tagged so
@@ -52,12 +63,18 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
     With several sources the steps run in their own processes (Dagster's multiprocess executor, forkserver
     with the code preloaded), so sources are extracted and validated at the same time; with one source the
     steps run in this process, which saves each step's process start-up.
+
+    Before it starts, runs that died (kill -9) are marked failed and their pool slots freed, and a slot held by
+    a live run is waited for up to `wait_seconds` (then RunRefused names that run). DAGSTER_HOME's files are
+    owner-only.
     """
     import tempfile
 
     import dagster as dg
 
     from skolon_pipeline.defs.guard import CHANGE_SET_KEY, DRY_RUN_TAG
+    from skolon_pipeline.defs.resources import WAREHOUSE_POOL
+    from skolon_pipeline.files import owner_only
     from skolon_pipeline.defs.roster import ELIGIBILITY_KEY
     from skolon_pipeline.defs.sources import extract_key, validate_key
     from skolon_pipeline.definitions import reconstructable_nightly_job
@@ -73,14 +90,20 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
         "loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "WARNING"}}},
     }
     try:
-        with tempfile.TemporaryDirectory(prefix="skolon-dagster-") as tmp:
-            instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.local_temp(tmp)
+        with owner_only(), tempfile.TemporaryDirectory(prefix="skolon-dagster-") as tmp:
+            home = os.environ.get("DAGSTER_HOME")
+            if home:
+                runs.make_private(Path(home))
+            instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.local_temp(tmp)
             with instance:
+                runs.release_dead_runs(instance, (WAREHOUSE_POOL,))
+                runs.wait_for_pools(instance, (WAREHOUSE_POOL,), wait_seconds)
                 result = dg.execute_job(
                     reconstructable_nightly_job(settings),
                     instance=instance,
                     run_config=run_config,
-                    tags={"dagster/partition": as_of.isoformat(), **({DRY_RUN_TAG: "true"} if dry_run else {})},
+                    tags={"dagster/partition": as_of.isoformat(), **runs.process_tags(),
+                          **({DRY_RUN_TAG: "true"} if dry_run else {})},
                     raise_on_error=False,
                     asset_selection=[
                         *(k for s in load_installation(settings.data_dir).sources for k in (extract_key(s.id), validate_key(s.id))),
@@ -89,7 +112,7 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
                 )
                 # Read what the summary needs while the run's storage still exists.
                 failures = [
-                    (e.step_key, e.step_failure_data.error.message.strip() if e.step_failure_data.error else "(no message)")
+                    (e.step_key, runs.error_line(e.step_failure_data.error) if e.step_failure_data.error else "(no message)")
                     for e in result.all_events
                     if e.is_step_failure
                 ]
@@ -142,7 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if refused:
         print(f"error: {refused}", file=sys.stderr)
         return EXIT_USAGE
-    return _run_night(settings, installation, as_of, args, dry_run=getattr(args, "dry_run", False))
+    with runs.run_lock(settings.warehouse, as_of, args.wait):
+        return _run_night(settings, installation, as_of, args, dry_run=getattr(args, "dry_run", False))
 
 
 def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.Namespace, dry_run: bool) -> int:
@@ -150,8 +174,23 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
     from skolon_pipeline import night
     from skolon_pipeline.summary import print_summary
 
+    from skolon_pipeline.publish import snapshot
+
     parallel = args.executor == "multiprocess" or (args.executor == "auto" and len(installation.sources) > 1)
-    result = _execute_night(as_of, settings, parallel=parallel, verbose=args.verbose, dry_run=dry_run)
+    # Under the run lock no other run of this warehouse is alive: what earlier runs left behind is garbage.
+    night.remove_leftovers(settings.staging_dir)
+    snapshot.remove_dead_writing_copies(settings.warehouse)
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        with runs.interrupt_on_sigterm():
+            result = _execute_night(as_of, settings, parallel=parallel, verbose=args.verbose, dry_run=dry_run,
+                                    wait_seconds=args.wait)
+    except runs.interrupted_exceptions():
+        published = _published_since(settings.warehouse, as_of, started)
+        print(f"night {as_of}: run interrupted (SIGTERM or Ctrl-C); "
+              + ("it had been published before." if published
+                 else "nothing of it was published; the previous roster stays as it was."), file=sys.stderr)
+        return EXIT_FAILED
     if dry_run and result.success:
         verdict = night.check(installation, settings.warehouse, settings.staging_dir, as_of, result.run_id, record=False)
         print(f"night {as_of} (dry run, nothing published):")
@@ -173,6 +212,15 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
         for _, message in result.failures:
             print(f"  {message}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
+    if not result.success and _published_by(settings.warehouse, as_of, result.run_id):
+        # The roster is out; a later step (the validation files, say) failed. Say both, and which step.
+        print_summary(settings.warehouse, as_of, run_id=result.run_id)
+        print(f"night {as_of}: published, but a later step FAILED", file=sys.stderr)
+        for step_key, message in result.failures:
+            print(f"  step {step_key}: {message}", file=sys.stderr)
+        print(f"  The roster of {as_of} is published; once the cause is fixed, "
+              f"`skolon-pipeline export --as-of {as_of}` writes its validation files.", file=sys.stderr)
+        return EXIT_FAILED
     if not result.success:
         reasons = _held_reasons(settings.warehouse, as_of, result.run_id)
         if reasons is not None:
@@ -191,14 +239,39 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
     return 0
 
 
-def _held_reasons(warehouse_path: Path, as_of: dt.date, run_id: str) -> list[str] | None:
-    import duckdb
+def _published_by(warehouse_path: Path, as_of: dt.date, run_id: str) -> bool:
+    """Whether run `run_id` published night `as_of` (whatever failed after)."""
+    from skolon_pipeline.publish import snapshot
 
-    from skolon_pipeline.publish import publish
+    if not warehouse_path.exists():
+        return False
+    with snapshot.connect_published(warehouse_path) as con:
+        try:
+            rows = con.execute("SELECT run_id FROM nightly.nights WHERE as_of = ?", [as_of]).fetchall()
+        except duckdb.CatalogException:
+            return False
+    return bool(rows) and rows[0][0] == run_id
+
+
+def _published_since(warehouse_path: Path, as_of: dt.date, started: dt.datetime) -> bool:
+    from skolon_pipeline.publish import snapshot
+
+    if not warehouse_path.exists():
+        return False
+    with snapshot.connect_published(warehouse_path) as con:
+        try:
+            rows = con.execute("SELECT published_at FROM nightly.nights WHERE as_of = ?", [as_of]).fetchall()
+        except duckdb.CatalogException:
+            return False
+    return bool(rows) and rows[0][0] is not None and rows[0][0] >= started
+
+
+def _held_reasons(warehouse_path: Path, as_of: dt.date, run_id: str) -> list[str] | None:
+    from skolon_pipeline.publish import publish, snapshot
 
     if not warehouse_path.exists():
         return None
-    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+    with snapshot.connect_published(warehouse_path) as con:
         return publish.held_run(con, as_of, run_id)
 
 
@@ -220,7 +293,7 @@ def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, r
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from skolon_pipeline.publish import publish, warehouse
+    from skolon_pipeline.publish import publish, snapshot, warehouse
 
     settings = _apply_location_flags(args)
     installation = load_installation(settings.data_dir)
@@ -231,21 +304,22 @@ def cmd_approve(args: argparse.Namespace) -> int:
     if not settings.warehouse.exists():
         print(f"error: no warehouse at {settings.warehouse}", file=sys.stderr)
         return EXIT_FAILED
-    with warehouse.connect(settings.warehouse) as con:
-        warehouse.ensure_schema(con)
+    with runs.run_lock(settings.warehouse, args.as_of, args.wait, command="approve"):
         try:
-            publish.approve(con, args.as_of)
+            with snapshot.rewrite(settings.warehouse) as writer:
+                warehouse.ensure_schema(writer.con)
+                publish.approve(writer.con, args.as_of)
         except LookupError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {text.one_line(exc)}", file=sys.stderr)
             return EXIT_FAILED
-    print(f"night {args.as_of}: approved; running it again to publish it")
-    return _run_night(settings, installation, args.as_of, args, dry_run=False)
+        print(f"night {args.as_of}: approved; running it again to publish it")
+        return _run_night(settings, installation, args.as_of, args, dry_run=False)
 
 
 def _warehouse_busy(path: Path, exc: Exception) -> str:
     if "lock" in str(exc).lower():
-        return f"the warehouse {path} is being written by a run; try again when it has finished"
-    return f"cannot read the warehouse {path}: {exc}"
+        return f"the warehouse {path} is locked by another program; try again when it has finished"
+    return f"cannot read the warehouse {path}: {text.one_line(exc)}"
 
 
 def _read_warehouse(settings: Settings, read):
@@ -256,7 +330,7 @@ def _read_warehouse(settings: Settings, read):
     try:
         return read()
     except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {text.one_line(exc)}", file=sys.stderr)
     except duckdb.IOException as exc:
         print(f"error: {_warehouse_busy(settings.warehouse, exc)}", file=sys.stderr)
     return None
@@ -273,12 +347,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     night, files = result
     print(f"night {night}: {len(files)} validation file(s)")
     for f in files:
-        print(f"  {f.authority.name}: {f.xlsx} (+ {len(f.csv)} CSV files)")
+        print(text.printable(f"  {f.authority.name}: {f.xlsx} (+ {len(f.csv)} CSV files)"))
         for school in f.schools:
-            print(f"    {school['school']}: {school['students']} students, {school['teachers']} teachers, "
+            print(text.printable(f"    {school['school']}: {school['students']} students, {school['teachers']} teachers, "
                   f"{school['staff']} staff, {school['classes']} classes, {school['teaching_groups']} teaching groups; "
                   f"held back {school['excluded_persons']} persons, {school['excluded_groups']} groups, "
-                  f"{school['excluded_memberships']} memberships")
+                  f"{school['excluded_memberships']} memberships"))
     return 0
 
 
@@ -293,7 +367,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if answer is None:
         return EXIT_FAILED
     for line in render(answer):
-        print(line)
+        print(text.printable(line))
     return 0 if answer.found else EXIT_FAILED
 
 
@@ -317,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto: sources in parallel processes when there are several, else in this process")
     run.add_argument("--dry-run", action="store_true",
                      help="compute and show the night's change set and the guard's verdict; publish nothing")
+    _add_wait_flag(run)
     _add_location_flags(run)
     run.set_defaults(func=cmd_run)
 
@@ -325,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--verbose", action="store_true", help="show Dagster's step log")
     approve.add_argument("--executor", choices=("auto", "in_process", "multiprocess"), default="auto",
                          help="as for run")
+    _add_wait_flag(approve)
     _add_location_flags(approve)
     approve.set_defaults(func=cmd_approve)
 
@@ -353,8 +429,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {text.one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except runs.RunRefused as exc:
+        print(f"error: {text.one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # the cause in one line; --verbose shows the traceback
+        if getattr(args, "verbose", False):
+            raise
+        print(f"error: {runs.exception_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -142,6 +142,16 @@ DEFAULT_ONEROSTER_ROLES: dict[str, str] = {
 }
 
 
+class ArchiveLimits(_Strict):
+    """What a zipped drop (OneRoster) may expand to, checked before anything is unpacked (sources.yaml
+    `archives:`): the sum of its entries' sizes, and one entry's expanded/compressed ratio (judged only for
+    entries above `ratio_floor_bytes`; CSV rarely packs better than 20:1, a zip bomb by 1000:1)."""
+
+    max_expanded_bytes: int = Field(default=2 * 1024**3, ge=1)
+    max_ratio: float = Field(default=200.0, gt=1)
+    ratio_floor_bytes: int = Field(default=10 * 1024**2, ge=0)
+
+
 class SourceConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$", max_length=64)
     format: Literal["ss12000", "oneroster"]
@@ -184,6 +194,7 @@ class SourcesFile(_Strict):
     # The first night the daily partitions offer; earlier nights are refused (CONTRACT §1).
     first_night: dt.date = DEFAULT_FIRST_NIGHT
     rules: Rules = Rules()
+    archives: ArchiveLimits = ArchiveLimits()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 
     @field_validator("timezone")
@@ -223,6 +234,7 @@ class Source:
     rules: Rules
     global_ids: bool = True
     oneroster_roles: tuple[tuple[str, str], ...] = ()
+    archive_limits: ArchiveLimits = ArchiveLimits()
 
     @property
     def id_prefix(self) -> str:
@@ -300,6 +312,7 @@ def load_installation(data_dir: Path | str) -> Installation:
             rules=parsed.rules.with_overrides(s.rules),
             global_ids=s.global_ids if s.global_ids is not None else s.format == "ss12000",
             oneroster_roles=tuple(sorted({**DEFAULT_ONEROSTER_ROLES, **(s.oneroster_roles or {})}.items())),
+            archive_limits=parsed.archives,
         )
         for s in parsed.sources
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -13,12 +16,84 @@ MEMORY_LIMIT_ENV = "SKOLON_DUCKDB_MEMORY_LIMIT"
 # beyond it DuckDB spills joins, sorts and temporary tables to `<database>.tmp/` (beside the file, so in the
 # same owner-only folder). DuckDB's own default is 80 % of the machine's RAM.
 DEFAULT_MEMORY_LIMIT = "3GB"
+# The oldest DuckDB release that can read the files the pipeline creates (the warehouse above all): analysts'
+# DuckDB need not be the pipeline's. One constant; DuckDB writes this storage format into every new file.
+STORAGE_COMPATIBILITY_VERSION = "v1.2.0"
 
 
-def connect(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the installation's memory limit (`SKOLON_DUCKDB_MEMORY_LIMIT`, e.g. `2GB`)."""
+def connect(path: Path | str | None = None, read_only: bool = False, create: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the installation's memory limit (`SKOLON_DUCKDB_MEMORY_LIMIT`, e.g. `2GB`);
+    with `create`, a new file in the storage format of STORAGE_COMPATIBILITY_VERSION."""
     config = {"memory_limit": os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT}
+    if create:
+        config["storage_compatibility_version"] = STORAGE_COMPATIBILITY_VERSION
     return duckdb.connect(":memory:" if path is None else str(path), read_only=read_only, config=config)
+
+
+def spill_dir(path: Path | str) -> Path:
+    """Where DuckDB spills a database file's joins, sorts and temporary tables: `<file>.tmp/` beside it. The
+    spill holds whatever the queries read (civic numbers and addresses in clear, during extract)."""
+    return Path(f"{path}.tmp")
+
+
+@contextmanager
+def session(path: Path | str, read_only: bool = False, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to one step's own database file whose spill folder is removed when the step ends or fails
+    (and before it starts: what a killed run of the same step left)."""
+    spill = spill_dir(path)
+    shutil.rmtree(spill, ignore_errors=True)
+    con = connect(path, read_only=read_only, create=create)
+    try:
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _open_elsewhere(database: Path) -> bool:
+    """Whether another process has the DuckDB file open (DuckDB holds a POSIX lock on it while open). Only
+    for files this process does not have open: closing our probe would drop our own DuckDB's lock."""
+    try:
+        fd = os.open(database, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases the probe's lock
+    return False
+
+
+def remove_stale_spill(folder: Path) -> list[Path]:
+    """Removes every spill folder under `folder` whose database no other process has open: the leftovers of
+    runs that were killed (kill -9, out of memory) before DuckDB could remove them."""
+    removed = []
+    if not Path(folder).is_dir():
+        return removed
+    for spill in sorted(Path(folder).rglob("*.tmp")):
+        if spill.is_dir() and not _open_elsewhere(Path(str(spill)[: -len(".tmp")])):
+            shutil.rmtree(spill, ignore_errors=True)
+            removed.append(spill)
+    return removed
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN ... COMMIT, rolled back on any exception. The exception that caused the failure is the one raised:
+    when COMMIT itself fails (a full disk), DuckDB has already ended the transaction, and the ROLLBACK's own
+    error ("no transaction is active") would otherwise hide the cause."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None):

@@ -28,7 +28,7 @@ import duckdb
 
 from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, NOT_FOUND, explain, explain_warning
 from skolon_pipeline.exports.people import show_night
-from skolon_pipeline.publish import warehouse
+from skolon_pipeline.publish import snapshot, warehouse
 
 MAX_MATCHES = 10
 
@@ -96,7 +96,7 @@ def _tokens(query: str) -> list[str]:
 def find(warehouse_path: Path, query: str, as_of: dt.date | None = None) -> Answer:
     from skolon_pipeline.exports.validation_file import resolve_night
 
-    with warehouse.connect(Path(warehouse_path), read_only=True) as con:
+    with snapshot.connect_published(warehouse_path) as con:
         night = resolve_night(con, as_of)
         show_night(con, night)
         return search(con, query, night)

@@ -8,6 +8,7 @@ contend for a lock; only `publish` writes the warehouse.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import duckdb
 
 from skolon_pipeline import duck
 from skolon_pipeline.publish import publish as publishing
-from skolon_pipeline.publish import warehouse
+from skolon_pipeline.publish import snapshot, warehouse
 from skolon_pipeline.validate.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
 from skolon_pipeline.files import owner_only, private_dir, private_file
@@ -40,11 +41,12 @@ def staging_file(staging_dir: Path, as_of: dt.date, source_id: str) -> Path:
     return night_dir(staging_dir, as_of) / f"{source_id}.duckdb"
 
 
-def _fresh(path: Path) -> duckdb.DuckDBPyConnection:
-    """A new, empty DuckDB file; call inside `owner_only()` so that it and its WAL are private."""
+def _fresh(path: Path):
+    """A session on a new, empty DuckDB file (its spill folder removed when it ends); call inside
+    `owner_only()` so that it and its WAL are private."""
     path.unlink(missing_ok=True)
     Path(f"{path}.wal").unlink(missing_ok=True)
-    return duck.connect(path)
+    return duck.session(path)
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,32 @@ class Extracted:
     demo_key: bool = False  # civic numbers were hashed with the public demo key (SKOLON_PSEUDONYM_KEY unset)
 
 
+def remove_leftovers(staging_dir: Path) -> None:
+    """What killed runs left in the staging folder that holds personal data in clear: DuckDB spill folders
+    (of databases no live process has open) and unpacked OneRoster archives (`<source>.scratch`, only used
+    while a source is extracted; call only when no extract of that night is running, e.g. under the run lock)."""
+    duck.remove_stale_spill(staging_dir)
+    if staging_dir.is_dir():
+        for scratch in staging_dir.glob(f"*/*{SCRATCH_SUFFIX}"):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+SCRATCH_SUFFIX = ".scratch"
+
+
 def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
+    # Spill folders of killed runs of any night (a crash leaves none behind past the next run).
+    duck.remove_stale_spill(staging_dir)
     drop_date, drop_dir = find_drop(source.id, source.root, as_of)
     key = pseudonym_key()
     path = staging_file(staging_dir, as_of, source.id)
     with owner_only(), _fresh(path) as con:
         if source.format == "oneroster":
-            counts = extract_oneroster(con, source, drop_dir, night_dir(staging_dir, as_of) / f"{source.id}.scratch")
+            scratch = night_dir(staging_dir, as_of) / f"{source.id}{SCRATCH_SUFFIX}"
+            try:
+                counts = extract_oneroster(con, source, drop_dir, scratch)
+            finally:  # unpacked and transcoded copies of the drop: personal data, gone with the step
+                shutil.rmtree(scratch, ignore_errors=True)
         elif source.format == "ss12000":
             if not drop_dir.is_dir():
                 raise SourceError(source.id, drop_dir, "an SS12000 drop is a folder of JSON files, not an archive")
@@ -100,7 +121,7 @@ def extract_isolated(source: Source, as_of: dt.date, staging_dir: Path) -> Extra
             con.execute(_STATUS_DDL)
             con.execute("INSERT INTO source_status VALUES (?, false, ?, ?)", [source.id, exc.file, str(exc)])
         return SourceFailed(source.id, exc.file, str(exc))
-    with owner_only(), duckdb.connect(str(path)) as con:
+    with owner_only(), duck.session(path) as con:
         con.execute(_STATUS_DDL)
         con.execute("INSERT INTO source_status VALUES (?, true, NULL, NULL)", [source.id])
     return extracted
@@ -120,7 +141,7 @@ def source_failure(staging_dir: Path, as_of: dt.date, source_id: str) -> SourceF
 
 
 def validate(source_id: str, path: Path) -> list[TableReport]:
-    with owner_only(), duck.connect(path) as con:
+    with owner_only(), duck.session(path) as con:
         return validate_staging(con, source_id)
 
 
@@ -183,8 +204,9 @@ def check(installation: Installation, warehouse_path: Path, staging_dir: Path, a
 def publish(installation: Installation, warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str
             ) -> publishing.Published:
     """Publishes the night unless the guard holds it (then NightHeld, and nothing of it is published)."""
-    with owner_only(), warehouse.connect(warehouse_path) as con:
-        result = publishing.publish_night(con, rules_db, as_of, run_id, [s.id for s in installation.sources],
+    # A held night is recorded (history.held_nights), so the new warehouse replaces the published one either way.
+    with snapshot.rewrite(warehouse_path) as writer:
+        result = publishing.publish_night(writer.con, rules_db, as_of, run_id, [s.id for s in installation.sources],
                                          Policies.for_night(installation, as_of))
     if not result.published:
         raise NightHeld(result.guard)

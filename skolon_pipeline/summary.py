@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from skolon_pipeline.publish import warehouse
+from skolon_pipeline.publish import snapshot, warehouse
 
 TOP_REASONS = 5
 
 
 def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
-    with warehouse.connect(warehouse_path, read_only=True) as con:
+    with snapshot.connect_published(warehouse_path) as con:
         latest = warehouse.latest_night(con)
         included = dict(
             ((s, k), n)

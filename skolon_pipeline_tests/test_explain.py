@@ -182,9 +182,10 @@ def test_a_warehouse_being_written_gives_a_clear_message(tmp_path, capsys, monke
         for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
             monkeypatch.delenv(name, raising=False)
         assert cli.main(["explain", synthetic.UNIQUE_ID, "--warehouse", str(wh)]) == 1
-        assert "is being written by a run; try again when it has finished" in capsys.readouterr().err
+        # The pipeline never opens the published file for writing, so whoever holds it is another program.
+        assert "is locked by another program; try again when it has finished" in capsys.readouterr().err
         assert cli.main(["export", "--warehouse", str(wh), "--export-dir", str(tmp_path / "out")]) == 1
-        assert "is being written by a run" in capsys.readouterr().err
+        assert "is locked by another program" in capsys.readouterr().err
     finally:
         writer.kill()
         writer.wait()

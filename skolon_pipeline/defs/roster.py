@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 
 from skolon_pipeline import night
-from skolon_pipeline.publish import tables, warehouse
+from skolon_pipeline.publish import snapshot, tables, warehouse
 from skolon_pipeline.config import Installation
 from skolon_pipeline.defs.guard import CHANGE_SET_KEY, build_guard_assets
 from skolon_pipeline.defs.partitions import as_of
@@ -96,7 +96,7 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
         except night.NightHeld as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         counts = published.counts
-        with warehouse.connect(skolon.settings.warehouse, read_only=True) as con:
+        with snapshot.connect_published(skolon.settings.warehouse) as con:
             reasons = _reason_counts(con, night_date)
             latest = warehouse.latest_night(con)
             for table, (key, _, _) in PUBLISHED.items():

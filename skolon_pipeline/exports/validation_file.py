@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline.publish import warehouse
+from skolon_pipeline.publish import snapshot, warehouse
 from skolon_pipeline.exports import xlsx
 from skolon_pipeline.exports.explanations import EXPLANATIONS, explain
 from skolon_pipeline.exports.people import show_night
@@ -204,7 +204,7 @@ def write_validation_files(
     school unit code or id). Reads the warehouse read-only. Returns the night and what was written."""
     if not Path(warehouse_path).exists():
         raise ExportError(f"no warehouse at {warehouse_path}: run `skolon-pipeline run` first")
-    with warehouse.connect(Path(warehouse_path), read_only=True) as con:
+    with snapshot.connect_published(warehouse_path) as con:
         night = resolve_night(con, as_of)
         prepare(con, night)
         by_id = {a.id: a for a in authorities(con)}

@@ -57,10 +57,14 @@ def check_night(
 ) -> GuardResult:
     """The night's change set against the last published night before it and the guard's verdict; with
     `record`, a held night is written to history.held_nights/held_changes. Publishes nothing."""
-    # A dry run before the first night: compare with an empty warehouse, and create none.
-    fresh = not record and not Path(warehouse_path).exists()
-    with duck.connect() if fresh else warehouse.connect(warehouse_path) as con:
-        return _transaction(con, rules_db, as_of, policies, run_id, record=record, source_ids=None).guard
+    from skolon_pipeline.publish import snapshot
+
+    # On a private copy of the warehouse (an empty one before the first night), kept only when a hold is
+    # recorded: readers of the published file are never in the way, and a dry run changes nothing.
+    with snapshot.rewrite(warehouse_path) as writer:
+        verdict = _transaction(writer.con, rules_db, as_of, policies, run_id, record=record, source_ids=None).guard
+        writer.keep = record and verdict.blocks
+    return verdict
 
 
 def _transaction(
@@ -69,23 +73,17 @@ def _transaction(
 ) -> Published:
     """The transaction of publish_night (`source_ids` given) or of check_night (None: stops after the guard)."""
     warehouse.ensure_schema(con)
-    with warehouse.attached_rules(con, rules_db):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            previous, following = previous_night(con, as_of), next_night(con, as_of)
-            _candidate(con, as_of, previous, policies)
-            verdict = _guard(con, as_of, previous, policies)
-            if verdict.blocks and record:
-                _record_hold(con, verdict, run_id)
-            if verdict.blocks or source_ids is None:
-                con.execute("COMMIT")
-                return Published(False, {}, verdict)
-            _write_night(con, as_of, following, run_id, source_ids)
-            counts = {t.name: scalar(con, f"SELECT count(*) FROM {_CANDIDATE[t.name]}") for t in tables.PUBLISHED}
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    # duck.transaction: a COMMIT that fails (a full disk) is reported by its own error, not the ROLLBACK's.
+    with warehouse.attached_rules(con, rules_db), duck.transaction(con):
+        previous, following = previous_night(con, as_of), next_night(con, as_of)
+        _candidate(con, as_of, previous, policies)
+        verdict = _guard(con, as_of, previous, policies)
+        if verdict.blocks and record:
+            _record_hold(con, verdict, run_id)
+        if verdict.blocks or source_ids is None:
+            return Published(False, {}, verdict)
+        _write_night(con, as_of, following, run_id, source_ids)
+        counts = {t.name: scalar(con, f"SELECT count(*) FROM {_CANDIDATE[t.name]}") for t in tables.PUBLISHED}
     return Published(True, counts, verdict)
 
 

@@ -24,11 +24,14 @@ LATEST_NIGHT = f"(SELECT max(as_of) FROM {tables.NIGHTS.qualified})"
 
 
 def connect(warehouse: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to a warehouse file itself. The pipeline's readers use `snapshot.connect_published` and its
+    writers `snapshot.rewrite` (which never open the published file for writing); this is for tests and tools
+    working on a file of their own."""
     if read_only:
         return duck.connect(warehouse, read_only=True)
     private_dir(warehouse.parent, owned=False)
     with owner_only():
-        con = duck.connect(warehouse)
+        con = duck.connect(warehouse, create=not Path(warehouse).exists())
     private_file(warehouse)
     return con
 
@@ -40,8 +43,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS diagnostics")
     con.execute(f"CREATE TABLE IF NOT EXISTS {tables.NIGHTS.qualified} ({tables.NIGHTS.ddl()})")
     legacy = [t for t in tables.PUBLISHED if _is_base_table(con, "nightly", t.name)]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with duck.transaction(con):
         history.ensure_history(con)
         for table in legacy:
             _migrate(con, table)
@@ -61,10 +63,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             )
         # Over the roster/diagnostics views, so it follows whatever stores the nights underneath.
         con.execute(f"CREATE OR REPLACE VIEW diagnostics.school_counts AS {bind_latest(sql_file('school_counts.sql'))}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _is_base_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

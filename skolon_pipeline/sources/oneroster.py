@@ -25,6 +25,7 @@ import difflib
 import io
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -35,7 +36,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from skolon_pipeline.validate.canonical import CANONICAL_TABLES, INVALID_RECORDS_DDL, Owner, complete_staging, failure_rows
-from skolon_pipeline.config import Source
+from skolon_pipeline.config import ArchiveLimits, Source
 from skolon_pipeline.duck import row_counts
 from skolon_pipeline.sources.drops import SourceError, inside
 from skolon_pipeline.sources.enums import normalise_enums
@@ -120,10 +121,44 @@ class Package:
 # ── package stage ───────────────────────────────────────────────────────────────────────────────────────
 
 
+# Compression methods Python's zipfile reads; anything else (Deflate64 = 9, PKWARE DCL Implode = 10, ...) is
+# refused up front rather than failing halfway through the unpacking.
+_READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "Deflate", zipfile.ZIP_BZIP2: "bzip2",
+                     zipfile.ZIP_LZMA: "LZMA"}
+_METHOD_NAMES = {9: "Deflate64", 10: "PKWARE Implode", 12: "bzip2", 14: "LZMA", 93: "Zstandard", 95: "xz", 98: "PPMd",
+                 99: "AES encryption"}
+
+
+def check_archive(source_id: str, zip_path: Path, members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
+    """Refuses, naming source, archive and entry, what would fail or fill the disk while unpacking: encrypted
+    entries, compression methods that cannot be read, and more than the limits' expanded size or ratio. The
+    sizes are the archive's own claims; the unpacking stops at them (zipfile reads no more than an entry's
+    declared size, and a wrong CRC fails the entry)."""
+    for m in members:
+        if m.flag_bits & 0x1:
+            raise SourceError(source_id, zip_path, f"entry {m.filename!r} is encrypted (password-protected); "
+                                                   "export the drop without a password")
+        if m.compress_type not in _READABLE_METHODS:
+            method = _METHOD_NAMES.get(m.compress_type, f"method {m.compress_type}")
+            raise SourceError(source_id, zip_path, f"entry {m.filename!r} is compressed with {method}, which cannot "
+                                                   "be read; re-pack the archive with standard Deflate")
+        ratio = m.file_size / max(m.compress_size, 1)
+        if m.file_size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
+            raise SourceError(source_id, zip_path, f"entry {m.filename!r} expands {ratio:.0f} times "
+                                                   f"({m.compress_size} to {m.file_size} bytes), more than the "
+                                                   f"limit of {limits.max_ratio:g} (archives.max_ratio): refused "
+                                                   "as a possible zip bomb")
+    total = sum(m.file_size for m in members)
+    if total > limits.max_expanded_bytes:
+        raise SourceError(source_id, zip_path, f"expands to {total} bytes, more than the limit of "
+                                               f"{limits.max_expanded_bytes} (archives.max_expanded_bytes)")
+
+
 @contextlib.contextmanager
-def open_drop(source_id: str, drop: Path, scratch: Path) -> Iterator[Path]:
+def open_drop(source_id: str, drop: Path, scratch: Path, limits: ArchiveLimits = ArchiveLimits()) -> Iterator[Path]:
     """The folder holding `manifest.csv`: the drop itself, or a `.zip` (the drop, or the one zip inside the
-    drop folder) unpacked into `scratch`, which is removed afterwards."""
+    drop folder) unpacked into `scratch`, which is removed afterwards. A bad archive (check_archive, or one
+    that fails while unpacking: a full disk, a corrupt entry) is a SourceError: only this source fails."""
     zip_path = drop if drop.is_file() else None
     if zip_path is None and not (drop / MANIFEST).is_file():
         zips = sorted(p for p in drop.iterdir() if p.suffix.lower() == ".zip" and p.is_file())
@@ -145,13 +180,19 @@ def open_drop(source_id: str, drop: Path, scratch: Path) -> Iterator[Path]:
                     raise SourceError(source_id, zip_path, f"{MANIFEST} is missing from the archive"
                                       if not manifests else f"several {MANIFEST} in the archive")
                 folder = Path(manifests[0].filename).parent
-                for member in members:
-                    # Only the files beside the manifest, by base name: nothing can be written outside scratch.
-                    if Path(member.filename).parent == folder and member.filename.lower().endswith(".csv"):
-                        with archive.open(member) as src, open(scratch / Path(member.filename).name, "wb") as dst:
-                            shutil.copyfileobj(src, dst, _CHUNK)
-        except zipfile.BadZipFile:
-            raise SourceError(source_id, zip_path, "not a readable .zip archive") from None
+                # Only the files beside the manifest, by base name: nothing can be written outside scratch.
+                wanted = [m for m in members
+                          if Path(m.filename).parent == folder and m.filename.lower().endswith(".csv")]
+                check_archive(source_id, zip_path, wanted, limits)
+                for member in wanted:
+                    with archive.open(member) as src, open(scratch / Path(member.filename).name, "wb") as dst:
+                        shutil.copyfileobj(src, dst, _CHUNK)
+        except zipfile.BadZipFile as exc:
+            raise SourceError(source_id, zip_path, f"not a readable .zip archive ({exc})") from None
+        except (OSError, RuntimeError, NotImplementedError, EOFError, zlib.error) as exc:
+            if isinstance(exc, SourceError):
+                raise
+            raise SourceError(source_id, zip_path, f"cannot unpack: {exc}") from None
         yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -392,7 +433,7 @@ def check_records(con: duckdb.DuckDBPyConnection, source_id: str, version: str, 
 def extract_oneroster(con: duckdb.DuckDBPyConnection, source: Source, drop: Path, scratch: Path) -> dict[str, int]:
     """Reads one OneRoster drop into `con` (the source's staging database); returns the canonical row counts."""
     role_map = dict(source.oneroster_roles)
-    with open_drop(source.id, drop, scratch / "unzipped") as folder:
+    with open_drop(source.id, drop, scratch / "unzipped", source.archive_limits) as folder:
         try:
             package = read_package(source.id, folder, scratch / "utf8")
             load_raw(con, source.id, package)

@@ -1,0 +1,136 @@
+"""A night beside its readers and beside another run, end to end through the CLI (issue 18, item 1 and 13).
+
+Readers are separate processes, as analysts and `explain` are: an analyst's read-only session held open across
+the whole run, `explain` polled in a loop during it, and a second and third `run` started while the first runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from skolon_pipeline import cli
+from skolon_pipeline.demo import DEMO_NIGHT
+from skolon_pipeline.runs import lock_path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DATA = REPO / "data"
+RUN_TIMEOUT = 300
+
+READER = """
+import sys
+from skolon_pipeline.publish import snapshot
+con = snapshot.connect_published(sys.argv[1])
+def state():
+    return con.execute("SELECT max(as_of)::VARCHAR, (SELECT count(*) FROM roster.users) FROM nightly.nights").fetchone()
+print(*state(), flush=True)
+sys.stdin.readline()
+print(*state(), flush=True)
+"""
+
+EXPLAIN_LOOP = """
+import pathlib, sys, time
+from skolon_pipeline.explain import find
+warehouse, stop = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+answered, errors = 0, []
+deadline = time.monotonic() + 600
+while not stop.exists() and time.monotonic() < deadline:
+    try:
+        assert find(warehouse, "an").found
+        answered += 1
+    except Exception as exc:
+        errors.append(repr(exc)[:300])
+    time.sleep(0.05)
+print(answered, len(errors), errors[:3], flush=True)
+"""
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKOLON_") and k != "DAGSTER_HOME"}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def _args(tmp_path: Path, night: dt.date, *extra: str) -> list[str]:
+    return ["run", "--as-of", str(night), "--data-dir", str(DEMO_DATA), "--warehouse", str(tmp_path / "wh" / "warehouse.duckdb"),
+            "--export-dir", str(tmp_path / "exports"), *extra]
+
+
+def _start(args: list[str], **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], env=_env(), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, **kwargs)
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.slow
+def test_a_night_runs_to_the_end_beside_readers_and_a_second_run(tmp_path, capsys):
+    night1, night2, night3 = DEMO_NIGHT, DEMO_NIGHT + dt.timedelta(days=1), DEMO_NIGHT + dt.timedelta(days=2)
+    assert cli.main(_args(tmp_path, night1)) == 0
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    stop = tmp_path / "stop-explain"
+
+    analyst = _start(["-c", READER, str(warehouse)], stdin=subprocess.PIPE)
+    first_view = analyst.stdout.readline().split()
+    assert first_view[0] == str(night1) and int(first_view[1]) > 400
+    explain = _start(["-c", EXPLAIN_LOOP, str(warehouse), str(stop)])
+    try:
+        first = _start(["-m", "skolon_pipeline.cli", *_args(tmp_path, night2)])
+        _wait_for(lambda: lock_path(warehouse).exists() and lock_path(warehouse).stat().st_size > 0, 60,
+                  "the first run to take the run lock")
+        # A run started now refuses at once, in one line naming the run that holds the warehouse ...
+        capsys.readouterr()
+        assert cli.main(_args(tmp_path, night3, "--wait", "0")) == cli.EXIT_FAILED
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith(f"error: the run of night {night2} (process {first.pid}")
+        assert "still writing the warehouse" in err and "Dagster" not in err
+        # ... or waits for it, and then runs.
+        second = _start(["-m", "skolon_pipeline.cli", *_args(tmp_path, night3, "--wait", str(RUN_TIMEOUT))])
+        out1, err1 = first.communicate(timeout=RUN_TIMEOUT)
+        out2, err2 = second.communicate(timeout=RUN_TIMEOUT)
+        assert first.returncode == 0, err1
+        assert second.returncode == 0, err2
+        assert f"night {night2}: published" in out1 and f"night {night3}: published" in out2
+        assert f"waiting up to {RUN_TIMEOUT} s for the run of night {night2}" in err2
+    finally:
+        stop.touch()
+        answered, failed, errors = explain.communicate(timeout=60)[0].split(" ", 2)
+        analyst_view = analyst.communicate("\n", timeout=60)[0].split()
+    # explain answered throughout and never failed; the analyst's session still reads the night it opened, whole
+    assert int(answered) > 0 and int(failed) == 0, errors
+    assert analyst_view == first_view and analyst.returncode == 0
+    from skolon_pipeline.publish import snapshot
+
+    with snapshot.connect_published(warehouse) as con:
+        assert [r[0] for r in con.execute("SELECT as_of FROM nightly.nights ORDER BY 1").fetchall()] == [night1, night2, night3]
+    assert sorted(p.name for p in warehouse.parent.iterdir()) == ["staging", "warehouse.duckdb", "warehouse.duckdb.run.lock"]
+
+
+@pytest.mark.slow
+def test_a_failed_export_after_publishing_says_the_night_was_published(tmp_path, capsys):
+    (tmp_path / "exports").write_text("not a folder")  # the export volume is unusable
+    assert cli.main(_args(tmp_path, DEMO_NIGHT)) == cli.EXIT_FAILED
+    captured = capsys.readouterr()
+    assert f"night {DEMO_NIGHT}: published" in captured.out
+    # Dagster's own log comes first; the CLI's last lines say what happened and why, in plain words.
+    tail = captured.err.strip().splitlines()[-3:]
+    assert tail[0] == f"night {DEMO_NIGHT}: published, but a later step FAILED"
+    assert tail[1].startswith("  step exports__validation_files: ") and "Not a directory" in tail[1]
+    assert "Dagster" not in "".join(tail) and "Nothing was published" not in captured.err
