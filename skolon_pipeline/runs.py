@@ -124,6 +124,8 @@ def error_line(error) -> str:
     raised (not the wrapper Dagster puts around it), control characters escaped."""
     while error.cls_name in _WRAPPERS and (error.cause or error.context):
         error = error.cause or error.context
+    if error.cls_name == "DagsterExecutionInterruptedError":
+        return "interrupted (SIGTERM or Ctrl-C)"
     message = error.message.strip()
     # Dagster's message is "<qualified class>: <text>"
     qualified, sep, rest = message.partition(": ")

@@ -134,3 +134,72 @@ def test_a_failed_export_after_publishing_says_the_night_was_published(tmp_path,
     assert tail[0] == f"night {DEMO_NIGHT}: published, but a later step FAILED"
     assert tail[1].startswith("  step exports__validation_files: ") and "Not a directory" in tail[1]
     assert "Dagster" not in "".join(tail) and "Nothing was published" not in captured.err
+
+
+def _stage_seen(warehouse: Path, night: dt.date, point: str):
+    staging = warehouse.parent / "staging" / night.isoformat()
+    if point == "extract":  # the source's staging database is being filled (no pool slot)
+        return (staging / "lindby.duckdb").exists()
+    if point == "rules":  # the rules step holds the warehouse pool slot
+        return (staging / "_rules.duckdb").exists()
+    # the change set or the publish step holds the slot and a writer's copy of the warehouse exists
+    return any(warehouse.parent.glob("warehouse.duckdb.*.writing"))
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_point_never_blocks_the_next_night(tmp_path, capsys):
+    import dagster as dg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    env = {**_env(), "DAGSTER_HOME": str(home)}
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    first = subprocess.run([sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, DEMO_NIGHT)], env=env,
+                           capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert first.returncode == 0, first.stderr
+    published = warehouse.read_bytes()
+
+    nights = iter(DEMO_NIGHT + dt.timedelta(days=n) for n in range(1, 10))
+    for point in ("extract", "rules", "writer"):
+        night = next(nights)
+        run = subprocess.Popen([sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, night, "--wait", "5")],
+                               env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _wait_for(lambda: _stage_seen(warehouse, night, point) or run.poll() is not None, RUN_TIMEOUT, point)
+        assert run.poll() is None, f"the run ended before reaching {point}: {run.stderr.read()}"
+        os.killpg(run.pid, 9)  # kill -9 of the whole process tree
+        run.wait(timeout=30)
+        assert warehouse.read_bytes() == published  # the published night is untouched, whole
+
+    # SIGTERM ends a run within seconds, cleanly: the run is marked failed, nothing is held.
+    night = next(nights)
+    run = subprocess.Popen([sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, night, "--wait", "5")],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: _stage_seen(warehouse, night, "extract") or run.poll() is not None, RUN_TIMEOUT, "extract")
+    run.terminate()
+    started = time.monotonic()
+    err = run.communicate(timeout=30)[1]
+    assert time.monotonic() - started < 15 and run.returncode != 0
+    assert "Traceback" not in err.strip().splitlines()[-1]
+
+    # The next night runs to the end: nothing the dead runs left blocks it.
+    night = next(nights)
+    started = time.monotonic()
+    last = subprocess.run([sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, night, "--wait", "5")],
+                          env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    elapsed = time.monotonic() - started
+    assert last.returncode == 0, last.stderr
+    assert f"night {night}: published" in last.stdout
+    assert elapsed < 120, elapsed  # a demo night takes 10-40 s on a shared machine; the bug was "forever"
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        statuses = [r.status for r in instance.get_runs()]
+        assert statuses.count(dg.DagsterRunStatus.SUCCESS) == 2
+        assert not [s for s in statuses if s in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING)]
+        info = instance.event_log_storage.get_concurrency_info("duckdb_warehouse")
+        assert info.claimed_slots == [] and info.pending_steps == []
+    # Nothing of the dead runs is left: no writer's copy, no spill folder; DAGSTER_HOME is owner-only.
+    assert sorted(p.name for p in warehouse.parent.iterdir()) == ["staging", "warehouse.duckdb", "warehouse.duckdb.run.lock"]
+    assert not list((warehouse.parent / "staging").rglob("*.tmp")) and not list((warehouse.parent / "staging").rglob("*.scratch"))
+    loose = [p for p in home.rglob("*") if p.stat().st_mode & 0o077]
+    assert loose == []
