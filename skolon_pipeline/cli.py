@@ -239,31 +239,29 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
     return 0
 
 
-def _published_by(warehouse_path: Path, as_of: dt.date, run_id: str) -> bool:
-    """Whether run `run_id` published night `as_of` (whatever failed after)."""
+def _published_night(warehouse_path: Path, as_of: dt.date) -> tuple[str, dt.datetime] | None:
+    """(run id, published at) of night `as_of` in the published warehouse, or None when it is not published."""
     from skolon_pipeline.publish import snapshot
 
     if not warehouse_path.exists():
-        return False
+        return None
     with snapshot.connect_published(warehouse_path) as con:
         try:
-            rows = con.execute("SELECT run_id FROM nightly.nights WHERE as_of = ?", [as_of]).fetchall()
+            rows = con.execute("SELECT run_id, published_at FROM nightly.nights WHERE as_of = ?", [as_of]).fetchall()
         except duckdb.CatalogException:
-            return False
-    return bool(rows) and rows[0][0] == run_id
+            return None
+    return rows[0] if rows else None
+
+
+def _published_by(warehouse_path: Path, as_of: dt.date, run_id: str) -> bool:
+    """Whether run `run_id` published night `as_of` (whatever failed after)."""
+    published = _published_night(warehouse_path, as_of)
+    return published is not None and published[0] == run_id
 
 
 def _published_since(warehouse_path: Path, as_of: dt.date, started: dt.datetime) -> bool:
-    from skolon_pipeline.publish import snapshot
-
-    if not warehouse_path.exists():
-        return False
-    with snapshot.connect_published(warehouse_path) as con:
-        try:
-            rows = con.execute("SELECT published_at FROM nightly.nights WHERE as_of = ?", [as_of]).fetchall()
-        except duckdb.CatalogException:
-            return False
-    return bool(rows) and rows[0][0] is not None and rows[0][0] >= started
+    published = _published_night(warehouse_path, as_of)
+    return published is not None and published[1] is not None and published[1] >= started
 
 
 def _held_reasons(warehouse_path: Path, as_of: dt.date, run_id: str) -> list[str] | None:
