@@ -28,7 +28,7 @@ import duckdb
 
 from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, NOT_FOUND, explain, explain_warning
 from skolon_pipeline.exports.people import show_night
-from skolon_pipeline.publish import snapshot, warehouse
+from skolon_pipeline.publish import snapshot
 
 MAX_MATCHES = 10
 

@@ -16,7 +16,7 @@ import duckdb
 
 from skolon_pipeline import duck
 from skolon_pipeline.publish import publish as publishing
-from skolon_pipeline.publish import snapshot, warehouse
+from skolon_pipeline.publish import snapshot
 from skolon_pipeline.validate.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
 from skolon_pipeline.files import owner_only, private_dir, private_file
