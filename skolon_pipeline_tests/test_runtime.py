@@ -203,3 +203,39 @@ def test_a_run_killed_at_any_point_never_blocks_the_next_night(tmp_path, capsys)
     assert not list((warehouse.parent / "staging").rglob("*.tmp")) and not list((warehouse.parent / "staging").rglob("*.scratch"))
     loose = [p for p in home.rglob("*") if p.stat().st_mode & 0o077]
     assert loose == []
+
+
+@pytest.mark.slow
+def test_a_kill_during_a_spilling_extract_leaves_no_civic_number_on_disk(tmp_path):
+    import re
+
+    from skolon_pipeline.demo import generate_demo
+
+    data = tmp_path / "data"
+    drop = generate_demo(data, scale=30)  # ~15 000 persons: the extract spills under a 64 MB memory limit
+    civic = set()
+    for page in drop.rglob("*.json"):
+        civic.update(re.findall(r'"civicNo":\s*\{\s*"value":\s*"([^"]+)"', page.read_text(encoding="utf-8")))
+    assert len(civic) > 10_000
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    args = ["-m", "skolon_pipeline.cli", "run", "--as-of", str(DEMO_NIGHT), "--data-dir", str(data),
+            "--warehouse", str(warehouse), "--export-dir", str(tmp_path / "exports")]
+    spill = warehouse.parent / "staging" / str(DEMO_NIGHT) / "lindby.duckdb.tmp"
+    run = subprocess.Popen([sys.executable, *args], env={**_env(), "SKOLON_DUCKDB_MEMORY_LIMIT": "64MB"},
+                           start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: (spill.is_dir() and any(spill.iterdir())) or run.poll() is not None, RUN_TIMEOUT,
+              "the extract to spill")
+    assert run.poll() is None, "the extract did not spill"
+    os.killpg(run.pid, 9)
+    run.wait(timeout=30)
+    assert spill.is_dir()  # the attack: the spill of a killed extract stays behind ...
+
+    last = subprocess.run([sys.executable, *args], env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert last.returncode == 0, last.stderr
+    # ... until the next run: no spill folder, and no civic number in clear in any file beside the warehouse.
+    assert not list(warehouse.parent.rglob("*.tmp"))
+    pattern = re.compile(rb"[0-9]{8}[0-9A-Z]{4}")
+    for path in warehouse.parent.rglob("*"):
+        if path.is_file():
+            found = {m.decode() for m in pattern.findall(path.read_bytes())} & civic
+            assert not found, f"{path} holds {len(found)} civic numbers"
