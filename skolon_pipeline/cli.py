@@ -195,11 +195,11 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
         verdict = night.check(installation, settings.warehouse, settings.staging_dir, as_of, result.run_id, record=False)
         print(f"night {as_of} (dry run, nothing published):")
         for line in guard.describe(verdict):
-            print(f"  {line}")
+            print(text.printable(f"  {line}"))
         if verdict.blocks:
             print("  The guard WOULD HOLD this night:")
             for reason in verdict.reasons:
-                print(f"    {reason}")
+                print(text.printable(f"    {reason}"))
             return EXIT_HELD
         print("  The guard would publish it.")
         return 0
@@ -281,10 +281,10 @@ def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, r
     print(f"night {as_of}: HELD by the mass-removal guard (run {run_id}). Nothing of it was published; the "
           "previous roster and validation files stay as they were.", file=err)
     for reason in reasons:
-        print(f"  {reason}", file=err)
+        print(text.printable(f"  {reason}"), file=err)
     verdict = night.check(installation, settings.warehouse, settings.staging_dir, as_of, run_id, record=False)
     for line in guard.describe(verdict):
-        print(f"  {line}", file=err)
+        print(text.printable(f"  {line}"), file=err)
     print(f"  Review:  SELECT * FROM history.held_changes WHERE as_of = DATE '{as_of}' AND change = 'removed';",
           file=err)
     print(f"  If the registry is right, publish it:  skolon-pipeline approve --as-of {as_of}", file=err)

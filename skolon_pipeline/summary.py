@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from skolon_pipeline import text
 from skolon_pipeline.publish import snapshot, warehouse
 
 TOP_REASONS = 5
@@ -83,6 +84,6 @@ def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
 
 def print_summary(warehouse_path: Path, as_of: dt.date, run_id: str | None = None) -> None:
     for line in summary_lines(warehouse_path, as_of):
-        print(line)
+        print(text.printable(line))
     if run_id:
         print(f"  Dagster run {run_id}")
