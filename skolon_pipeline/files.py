@@ -9,6 +9,8 @@ files DuckDB creates on its own (`.wal`, `.tmp/`) are private from the first byt
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +34,32 @@ def private_dir(path: Path, owned: bool = True) -> Path:
     if owned:
         os.chmod(path, DIR_MODE)
     return Path(path)
+
+
+SLUG_MAX = 64
+
+
+def slug(text: str | None, max_length: int = SLUG_MAX) -> str:
+    """A file or folder name made from registry data (an authority's name, a school unit code): lower-case
+    ASCII letters, digits and single '-' only, so never '.', '..', '/', a drive, a control character or an
+    empty name. 'Lindby kommun' → 'lindby-kommun'; 'Österåkers Skolor AB' → 'osterakers-skolor-ab';
+    '../../x' → 'x'."""
+    ascii_text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower())[:max_length].strip("-") or "x"
+
+
+class OutsideFolder(ValueError):
+    """A path made from registry data would lie outside the folder it belongs in."""
+
+
+def safe_path(base: Path, *names: str) -> Path:
+    """`base / slug(name) / ...`, checked (links followed) to lie inside `base`: registry data never names a
+    place outside the export folder, whatever it holds and whatever links an earlier run or a user left."""
+    path = Path(base).joinpath(*(slug(name) for name in names))
+    real, home = path.resolve(), Path(base).resolve()
+    if real != home and home not in real.parents:
+        raise OutsideFolder(f"{path} would lie outside {base}; refused")
+    return path
 
 
 def private_file(path: Path) -> Path:

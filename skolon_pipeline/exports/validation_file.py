@@ -16,15 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
+from skolon_pipeline.files import private_dir, safe_path, slug
 from skolon_pipeline.publish import snapshot, warehouse
 from skolon_pipeline.exports import xlsx
+from skolon_pipeline.exports.cells import csv_safe_query
 from skolon_pipeline.exports.explanations import EXPLANATIONS, explain
 from skolon_pipeline.exports.people import show_night
 
@@ -69,12 +70,6 @@ class ValidationFile:
     schools: list[dict] = field(default_factory=list)  # Summary rows: school name, code, id and counts
 
 
-def slugify(text: str) -> str:
-    """'Lindby kommun' → 'lindby-kommun'; 'Österåkers Skolor AB' → 'osterakers-skolor-ab'."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "x"
-
-
 def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
     """Builds every sheet's rows for night `as_of` as temp tables on `con` (read-only is enough)."""
     show_night(con, as_of)
@@ -111,10 +106,10 @@ _REASON_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
 def authorities(con: duckdb.DuckDBPyConnection) -> list[Authority]:
     """The night's school authorities with unique folder names (a clash of names gets the id's start)."""
     rows = con.execute("SELECT authority_id, authority_name FROM x_authorities ORDER BY authority_id").fetchall()
-    slugs = [slugify(name) for _, name in rows]
+    slugs = [slug(name) for _, name in rows]
     return [
-        Authority(aid, name, slug if slugs.count(slug) == 1 else f"{slug}-{slugify(aid)[:8]}")
-        for (aid, name), slug in zip(rows, slugs, strict=True)
+        Authority(aid, name, s if slugs.count(s) == 1 else slug(f"{s}-{slug(aid)[:8]}"))
+        for (aid, name), s in zip(rows, slugs, strict=True)
     ]
 
 
@@ -130,7 +125,8 @@ def find_school(con: duckdb.DuckDBPyConnection, school: str) -> tuple[str, str, 
     if len(rows) > 1:
         raise ExportError(f"{school!r} names {len(rows)} schools; give the school id instead")
     school_id, authority_id, name, code = rows[0]
-    return school_id, authority_id, f"{slugify(name or '')}-{code or school_id[:8]}"
+    # Name and code are registry data: a slug, so a code like '../../x' is only ever a folder name.
+    return school_id, authority_id, slug(f"{name or ''}-{code or school_id[:8]}")
 
 
 def _filter(con: duckdb.DuckDBPyConnection, authority_id: str, school_id: str | None) -> None:
@@ -155,23 +151,30 @@ def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, max_rows: int = 
     of each sheet."""
     sheets = [xlsx.Sheet(sheet, _sheet_query(table)) for sheet, (table, _) in SHEETS.items()]
     tmp = path.with_name(f".{path.name}.tmp")
-    rows = xlsx.write_workbook(con, tmp, sheets, max_width=MAX_WIDTH, max_rows=max_rows)
+    try:
+        rows = xlsx.write_workbook(con, tmp, sheets, max_width=MAX_WIDTH, max_rows=max_rows)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves the previous file, not half a new one
+        raise
     _replace(tmp, path)
     return rows
 
 
 def _write_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    con.execute(
-        f"COPY ({_sheet_query(table)}) TO ? (FORMAT csv, HEADER, DELIMITER ',', DATEFORMAT '%Y-%m-%d')", [str(tmp)]
-    )
+    try:
+        con.execute(f"COPY ({csv_safe_query(con, _sheet_query(table))}) TO ? "
+                    "(FORMAT csv, HEADER, DELIMITER ',', DATEFORMAT '%Y-%m-%d')", [str(tmp)])
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _replace(tmp, path)
 
 
 def _write_one(con, authority: Authority, folder: Path, school_id: str | None,
                max_rows: int = xlsx.MAX_ROWS) -> ValidationFile:
     _filter(con, authority.id, school_id)
-    warehouse.private_dir(folder)
+    private_dir(folder, owned=False)
     xlsx_path = folder / XLSX_NAME
     rows = _write_workbook(con, xlsx_path, max_rows)
     csv = {}
@@ -208,11 +211,14 @@ def write_validation_files(
         night = resolve_night(con, as_of)
         prepare(con, night)
         by_id = {a.id: a for a in authorities(con)}
-        night_dir = warehouse.private_dir(warehouse.private_dir(Path(export_dir)) / night.isoformat())
+        # Folders the export creates are 0700; folders that exist already (the export folder itself, say) keep
+        # their mode. Every name below the night's folder comes from registry data: slugs, checked to stay in it.
+        export_dir = Path(export_dir)
+        private_dir(export_dir / night.isoformat(), owned=False)
         if school is not None:
             school_id, authority_id, school_slug = find_school(con, school)
             authority = by_id[authority_id]
-            folder = night_dir / authority.slug / school_slug
-            warehouse.private_dir(night_dir / authority.slug)
+            folder = safe_path(export_dir, night.isoformat(), authority.slug, school_slug)
             return night, [_write_one(con, authority, folder, school_id, max_sheet_rows)]
-        return night, [_write_one(con, a, night_dir / a.slug, None, max_sheet_rows) for a in by_id.values()]
+        return night, [_write_one(con, a, safe_path(export_dir, night.isoformat(), a.slug), None, max_sheet_rows)
+                       for a in by_id.values()]

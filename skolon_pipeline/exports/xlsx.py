@@ -13,6 +13,7 @@ the CSV files beside the workbook always hold every row in one file.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import zipfile
@@ -22,6 +23,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import duckdb
 
+from skolon_pipeline.exports.cells import formula_like_sql
+
 MAX_ROWS = 1_048_576  # Excel's limit per sheet, header row included
 MAX_TEXT = 32_767  # Excel's limit per cell
 FETCH_ROWS = 20_000
@@ -30,7 +33,8 @@ _NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 
-# Cell styles (index into cellXfs below): 0 plain, 1 bold header, 2 ISO date.
+# Cell styles (index into cellXfs below): 0 plain, 1 bold header, 2 ISO date, 3 text that would start a formula
+# (Excel's quote prefix and text format: shown and kept as text even when the cell is edited; cells.py).
 _STYLES = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <styleSheet xmlns="{_NS}">
 <numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/></numFmts>
@@ -38,7 +42,7 @@ _STYLES = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill></fills>
 <borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>
 <cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>
-<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>
+<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" quotePrefix="1"/></cellXfs>
 <cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>
 </styleSheet>"""
 
@@ -65,12 +69,16 @@ def column_letter(n: int) -> str:
 
 
 def _text_cell(expr: str) -> str:
-    # XML-escape, drop the control characters XML 1.0 forbids, and keep within Excel's cell limit.
+    # Always an inline string, never a formula; XML-escaped, without the characters XML 1.0 forbids, within
+    # Excel's cell limit, leading and trailing spaces kept (xml:space); quote-prefixed when it would start a
+    # formula (cells.py).
     clean = (
         f"replace(replace(replace(regexp_replace(left({expr}, {MAX_TEXT}), "
-        r"'[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}]', '', 'g'), '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+        r"'[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}\x{FFFE}\x{FFFF}]', '', 'g'), '&', '&amp;'), '<', '&lt;'), "
+        "'>', '&gt;')"
     )
-    return f"""'<c t="inlineStr"><is><t>' || {clean} || '</t></is></c>'"""
+    start = f"""CASE WHEN {formula_like_sql(expr)} THEN '<c t="inlineStr" s="3">' ELSE '<c t="inlineStr">' END"""
+    return f"""{start} || '<is><t xml:space="preserve">' || {clean} || '</t></is></c>'"""
 
 
 def cell_sql(column: str, duckdb_type: str) -> str:
@@ -114,37 +122,60 @@ def _worksheet(out, con: duckdb.DuckDBPyConnection, query: str, columns: list[tu
     )
     out.write("".join(f'<col min="{i}" max="{i}" width="{w:g}" customWidth="1"/>'
                       for i, w in enumerate(widths, start=1)).encode())
-    header = "".join(f'<c t="inlineStr" s="1"><is><t>{escape(name)}</t></is></c>' for name, _ in columns)
+    header = "".join(f'<c t="inlineStr" s="1"><is><t xml:space="preserve">{escape(name)}</t></is></c>'
+                     for name, _ in columns)
     out.write(f"</cols><sheetData><row>{header}</row>".encode())
     cells = " || ".join(cell_sql(name, type_) for name, type_ in columns)
-    for chunk in _prefetched(con, f"SELECT encode('<row>' || {cells} || '</row>') FROM ({query})"):
-        out.write(chunk)
+    # closing(): a failed write stops the fetching thread here, not whenever the generator is collected.
+    query = f"SELECT encode('<row>' || {cells} || '</row>') FROM ({query})"
+    with contextlib.closing(_prefetched(con, query)) as fetched:
+        for chunk in fetched:
+            out.write(chunk)
     out.write(f'</sheetData><autoFilter ref="A1:{last}{rows + 1}"/></worksheet>'.encode())
 
 
 def _prefetched(con: duckdb.DuckDBPyConnection, query: str, depth: int = 4):
     """The query's rows (UTF-8 bytes) joined into chunks of FETCH_ROWS, fetched by a second thread, so that
-    DuckDB builds the next rows while this thread deflates the last ones (both release the GIL)."""
+    DuckDB builds the next rows while this thread deflates the last ones (both release the GIL).
+
+    When this side stops early (a write failed: disk full, an I/O error), the fetching thread is told to stop
+    and the query is interrupted, so neither waits on the other: the error reaches the caller at once."""
     chunks: queue.Queue = queue.Queue(maxsize=depth)  # bounded: memory stays a few chunks whatever the size
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
             cursor = con.execute(query)
-            while batch := cursor.fetchmany(FETCH_ROWS):
-                chunks.put(b"".join(r[0] for r in batch))
-            chunks.put(None)
+            while not stop.is_set() and (batch := cursor.fetchmany(FETCH_ROWS)):
+                if not put(b"".join(r[0] for r in batch)):
+                    return
+            put(None)
         except BaseException as exc:  # handed to the consumer, raised there
-            chunks.put(exc)
+            put(exc)
 
     worker = threading.Thread(target=produce, name="xlsx-rows", daemon=True)
     worker.start()
+    finished = False
     try:
         while (chunk := chunks.get()) is not None:
             if isinstance(chunk, BaseException):
                 raise chunk
             yield chunk
+        finished = True
     finally:
-        worker.join()
+        if not finished:
+            stop.set()
+            con.interrupt()  # a fetch in progress ends now rather than after its batch
+        worker.join(timeout=30)
 
 
 def write_workbook(con: duckdb.DuckDBPyConnection, path: Path, sheets: list[Sheet], max_width: float = 60,

