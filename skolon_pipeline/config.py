@@ -17,6 +17,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from skolon_pipeline.bounds import MAX_CONFIG_BYTES, MAX_CONFIG_NODES, shorten
+
 SOURCES_FILE = "sources.yaml"
 
 DEFAULT_DATA_DIR = "data"
@@ -202,8 +204,8 @@ class SourcesFile(_Strict):
     def _known_zone(cls, value: str) -> str:
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file
+            raise ValueError(f"unknown time zone {shorten(repr(value), 80)}") from exc
         return value
 
     @field_validator("first_night", mode="before")
@@ -275,7 +277,8 @@ def _explain(err: ValidationError) -> str:
             lines.append(f"{key}: unknown key")
         else:
             lines.append(f"{key}: {e['msg'].removeprefix('Value error, ')}")
-    return "; ".join(lines)
+    # A message may repeat the bad value: each is cut short, so a huge value never becomes a huge message.
+    return "; ".join(shorten(line, 200) for line in lines)
 
 
 def resolve_source_root(data_dir: Path, relative: str) -> Path:
@@ -287,23 +290,84 @@ def resolve_source_root(data_dir: Path, relative: str) -> Path:
     return root
 
 
+def _expanded_nodes(root: yaml.Node, limit: int) -> int:
+    """How many nodes the document has once every alias is expanded (each alias repeats its anchor's whole
+    subtree), counted without expanding anything: a shared node's size is computed once. Stops above `limit`."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            sizes[key] = 1
+            continue
+        if children_done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > limit:
+                return sizes[key]
+            continue
+        if key in on_path:
+            raise ConfigError("an alias refers to itself")
+        on_path.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in on_path:
+                raise ConfigError("an alias refers to itself")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def _load_yaml(text: str, path: Path):
+    """`yaml.safe_load`, refusing documents whose aliases expand beyond MAX_CONFIG_NODES ("billion laughs": a
+    600-byte file can stand for gigabytes) before anything is built from them."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        nodes = _expanded_nodes(node, MAX_CONFIG_NODES)
+        if nodes > MAX_CONFIG_NODES:
+            raise ConfigError(f"{path}: its aliases expand to more than {MAX_CONFIG_NODES} values; refused")
+        return loader.construct_document(node)
+    except ConfigError as exc:
+        raise ConfigError(shorten(f"{path}: {exc}" if not str(exc).startswith(str(path)) else exc)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(shorten(f"{path}: not valid YAML: {exc}")) from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
 def load_installation(data_dir: Path | str) -> Installation:
     data_dir = Path(data_dir)
     path = data_dir / SOURCES_FILE
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        size = path.stat().st_size
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: not found (set SKOLON_DATA_DIR or --data-dir to the folder holding it)") from exc
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size} bytes; a configuration file is at most {MAX_CONFIG_BYTES} bytes")
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    raw = _load_yaml(text, path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping with 'sources'")
     try:
         parsed = SourcesFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_explain(exc)}") from exc
+        raise ConfigError(shorten(f"{path}: {_explain(exc)}", 1000)) from exc
     sources = tuple(
         Source(
             id=s.id,

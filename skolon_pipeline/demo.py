@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from skolon_pipeline.sources.civic import DEMO_MARKER, DEMO_MARKER_TEXT
+
 DEMO_SOURCE_ID = "lindby"
 
 # The first calendar year of the demo's school year (2025 means 2025/26). Every date and year of the scenario
@@ -990,6 +992,8 @@ def generate_demo(data_dir: Path, drop_date: dt.date = DEMO_DROP_DATE, scale: in
         shutil.rmtree(drop)
     (drop / "persons").mkdir(parents=True)
     (data_dir / "sources.yaml").write_bytes(SOURCES_YAML.encode("utf-8"))
+    # Made-up people only: this marker lets the drop's civic numbers be hashed with the public demo key.
+    (drop / DEMO_MARKER).write_bytes(DEMO_MARKER_TEXT.encode("utf-8"))
 
     # Every file form a registry may send (CONTRACT §2): page objects, a folder of pages, a plain array, a BOM.
     (drop / "organisations.json").write_bytes(_json_bytes(_page(data["organisations"])))

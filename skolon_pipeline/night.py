@@ -21,7 +21,7 @@ from skolon_pipeline.validate.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
 from skolon_pipeline.files import owner_only, private_dir, private_file
 from skolon_pipeline.publish.guard import GuardResult, Policies
-from skolon_pipeline.sources.civic import pseudonym_key
+from skolon_pipeline.sources.civic import KEY_FILE, is_demo_drop, pseudonym_key
 from skolon_pipeline.sources.drops import SourceError, find_drop
 from skolon_pipeline.sources.oneroster import extract_oneroster
 from skolon_pipeline.sources.ss12000 import extract_ss12000
@@ -56,7 +56,14 @@ class Extracted:
     drop_dir: Path
     staging_file: Path
     row_counts: dict[str, int]
-    demo_key: bool = False  # civic numbers were hashed with the public demo key (SKOLON_PSEUDONYM_KEY unset)
+    demo_key: bool = False  # civic numbers were hashed with the public demo key (the shipped demo drop)
+    key_origin: str = ""  # SKOLON_PSEUDONYM_KEY, the key file's path, or the demo key
+    key_created: bool = False  # this extract created the installation's key file
+
+
+def key_file(staging_dir: Path) -> Path:
+    """The installation's pseudonym key file, beside the warehouse (whose folder also holds `staging/`)."""
+    return staging_dir.parent / KEY_FILE
 
 
 def remove_leftovers(staging_dir: Path) -> None:
@@ -76,7 +83,8 @@ def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
     # Spill folders of killed runs of any night (a crash leaves none behind past the next run).
     duck.remove_stale_spill(staging_dir)
     drop_date, drop_dir = find_drop(source.id, source.root, as_of)
-    key = pseudonym_key()
+    with owner_only():
+        key = pseudonym_key(key_file=key_file(staging_dir), demo_drop=is_demo_drop(drop_dir))
     path = staging_file(staging_dir, as_of, source.id)
     with owner_only(), _fresh(path) as con:
         if source.format == "oneroster":
@@ -89,12 +97,12 @@ def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
             if not drop_dir.is_dir():
                 raise SourceError(source.id, drop_dir, "an SS12000 drop is a folder of JSON files, not an archive")
             counts = extract_ss12000(
-                con, source.id, drop_dir, school_email_domains=source.rules.school_email_domains, night=as_of, key=key
+                con, source.id, drop_dir, key=key, school_email_domains=source.rules.school_email_domains, night=as_of
             )
         else:  # the configuration allows no other format
             raise SourceError(source.id, None, f"format {source.format!r} is not supported")
     private_file(path)
-    return Extracted(source.id, drop_date, drop_dir, path, counts, key.is_demo)
+    return Extracted(source.id, drop_date, drop_dir, path, counts, key.is_demo, key.origin, key.created)
 
 
 # Every staging file records whether its source could be read tonight (source isolation: a source that fails

@@ -9,6 +9,7 @@ import pytest
 
 from skolon_pipeline import night
 from skolon_pipeline.config import Settings, load_installation
+from skolon_pipeline_tests import hypothesis_profiles  # noqa: F401 - registers and loads the Hypothesis profiles
 from skolon_pipeline_tests.registry import Registry
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -6,12 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import pytest
 
 from skolon_pipeline.config import ConfigError
-from skolon_pipeline.sources.civic import KEY_ENV, PseudonymKey, hash_civic_no, pseudonym_key, pseudonymise
+from skolon_pipeline.sources.civic import (DEMO_MARKER, DEMO_MARKER_TEXT, KEY_ENV, PseudonymKey, hash_civic_no,
+                                           is_demo_drop, pseudonym_key, pseudonymise)
 from skolon_pipeline_tests.registry import Registry
 
 SECRET = "a test key that is long enough, 0123456789"
@@ -128,14 +132,60 @@ def test_another_nationality_is_hashed_as_sent_and_blank_values_are_ignored():
     assert result["blank"] == (None, [])
 
 
-def test_the_key_comes_from_the_environment_and_must_be_long():
-    demo = pseudonym_key({})
+def test_the_key_comes_from_the_environment_and_must_be_long(tmp_path):
+    demo = pseudonym_key({}, demo_drop=True)
     assert demo.is_demo
-    own = pseudonym_key({KEY_ENV: SECRET})
+    own = pseudonym_key({KEY_ENV: SECRET}, key_file=tmp_path / "pseudonym.key", demo_drop=True)
     assert not own.is_demo and hash_civic_no("20120101TF01", own) != hash_civic_no("20120101TF01", demo)
+    assert not (tmp_path / "pseudonym.key").exists()  # the variable wins, and no file is made
     with pytest.raises(ConfigError, match=f"{KEY_ENV} is too short"):
         pseudonym_key({KEY_ENV: "short"})
     assert SECRET not in repr(own)
+
+
+def test_without_the_variable_the_first_run_creates_a_private_random_key_and_keeps_using_it(tmp_path):
+    path = tmp_path / "wh" / "pseudonym.key"
+    first = pseudonym_key({}, key_file=path)
+    assert first.created and not first.is_demo and first.origin == str(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    secret = path.read_text(encoding="ascii").strip()
+    assert len(secret) == 64 and int(secret, 16)
+    again = pseudonym_key({}, key_file=path)
+    assert not again.created and (again.inner, again.outer) == (first.inner, first.outer)
+    assert hash_civic_no("20120101TF01", again) != hash_civic_no("20120101TF01", pseudonym_key({}, demo_drop=True))
+    other = pseudonym_key({}, key_file=tmp_path / "other" / "pseudonym.key")
+    assert other.inner != first.inner  # random, not derived from anything public
+    assert secret not in repr(again)
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigError, match="readable by others"):
+        pseudonym_key({}, key_file=path)
+
+
+def test_sources_extracted_at_once_agree_on_one_key(tmp_path):
+    path = tmp_path / "pseudonym.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: pseudonym_key({}, key_file=path), range(16)))
+    assert len({k.inner for k in keys}) == 1 and sum(k.created for k in keys) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["pseudonym.key"]
+
+
+def test_real_data_is_never_hashed_with_the_public_key(run_registry, monkeypatch, tmp_path):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    reg = Registry()
+    school = reg.school()
+    student = reg.student(school, civicNo={"value": valid("20120101"), "nationality": "SE"})
+    night = run_registry(reg)
+    key = pseudonym_key({}, key_file=tmp_path / "pseudonym.key")  # beside the warehouse, made by the run
+    assert not key.created
+    stored = dict(night.query("SELECT user_id, civic_no_hash FROM roster.users"))
+    assert stored == {student["id"]: hash_civic_no(valid("20120101"), key)}
+    assert stored[student["id"]] != hash_civic_no(valid("20120101"), pseudonym_key({}, demo_drop=True))
+    # Only the shipped demo drop, with the marker the demo writes, gets the demo key: not a look-alike.
+    drop = next((tmp_path / "data" / "registries" / "testby").iterdir())
+    (drop / DEMO_MARKER).write_text("made up, honestly", encoding="utf-8")
+    assert not is_demo_drop(drop)
+    (drop / DEMO_MARKER).write_text(DEMO_MARKER_TEXT, encoding="utf-8")
+    assert is_demo_drop(drop)
 
 
 def test_a_bad_civic_number_is_a_warning_and_the_person_stays(run_registry, monkeypatch):

@@ -99,7 +99,8 @@ def test_scale_two_about_doubles_the_people(tmp_path, drop):
 
 def test_every_file_form_is_exercised(demo):
     names = sorted(p.name for p in demo.iterdir())
-    assert names == ["activities.json", "duties.json", "groups.json", "organisations.json", "persons"]
+    assert names == ["MADE-UP-DEMO-DATA.txt", "activities.json", "duties.json", "groups.json", "organisations.json",
+                     "persons"]
     for name in ("organisations", "duties"):
         raw = (demo / f"{name}.json").read_bytes()
         assert not raw.startswith(BOM) and raw.endswith(b"\n")
@@ -272,13 +273,14 @@ def test_every_reason_code_occurs_on_the_demo_night(demo, tmp_path):
     """Runs the reader and the rules (no Dagster) on the demo night: each defect gets its code."""
     from skolon_pipeline.validate.canonical import validate_staging
     from skolon_pipeline.config import load_installation
+    from skolon_pipeline.sources.civic import is_demo_drop, pseudonym_key
     from skolon_pipeline.sources.ss12000 import extract_ss12000
     from skolon_pipeline.rules.conservation import conservation_gaps
     from skolon_pipeline.rules.engine import run_rules
 
     staging = tmp_path / "staging.duckdb"
     with duckdb.connect(str(staging)) as con:
-        extract_ss12000(con, DEMO_SOURCE_ID, demo)
+        extract_ss12000(con, DEMO_SOURCE_ID, demo, key=pseudonym_key({}, demo_drop=is_demo_drop(demo)))
         validate_staging(con, DEMO_SOURCE_ID)
     installation = load_installation(demo.parents[2])
     with duckdb.connect() as con:

@@ -3,7 +3,9 @@ huge strings, deep nesting, duplicate keys, null where an object belongs. Whatev
 fails its source with a SourceError naming the file, or goes through with every person accounted for (in the
 roster or excluded with a reason); it never ends in any other exception.
 
-Example counts are kept small (the suite must stay fast); each example runs extract, validate and the rules."""
+Examples, randomness and the example database come from the Hypothesis profile (conftest.py: `ci` by default,
+small and derandomised; `--hypothesis-profile=nightly` explores); each example runs extract, validate and the
+rules."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from skolon_pipeline import night
@@ -23,7 +25,6 @@ from skolon_pipeline_tests.registry import Registry
 
 NIGHT = dt.date(2026, 12, 1)
 ENTITIES = ("persons", "groups", "duties", "activities", "organisations")
-FUZZ = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
 def _registry() -> Registry:
@@ -93,14 +94,12 @@ def _page(records: list) -> bytes:
     return json.dumps({"data": records, "pageToken": None}, ensure_ascii=False).encode("utf-8")
 
 
-@FUZZ
 @given(entity=st.sampled_from(ENTITIES), cut=st.floats(min_value=0.0, max_value=1.0))
 def test_truncated_file(entity, cut):
     full = _page(BASE.entities()[entity])
     _outcome({f"{entity}.json": full[: int(len(full) * cut)]})
 
 
-@FUZZ
 @given(entity=st.sampled_from(ENTITIES), at=st.floats(min_value=0.0, max_value=1.0),
        junk=st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x00", b"\xef\xbb\xbf"]))
 def test_invalid_bytes(entity, at, junk):
@@ -109,7 +108,6 @@ def test_invalid_bytes(entity, at, junk):
     _outcome({f"{entity}.json": full[:i] + junk + full[i:]})
 
 
-@FUZZ
 @given(entity=st.sampled_from(ENTITIES), data=st.data())
 def test_wrong_types_huge_strings_and_nulls_in_fields(entity, data):
     records = json.loads(json.dumps(BASE.entities()[entity]))
@@ -122,7 +120,6 @@ def test_wrong_types_huge_strings_and_nulls_in_fields(entity, data):
     _outcome({f"{entity}.json": _page(records)})
 
 
-@FUZZ
 @given(entity=st.sampled_from(ENTITIES), depth=st.integers(min_value=1, max_value=3000),
        shape=st.sampled_from(["deep", "dup_key", "null_record", "null_data", "id_types"]))
 def test_deep_nesting_duplicate_keys_and_null_records(entity, depth, shape):

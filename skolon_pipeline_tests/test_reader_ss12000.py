@@ -9,6 +9,7 @@ import json
 import duckdb
 import pytest
 
+from skolon_pipeline.sources.civic import PseudonymKey
 from skolon_pipeline.sources.drops import SourceError, find_drop
 from skolon_pipeline.sources.ss12000 import extract_ss12000
 from skolon_pipeline_tests.registry import Registry
@@ -25,7 +26,7 @@ def reg():
 
 def _extract(drop):
     con = duckdb.connect()
-    counts = extract_ss12000(con, "testby", drop)
+    counts = extract_ss12000(con, "testby", drop, key=PseudonymKey.from_secret("a reader test key, 0123456789abcdef"))
     return con, counts
 
 

@@ -15,7 +15,7 @@ from skolon_pipeline.validate.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import SkolonResource
-from skolon_pipeline.sources.civic import DEMO_KEY_WARNING, KEY_ENV
+from skolon_pipeline.sources.civic import DEMO_KEY_WARNING, KEY_CREATED_WARNING
 
 EXTRACT_GROUP = "extract"
 READABLE_CHECK = "readable"
@@ -71,10 +71,12 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition)
             return
         if extracted.demo_key:
             context.log.warning(DEMO_KEY_WARNING)
+        if extracted.key_created:
+            context.log.warning(KEY_CREATED_WARNING.format(path=extracted.key_origin))
         yield dg.MaterializeResult(
             metadata={
                 "status": "read",
-                "pseudonym_key": "built-in demo key" if extracted.demo_key else KEY_ENV,
+                "pseudonym_key": extracted.key_origin,
                 "drop_date": extracted.drop_date.isoformat(),
                 "drop_dir": dg.MetadataValue.path(str(extracted.drop_dir)),
                 "staging_file": dg.MetadataValue.path(str(extracted.staging_file)),

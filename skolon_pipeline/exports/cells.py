@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import duckdb
 
-# RE2 (DuckDB) syntax: the first character of a value a spreadsheet would take for a formula.
-FORMULA_START = r"^[=+\-@\t\r\n\x00]"
+# The first character of a value a spreadsheet would take for a formula, as a SQL literal of an RE2 pattern.
+FORMULA_START_SQL = r"'^[=+\-@\t\r\n\x00]'"
 
 
 def formula_like_sql(expr: str) -> str:
     """SQL: true when the text `expr` would start a formula."""
-    return f"regexp_matches({expr}, '{FORMULA_START}')"
+    return f"regexp_matches({expr}, {FORMULA_START_SQL})"
 
 
 def csv_safe_sql(expr: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from skolon_pipeline.bounds import MAX_MESSAGE
 from skolon_pipeline.calendar import effective_start, term_windows
 from skolon_pipeline.validate.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
@@ -78,4 +79,18 @@ def run_rules(
     load_settings(con, sources, as_of)
     attach_staging(con, staging_files)
     con.execute(resources.files("skolon_pipeline.rules").joinpath("roster.sql").read_text(encoding="utf-8"))
+    bound_details(con)
     return row_counts(con, OUTPUT_TABLES)
+
+
+def bound_details(con: duckdb.DuckDBPyConnection) -> None:
+    """Every reason and warning detail cut to MAX_MESSAGE characters (bounds.py): a detail may quote an id
+    or a value the registry sent, and none is stored, shown or exported at full length."""
+    keep = MAX_MESSAGE - 40
+    for table in ("out_exclusions", "out_warnings"):
+        con.execute(
+            f"""UPDATE {table} SET detail = left(detail, $keep) || '… (' || (length(detail) - $keep)
+                    || ' more characters)'
+                WHERE length(detail) > $max""",
+            {"keep": keep, "max": MAX_MESSAGE},
+        )

@@ -6,6 +6,8 @@ import datetime as dt
 import re
 from pathlib import Path
 
+from skolon_pipeline.bounds import shorten
+
 _DROP_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ZIP_DROP = re.compile(r"^(\d{4}-\d{2}-\d{2})\.zip$", re.IGNORECASE)
 
@@ -16,9 +18,9 @@ class SourceError(RuntimeError):
     def __init__(self, source_id: str, file: Path | str | None, problem: str):
         self.source_id = source_id
         self.file = str(file) if file is not None else None
-        self.problem = problem
+        self.problem = shorten(problem)  # a message may quote what the registry sent: never at full length
         where = f" file {self.file}:" if self.file else ""
-        super().__init__(f"source {source_id!r}:{where} {problem}")
+        super().__init__(f"source {source_id!r}:{where} {self.problem}")
 
 
 def _drop_paths(root: Path) -> dict[dt.date, Path]:

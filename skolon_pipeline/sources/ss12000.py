@@ -8,16 +8,18 @@ record without `id`) raises `SourceError` naming the source, the file and the pr
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
+from skolon_pipeline.bounds import MAX_VALUE, OVERSIZED, OVERSIZED_HEAD
 from skolon_pipeline.validate.canonical import CANONICAL_TABLES, complete_staging
 from skolon_pipeline.duck import row_counts
 
-from skolon_pipeline.sources.civic import PseudonymKey, pseudonym_key, pseudonymise
+from skolon_pipeline.sources.civic import PseudonymKey, pseudonymise
 from skolon_pipeline.sources.drops import SourceError, inside
 from skolon_pipeline.sources.enums import normalise_enums
 
@@ -88,7 +90,8 @@ def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path
         inserted = con.execute(
             f"""
             INSERT INTO raw_{entity}
-            SELECT file, idx, nullif(lower(trim(rec->>'id')), ''), rec FROM (
+            SELECT file, idx, CASE WHEN length(rec) <= {MAX_VALUE} THEN nullif(lower(trim(rec->>'id')), '') END,
+                   rec FROM (
             SELECT ? AS file, generate_subscripts(recs, 1) AS idx, unnest(recs) AS rec FROM (
                 SELECT CASE WHEN starts_with(c, '[') THEN json_extract(c, '$[*]')
                             ELSE json_extract(c, '$.data[*]') END AS recs
@@ -102,6 +105,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path
         _classify(con, source_id, path)  # raises unless the file is a valid, empty page or array
         if inserted is None:
             raise SourceError(source_id, path, "cannot be read as JSON records")
+    _shrink_large_records(con, entity, label)
     bad = con.execute(
         f"""
         SELECT idx, json_type(rec) FROM raw_{entity}
@@ -116,20 +120,59 @@ def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path
         raise SourceError(source_id, path, f"record {idx} (counting from 1) {problem}")
 
 
+def _shrink(value):
+    """`value` (parsed JSON) with every string above MAX_VALUE characters replaced by OVERSIZED, its length and
+    its first characters (validation makes the record that owns it INVALID_RECORD); True as second item when
+    anything changed."""
+    changed = False
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, item in list(items):
+            if isinstance(key, str) and len(key) > MAX_VALUE:  # no field the roster reads has such a name
+                del node[key]
+                changed = True
+            elif isinstance(item, str) and len(item) > MAX_VALUE:
+                node[key] = f"{OVERSIZED}{len(item)}:{item[:OVERSIZED_HEAD]}"
+                changed = True
+            elif isinstance(item, dict | list):
+                stack.append(item)
+    return value, changed
+
+
+def _shrink_large_records(con: duckdb.DuckDBPyConnection, entity: str, label: str) -> None:
+    """Records above MAX_VALUE characters (rare: a huge group, or a hostile value) are looked at one by one,
+    after the file's parse has released its memory: a value above MAX_VALUE is replaced (`_shrink`), so that
+    every later step handles small records only, whatever a registry sends."""
+    large = con.execute(f"SELECT idx FROM raw_{entity} WHERE file = ? AND length(rec) > ? ORDER BY idx",
+                        [label, MAX_VALUE]).fetchall()
+    for (idx,) in large:
+        (text,) = con.execute(f"SELECT rec::VARCHAR FROM raw_{entity} WHERE file = ? AND idx = ?", [label, idx]).fetchone()
+        shrunk, changed = _shrink(json.loads(text))
+        del text
+        if changed:
+            con.execute(f"UPDATE raw_{entity} SET rec = ?::JSON WHERE file = ? AND idx = ?",
+                        [json.dumps(shrunk, ensure_ascii=False), label, idx])
+        del shrunk
+        con.execute(f"UPDATE raw_{entity} SET id = nullif(lower(trim(rec->>'id')), '') WHERE file = ? AND idx = ?",
+                    [label, idx])
+
+
 def extract_ss12000(
     con: duckdb.DuckDBPyConnection,
     source_id: str,
     drop_dir: Path,
     *,
+    key: PseudonymKey,
     school_email_domains: Sequence[str] = (),
     night: dt.date | None = None,
-    key: PseudonymKey | None = None,
 ) -> dict[str, int]:
     """Reads one drop into `con` (the source's staging database) and returns the canonical tables' row counts.
 
     The records as sent (`raw_<entity>`, with civic numbers, addresses, phone numbers ...) are TEMPORARY tables:
     they never reach the staging file. `school_email_domains` decides which e-mail addresses are kept; civic
-    numbers are hashed with `key` (default: `SKOLON_PSEUDONYM_KEY`), 10-digit ones read as of `night`.
+    numbers are hashed with `key` (civic.pseudonym_key), 10-digit ones read as of `night`.
     """
     files_by_entity = {entity: entity_files(source_id, drop_dir, entity) for entity in ENTITIES}
     for entity, files in files_by_entity.items():
@@ -142,6 +185,6 @@ def extract_ss12000(
     for entity in ENTITIES:
         con.execute(f"DROP TABLE raw_{entity}")
     normalise_enums(con, source_id)
-    pseudonymise(con, source_id, night or dt.date.today(), key or pseudonym_key())
+    pseudonymise(con, source_id, night or dt.date.today(), key)
     complete_staging(con)
     return row_counts(con, CANONICAL_TABLES)

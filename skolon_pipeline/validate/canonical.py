@@ -18,6 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from skolon_pipeline.bounds import CONTROL_CHARACTERS, MAX_VALUE, OVERSIZED, OVERSIZED_HEAD, shorten
 from skolon_pipeline.duck import scalar
 from skolon_pipeline.sources.enums import PERSON_STATUSES
 
@@ -61,12 +62,10 @@ def _iso_date(series: pd.Series) -> pd.Series:
     return (series.isna() | _calendar_dates(series)).astype(bool)
 
 
-_CONTROL = r"[\x00-\x1f\x7f]"
-
-
 def _no_control_characters(series: pd.Series) -> pd.Series:
-    """Ids and names carry no control characters (a newline or NUL in a name breaks files and log lines)."""
-    return (series.isna() | ~series.str.contains(_CONTROL, regex=True)).fillna(True).astype(bool)
+    """Ids and names carry no control characters: a newline or NUL in a name breaks files and log lines, a C1
+    control (U+009B) is a terminal escape, a bidirectional override (U+202E) shows a name reversed."""
+    return (series.isna() | ~series.str.contains(CONTROL_CHARACTERS, regex=True)).fillna(True).astype(bool)
 
 
 def _end_not_before_start(df: pd.DataFrame) -> pd.Series:
@@ -262,7 +261,9 @@ def failure_rows(table: str, df: pd.DataFrame, failure_cases: pd.DataFrame, owne
         row = df.loc[case.index]
         ids = [row[c] if isinstance(row[c], str) else None for c in owner.id_columns]
         check = _check_name(case.check)
-        value = f" ({case.failure_case!r})" if case.field in _SHOW_VALUE and case.field in df.columns else ""
+        # A value shown is cut short: a 20 MB "date" is reported in a line, never stored whole.
+        value = (f" ({shorten(repr(case.failure_case), 60)})"
+                 if case.field in _SHOW_VALUE and case.field in df.columns else "")
         detail = f"{table}.{case.field} failed {check}{value}"
         if "ordinal" in df.columns:
             detail = f"{table}[{int(row['ordinal'])}].{case.field} failed {check}{value}"
@@ -321,6 +322,51 @@ def _validate_table(con: duckdb.DuckDBPyConnection, table: str, source_id: str) 
     return total, rows
 
 
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def _oversized_values(con: duckdb.DuckDBPyConnection, table: str, source_id: str) -> None:
+    """A value above MAX_VALUE characters (or one a reader already replaced by OVERSIZED) makes the record that
+    owns it an INVALID_RECORD, and is cut to its first OVERSIZED_HEAD characters before anything else reads it:
+    a 50 MB name costs one line in the report, not the source."""
+    _, owner = MODELS[table]
+    columns = [c for (c,) in con.execute(
+        """SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'
+           AND data_type = 'VARCHAR' ORDER BY column_index""", [table]).fetchall() if c not in _NOT_VALIDATED]
+    over = {c: f"(starts_with({_quoted(c)}, $mark) OR length({_quoted(c)}) > $max)" for c in columns}
+    if not over or not scalar(con, f"SELECT count(*) FROM {table} WHERE {' OR '.join(over.values())}",
+                              {"mark": OVERSIZED, "max": MAX_VALUE}):
+        return
+    has_ordinal = scalar(con, "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = 'ordinal'",
+                         [table])
+    ids = [f"CASE WHEN {over[c]} THEN NULL ELSE {_quoted(c)} END" if c in over else "NULL" for c in owner.id_columns]
+    record_id = f"CASE WHEN {' AND '.join(f'{i} IS NOT NULL' for i in ids)} THEN concat_ws('/', {', '.join(ids)}) END"
+    where = f"{table}[' || ordinal || ']" if has_ordinal else table
+    for column, condition in over.items():
+        q = _quoted(column)
+        digits = f"split_part(substr({q}, length($mark) + 1), ':', 1)"
+        chars = f"CASE WHEN starts_with({q}, $mark) THEN TRY_CAST({digits} AS BIGINT) ELSE length({q}) END"
+        # The value keeps only its first characters: its other checks still run on them (a "date" is still
+        # not a date), but nothing says a name is blank when it was too long.
+        head = f"CASE WHEN starts_with({q}, $mark) THEN substr({q}, length($mark) + length({digits}) + 2) ELSE left({q}, $head) END"
+        person = "person_id" if "person_id" in columns and column != "person_id" else "NULL"
+        group = "group_id" if "group_id" in columns and column != "group_id" else "NULL"
+        con.execute(
+            f"""INSERT INTO invalid_records
+                SELECT $source, $table, CASE WHEN rid IS NULL THEN $table ELSE $entity END, rid, person, grp, $role,
+                       $column, 'max_size', detail
+                FROM (SELECT {record_id} AS rid, {person} AS person, {group} AS grp,
+                             '{where}.' || $column || ' failed max_size (' || {chars} || ' characters; at most '
+                             || $max || ')' AS detail
+                      FROM {table} WHERE {condition})""",
+            {"source": source_id, "table": table, "entity": owner.entity_type, "role": owner.role, "column": column,
+             "mark": OVERSIZED, "max": MAX_VALUE},
+        )
+        con.execute(f"UPDATE {table} SET {q} = {head} WHERE {condition}",
+                    {"mark": OVERSIZED, "max": MAX_VALUE, "head": OVERSIZED_HEAD})
+
+
 def complete_staging(con: duckdb.DuckDBPyConnection) -> None:
     """Adds the optional tables and columns a reader left out, empty, so every source has every canonical
     column (the rules union the sources by name)."""
@@ -340,6 +386,7 @@ def validate_staging(con: duckdb.DuckDBPyConnection, source_id: str) -> list[Tab
         con.execute("INSERT INTO invalid_records SELECT * FROM reader_invalid_records")
     reports = []
     for table in CANONICAL_TABLES:
+        _oversized_values(con, table, source_id)
         total, rows = _validate_table(con, table, source_id)
         if rows:
             frame = pd.DataFrame(rows)
