@@ -419,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scale", type=int, default=1, help="multiply the number of schools")
     _add_location_flags(demo)
     demo.set_defaults(func=cmd_demo)
+
+    from skolon_pipeline.serve.commands import add_commands  # serve, admin add/remove/list/access
+
+    add_commands(sub, _add_location_flags)
     return parser
 
 

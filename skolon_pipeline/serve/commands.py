@@ -1,0 +1,188 @@
+"""`skolon-pipeline serve` and `skolon-pipeline admin add|remove|list|access` (CONTRACT §6)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+
+from skolon_pipeline.serve import accounts
+from skolon_pipeline.serve.scope import Scope
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _settings(args):
+    from skolon_pipeline.cli import _apply_location_flags
+
+    return _apply_location_flags(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from skolon_pipeline.serve.app import AppSettings, create_app
+
+    settings = _settings(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app(AppSettings(warehouse=settings.warehouse, data_dir=settings.data_dir))
+        admins = accounts.load(accounts.path_in(settings.data_dir))
+    except accounts.AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not admins.accounts and not admins.oidc:
+        print("note: no admin accounts yet: add one with `skolon-pipeline admin add USERNAME --school CODE`",
+              file=sys.stderr)
+    print(f"School Admin on http://{args.host}:{args.port}/ (warehouse {settings.warehouse}, read-only)", flush=True)
+    # uvicorn's access log would print query strings (a search is a name): the app logs requests without them.
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, proxy_headers=True, log_level="warning",
+                server_header=False)
+    return 0
+
+
+def _schools_matching(warehouse: Path, scope: Scope) -> list[tuple[str, str, str]] | None:
+    """(school id, code, name) of the scope's schools in any published night; None without a warehouse."""
+    if not warehouse.exists():
+        return None
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            return con.execute(
+                """SELECT DISTINCT school_id, school_unit_code, name FROM history.schools
+                   WHERE organisation_id = $a OR list_contains($ids, school_id) OR list_contains($codes, school_unit_code)
+                   ORDER BY name""",
+                {"a": scope.authority, "ids": [s.lower() for s in scope.schools], "codes": list(scope.schools)},
+            ).fetchall()
+    except duckdb.CatalogException:
+        return None
+    except duckdb.IOException:
+        print("note: the warehouse is being written by a run; the scope was not checked", file=sys.stderr)
+        return None
+
+
+def _read_password(args) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise accounts.AccountError("no terminal to ask for the password: use --password-stdin")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Password again: "):
+        raise accounts.AccountError("the passwords differ")
+    return first
+
+
+def cmd_admin_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        scope = Scope(authority=args.authority, schools=tuple(args.school or ()))
+        accounts.check_username(args.username)
+        found = _schools_matching(settings.warehouse, scope)
+        if found is not None and not found:
+            what = f"school authority {scope.authority}" if scope.authority else "school " + ", ".join(scope.schools)
+            raise accounts.AccountError(f"no published night has the {what} (give a school unit code or id, or an "
+                                        "authority's organisation id)")
+        if scope.schools and found is not None:
+            named = {v for s in found for v in (s[0], s[1]) if v}
+            missing = [s for s in scope.schools if s not in named and s.lower() not in named]
+            if missing:
+                raise accounts.AccountError(f"no published night has the school(s) {', '.join(missing)}")
+        account, existed = accounts.add(accounts.path_in(settings.data_dir), args.username, scope, _read_password(args))
+    except (accounts.AccountError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{'updated' if existed else 'added'} {account.username}: {scope.describe()}")
+    if found:
+        for school_id, code, name in found:
+            print(f"  {name} ({code or school_id})")
+    elif found is None:
+        print("  (no warehouse yet: the scope is checked when one exists)")
+    return 0
+
+
+def cmd_admin_remove(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        accounts.remove(accounts.path_in(settings.data_dir), args.username)
+    except accounts.AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"removed {args.username}; its sessions end at their next request")
+    return 0
+
+
+def cmd_admin_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        admins = accounts.load(accounts.path_in(settings.data_dir))
+    except accounts.AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not admins.accounts:
+        print("no admin accounts")
+    for a in sorted(admins.accounts.values(), key=lambda a: a.username):
+        print(f"{a.username}\t{a.scope.describe()}\t{a.created or ''}")
+    if admins.oidc:
+        print(f"identity provider login: {len(admins.oidc.get('scopes') or {})} mapped claim value(s)")
+    return 0
+
+
+def cmd_admin_access(args: argparse.Namespace) -> int:
+    """Who viewed a person's or group's page, and when (for a data-subject access request)."""
+    from skolon_pipeline.serve.app import ACCESS_LOG
+
+    settings = _settings(args)
+    path = settings.data_dir / ACCESS_LOG
+    wanted = args.id.strip().lower()
+    n = 0
+    if path.exists():
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if entry.get("id") == wanted:
+                    n += 1
+                    print(f"{entry['time']}\t{entry['user']}\t{entry['page']}\t{'shown' if entry.get('found') else 'not found'}")
+    if not n:
+        print(f"nobody has opened a page of {wanted}")
+    return 0
+
+
+def add_commands(sub, add_location_flags) -> None:
+    serve = sub.add_parser("serve", help="serve the School Admin web view (read-only)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    add_location_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    admin = sub.add_parser("admin", help="School Admin accounts ($SKOLON_DATA_DIR/admins.yaml)")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    add = admin_sub.add_parser("add", help="add an account (or change its scope and password)")
+    add.add_argument("username")
+    which = add.add_mutually_exclusive_group(required=True)
+    which.add_argument("--authority", metavar="ID", help="organisation admin: every school of this school authority")
+    which.add_argument("--school", metavar="CODE_OR_ID", nargs="+", action="extend",
+                       help="school admin: these school units (school unit codes or school ids)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    add_location_flags(add)
+    add.set_defaults(func=cmd_admin_add)
+    remove = admin_sub.add_parser("remove", help="remove an account (its sessions end)")
+    remove.add_argument("username")
+    add_location_flags(remove)
+    remove.set_defaults(func=cmd_admin_remove)
+    listing = admin_sub.add_parser("list", help="list the accounts and their scopes (never passwords)")
+    add_location_flags(listing)
+    listing.set_defaults(func=cmd_admin_list)
+    access = admin_sub.add_parser("access", help="who opened the page of this person or group, and when")
+    access.add_argument("id", help="a person's or group's id")
+    add_location_flags(access)
+    access.set_defaults(func=cmd_admin_access)
