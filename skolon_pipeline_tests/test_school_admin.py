@@ -74,7 +74,8 @@ def test_overview_shows_only_the_admins_school_with_the_counts_of_school_counts(
                              WHERE school_id = ?""", [gym])[0]
     assert list(counts(page, gym).values()) == list(expected)
     assert site.schools[NORRBY]["school_id"] not in page and NORRBY not in page and LINDBYSKOLAN not in page
-    assert "2025-12-15" in page  # the night
+    assert 'id="night">2025-12-15<' in page  # the night
+    assert '<time class="drop-date">2025-12-14</time>' in page  # the drop it read
     assert "<svg" in page and "polyline" in page  # the trend
     every = org.get("/").text
     for name, s in site.schools.items():

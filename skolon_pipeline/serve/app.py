@@ -318,6 +318,27 @@ def _read(request: Request, account: accounts.Account, read):
         return read(cur, pages.night_of(cur), built)
 
 
+def _installation_facts(settings: AppSettings, night: dt.date) -> tuple[dict[str, dt.date], object]:
+    """Each source's drop that the night read (the newest dated on or before it, CONTRACT §2) and the
+    installation's time zone; nothing when sources.yaml cannot be read (the page shows the rest)."""
+    import zoneinfo
+
+    from skolon_pipeline.config import ConfigError, load_installation
+    from skolon_pipeline.sources.drops import find_drop
+
+    try:
+        installation = load_installation(settings.data_dir)
+    except (ConfigError, OSError):
+        return {}, None
+    drops = {}
+    for source in installation.sources:
+        try:
+            drops[source.id] = find_drop(source.id, source.root, night)[0]
+        except Exception:  # a source without a drop for the night (it failed, or its drops were removed)
+            continue
+    return drops, zoneinfo.ZoneInfo(installation.timezone)
+
+
 @login_required
 def overview(request: Request, account: accounts.Account) -> Response:
     def read(cur, night, sw):
@@ -329,6 +350,12 @@ def overview(request: Request, account: accounts.Account) -> Response:
         return pages.overview(cur, night, sw.cache[key])
 
     data = _read(request, account, read)
+    if data:
+        drops, zone = _installation_facts(_state(request).settings, data.night)
+        for src in data.sources:
+            src["drop_date"] = drops.get(src["source_id"])
+        if data.published_at is not None and zone is not None and data.published_at.tzinfo is not None:
+            data.published_at = data.published_at.astimezone(zone)
     t = translator(_lang(request))
     chart = trend_svg(data.trend, {"users": t("trend_users"), "held_back": t("trend_held")}, t("trend")) if data else ""
     return render(request, "overview.html", {"o": data, "chart": chart})

@@ -9,19 +9,22 @@ LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 28
 SERIES = (("users", "chart-users"), ("held_back", "chart-held"))
 
 
-def _ticks(top: int) -> list[int]:
-    if top <= 0:
-        return [0]
-    step = max(1, round(top / 4))
-    return list(range(0, top + 1, step))
+def _nice_top(value: int) -> tuple[int, int]:
+    """An axis top at or above `value` and its step: 1, 2 or 5 times a power of ten, four or five steps."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if value <= m * step * 5:
+                s = m * step
+                return -(-value // s) * s or s, s
+        step *= 10
 
 
 def trend_svg(points: list[dict], labels: dict[str, str], title: str) -> Markup:
     """`points`: [{as_of, users, held_back}] oldest first; `labels`: series key → legend text."""
     if not points:
         return Markup("")
-    top = max(max(p["users"], p["held_back"]) for p in points) or 1
-    top = int(top * 1.1) + 1
+    top, step = _nice_top(max(max(p["users"], p["held_back"]) for p in points) or 1)
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     n = len(points)
 
@@ -33,7 +36,7 @@ def trend_svg(points: list[dict], labels: dict[str, str], title: str) -> Markup:
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
              f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']
-    for t in _ticks(top):
+    for t in range(0, top + 1, step):
         parts.append(f'<line class="chart-grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
                      f'<text class="chart-axis" x="{LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t}</text>')
     for i in sorted({0, n - 1}):

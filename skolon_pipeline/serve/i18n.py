@@ -49,6 +49,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "source": ("Källa", "Source"),
     "carried_over": ("kunde inte läsas; visar data från", "could not be read; showing the data of"),
     "source_ok": ("läst i natt", "read tonight"),
+    "drop_of": ("export från elevregistret", "registry export of"),
     "groups": ("Grupper", "Groups"),
     "group": ("Grupp", "Group"),
     "type": ("Typ", "Type"),
