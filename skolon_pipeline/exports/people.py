@@ -18,5 +18,11 @@ from skolon_pipeline.publish import warehouse
 
 def show_night(con: duckdb.DuckDBPyConnection, night: dt.date) -> None:
     warehouse.use_night(con, night)
+    show_people(con)
+
+
+def show_people(con: duckdb.DuckDBPyConnection) -> None:
+    """people.sql's views over the night's relations that `con` already has by plain name (the School Admin's
+    scoped copy has them as tables)."""
     con.execute("SET VARIABLE mask = ?", [MASK])
     con.execute(resources.files("skolon_pipeline.exports").joinpath("people.sql").read_text(encoding="utf-8"))

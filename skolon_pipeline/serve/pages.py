@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from skolon_pipeline import explain
+from skolon_pipeline.exports.people import show_people
 from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, explain_en, explain_sv
 from skolon_pipeline.publish import warehouse
 
@@ -34,8 +35,12 @@ def problem(code: str, lang: str) -> str:
 
 
 def night_of(cur: duckdb.DuckDBPyConnection) -> dt.date | None:
-    """The latest published night; the scoped copy has its relations by plain name (scope.build)."""
-    return warehouse.latest_night(cur)
+    """The latest published night; the scoped copy has its relations by plain name (scope.build), and people.sql's
+    views (who may be shown, and how: the masking of protected identities) are made on the cursor."""
+    night = warehouse.latest_night(cur)
+    if night is not None:
+        show_people(cur)
+    return night
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
@@ -227,14 +232,13 @@ def school(cur: duckdb.DuckDBPyConnection, school_id: str, reason: str | None, p
 
 # ─── Person, Grupp, Sök: explain's answers ─────────────────────────────────────────────────────────────────
 def search(cur: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> explain.Answer:
-    answer = explain._find(cur, query.strip(), night)
-    answer.protected_matches = 0  # never hint that a protected person matches a name (issue 18 item 12)
+    answer = explain.search(cur, query.strip(), night)
     return answer
 
 
 def _one(cur, kind: str, an_id: str, night: dt.date) -> explain.Found | None:
     an_id = an_id.strip().lower()
-    for f in explain._find(cur, an_id, night).found:
+    for f in explain.search(cur, an_id, night).found:
         if f.kind == kind and f.id == an_id:
             return f
     return None
