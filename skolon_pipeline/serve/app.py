@@ -8,6 +8,7 @@ connection (scope.py), so anything outside the scope answers exactly as an id th
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import logging
@@ -344,10 +345,10 @@ def overview(request: Request, account: accounts.Account) -> Response:
     def read(cur, night, sw):
         if night is None:
             return None
-        key = ("trend", sw.version)
-        if key not in sw.cache:
-            sw.cache[key] = pages.trend(cur)
-        return pages.overview(cur, night, sw.cache[key])
+        # the same for every request on one copy (the latest night's figures): computed once per copy
+        if "overview" not in sw.cache:
+            sw.cache["overview"] = pages.overview(cur, night, pages.trend(cur))
+        return copy.deepcopy(sw.cache["overview"])
 
     data = _read(request, account, read)
     if data:

@@ -215,7 +215,7 @@ def school(cur: duckdb.DuckDBPyConnection, school_id: str, reason: str | None, p
         SELECT x.record_id, x.person_id, x.group_id, x.reason_code AS code, x.visible_from,
                CASE WHEN p.protected_identity THEN NULL ELSE x.detail END AS detail,
                coalesce(p.protected_identity, false) AS protected,
-               CASE WHEN p.protected_identity THEN '{MASK}' ELSE concat_ws(' ', p.given_name, p.family_name) END AS person,
+               CASE WHEN p.protected_identity THEN getvariable('mask') ELSE concat_ws(' ', p.given_name, p.family_name) END AS person,
                coalesce(g.name, eg.name) AS "group"
         FROM exclusions x
         LEFT JOIN {_PEOPLE} p ON p.source_id = x.source_id AND p.person_id = x.person_id

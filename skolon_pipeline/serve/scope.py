@@ -206,6 +206,11 @@ def _latest_night(con: duckdb.DuckDBPyConnection, night) -> None:
     ).fetchall():
         con.execute(f'CREATE TABLE main."{name}" AS SELECT * FROM temp.main."{name}"')
         con.execute(f'DROP VIEW temp.main."{name}"')
+    # The latest night's per-school figures, computed once per copy rather than on every page
+    if con.execute("""SELECT count(*) FROM duckdb_views() WHERE database_name = 'memory'
+                      AND schema_name = 'diagnostics' AND view_name = 'school_counts'""").fetchone()[0]:
+        con.execute("CREATE TABLE _scope.school_counts AS SELECT * FROM diagnostics.school_counts")
+        con.execute("CREATE OR REPLACE VIEW diagnostics.school_counts AS SELECT * FROM _scope.school_counts")
 
 
 def _is_lock_error(exc: Exception) -> bool:
