@@ -422,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from skolon_pipeline.serve.commands import add_commands  # serve, admin add/remove/list/access
 
-    add_commands(sub, _add_location_flags)
+    add_commands(sub, _add_location_flags, _apply_location_flags)
     return parser
 
 

@@ -23,7 +23,9 @@ import datetime as dt
 import hashlib
 import os
 import re
+import secrets
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,3 +189,11 @@ def verify(admins: Admins, username: str, password: str) -> Account | None:
     except (VerificationError, InvalidHashError):
         return None
     return account if stored else None
+
+
+def start_session(session: dict, account: Account) -> None:
+    """A new session (and CSRF token) at every login: no fixation."""
+    session.clear()
+    now = int(time.time())
+    session.update({"user": account.username, "ver": account.session_version, "login_at": now, "seen": now,
+                    "csrf": secrets.token_urlsafe(32)})

@@ -278,15 +278,8 @@ async def login(request: Request) -> Response:
         state.limiter.hit(state.per_address, "address", address)
         log.info("login failed")
         return again(t("login_failed"), 401)
-    start_session(request, account)
+    accounts.start_session(request.session, account)
     return RedirectResponse(next_path, status_code=303)
-
-
-def start_session(request: Request, account: accounts.Account) -> None:
-    request.session.clear()  # a new session (and CSRF token) at every login: no fixation
-    now = int(time.time())
-    request.session.update({"user": account.username, "ver": account.session_version, "login_at": now,
-                            "seen": now, "csrf": secrets.token_urlsafe(32)})
 
 
 async def logout(request: Request) -> Response:
@@ -426,8 +419,10 @@ def validation_file(request: Request, account: accounts.Account) -> Response:
         def list_authorities(cur, night, sw):
             if night is None:
                 return None
-            vf.prepare(cur, night)
-            return night, vf.authorities(cur)
+            if "authorities" not in sw.cache:  # the sheets are built once per copy, not per listing
+                vf.prepare(cur, night)
+                sw.cache["authorities"] = vf.authorities(cur)
+            return night, sw.cache["authorities"]
 
         found = _read(request, account, list_authorities)
         return render(request, "validation_file.html", {"night": found[0] if found else None,

@@ -18,9 +18,9 @@ EXIT_USAGE = 2
 
 
 def _settings(args):
-    from skolon_pipeline.cli import _apply_location_flags
-
-    return _apply_location_flags(args)
+    """The installation's settings from the location flags, as the CLI reads them (it hands its reader over as
+    `args.settings_of`, so this module does not import the CLI)."""
+    return args.settings_of(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -157,12 +157,12 @@ def cmd_admin_access(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub, add_location_flags) -> None:
+def add_commands(sub, add_location_flags, settings_of) -> None:
     serve = sub.add_parser("serve", help="serve the School Admin web view (read-only)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     add_location_flags(serve)
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=cmd_serve, settings_of=settings_of)
 
     admin = sub.add_parser("admin", help="School Admin accounts ($SKOLON_DATA_DIR/admins.yaml)")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
@@ -174,15 +174,15 @@ def add_commands(sub, add_location_flags) -> None:
                        help="school admin: these school units (school unit codes or school ids)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     add_location_flags(add)
-    add.set_defaults(func=cmd_admin_add)
+    add.set_defaults(func=cmd_admin_add, settings_of=settings_of)
     remove = admin_sub.add_parser("remove", help="remove an account (its sessions end)")
     remove.add_argument("username")
     add_location_flags(remove)
-    remove.set_defaults(func=cmd_admin_remove)
+    remove.set_defaults(func=cmd_admin_remove, settings_of=settings_of)
     listing = admin_sub.add_parser("list", help="list the accounts and their scopes (never passwords)")
     add_location_flags(listing)
-    listing.set_defaults(func=cmd_admin_list)
+    listing.set_defaults(func=cmd_admin_list, settings_of=settings_of)
     access = admin_sub.add_parser("access", help="who opened the page of this person or group, and when")
     access.add_argument("id", help="a person's or group's id")
     add_location_flags(access)
-    access.set_defaults(func=cmd_admin_access)
+    access.set_defaults(func=cmd_admin_access, settings_of=settings_of)

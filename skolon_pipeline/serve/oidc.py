@@ -100,8 +100,6 @@ def routes(store) -> list[Route]:
         return await c.authorize_redirect(request, str(request.url_for("oidc_callback")))
 
     async def callback(request: Request) -> Response:
-        from skolon_pipeline.serve.app import start_session
-
         c, config = client()
         if c is None:
             return RedirectResponse("/login", status_code=303)
@@ -118,7 +116,7 @@ def routes(store) -> list[Route]:
             log.info("oidc login refused: no mapped claim value")
             return RedirectResponse("/login", status_code=303)
         account = accounts.Account(PREFIX + username[:120], scope)
-        start_session(request, account)
+        accounts.start_session(request.session, account)
         request.session["claims"] = [v for v in values if v in (config.get("scopes") or {})]
         return RedirectResponse("/", status_code=303)
 
