@@ -54,7 +54,7 @@ def _apply_location_flags(args: argparse.Namespace) -> Settings:
 
 
 def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: bool, dry_run: bool = False,
-                   wait_seconds: float = 0.0):
+                   wait_seconds: float = 0.0, repull: bool = False):
     """Runs the nightly job for one partition on the DAGSTER_HOME instance (else a throw-away one).
 
     With `dry_run`, only the assets up to the change set (extract, validate, rules, change_set) run, tagged so
@@ -76,7 +76,7 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
     from skolon_pipeline.defs.resources import WAREHOUSE_POOL
     from skolon_pipeline.files import owner_only
     from skolon_pipeline.defs.roster import ELIGIBILITY_KEY
-    from skolon_pipeline.defs.sources import extract_key, validate_key
+    from skolon_pipeline.defs.sources import REPULL_TAG, extract_key, pull_key, validate_key
     from skolon_pipeline.definitions import reconstructable_nightly_job
 
     executor = (
@@ -103,10 +103,11 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
                     instance=instance,
                     run_config=run_config,
                     tags={"dagster/partition": as_of.isoformat(), **runs.process_tags(),
-                          **({DRY_RUN_TAG: "true"} if dry_run else {})},
+                          **({DRY_RUN_TAG: "true"} if dry_run else {}), **({REPULL_TAG: "true"} if repull else {})},
                     raise_on_error=False,
                     asset_selection=[
-                        *(k for s in load_installation(settings.data_dir).sources for k in (extract_key(s.id), validate_key(s.id))),
+                        *(k for s in load_installation(settings.data_dir).sources
+                          for k in ((pull_key(s.id),) if s.api else ()) + (extract_key(s.id), validate_key(s.id))),
                         ELIGIBILITY_KEY, CHANGE_SET_KEY,
                     ] if dry_run else None,
                 )
@@ -184,7 +185,7 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
     try:
         with runs.interrupt_on_sigterm():
             result = _execute_night(as_of, settings, parallel=parallel, verbose=args.verbose, dry_run=dry_run,
-                                    wait_seconds=args.wait)
+                                    wait_seconds=args.wait, repull=getattr(args, "repull", False))
     except runs.interrupted_exceptions():
         published = _published_since(settings.warehouse, as_of, started)
         print(f"night {as_of}: run interrupted (SIGTERM or Ctrl-C); "
@@ -207,7 +208,7 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
 
     sources_step = SOURCES_KEY.to_python_identifier()
     if not result.success and result.failures and all(step == sources_step for step, _ in result.failures):
-        print_summary(settings.warehouse, as_of, run_id=result.run_id)
+        print_summary(settings.warehouse, as_of, run_id=result.run_id, staging_dir=settings.staging_dir)
         print(f"night {as_of}: published, but a source FAILED", file=sys.stderr)
         for _, message in result.failures:
             print(f"  {message}", file=sys.stderr)
@@ -231,7 +232,7 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
             print(f"  step {step_key}: {message}", file=sys.stderr)
         print("Nothing was published; the previous roster stays as it was.", file=sys.stderr)
         return EXIT_FAILED
-    print_summary(settings.warehouse, as_of, run_id=result.run_id)
+    print_summary(settings.warehouse, as_of, run_id=result.run_id, staging_dir=settings.staging_dir)
     exports = settings.export_dir / as_of.isoformat()
     if exports.is_dir():
         print(f"  validation files: {exports}/<school authority>/validation_file.xlsx "
@@ -369,6 +370,38 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if answer.found else EXIT_FAILED
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    """Pulls today's drop of every API source (or one), without running the night."""
+    from skolon_pipeline.pull.drop import pull_source
+    from skolon_pipeline.sources.drops import SourceError
+
+    settings = _apply_location_flags(args)
+    installation = load_installation(settings.data_dir)
+    today = dt.datetime.now(zoneinfo.ZoneInfo(installation.timezone)).date()
+    sources = [s for s in installation.sources if s.api is not None and (args.source is None or s.id == args.source)]
+    if args.source is not None and not sources:
+        known = ", ".join(s.id for s in installation.sources if s.api is not None) or "none"
+        print(f"error: no source {args.source!r} with an api block in sources.yaml (API sources: {known})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not sources:
+        print("no source in sources.yaml has an api block; nothing to pull")
+        return 0
+    failed = 0
+    for source in sources:
+        try:
+            result = pull_source(source, today, repull=args.repull, timezone=installation.timezone,
+                                 log=(lambda m: print(f"  {m}", file=sys.stderr)) if args.verbose else None)
+        except SourceError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        print(f"source {source.id}: {result.summary()}")
+        if result.drop_dir is not None:
+            print(f"  drop: {result.drop_dir}")
+    return EXIT_FAILED if failed else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from skolon_pipeline.demo import DEMO_DROP_DATE, generate_demo
 
@@ -390,8 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="compute and show the night's change set and the guard's verdict; publish nothing")
     _add_wait_flag(run)
+    run.add_argument("--repull", action="store_true",
+                     help="pull the API sources again for a night whose drop exists")
     _add_location_flags(run)
     run.set_defaults(func=cmd_run)
+
+    pull = sub.add_parser("pull", help="pull today's drop of the API sources without running the night")
+    pull.add_argument("--source", help="only this source (its id in sources.yaml)")
+    pull.add_argument("--repull", action="store_true", help="pull again when today's drop exists")
+    pull.add_argument("--verbose", action="store_true", help="show every retry")
+    _add_location_flags(pull)
+    pull.set_defaults(func=cmd_pull)
 
     approve = sub.add_parser("approve", help="publish a night the mass-removal guard held (runs it again)")
     approve.add_argument("--as-of", type=_date, required=True, help="the held night (YYYY-MM-DD)")

@@ -13,6 +13,7 @@ import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -154,6 +155,49 @@ class ArchiveLimits(_Strict):
     ratio_floor_bytes: int = Field(default=10 * 1024**2, ge=0)
 
 
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _endpoint_url(value: str) -> str:
+    """An https URL without credentials in it; plain http only on this machine (the local test server)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not hold credentials (the secret is read from client_secret_env)")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ValueError(f"{value!r}: use https (plain http only on 127.0.0.1/localhost)")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: no query or fragment")
+    return value.rstrip("/")
+
+
+class ApiConfig(_Strict):
+    """A source pulled from its registry's SS12000 API every night (CONTRACT §1, the `api:` block)."""
+
+    url: str
+    token_url: str
+    client_id: str = Field(min_length=1, max_length=256)
+    client_secret_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)
+    auth_method: Literal["client_secret_post", "client_secret_basic"] = "client_secret_post"
+    scope: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    ca_bundle: str | None = None
+    page_size: int = Field(default=1000, ge=1, le=100_000)
+    full_every_days: int = Field(default=7, ge=1, le=366)
+    timeout_minutes: float = Field(default=60, gt=0, le=24 * 60)
+
+    @field_validator("url", "token_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _endpoint_url(value)
+
+    def model_post_init(self, _context) -> None:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together (mutual TLS needs both)")
+
+
 class SourceConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$", max_length=64)
     format: Literal["ss12000", "oneroster"]
@@ -164,6 +208,8 @@ class SourceConfig(_Strict):
     global_ids: bool | None = None
     # OneRoster only: role → SS12000 duty role (see DEFAULT_ONEROSTER_ROLES).
     oneroster_roles: dict[str, str] | None = None
+    # Pulled from the registry's SS12000 API into `path` every night (format ss12000 only).
+    api: ApiConfig | None = None
 
     @field_validator("oneroster_roles")
     @classmethod
@@ -222,6 +268,8 @@ class SourcesFile(_Strict):
                 raise ValueError(f"duplicate source id {source.id!r}")
             if source.oneroster_roles is not None and source.format != "oneroster":
                 raise ValueError(f"sources[{n}].oneroster_roles: only for format oneroster")
+            if source.api is not None and source.format != "ss12000":
+                raise ValueError(f"sources[{n}].api: only for format ss12000")
             seen.add(source.id)
         return value
 
@@ -237,6 +285,7 @@ class Source:
     global_ids: bool = True
     oneroster_roles: tuple[tuple[str, str], ...] = ()
     archive_limits: ArchiveLimits = ArchiveLimits()
+    api: ApiConfig | None = None  # pulled from the registry's API (skolon_pipeline.pull)
 
     @property
     def id_prefix(self) -> str:
@@ -348,6 +397,15 @@ def _load_yaml(text: str, path: Path):
         loader.dispose()
 
 
+def _resolve_api_files(data_dir: Path, api: ApiConfig | None) -> ApiConfig | None:
+    """Certificate, key and CA paths relative to the data directory become absolute; absolute ones stay."""
+    if api is None:
+        return None
+    update = {k: str((data_dir / v).absolute()) for k in ("client_cert", "client_key", "ca_bundle")
+              if (v := getattr(api, k)) is not None and not Path(v).is_absolute()}
+    return api.model_copy(update=update)
+
+
 def load_installation(data_dir: Path | str) -> Installation:
     data_dir = Path(data_dir)
     path = data_dir / SOURCES_FILE
@@ -377,6 +435,7 @@ def load_installation(data_dir: Path | str) -> Installation:
             global_ids=s.global_ids if s.global_ids is not None else s.format == "ss12000",
             oneroster_roles=tuple(sorted({**DEFAULT_ONEROSTER_ROLES, **(s.oneroster_roles or {})}.items())),
             archive_limits=parsed.archives,
+            api=_resolve_api_files(data_dir, s.api),
         )
         for s in parsed.sources
     )

@@ -21,6 +21,7 @@ from skolon_pipeline.validate.canonical import TableReport, validate_staging
 from skolon_pipeline.config import Installation, Source
 from skolon_pipeline.files import owner_only, private_dir, private_file
 from skolon_pipeline.publish.guard import GuardResult, Policies
+from skolon_pipeline.pull.drop import read_status as read_pull_status
 from skolon_pipeline.sources.civic import KEY_FILE, is_demo_drop, pseudonym_key
 from skolon_pipeline.sources.drops import SourceError, find_drop
 from skolon_pipeline.sources.oneroster import extract_oneroster
@@ -82,6 +83,12 @@ SCRATCH_SUFFIX = ".scratch"
 def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
     # Spill folders of killed runs of any night (a crash leaves none behind past the next run).
     duck.remove_stale_spill(staging_dir)
+    if source.api is not None:
+        # An API source whose pull failed tonight fails as a whole (its roster is carried over), rather than
+        # quietly reading an older drop as if it were tonight's.
+        pulled = read_pull_status(staging_dir, as_of, source.id)
+        if pulled is not None and not pulled.get("ok"):
+            raise SourceError(source.id, None, pulled.get("message") or "pull failed")
     drop_date, drop_dir = find_drop(source.id, source.root, as_of)
     with owner_only():
         key = pseudonym_key(key_file=key_file(staging_dir), demo_drop=is_demo_drop(drop_dir))

@@ -11,7 +11,7 @@ from skolon_pipeline.publish import snapshot, warehouse
 TOP_REASONS = 5
 
 
-def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
+def summary_lines(warehouse_path: Path, as_of: dt.date, staging_dir: Path | None = None) -> list[str]:
     with snapshot.connect_published(warehouse_path) as con:
         latest = warehouse.latest_night(con)
         included = dict(
@@ -48,6 +48,8 @@ def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
         )
         compared_with = con.execute("SELECT max(compared_with) FROM history.changes WHERE as_of = ?", [as_of]).fetchall()
         sources = sorted({s for s, _ in included} | {s for s, _ in excluded})
+    pulls = _pulls(staging_dir, as_of)
+    sources = sorted(set(sources) | set(pulls))
     lines = [f"night {as_of}: published" + ("" if latest == as_of else f" (the latest published night is {latest})")]
     for source in sources:
         users = ", ".join(
@@ -55,6 +57,8 @@ def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
             for role, label in (("student", "students"), ("teacher", "teachers"), ("staff", "staff"))
         )
         lines.append(f"  source {source}:")
+        if source in pulls:
+            lines.append(f"    pull: {pulls[source]}")
         lines.append(
             f"    included: {included.get((source, 'schools'), 0)} schools, {users}, "
             f"{included.get((source, 'groups'), 0)} groups, {included.get((source, 'memberships'), 0)} memberships"
@@ -82,8 +86,20 @@ def summary_lines(warehouse_path: Path, as_of: dt.date) -> list[str]:
     return lines
 
 
-def print_summary(warehouse_path: Path, as_of: dt.date, run_id: str | None = None) -> None:
-    for line in summary_lines(warehouse_path, as_of):
+def _pulls(staging_dir: Path | None, as_of: dt.date) -> dict[str, str]:
+    """Tonight's pull of each API source, one line each (kind, counts, pages, retries, duration, or the failure)."""
+    from skolon_pipeline.pull.drop import PULL_STATUS_SUFFIX, describe_status
+
+    folder = staging_dir / as_of.isoformat() if staging_dir is not None else None
+    if folder is None or not folder.is_dir():
+        return {}
+    return {path.name.removesuffix(PULL_STATUS_SUFFIX): describe_status(path)
+            for path in sorted(folder.glob(f"*{PULL_STATUS_SUFFIX}"))}
+
+
+def print_summary(warehouse_path: Path, as_of: dt.date, run_id: str | None = None, staging_dir: Path | None = None
+                  ) -> None:
+    for line in summary_lines(warehouse_path, as_of, staging_dir):
         print(text.printable(line))
     if run_id:
         print(f"  Dagster run {run_id}")

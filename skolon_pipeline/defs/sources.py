@@ -11,12 +11,18 @@ the others have been published."""
 import dagster as dg
 
 from skolon_pipeline import night
+from skolon_pipeline.pull.drop import ENTITIES as PULLED_ENTITIES
+from skolon_pipeline.pull.drop import PullResult, public_url, pull_source, write_status
+from skolon_pipeline.sources.drops import SourceError
 from skolon_pipeline.validate.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import SkolonResource
 from skolon_pipeline.sources.civic import DEMO_KEY_WARNING, KEY_CREATED_WARNING
 
+PULL_GROUP = "pull"
+PULLED_CHECK = "pulled"
+REPULL_TAG = "skolon/repull"  # a run tagged so pulls a night again whose drop exists (`run --repull`)
 EXTRACT_GROUP = "extract"
 READABLE_CHECK = "readable"
 VALIDATE_GROUP = "validate"
@@ -24,6 +30,79 @@ VALIDATE_GROUP = "validate"
 
 def extract_key(source_id: str) -> dg.AssetKey:
     return dg.AssetKey(["extract", source_id])
+
+
+def pull_key(source_id: str) -> dg.AssetKey:
+    return dg.AssetKey(["pull", source_id])
+
+
+def pull_metadata(result: PullResult) -> dict:
+    """What the UI shows of a pull: kind, counts, pages, retries, duration (never a credential)."""
+    metadata: dict = {"status": result.status, "base_url": result.base_url}
+    if result.note:
+        metadata["note"] = result.note
+    if result.drop_dir is not None:
+        metadata["drop_dir"] = dg.MetadataValue.path(str(result.drop_dir))
+    if result.status == "pulled":
+        metadata |= {
+            "kind": result.kind,
+            "retries": result.retries,
+            "requests": result.requests,
+            "duration_seconds": dg.MetadataValue.float(result.duration_seconds),
+            "pages": sum(result.pages.values()),
+            **{f"records/{entity}": result.counts.get(entity, 0) for entity in PULLED_ENTITIES},
+            **{f"changed/{entity}": n for entity, n in result.changed.items()},
+            **{f"deleted/{entity}": n for entity, n in result.deleted.items()},
+        }
+    return metadata
+
+
+def build_pull_asset(source: Source, partitions_def: dg.PartitionsDefinition, timezone: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=pull_key(source.id),
+        group_name=PULL_GROUP,
+        kinds={"api", "json"},
+        partitions_def=partitions_def,
+        description=(
+            f"The night's drop of source `{source.id}`, pulled from the registry's SS12000 API "
+            f"({public_url(source.api.url)}): OAuth2 client credentials, every page of organisations, persons, "
+            "duties, groups and activities stored as sent (`<entity>/page-00001.json`, ...) with a `pull.json` "
+            f"manifest. A full pull every {source.api.full_every_days} days, else only the changes and deletions "
+            "since the last pull, merged into a complete drop. A night whose drop exists is not pulled again "
+            "(unless `run --repull`); a pull that fails leaves no drop behind and fails only this source."
+        ),
+        metadata={"source_id": source.id, "base_url": public_url(source.api.url)},
+        check_specs=[
+            dg.AssetCheckSpec(
+                PULLED_CHECK, asset=pull_key(source.id),
+                description="The registry's API answered every page within the limits; when it did not, the "
+                            "source's last published roster is carried over and the run fails after the other "
+                            "sources are published.",
+            )
+        ],
+    )
+    def pull_asset(context: dg.AssetExecutionContext, skolon: SkolonResource):
+        configured = skolon.installation().source(source.id)
+        night_date = as_of(context)
+        staging = skolon.settings.staging_dir
+        try:
+            result = pull_source(configured, night_date, repull=context.run.tags.get(REPULL_TAG) == "true",
+                                 timezone=timezone, log=context.log.warning)
+        except SourceError as exc:
+            write_status(staging, night_date, source.id, error=exc.problem)
+            context.log.error(str(exc))
+            yield dg.MaterializeResult(metadata={"status": "failed", "problem": str(exc)})
+            yield dg.AssetCheckResult(
+                check_name=PULLED_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                description=str(exc), metadata={"source_id": source.id, "problem": str(exc)},
+            )
+            return
+        write_status(staging, night_date, source.id, result)
+        context.log.info(f"source {source.id!r}: {result.summary()}")
+        yield dg.MaterializeResult(metadata=pull_metadata(result))
+        yield dg.AssetCheckResult(check_name=PULLED_CHECK, passed=True, metadata={"source_id": source.id})
+
+    return pull_asset
 
 
 def validate_key(source_id: str) -> dg.AssetKey:
@@ -35,9 +114,13 @@ def table_check_name(table: str) -> str:
     return f"{table}_valid"
 
 
-def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition, timezone: str = "Europe/Stockholm"
+                        ) -> list[dg.AssetsDefinition]:
+    pulled = [build_pull_asset(source, partitions_def, timezone)] if source.api is not None else []
+
     @dg.asset(
         key=extract_key(source.id),
+        deps=pulled,
         group_name=EXTRACT_GROUP,
         kinds={"duckdb", "json" if source.format == "ss12000" else "csv"},
         partitions_def=partitions_def,
@@ -131,4 +214,4 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition)
                 },
             )
 
-    return [extract_asset, validate_asset]
+    return [*pulled, extract_asset, validate_asset]
