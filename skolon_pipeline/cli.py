@@ -408,6 +408,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = _apply_location_flags(args)
     drop = generate_demo(settings.data_dir, args.drop_date or DEMO_DROP_DATE, scale=args.scale)
     print(f"demo registry written to {drop}")
+    if args.serve:
+        from skolon_pipeline.testing.ss12000_server import serve_demo
+
+        serve_demo(settings.data_dir, drop, args.port)
     return 0
 
 
@@ -459,6 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="write the made-up demo registry (sources.yaml and one drop)")
     demo.add_argument("--drop-date", type=_date, help="the drop's date")
     demo.add_argument("--scale", type=int, default=1, help="multiply the number of schools")
+    demo.add_argument("--serve", action="store_true",
+                      help="also serve the demo registry through a local SS12000 API (127.0.0.1) and configure "
+                           "the source to pull from it; runs until Ctrl-C")
+    demo.add_argument("--port", type=int, default=0, help="with --serve: the port (default: any free one)")
     _add_location_flags(demo)
     demo.set_defaults(func=cmd_demo)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import stat
 import time
 from pathlib import Path
@@ -507,3 +508,62 @@ def test_a_pulled_night_through_dagster_and_a_failed_pull_carried_over(server, t
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
     assert SECRET not in out + captured.out + captured.err + caplog.text
+
+
+def test_the_pull_command_pulls_today_without_running_the_night(server, tmp_path, monkeypatch, capsys):
+    import zoneinfo
+
+    from skolon_pipeline import cli
+
+    registry, url = server
+    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TESTBY_CLIENT_SECRET", SECRET)
+    data = tmp_path / "data"
+    _write_installation(data, url)
+    args = ["pull", "--data-dir", str(data), "--warehouse", str(tmp_path / "wh" / "w.duckdb")]
+    today = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Stockholm")).date()
+    assert cli.main([*args, "--source", "testby"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("source testby: full pull from ") and "39 persons" in out
+    assert (data / "registries" / "testby" / today.isoformat() / "pull.json").is_file()
+    assert not (tmp_path / "wh").exists()  # nothing else ran
+    assert cli.main(args) == 0
+    assert "exists; not pulled again" in capsys.readouterr().out
+    assert cli.main([*args, "--repull"]) == 0
+    assert "full pull" in capsys.readouterr().out  # today's drop again, from scratch
+    assert cli.main([*args, "--source", "other"]) == cli.EXIT_USAGE
+    assert "no source 'other' with an api block" in capsys.readouterr().err
+    registry.inject(Fault("status", path="organisations", status=403, times=None))
+    assert cli.main([*args, "--repull"]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("error: source 'testby': pull failed: GET /organisations (page 1) answered 403 Forbidden")
+    assert SECRET not in err
+
+
+def test_demo_serve_starts_a_local_api_the_demo_source_pulls_from(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SKOLON_DEMO_CLIENT_SECRET": SECRET}
+    data = tmp_path / "demo"
+    proc = subprocess.Popen([sys.executable, "-m", "skolon_pipeline.cli", "demo", "--serve", "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while not any("skolon-pipeline run" in line for line in lines) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        text = "".join(lines)
+        assert "SS12000 API of the demo registry on http://127.0.0.1:" in text, text
+        assert f"--as-of {DEMO_NIGHT} --repull" in text and SECRET not in text
+        source = load_installation(data).source("lindby")
+        assert source.api is not None and source.api.url.startswith("http://127.0.0.1:")
+        result = pull_source(source, DEMO_NIGHT, repull=True, environ=env, policy=FAST)
+        assert result.status == "pulled" and result.counts["persons"] > 1000
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

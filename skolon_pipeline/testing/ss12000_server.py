@@ -360,6 +360,40 @@ def serving(registry: Registry, port: int = 0, **ssl) -> Iterator[str]:
         thread.join(timeout=20)
 
 
+DEMO_SECRET_ENV = "SKOLON_DEMO_CLIENT_SECRET"
+
+
+def serve_demo(data_dir: Path, drop: Path, port: int = 0, night: dt.date | None = None) -> None:
+    """`skolon-pipeline demo --serve`: serves the demo drop on 127.0.0.1 and rewrites sources.yaml so that the
+    demo source is pulled from it (into registries/lindby-pulled/). Runs until interrupted."""
+    import yaml
+
+    secret = os.environ.get(DEMO_SECRET_ENV) or secrets.token_urlsafe(18)
+    registry = Registry(client_id="skolon-demo", client_secret=secret).load_drop(drop)
+    sources_file = Path(data_dir) / "sources.yaml"
+    with serving(registry, port) as url:
+        config = yaml.safe_load(sources_file.read_text(encoding="utf-8"))
+        config["sources"][0] |= {"path": "registries/lindby-pulled",
+                                 "api": {"url": url, "token_url": f"{url}/token", "client_id": "skolon-demo",
+                                         "client_secret_env": DEMO_SECRET_ENV, "page_size": 100}}
+        sources_file.write_text("# The demo installation, pulled from the local SS12000 test server "
+                                "(skolon-pipeline demo --serve).\n" + yaml.safe_dump(config, allow_unicode=True,
+                                                                                   sort_keys=False), encoding="utf-8")
+        print(f"SS12000 API of the demo registry on {url} (token endpoint {url}/token); {sources_file} now pulls "
+              "source lindby from it.")
+        print("In another terminal (Ctrl-C here stops the server):")
+        print(f"  export {DEMO_SECRET_ENV}={secret}" if DEMO_SECRET_ENV not in os.environ else
+              f"  export {DEMO_SECRET_ENV}=<the value you set>")
+        night = night or dt.date.fromisoformat(drop.name) + dt.timedelta(days=1)
+        # --repull: the demo's night lies in the past, which is pulled only when asked for.
+        print(f"  skolon-pipeline run --data-dir {data_dir} --as-of {night} --repull")
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("drop_dir", type=Path, help="an SS12000 file drop to serve")
