@@ -503,6 +503,17 @@ def test_a_pulled_night_through_dagster_and_a_failed_pull_carried_over(server, t
         stale = con.execute("SELECT count(*), min(stale_since) FROM roster.users WHERE source_id = 'testby'").fetchone()
     assert stale == (39, D1)
 
+    import dagster as dg
+
+    from skolon_pipeline.defs.sources import pull_key
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        events = instance.fetch_materializations(pull_key("testby"), limit=10).records
+        first = next(e.asset_materialization for e in events if e.partition_key == D1.isoformat())
+        meta = {k: v.value for k, v in first.metadata.items()}
+    assert meta["status"] == "pulled" and meta["kind"] == "full" and meta["records/persons"] == 39
+    assert meta["pages"] >= 5 and meta["retries"] == 0 and meta["duration_seconds"] > 0 and meta["base_url"] == url
+
     # The secret is nowhere: not in the instance storage, the drops, the warehouse, staging, exports or the output.
     for path in tmp_path.rglob("*"):
         if path.is_file():
@@ -567,3 +578,17 @@ def test_demo_serve_starts_a_local_api_the_demo_source_pulls_from(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_the_pull_is_the_first_stage_of_lineage(tmp_path):
+    from skolon_pipeline.config import Settings
+    from skolon_pipeline.defs.sources import extract_key, pull_key
+    from skolon_pipeline.definitions import build_defs
+
+    _write_installation(tmp_path / "data", "https://registry.example/ss12000/v2.0")
+    graph = build_defs(Settings(tmp_path / "data", tmp_path / "w.duckdb", tmp_path / "ex")).resolve_asset_graph()
+    node = graph.get(pull_key("testby"))
+    assert node.group_name == "pull" and node.kinds and "SS12000 API" in node.description
+    assert not node.parent_keys
+    assert graph.get(extract_key("testby")).parent_keys == {pull_key("testby")}
+    assert pull_key("other") not in graph.get_all_asset_keys()  # a file source has no pull
