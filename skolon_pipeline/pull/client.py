@@ -335,7 +335,7 @@ class Ss12000Client:
                 for key in DELETED_KEYS[entity]:
                     ids = data.get(key) or []
                     if not isinstance(ids, list):
-                        raise self._fail(f"GET /deletedEntities (page {page.number}): '{key}' is not an array")
+                        raise self._fail(f"GET /deletedEntities (page {page.number}): {key!r} is not an array")
                     deleted[entity].update(str(i).strip().lower() for i in ids if i is not None)
         return deleted, pages
 
