@@ -1,15 +1,28 @@
-"""Times `skolon-pipeline run` end to end at several sizes, with DuckDB's bare scan of the same files as floor.
+"""Times `skolon-pipeline run` end to end at several sizes against an honest floor, in one run.
 
-For each size it generates a drop (bench/generate_drop.py, cached under --work), runs the nightly job on a
-fresh warehouse in a child process, and samples the resident memory of the whole process tree every 50 ms.
+For each size it generates a drop (bench/generate_drop.py, cached under --work) in two shapes of the same data:
+paged (every entity a folder of page files, as a registry's API hands them out) and one file per entity (what a
+dump script or a small registry writes). It runs the nightly job on a fresh warehouse in a child process for
+each, sampling the resident memory of the whole process tree every 50 ms, and measures two floors in a child
+process on the same files:
+
+* **floor** (bench/floor.py): DuckDB reads every record into typed tables once (persons with e-mails and
+  enrolments, groups with memberships, duties, activities) - what no reader can avoid;
+* **scan**: DuckDB only reads and parses every file once (json_array_length), without materialising records.
+
+It prints every step's seconds (Dagster's step statistics) and the ratios the performance issue sets targets
+for: the night over the floor (<= 3x at 200 000), one-file over paged (<= 1.2x), 800 000 over 200 000 (<= 4.2x).
+Absolute times on shared machines drift by 40 % from run to run; ratios within one run do not.
 
     python bench/run_bench.py                      # 50 000, 200 000 and 800 000 persons
     python bench/run_bench.py --sizes 50000 200000 --work /tmp/skolon-bench
+    python bench/run_bench.py --sizes 200000 --shapes paged
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -22,13 +35,13 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
+from floor import ENTITIES, entity_files  # noqa: E402
 from generate_drop import NIGHT, generate  # noqa: E402
 
-# The least any reader must do: read every file and parse it as JSON once (counting the records).
-FLOOR_SQL = """
-SELECT sum(json_array_length(content, '$.data')) FROM read_text(['{drop}/persons/*.json', '{drop}/groups/*.json',
-                                                              '{drop}/activities/*.json', '{drop}/duties/*.json'])
-"""
+SHAPES = ("paged", "one-file")
+# The least any reader must do to see the data: read every file and parse it as JSON once (counting records).
+SCAN_SQL = "SELECT sum(json_array_length(content, '$.data')) FROM read_text({files!r})"
+FLOOR_CODE = "import sys; sys.path.insert(0, {bench!r}); from floor import read_floor; from pathlib import Path; read_floor(Path({drop!r}))"
 
 
 def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]:
@@ -50,13 +63,37 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]
     return wall, peak / 2**20, proc.returncode
 
 
-def bench_size(persons: int, work: Path) -> dict:
-    data_dir = work / f"drop-{persons}"
+def one_file_copy(paged_dir: Path, data_dir: Path) -> None:
+    """The same drop with every entity as one `<entity>.json` page object, written page by page (streamed)."""
+    paged = next((paged_dir / "registries" / "bench").iterdir())
+    drop = data_dir / "registries" / "bench" / paged.name
+    drop.mkdir(parents=True)
+    shutil.copy(paged_dir / "sources.yaml", data_dir / "sources.yaml")
+    for entity in ENTITIES:
+        with open(drop / f"{entity}.json", "w", encoding="utf-8") as out:
+            out.write('{"data": [')
+            first = True
+            for page in entity_files(paged, entity):
+                for record in json.loads(Path(page).read_text(encoding="utf-8"))["data"]:
+                    out.write(("" if first else ",\n") + json.dumps(record, ensure_ascii=False))
+                    first = False
+            out.write('], "pageToken": null}')
+
+
+def bench_size(persons: int, work: Path, shape: str) -> dict:
+    data_dir = work / f"drop-{persons}" if shape == "paged" else work / f"drop-{persons}-{shape}"
     if not (data_dir / "sources.yaml").exists():
-        generate(data_dir, persons)
+        if shape == "paged":
+            generate(data_dir, persons)
+        else:
+            bench_size_drop = work / f"drop-{persons}"
+            if not (bench_size_drop / "sources.yaml").exists():
+                generate(bench_size_drop, persons)
+            shutil.rmtree(data_dir, ignore_errors=True)
+            one_file_copy(bench_size_drop, data_dir)
     drop = next((data_dir / "registries" / "bench").iterdir())
     size_mb = sum(f.stat().st_size for f in drop.rglob("*.json")) / 2**20
-    out = work / f"out-{persons}"
+    out = work / f"out-{persons}-{shape}"
     shutil.rmtree(out, ignore_errors=True)
     home = out / "dagster_home"  # a throw-away instance, read afterwards for the steps' durations
     home.mkdir(parents=True)
@@ -67,9 +104,13 @@ def bench_size(persons: int, work: Path) -> dict:
          "--warehouse", str(out / "warehouse.duckdb"), "--export-dir", str(out / "exports")],
         env,
     )
-    floor_wall, floor_rss, _ = measure([sys.executable, "-c", f"import duckdb; duckdb.sql({FLOOR_SQL.format(drop=drop)!r}).fetchall()"])
-    return {"persons": persons, "json_mb": size_mb, "wall": wall, "rss": rss, "ok": rc == 0,
-            "floor_wall": floor_wall, "floor_rss": floor_rss, "steps": step_seconds(home)}
+    files = [f for e in ENTITIES if e != "organisations" for f in entity_files(drop, e)]
+    scan_wall, _, _ = measure([sys.executable, "-c", f"import duckdb; duckdb.sql({SCAN_SQL.format(files=files)!r}).fetchall()"])
+    floor_wall, floor_rss, floor_rc = measure([sys.executable, "-c", FLOOR_CODE.format(bench=str(Path(__file__).parent),
+                                                                                         drop=str(drop))])
+    return {"persons": persons, "shape": shape, "json_mb": size_mb, "wall": wall, "rss": rss, "ok": rc == 0,
+            "floor_wall": floor_wall if floor_rc == 0 else float("nan"), "floor_rss": floor_rss,
+            "scan_wall": scan_wall, "steps": step_seconds(home)}
 
 
 def step_seconds(home: Path) -> dict[str, float]:
@@ -83,36 +124,54 @@ def step_seconds(home: Path) -> dict[str, float]:
         return {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(runs[0].run_id)}
 
 
+def ratio_lines(rows: list[dict]) -> list[str]:
+    """The targets of the performance issue, as ratios measured in this run."""
+    lines = []
+    for r in rows:
+        target = " (target <= 3x at 200 000)" if r["persons"] == 200_000 else ""
+        lines.append(f"{r['persons']:,} {r['shape']}: night / floor = {r['wall'] / r['floor_wall']:.2f}x{target}")
+    by_key = {(r["persons"], r["shape"]): r for r in rows}
+    for (persons, shape), r in by_key.items():
+        paged = by_key.get((persons, "paged"))
+        if shape != "paged" and paged:
+            lines.append(f"{persons:,}: {shape} / paged = {r['wall'] / paged['wall']:.2f}x (target <= 1.2x)")
+    paged_rows = [r for r in rows if r["shape"] == "paged"]
+    base = next((r for r in paged_rows if r["persons"] == 200_000), None)
+    for r in paged_rows:
+        if base and r["persons"] > base["persons"]:
+            target = " (target <= 4.2x)" if r["persons"] == 800_000 else ""
+            lines.append(f"{r['persons']:,} / {base['persons']:,} persons: {r['wall'] / base['wall']:.2f}x the time "
+                         f"for {r['persons'] / base['persons']:.0f}x the size{target}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 800_000])
+    parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES))
     parser.add_argument("--work", type=Path, default=Path("/tmp/skolon-bench"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    rows = [bench_size(n, args.work) for n in args.sizes]
+    rows = [bench_size(n, args.work, shape) for n in args.sizes for shape in args.shapes]
     print(f"\nmachine: {platform.machine()}, {psutil.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM, Python {platform.python_version()}\n")
-    print("| persons | JSON MB | run wall s | run peak RSS MB | DuckDB scan floor s | floor RSS MB |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| persons | shape | JSON MB | night s | night peak RSS MB | floor s | floor RSS MB | scan s |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         status = "" if r["ok"] else " (FAILED)"
-        print(f"| {r['persons']:,} | {r['json_mb']:.0f} | {r['wall']:.1f}{status} | {r['rss']:.0f} | "
-              f"{r['floor_wall']:.1f} | {r['floor_rss']:.0f} |")
+        print(f"| {r['persons']:,} | {r['shape']} | {r['json_mb']:.0f} | {r['wall']:.1f}{status} | {r['rss']:.0f} | "
+              f"{r['floor_wall']:.1f} | {r['floor_rss']:.0f} | {r['scan_wall']:.1f} |")
     steps = sorted({k for r in rows for k in r["steps"]}, key=lambda k: min(
         (list(r["steps"]).index(k) for r in rows if k in r["steps"]), default=0))
     if steps:
         print("\nseconds per step (Dagster's step statistics; the rest of the wall time is start-up and the summary):\n")
-        print("| persons | " + " | ".join(steps) + " |")
-        print("|---:|" + "---:|" * len(steps))
+        print("| persons | shape | " + " | ".join(steps) + " |")
+        print("|---:|---|" + "---:|" * len(steps))
         for r in rows:
-            print(f"| {r['persons']:,} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps) + " |")
-    if len(rows) >= 2:
-        base = next((r for r in rows if r["persons"] == 200_000), rows[0])
-        for r in rows:
-            if r["persons"] > base["persons"]:
-                ratio = r["wall"] / base["wall"]
-                print(f"\n{r['persons']:,} / {base['persons']:,} persons: {ratio:.2f}x the time "
-                      f"for {r['persons'] / base['persons']:.0f}x the size")
+            print(f"| {r['persons']:,} | {r['shape']} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps) + " |")
+    print()
+    for line in ratio_lines(rows):
+        print(line)
 
 
 if __name__ == "__main__":
