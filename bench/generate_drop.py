@@ -98,6 +98,10 @@ def generate(data_dir: Path, persons: int, seed: int = 1) -> Path:
             body = {"data": page, "pageToken": None if final else f"page-{pages + 1}"}
             (drop / "persons" / f"page-{pages:05d}.json").write_text(json.dumps(body, ensure_ascii=False), "utf-8")
             page = []
+        elif final and pages:  # the last full page was the last one: it must not point to a next page
+            last = drop / "persons" / f"page-{pages:05d}.json"
+            last.write_text(json.dumps({**json.loads(last.read_text("utf-8")), "pageToken": None},
+                                       ensure_ascii=False), "utf-8")
 
     for s in range(schools):
         school = new_id()

@@ -51,7 +51,7 @@ def _outcome(files: dict[str, bytes]) -> None:
             assert Path(err.file).name.split(".")[0] in {n.split(".")[0] for n in files}, str(err)
             return
         evaluated = night.evaluate(installation, NIGHT, staging)
-        assert {e: g["missing"] for e, g in evaluated.conservation.items()} == {"person": 0, "group": 0, "membership": 0}
+        assert {e: g["missing"] for e, g in evaluated.conservation.items()} == {"person": 0, "group": 0, "membership": 0, "activity": 0, "teacher_assignment": 0}
 
 
 @given(name=st.sampled_from(FILES), cut=st.floats(min_value=0.0, max_value=1.0))

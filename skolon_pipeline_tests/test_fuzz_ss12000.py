@@ -69,7 +69,7 @@ def _outcome(drop_text: dict[str, bytes]) -> None:
             assert err.source_id == "testby"
             return
         evaluated = night.evaluate(installation, NIGHT, staging)
-        assert {e: g["missing"] for e, g in evaluated.conservation.items()} == {"person": 0, "group": 0, "membership": 0}
+        assert {e: g["missing"] for e, g in evaluated.conservation.items()} == {"person": 0, "group": 0, "membership": 0, "activity": 0, "teacher_assignment": 0}
         with duckdb.connect(str(evaluated.rules_db), read_only=True) as con:
             accounted = {r[0] for r in con.execute(
                 "SELECT user_id FROM out_users UNION SELECT record_id FROM out_exclusions WHERE entity_type = 'person'"

@@ -7,12 +7,14 @@ shows (a night of an old year through the partitions) goes through `skolon-pipel
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
 from skolon_pipeline import cli
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.defs.partitions import nightly_partitions
+from skolon_pipeline.sources.drops import SourceError
 from skolon_pipeline_tests.registry import Registry, write_sources
 
 
@@ -156,3 +158,342 @@ def test_a_night_in_2019_runs_through_dagster(tmp_path, capsys, monkeypatch):
         as_of = con.execute("SELECT DISTINCT as_of FROM roster.users").fetchall()
     assert users == {student["id"]: "student", teacher["id"]: "teacher"}
     assert as_of == [(dt.date(2019, 9, 3),)]
+
+
+# ─── Organisations above school units (CONTRACT §3 "School references") ─────────────────────────────────
+
+
+class Skola:
+    """A Skola (as Edlevo and others send it) with a GR and a GY school unit below it."""
+
+    def __init__(self, reg: Registry):
+        self.reg = reg
+        self.skola = reg.org("Ekbacken", "Skola", parent=reg.authority)
+        self.gr = reg.org("Ekbackens grundskola", "Skolenhet", parent=self.skola, schoolUnitCode="11111111",
+                          schoolTypes=["GR"])
+        self.gy = reg.org("Ekbackens gymnasium", "Skolenhet", parent=self.skola, schoolUnitCode="22222222",
+                          schoolTypes=["GY"])
+
+
+def _resolved(night) -> dict[str, str]:
+    return {r: d for r, c, d in night.warnings() if c == "SCHOOL_RESOLVED_FROM_PARENT"}
+
+
+def test_duties_on_a_skola_count_where_the_person_teaches_else_at_every_unit(reg, run_registry):
+    s = Skola(reg)
+    gr_class = reg.group(s.gr, members=[reg.student(s.gr)], name="7A")
+    gy_course = reg.group(s.gy, group_type="Undervisning", members=[reg.student(s.gy)], name="MA1c")
+    both, both_duty = reg.staff(s.skola)
+    gy_only, gy_duty = reg.staff(s.skola)
+    principal, principal_duty = reg.staff(s.skola, role="Rektor")
+    # the activities hang off the Skola too: their organisation decides nothing, their groups do
+    reg.activity(s.skola, [gr_class, gy_course], [both_duty])
+    reg.activity(s.skola, [gy_course], [gy_duty])
+
+    night = run_registry(reg)
+
+    assert night.users() == {**{u: "student" for u in night.users() if night.users()[u] == "student"},
+                             both["id"]: "teacher", gy_only["id"]: "teacher", principal["id"]: "staff"}
+    affiliations = set(night.query(
+        "SELECT user_id, school_id, role FROM nightly.school_affiliations WHERE role <> 'student'"))
+    assert affiliations == {(both["id"], s.gr, "teacher"), (both["id"], s.gy, "teacher"),
+                            (gy_only["id"], s.gy, "teacher"),
+                            (principal["id"], s.gr, "staff"), (principal["id"], s.gy, "staff")}
+    assert {(gr_class["id"], both["id"], "teacher"), (gy_course["id"], both["id"], "teacher"),
+            (gy_course["id"], gy_only["id"], "teacher")} <= night.memberships()
+    assert night.query("SELECT count(*) FROM nightly.exclusions")[0][0] == 0
+    resolved = _resolved(night)
+    assert set(resolved) == {both_duty["id"], gy_duty["id"], principal_duty["id"]}
+    assert f"organisation {s.skola} (Ekbacken, Skola)" in resolved[gy_duty["id"]]
+    assert f"counted at {s.gy} (Ekbackens gymnasium), where the person teaches" in resolved[gy_duty["id"]]
+    assert s.gr not in resolved[gy_duty["id"]].split("counted at")[1]
+    assert "every unit below it" in resolved[principal_duty["id"]]
+    assert s.gr in resolved[principal_duty["id"]] and s.gy in resolved[principal_duty["id"]]
+    _conserved(night)
+
+
+def test_a_teacher_on_a_skola_who_teaches_nothing_needs_an_assignment_not_a_school(reg, run_registry):
+    s = Skola(reg)
+    idle, _ = reg.staff(s.skola)
+    night = run_registry(reg)
+    assert night.reasons(idle["id"]) == {"NO_GROUP_ASSIGNMENT"}
+
+
+def test_a_group_on_a_skola_counts_at_the_unit_of_its_school_type(reg, run_registry):
+    s = Skola(reg)
+    student = reg.student(s.gy)
+    course = reg.group(s.skola, group_type="Undervisning", schoolType="GY", members=[student])
+    teacher, _ = reg.teach(s.gy, course)
+    pre = reg.group(s.skola, schoolType="FS", members=[reg.student(s.gr)], name="Förskoleklass")
+    untyped = reg.group(s.skola, name="Okänd")
+
+    night = run_registry(reg)
+
+    assert night.query("SELECT group_id, school_id FROM nightly.groups") == [(course["id"], s.gy)]
+    assert (course["id"], student["id"], "student") in night.memberships()
+    assert f"counted at {s.gy} (Ekbackens gymnasium), the unit with schoolType GY" in _resolved(night)[course["id"]]
+    for group, why in ((pre, "none of them has schoolType FS"), (untyped, "no schoolType is given")):
+        row = night.exclusion(group["id"], "GROUP_UNKNOWN_SCHOOL")
+        assert why in row["detail"]
+        assert f"{s.gr} (Ekbackens grundskola) [GR]" in row["detail"] and f"{s.gy} (Ekbackens gymnasium) [GY]" in row["detail"]
+        assert "set organisation to the school unit" in row["detail"]
+        assert row["school_id"] == s.skola
+    assert night.reasons(f"{pre['id']}/{pre['groupMemberships'][0]['person']['id']}") == {"GROUP_EXCLUDED"}
+    _conserved(night)
+
+
+def test_enrolments_on_a_skola(reg, run_registry):
+    s = Skola(reg)
+    single = reg.org("Lillskolan", "Skola", parent=reg.authority)
+    only_unit = reg.org("Lillskolan F-6", "Skolenhet", parent=single, schoolTypes=["GR"])
+    untyped = reg.person(enrolments=[{"enroledAt": {"id": s.skola}, "startDate": "2026-08-17"}])
+    typed = reg.person(enrolments=[{"enroledAt": {"id": s.skola}, "schoolType": "gy", "startDate": "2026-08-17"}])
+    alone = reg.person(enrolments=[{"enroledAt": {"id": single}, "startDate": "2026-08-17"}])
+
+    night = run_registry(reg)
+
+    assert night.users() == {typed["id"]: "student", alone["id"]: "student"}
+    assert set(night.query("SELECT user_id, school_id FROM nightly.school_affiliations")) == {
+        (typed["id"], s.gy), (alone["id"], only_unit)}
+    resolved = _resolved(night)
+    assert "enrolments[1].enroledAt" in resolved[typed["id"]] and "the unit with schoolType GY" in resolved[typed["id"]]
+    assert f"counted at {only_unit} (Lillskolan F-6), the only unit below it" in resolved[alone["id"]]
+    row = night.exclusion(untyped["id"], "UNKNOWN_SCHOOL")
+    assert row["detail"].startswith(f"enrolment 1: organisation {s.skola} (Ekbacken, Skola) is above the school units")
+    assert "no schoolType is given: set enroledAt to the school unit" in row["detail"]
+    assert night.reasons(untyped["id"]) == {"UNKNOWN_SCHOOL"}
+    _conserved(night)
+
+
+def test_a_forvaltning_two_levels_up_resolves_too(reg, run_registry):
+    forvaltning = reg.org("Utbildningsförvaltningen", "Förvaltning", parent=reg.authority)
+    skola = reg.org("Ekbacken", "Skola", parent=forvaltning)
+    unit = reg.org("Ekbacken 7-9", "Skolenhet", parent=skola, schoolTypes=["GR"])
+    principal, duty = reg.staff(forvaltning, role="Rektor")
+    night = run_registry(reg)
+    assert night.users() == {principal["id"]: "staff"}
+    assert night.query("SELECT school_id FROM nightly.school_affiliations") == [(unit,)]
+    assert night.query("SELECT school_id, organisation_id FROM nightly.schools") == [(unit, reg.authority)]
+
+
+def test_the_huvudman_itself_stays_unknown_school(reg, run_registry):
+    s = Skola(reg)
+    teacher, _ = reg.staff(reg.authority, role="Rektor")
+    student = reg.person(enrolments=[{"enroledAt": {"id": reg.authority}, "schoolType": "GR"}])
+    klass = reg.group(reg.authority, schoolType="GR")
+    night = run_registry(reg)
+    assert night.users() == {}
+    for person in (teacher, student):
+        detail = night.exclusion(person["id"], "UNKNOWN_SCHOOL")["detail"]
+        assert f"organisation {reg.authority} (Testby kommun, Huvudman) is the school authority (Huvudman), not a school unit" in detail
+    assert "is the school authority" in night.exclusion(klass["id"], "GROUP_UNKNOWN_SCHOOL")["detail"]
+    assert _resolved(night) == {}
+    assert s.gr  # the units below exist, and still are not chosen
+
+
+def test_a_school_merged_from_two_sources_with_one_authority_has_no_authority_warning(tmp_path):
+    from skolon_pipeline import night as stages
+    from skolon_pipeline.config import Settings
+    from skolon_pipeline_tests.conftest import Night
+
+    with_authority, without = Registry("a"), Registry("b")
+    school = with_authority.school()
+    without.organisations = [{**with_authority.organisations[1]}]  # the same unit, sent without its Huvudman
+    without.organisations[0].pop("parentOrganisation")
+    without.student(school)
+    with_authority.student(school)
+    data = tmp_path / "data"
+    with_authority.write(data, source_id="a")
+    without.write(data, source_id="b")
+    write_sources(data, [{"id": s, "format": "ss12000", "path": f"registries/{s}"} for s in ("a", "b")])
+    settings = Settings(data, tmp_path / "wh.duckdb", tmp_path / "exports")
+    evaluated = stages.run_night(load_installation(data), dt.date(2026, 12, 1), settings.warehouse, settings.staging_dir)
+    night = Night(settings.warehouse, dt.date(2026, 12, 1), evaluated.conservation)
+    assert night.query("SELECT school_id, organisation_id FROM nightly.schools") == [(school, with_authority.authority)]
+    assert [w for w in night.warnings() if w[1] == "NO_SCHOOL_AUTHORITY"] == []
+
+
+# ─── Nothing silently dropped ────────────────────────────────────────────────────────────────────────────
+
+
+def test_non_string_ids_are_invalid_records_or_read_with_a_warning(reg, run_registry):
+    school = reg.school()
+    listed = reg.student(school)
+    listed["id"] = ["a", "b"]
+    boxed = reg.student(school)
+    boxed["id"] = {"value": "x"}
+    numbered = reg.student(school)
+    numbered["id"] = 123456789
+    klass = reg.group(school, members=[numbered])
+    klass["id"] = ["k"]
+    teacher, duty = reg.teach(school, reg.group(school))
+    duty["id"] = True
+
+    night = run_registry(reg)
+
+    assert night.exclusion('["a","b"]', "INVALID_RECORD")["detail"] == "persons.id failed is_string (a list)"
+    assert night.exclusion('{"value":"x"}', "INVALID_RECORD")["detail"] == "persons.id failed is_string (an object)"
+    assert night.exclusion('["k"]', "INVALID_RECORD")["detail"] == "groups.id failed is_string (a list)"
+    assert night.exclusion(teacher["id"], "INVALID_RECORD")["detail"] == "duties.id failed is_string (a boolean)"
+    assert night.users().get("123456789") == "student"
+    assert ("123456789", "ID_NOT_A_STRING", "id is a number; read as the text 123456789") in night.warnings()
+    _conserved(night)
+
+
+def test_list_fields_of_the_wrong_shape_are_reported_never_skipped(reg, run_registry):
+    school = reg.school()
+    klass = reg.group(school, members=[reg.student(school)])
+    principal, duty = reg.staff(school, role="Rektor")
+    duty["assignmentRole"] = "REKTOR"  # a string where an array belongs, as real registries send it
+    mentor, mentor_duty = reg.staff(school)
+    mentor_duty["assignmentRole"] = [{"group": {"id": klass["id"]}, "assignmentRoleType": "Mentor"}, "Mentor"]
+    teacher, teacher_duty = reg.staff(school)
+    activity = reg.activity(school, [klass], [teacher_duty])
+    activity["teachers"] += [{"allocationPercent": 50}, "someone"]
+    activity["groups"] += [{"displayName": "no id"}]
+    lonely, lonely_duty = reg.staff(school)
+    empty = reg.activity(school, [], [lonely_duty])
+    klass["groupMemberships"].append(42)
+
+    night = run_registry(reg)
+
+    warnings = {(r, c, d) for r, c, d in night.warnings()}
+    assert (duty["id"], "NOT_A_LIST", "Duty.assignmentRole is a string, not a list; ignored") in warnings
+    assert (mentor_duty["id"], "ENTRY_IGNORED", "Duty.assignmentRole[2] is a string, not an object; ignored") in warnings
+    assert (activity["id"], "TEACHER_IGNORED",
+            "Activity.teachers[2] names neither a duty nor a person; ignored") in warnings
+    assert (activity["id"], "ENTRY_IGNORED", "Activity.teachers[3] is a string, not an object; ignored") in warnings
+    assert (activity["id"], "ENTRY_IGNORED", "Activity.groups[2] names no group; ignored") in warnings
+    assert (empty["id"], "ACTIVITY_WITHOUT_GROUPS", "Activity has 1 teacher(s) but no groups; it assigns no one") in warnings
+    assert (klass["id"], "ENTRY_IGNORED", "Group.groupMemberships[2] is a number, not an object; ignored") in warnings
+    assert night.users()[principal["id"]] == "staff"
+    assert night.users()[mentor["id"]] == "teacher" and night.users()[teacher["id"]] == "teacher"
+    assert night.reasons(lonely["id"]) == {"NO_GROUP_ASSIGNMENT"}
+    _conserved(night)
+    assert set(night.conservation) == {"person", "group", "membership", "activity", "teacher_assignment"}
+
+
+def test_conservation_sees_a_teacher_entry_that_vanished(reg, tmp_path):
+    """The check itself: an activity teacher entry with no assignment and no warning is counted as missing."""
+    import duckdb
+
+    from skolon_pipeline.rules.conservation import conservation_gaps
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE c_activity_teachers AS SELECT 's' AS source_id, 'act' AS activity_id, 1 AS ordinal")
+    con.execute("CREATE TABLE c_duty_assignment_roles AS SELECT 's' AS source_id, 'duty' AS duty_id, 1 AS ordinal")
+    con.execute("CREATE TABLE c_teacher_assignments (source_id VARCHAR, group_id VARCHAR, person_id VARCHAR, "
+                "duty_id VARCHAR, origin VARCHAR, origin_id VARCHAR, origin_ordinal BIGINT)")
+    con.execute("CREATE TABLE c_warnings (source_id VARCHAR, entity_type VARCHAR, record_id VARCHAR, code VARCHAR, "
+                "detail VARCHAR)")
+    for table in ("c_persons", "c_duties", "c_enrolments", "c_responsibles", "c_groups", "c_group_memberships",
+                  "source_users", "out_exclusions", "out_groups", "out_memberships"):
+        con.execute(f"CREATE TABLE {table} (source_id VARCHAR, person_id VARCHAR, responsible_id VARCHAR, "
+                    "group_id VARCHAR, user_id VARCHAR, record_id VARCHAR, entity_type VARCHAR, duty_id VARCHAR)")
+    gaps = conservation_gaps(con)
+    assert gaps["activity"] == {"missing": 1, "sample": ["s:act"]}
+    assert gaps["teacher_assignment"]["sample"] == ["s:act/teachers[1]", "s:duty/assignmentRole[1]"]
+    con.execute("INSERT INTO c_warnings VALUES ('s', 'duty', 'duty', 'ASSIGNMENT_ROLE_IGNORED', "
+                "'Duty.assignmentRole[1] names no group; ignored')")
+    assert conservation_gaps(con)["teacher_assignment"]["sample"] == ["s:act/teachers[1]"]
+
+
+# ─── Page chains ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _paged(reg: Registry, tmp_path, pages: dict[str, object]):
+    """The drop with persons as a folder of page files {name: (records slice, pageToken)}."""
+    drop = reg.write(tmp_path / "data")
+    (drop / "persons.json").unlink()
+    (drop / "persons").mkdir()
+    for name, (records, token) in pages.items():
+        (drop / "persons" / name).write_text(json.dumps({"data": records, "pageToken": token}), encoding="utf-8")
+    return drop
+
+
+def _extract(tmp_path, drop):
+    import duckdb
+
+    from skolon_pipeline.sources.ss12000 import extract_ss12000
+
+    return extract_ss12000(duckdb.connect(), "testby", drop)
+
+
+def _five_persons(reg):
+    school = reg.school()
+    return [reg.student(school) for _ in range(5)]
+
+
+def test_a_complete_page_chain_is_read_in_page_order(reg, tmp_path):
+    people = _five_persons(reg)
+    drop = _paged(reg, tmp_path, {"page-1.json": (people[:2], "t2"), "page-2.json": (people[2:4], "t3"),
+                                  "page-10.json": (people[4:], None)})
+    # page-10 sorts before page-2 by name; unpadded numbers are read in number order, and the chain has a gap
+    with pytest.raises(SourceError, match=r"page chain of persons/ is broken: pages 3-9 of 10 missing after page-2.json"):
+        _extract(tmp_path, drop)
+    (drop / "persons" / "page-10.json").rename(drop / "persons" / "page-3.json")
+    assert _extract(tmp_path, drop)["persons"] == 5
+
+
+def test_a_truncated_page_chain_fails_the_source_naming_entity_and_page(reg, tmp_path):
+    people = _five_persons(reg)
+    drop = _paged(reg, tmp_path, {"page-00001.json": (people[:2], "t2"), "page-00002.json": (people[2:4], "t3")})
+    with pytest.raises(SourceError) as caught:
+        _extract(tmp_path, drop)
+    assert "truncated export: the last page of persons (persons/page-00002.json) still carries a pageToken" in str(caught.value)
+    assert caught.value.source_id == "testby"
+
+
+def test_a_missing_page_fails_the_source(reg, tmp_path):
+    people = _five_persons(reg)
+    pages = {f"page-{n:03d}.json": ([people[n % 5]] if n < 5 else [], None if n == 20 else f"t{n + 1}")
+             for n in range(1, 21) if n != 7}
+    drop = _paged(reg, tmp_path, pages)
+    with pytest.raises(SourceError, match=r"page 7 of 20 missing after page-006.json"):
+        _extract(tmp_path, drop)
+
+
+def test_a_page_object_with_a_null_token_and_a_plain_array_are_complete(reg, tmp_path):
+    people = _five_persons(reg)
+    drop = reg.write(tmp_path / "data")
+    assert _extract(tmp_path, drop)["persons"] == 5  # page objects with pageToken null
+    (drop / "persons.json").write_text(json.dumps(people), encoding="utf-8")
+    assert _extract(tmp_path, drop)["persons"] == 5
+    (drop / "persons.json").write_text(json.dumps({"data": people, "pageToken": "more"}), encoding="utf-8")
+    with pytest.raises(SourceError, match=r"last page of persons \(persons.json\) still carries a pageToken"):
+        _extract(tmp_path, drop)
+
+
+def test_a_truncated_chain_is_carried_over_like_any_failed_source(tmp_path):
+    import duckdb
+
+    from skolon_pipeline import night as stages
+    from skolon_pipeline.config import Settings
+
+    good, paged = Registry("good"), Registry("paged")
+    kept = paged.student(paged.school())
+    good.student(good.school("Annanskolan", "87654321"))
+    data = tmp_path / "data"
+    sources = [{"id": s, "format": "ss12000", "path": f"registries/{s}"} for s in ("good", "paged")]
+    settings = Settings(data, tmp_path / "wh.duckdb", tmp_path / "exports")
+
+    def run(night: str):
+        good.write(data, drop_date=night, source_id="good")
+        drop = paged.write(data, drop_date=night, source_id="paged")
+        write_sources(data, sources)
+        return drop
+
+    run("2026-11-30")
+    stages.run_night(load_installation(data), dt.date(2026, 11, 30), settings.warehouse, settings.staging_dir)
+    drop = run("2026-12-01")
+    (drop / "persons.json").unlink()
+    (drop / "persons").mkdir()
+    (drop / "persons" / "page-1.json").write_text(json.dumps({"data": paged.persons, "pageToken": "next"}),
+                                                  encoding="utf-8")
+    evaluated = stages.run_night(load_installation(data), dt.date(2026, 12, 1), settings.warehouse,
+                                 settings.staging_dir)
+    assert [f.source_id for f in evaluated.failed] == ["paged"]
+    assert "last page of persons (persons/page-1.json) still carries a pageToken" in evaluated.failed[0].message
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        carried = con.execute("SELECT user_id, stale_since FROM roster.users WHERE source_id = 'paged'").fetchall()
+    assert carried == [(kept["id"], dt.date(2026, 11, 30))]

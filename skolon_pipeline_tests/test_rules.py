@@ -14,7 +14,7 @@ from skolon_pipeline_tests.registry import Registry
 
 
 def _conserved(night) -> None:
-    assert {e: g["missing"] for e, g in night.conservation.items()} == {"person": 0, "group": 0, "membership": 0}
+    assert {e: g["missing"] for e, g in night.conservation.items()} == {"person": 0, "group": 0, "membership": 0, "activity": 0, "teacher_assignment": 0}
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """Conservation: every person, group and membership read from the registries ends up either in the roster or
-with at least one exclusion row (persons who are only someone's guardian excepted). Nothing vanishes silently.
+with at least one exclusion row (persons who are only someone's guardian excepted); every activity with teachers
+and every teacher entry (`Activity.teachers[]`, `Duty.assignmentRole[]`) becomes a teacher assignment or has a
+warning naming it. Nothing vanishes silently.
 
 Runs on the rules connection after `roster.sql`, comparing the canonical inputs (c_* views) with the outputs.
 """
@@ -28,6 +30,25 @@ _MISSING = {
         UNION SELECT source_id, group_id || '/' || coalesce(person_id, duty_id) FROM c_teacher_assignments
         EXCEPT SELECT source_id, group_id || '/' || user_id FROM out_memberships
         EXCEPT SELECT source_id, record_id FROM out_exclusions WHERE entity_type = 'membership'
+    """,
+    "activity": """
+        SELECT DISTINCT source_id, activity_id AS record_id FROM c_activity_teachers
+        EXCEPT SELECT source_id, origin_id FROM c_teacher_assignments WHERE origin = 'activity'
+        EXCEPT SELECT source_id, record_id FROM c_warnings WHERE entity_type = 'activity'
+    """,
+    # A warning names its entry in its detail (`Activity.teachers[2] ...`, `Duty.assignmentRole[1] ...`).
+    "teacher_assignment": """
+        SELECT source_id, activity_id || '/teachers[' || ordinal || ']' AS record_id FROM c_activity_teachers
+        UNION ALL SELECT source_id, duty_id || '/assignmentRole[' || ordinal || ']' FROM c_duty_assignment_roles
+        EXCEPT SELECT source_id, origin_id || CASE origin WHEN 'activity' THEN '/teachers[' ELSE '/assignmentRole[' END
+                                        || origin_ordinal || ']'
+               FROM c_teacher_assignments WHERE origin IN ('activity', 'assignmentRole')
+        EXCEPT SELECT source_id, record_id || '/' || regexp_extract(detail, '^[A-Za-z]+[.]([A-Za-z]+[[][0-9]+[]])', 1)
+               FROM c_warnings WHERE entity_type IN ('activity', 'duty')
+        EXCEPT SELECT t.source_id, t.activity_id || '/teachers[' || t.ordinal || ']'
+               FROM c_activity_teachers t JOIN c_warnings w
+                 ON w.source_id = t.source_id AND w.entity_type = 'activity' AND w.record_id = t.activity_id
+                AND w.code = 'ACTIVITY_WITHOUT_GROUPS'
     """,
 }
 

@@ -15,13 +15,14 @@ import duckdb
 
 from skolon_pipeline.bounds import MAX_MESSAGE
 from skolon_pipeline.calendar import effective_start, term_windows
-from skolon_pipeline.validate.canonical import CANONICAL_TABLES
+from skolon_pipeline.validate.canonical import CANONICAL_TABLES, OPTIONAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.duck import row_counts
 from skolon_pipeline.publish import tables
 
 # Everything the rules read from a source's staging database.
-STAGING_INPUTS = (*CANONICAL_TABLES, "invalid_records", "warnings")
+STAGING_INPUTS = (*CANONICAL_TABLES, *(t for t in OPTIONAL_TABLES if t not in CANONICAL_TABLES), "invalid_records",
+                  "warnings")
 
 # What roster.sql leaves: one out_<table> per published table.
 OUTPUT_TABLES = tuple(t.rules_output for t in tables.PUBLISHED)

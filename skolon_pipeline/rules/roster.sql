@@ -12,6 +12,12 @@
 -- read a year 0, which is no date).
 CREATE OR REPLACE TEMP MACRO d(x) AS CASE WHEN x >= '0001' THEN TRY_CAST(x AS DATE) END;
 
+-- The started/ended rule (CONTRACT §3), stated once: something has started when its start date is on or before
+-- the effective start date (absent: it always has), and has ended when its inclusive end date lies before the
+-- night (absent: open-ended). End dates are never brought forward.
+CREATE OR REPLACE TEMP MACRO has_started(s, effective_start) AS (s IS NULL OR s <= effective_start);
+CREATE OR REPLACE TEMP MACRO has_ended(e, as_of) AS coalesce(e < as_of, false);
+
 -- The first night after the as-of date on which something starting on `s` and ending on `e` is active,
 -- taking the look-ahead windows into account; NULL when it will have ended by then.
 CREATE OR REPLACE TEMP MACRO first_visible(src, s, e) AS (
@@ -21,32 +27,96 @@ CREATE OR REPLACE TEMP MACRO first_visible(src, s, e) AS (
           FROM rule_settings rs WHERE rs.source_id = src)
 );
 
--- ─── Schools and their school authority ─────────────────────────────────────────────────────────────────
+-- ─── Schools, their school authority, and the organisations above them ──────────────────────────────────
 CREATE OR REPLACE TEMP TABLE known_schools AS
-SELECT source_id, org_id AS school_id, name, school_unit_code, org_type
+SELECT source_id, org_id AS school_id, name, school_unit_code, org_type,
+       list_transform(coalesce(school_types, []::VARCHAR[]), lambda t: upper(t)) AS school_types
 FROM c_organisations WHERE org_type = 'Skolenhet';
 
-CREATE OR REPLACE TEMP TABLE school_authority AS
-WITH RECURSIVE up(source_id, school_id, org_id, depth) AS (
-    SELECT source_id, school_id, school_id, 0 FROM known_schools
+-- Each school unit with the organisations above it, up to its nearest Huvudman (a parent cycle in the registry
+-- must not loop forever).
+CREATE OR REPLACE TEMP TABLE school_ancestors AS
+WITH RECURSIVE up(source_id, school_id, org_id, org_type, depth) AS (
+    SELECT source_id, school_id, school_id, 'Skolenhet', 0 FROM known_schools
     UNION ALL
-    SELECT up.source_id, up.school_id, o.parent_id, up.depth + 1
-    FROM up JOIN c_organisations o ON o.source_id = up.source_id AND o.org_id = up.org_id
-    WHERE o.parent_id IS NOT NULL AND up.depth < 32  -- a parent cycle in the registry must not loop forever
+    SELECT up.source_id, up.school_id, p.org_id, p.org_type, up.depth + 1
+    FROM up
+    JOIN c_organisations o ON o.source_id = up.source_id AND o.org_id = up.org_id
+    JOIN c_organisations p ON p.source_id = o.source_id AND p.org_id = o.parent_id
+    WHERE up.depth < 32 AND (up.depth = 0 OR up.org_type IS DISTINCT FROM 'Huvudman')
 )
-SELECT up.source_id, up.school_id, arg_min(o.org_id, up.depth) AS organisation_id, arg_min(o.name, up.depth) AS organisation_name
+SELECT up.source_id, up.school_id, up.org_id, up.org_type, o.name, min(up.depth) AS depth
 FROM up JOIN c_organisations o ON o.source_id = up.source_id AND o.org_id = up.org_id
-WHERE o.org_type = 'Huvudman' AND up.depth > 0
+WHERE up.depth > 0
 GROUP BY ALL;
 
+CREATE OR REPLACE TEMP TABLE school_authority AS
+SELECT source_id, school_id, arg_min(org_id, depth) AS organisation_id, arg_min(name, depth) AS organisation_name
+FROM school_ancestors WHERE org_type = 'Huvudman'
+GROUP BY ALL;
+
+-- Several sources, one roster: a school unit two sources both send (the same global id) is one school; the
+-- row of the first source id that has an authority for it wins.
 CREATE OR REPLACE TABLE out_schools AS
 SELECT rs.as_of, s.school_id, s.source_id, s.name, s.school_unit_code, a.organisation_id, a.organisation_name
 FROM known_schools s JOIN rule_settings rs USING (source_id)
-LEFT JOIN school_authority a USING (source_id, school_id);
+LEFT JOIN school_authority a USING (source_id, school_id)
+QUALIFY row_number() OVER (PARTITION BY s.school_id ORDER BY a.organisation_id IS NULL, s.source_id) = 1
+ORDER BY s.school_id;
 
--- Why an organisation reference does not count as a school, for the detail text.
-CREATE OR REPLACE TEMP MACRO school_problem(src, org) AS coalesce(
-    (SELECT 'organisation ' || org || ' is a ' || coalesce(o.org_type, 'organisation of no type') || ', not a Skolenhet'
+-- School references (CONTRACT §3): a reference to an organisation above school units (a Skola, Rektorsområde,
+-- Förvaltning ...; never the Huvudman) is resolved to the units below it. Registries such as Edlevo hang
+-- duties, groups and activities off the Skola.
+CREATE OR REPLACE TEMP TABLE units_below AS
+SELECT a.source_id, a.org_id, a.school_id AS unit_id, s.school_types,
+       a.school_id || ' (' || coalesce(s.name, 'no name') || ')' AS unit_label
+FROM school_ancestors a JOIN known_schools s USING (source_id, school_id)
+WHERE a.org_type NOT IN ('Huvudman', 'Skolenhet');
+
+-- An enrolment or a group counts at the one unit below whose schoolTypes contain its schoolType, else at the
+-- only unit below; otherwise (none or several match) at none.
+CREATE OR REPLACE TEMP TABLE typed_resolution AS
+WITH refs AS (
+    SELECT DISTINCT source_id, school_id AS org_id, upper(school_type) AS school_type FROM c_enrolments
+    UNION
+    SELECT DISTINCT source_id, school_id, upper(school_type) FROM c_groups),
+candidates AS (
+    SELECT r.source_id, r.org_id, r.school_type, u.unit_id, u.unit_label, u.school_types,
+           coalesce(list_contains(u.school_types, r.school_type), false) AS matches
+    FROM refs r JOIN units_below u USING (source_id, org_id))
+SELECT source_id, org_id, school_type,
+       CASE WHEN count(*) FILTER (WHERE matches) = 1 THEN min(unit_id) FILTER (WHERE matches)
+            WHEN count(*) = 1 THEN min(unit_id) END AS unit_id,
+       CASE WHEN count(*) FILTER (WHERE matches) = 1
+                 THEN min(unit_label) FILTER (WHERE matches) || ', the unit with schoolType ' || school_type
+            WHEN count(*) = 1 THEN min(unit_label) || ', the only unit below it' END AS chosen,
+       count(*) FILTER (WHERE matches) AS matching,
+       string_agg(unit_label || ' [' || coalesce(nullif(array_to_string(school_types, ', '), ''), 'no schoolTypes')
+                  || ']', ', ' ORDER BY unit_id) AS units
+FROM candidates
+GROUP BY source_id, org_id, school_type;
+
+-- An organisation as the details name it.
+CREATE OR REPLACE TEMP MACRO org_label(src, org) AS coalesce(
+    (SELECT 'organisation ' || org || ' (' || coalesce(o.name, 'no name') || ', ' || coalesce(o.org_type, 'no type') || ')'
+     FROM c_organisations o WHERE o.source_id = src AND o.org_id = org LIMIT 1),
+    'organisation ' || org);
+
+-- Why an organisation reference does not count as a school, for the detail text; `field` is the registry field
+-- that holds the reference (what to set).
+CREATE OR REPLACE TEMP MACRO school_problem(src, org, school_type, field) AS coalesce(
+    (SELECT org_label(src, org) || ' is the school authority (Huvudman), not a school unit: set ' || field
+            || ' to the Skolenhet'
+     FROM c_organisations o WHERE o.source_id = src AND o.org_id = org AND o.org_type = 'Huvudman' LIMIT 1),
+    (SELECT org_label(src, org) || ' is above the school units ' || t.units || ', and '
+            || CASE WHEN t.school_type IS NULL THEN 'no schoolType is given'
+                    WHEN t.matching = 0 THEN 'none of them has schoolType ' || t.school_type
+                    ELSE t.matching || ' of them have schoolType ' || t.school_type END
+            || ': set ' || field || ' to the school unit, or a schoolType that tells them apart'
+     FROM typed_resolution t
+     WHERE t.source_id = src AND t.org_id = org AND t.school_type IS NOT DISTINCT FROM upper(school_type) LIMIT 1),
+    (SELECT 'organisation ' || org || ' (' || coalesce(o.name, 'no name') || ') is a '
+            || coalesce(o.org_type, 'organisation of no type') || ', not a Skolenhet, and has no school unit below it'
      FROM c_organisations o WHERE o.source_id = src AND o.org_id = org LIMIT 1),
     CASE WHEN org IS NULL THEN 'no organisation given' ELSE 'organisation ' || org || ' is not in the drop' END);
 
@@ -58,29 +128,35 @@ SELECT source_id, group_id, s, e FROM (
     SELECT t.source_id, t.group_id, d(t.start_date) AS s, d(t.end_date) AS e,
            row_number() OVER (
                PARTITION BY t.source_id, t.group_id
-               ORDER BY CASE WHEN coalesce(d(t.end_date) < rs.as_of, false) THEN 2
-                             WHEN d(t.start_date) IS NULL OR d(t.start_date) <= rs.effective_start THEN 0 ELSE 1 END,
-                        CASE WHEN NOT coalesce(d(t.end_date) < rs.as_of, false) THEN d(t.start_date) END NULLS FIRST,
+               ORDER BY CASE WHEN has_ended(d(t.end_date), rs.as_of) THEN 2
+                             WHEN has_started(d(t.start_date), rs.effective_start) THEN 0 ELSE 1 END,
+                        CASE WHEN NOT has_ended(d(t.end_date), rs.as_of) THEN d(t.start_date) END NULLS FIRST,
                         d(t.end_date) DESC NULLS FIRST) AS rn
     FROM c_group_terms t JOIN rule_settings rs USING (source_id))
 WHERE rn = 1;
 
+-- school_id: the school unit the group counts at (resolved from an organisation above units), else the
+-- organisation it names; org_ref: the organisation it names.
 CREATE OR REPLACE TEMP TABLE group_eval AS
-SELECT source_id, group_id, school_id, name, group_type, duplicate_contents, to_be_deleted, s, e, as_of,
-       type_synced, school_known, (s IS NULL OR s <= effective_start) AS started, coalesce(e < as_of, false) AS ended,
-       synced_types
+SELECT source_id, group_id, school_id, org_ref, school_type, resolved_at, name, group_type, duplicate_contents,
+       to_be_deleted, s, e, as_of, type_synced, school_known, has_started(s, effective_start) AS started,
+       has_ended(e, as_of) AS ended, synced_types
 FROM (
-    SELECT g.source_id, g.group_id, g.school_id, g.name, g.group_type, g.duplicate_contents,
+    SELECT g.source_id, g.group_id, coalesce(ks.school_id, tr.unit_id, g.school_id) AS school_id,
+           g.school_id AS org_ref, g.school_type, CASE WHEN ks.school_id IS NULL THEN tr.chosen END AS resolved_at,
+           g.name, g.group_type, g.duplicate_contents,
            coalesce(g.to_be_deleted, false) AS to_be_deleted,
            CASE WHEN ct.group_id IS NULL THEN d(g.start_date) ELSE ct.s END AS s,
            CASE WHEN ct.group_id IS NULL THEN d(g.end_date) ELSE ct.e END AS e,
            rs.as_of, rs.effective_start,
            list_contains(rs.group_types, g.group_type) AS type_synced,
-           ks.school_id IS NOT NULL AS school_known,
+           coalesce(ks.school_id, tr.unit_id) IS NOT NULL AS school_known,
            array_to_string(rs.group_types, ', ') AS synced_types
     FROM c_groups g JOIN rule_settings rs USING (source_id)
     LEFT JOIN group_current_term ct ON ct.source_id = g.source_id AND ct.group_id = g.group_id
-    LEFT JOIN known_schools ks ON ks.source_id = g.source_id AND ks.school_id = g.school_id);
+    LEFT JOIN known_schools ks ON ks.source_id = g.source_id AND ks.school_id = g.school_id
+    LEFT JOIN typed_resolution tr ON tr.source_id = g.source_id AND tr.org_id = g.school_id
+                                 AND tr.school_type IS NOT DISTINCT FROM upper(g.school_type));
 
 CREATE OR REPLACE TEMP TABLE group_reasons AS
 SELECT source_id, group_id, school_id, 'DUPLICATE_ID' AS reason_code,
@@ -98,7 +174,8 @@ SELECT source_id, group_id, school_id, 'GROUP_TYPE_NOT_SYNCED',
        'group type ' || coalesce(group_type, '(none)') || ' is not synced (synced: ' || synced_types || ')', NULL
 FROM group_eval WHERE NOT type_synced
 UNION ALL
-SELECT source_id, group_id, school_id, 'GROUP_UNKNOWN_SCHOOL', school_problem(source_id, school_id), NULL
+SELECT source_id, group_id, school_id, 'GROUP_UNKNOWN_SCHOOL',
+       school_problem(source_id, org_ref, school_type, 'organisation'), NULL
 FROM group_eval WHERE NOT school_known
 UNION ALL
 SELECT source_id, group_id, school_id, 'GROUP_NOT_STARTED', 'the group starts on ' || s, first_visible(source_id, s, e)
@@ -112,39 +189,65 @@ SELECT as_of, group_id, source_id, school_id, name, group_type, s AS start_date,
 FROM group_eval g
 WHERE NOT EXISTS (SELECT 1 FROM group_reasons r WHERE r.source_id = g.source_id AND r.group_id = g.group_id);
 
--- ─── Persons: their school links ────────────────────────────────────────────────────────────────────────
-CREATE OR REPLACE TEMP TABLE duty_eval AS
-SELECT du.source_id, du.duty_id, du.person_id, du.school_id, du.duty_role, d(du.start_date) AS s, d(du.end_date) AS e,
-       ks.school_id IS NOT NULL AS school_known,
-       list_contains(rs.teaching_duty_roles, du.duty_role) AS teaching,
-       (d(du.start_date) IS NULL OR d(du.start_date) <= rs.effective_start) AS started,
-       coalesce(d(du.end_date) < rs.as_of, false) AS ended
-FROM c_duties du JOIN rule_settings rs USING (source_id)
-LEFT JOIN known_schools ks ON ks.source_id = du.source_id AND ks.school_id = du.school_id
-WHERE du.person_id IS NOT NULL;
-
-CREATE OR REPLACE TEMP TABLE enrolment_eval AS
-SELECT en.source_id, en.person_id, en.ordinal, en.school_id, d(en.start_date) AS s, d(en.end_date) AS e,
-       ks.school_id IS NOT NULL AS school_known,
-       coalesce(en.cancelled = 'true', false) AS cancelled,
-       (d(en.start_date) IS NULL OR d(en.start_date) <= rs.effective_start) AS started,
-       coalesce(d(en.end_date) < rs.as_of, false) AS ended
-FROM c_enrolments en JOIN rule_settings rs USING (source_id)
-LEFT JOIN known_schools ks ON ks.source_id = en.source_id AND ks.school_id = en.school_id;
-
+-- ─── Teacher assignments and student memberships ────────────────────────────────────────────────────────
 CREATE OR REPLACE TEMP TABLE assignment_eval AS
 SELECT t.source_id, t.group_id, t.person_id, t.duty_id, t.origin, t.origin_id, d(t.start_date) AS s, d(t.end_date) AS e,
        coalesce(t.to_be_deleted, false) AS deleted,
-       (d(t.start_date) IS NULL OR d(t.start_date) <= rs.effective_start) AS started,
-       coalesce(d(t.end_date) < rs.as_of, false) AS ended
+       has_started(d(t.start_date), rs.effective_start) AS started,
+       has_ended(d(t.end_date), rs.as_of) AS ended
 FROM c_teacher_assignments t JOIN rule_settings rs USING (source_id);
 
 CREATE OR REPLACE TEMP TABLE student_membership_eval AS
 SELECT m.source_id, m.group_id, m.person_id, d(m.start_date) AS s, d(m.end_date) AS e,
        coalesce(m.to_be_deleted, false) AS deleted,
-       (d(m.start_date) IS NULL OR d(m.start_date) <= rs.effective_start) AS started,
-       coalesce(d(m.end_date) < rs.as_of, false) AS ended
+       has_started(d(m.start_date), rs.effective_start) AS started,
+       has_ended(d(m.end_date), rs.as_of) AS ended
 FROM c_group_memberships m JOIN rule_settings rs USING (source_id);
+
+-- Who teaches where: an active teacher assignment to an included group, at that group's school unit.
+CREATE OR REPLACE TEMP TABLE teaching_units AS
+SELECT DISTINCT a.source_id, a.person_id, g.school_id
+FROM assignment_eval a JOIN out_groups g ON g.source_id = a.source_id AND g.group_id = a.group_id
+WHERE a.started AND NOT a.ended AND NOT a.deleted AND a.person_id IS NOT NULL;
+
+-- ─── Persons: their school links ────────────────────────────────────────────────────────────────────────
+-- A duty on an organisation above school units counts at each unit below it where the person teaches (above),
+-- else at every unit below it (a principal of a Skola with a GR and a GY unit is staff at both).
+CREATE OR REPLACE TEMP TABLE duty_units AS
+SELECT source_id, duty_id, unit_id, unit_label, teaches_here FROM (
+    SELECT du.source_id, du.duty_id, u.unit_id, u.unit_label, t.person_id IS NOT NULL AS teaches_here
+    FROM c_duties du
+    JOIN units_below u ON u.source_id = du.source_id AND u.org_id = du.school_id
+    LEFT JOIN teaching_units t ON t.source_id = du.source_id AND t.person_id = du.person_id AND t.school_id = u.unit_id
+    WHERE du.person_id IS NOT NULL)
+QUALIFY teaches_here OR NOT bool_or(teaches_here) OVER (PARTITION BY source_id, duty_id);
+
+-- One row per duty and school unit it counts at (a duty on a unit: one row; unresolved: one row, school_known
+-- false). school_id: the unit, else the organisation named; org_ref: the organisation named.
+CREATE OR REPLACE TEMP TABLE duty_eval AS
+SELECT du.source_id, du.duty_id, du.person_id, coalesce(ks.school_id, u.unit_id, du.school_id) AS school_id,
+       du.school_id AS org_ref, du.duty_role, d(du.start_date) AS s, d(du.end_date) AS e,
+       coalesce(ks.school_id, u.unit_id) IS NOT NULL AS school_known,
+       list_contains(rs.teaching_duty_roles, du.duty_role) AS teaching,
+       has_started(d(du.start_date), rs.effective_start) AS started,
+       has_ended(d(du.end_date), rs.as_of) AS ended
+FROM c_duties du JOIN rule_settings rs USING (source_id)
+LEFT JOIN known_schools ks ON ks.source_id = du.source_id AND ks.school_id = du.school_id
+LEFT JOIN duty_units u ON ks.school_id IS NULL AND u.source_id = du.source_id AND u.duty_id = du.duty_id
+WHERE du.person_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE enrolment_eval AS
+SELECT en.source_id, en.person_id, en.ordinal, coalesce(ks.school_id, tr.unit_id, en.school_id) AS school_id,
+       en.school_id AS org_ref, en.school_type, CASE WHEN ks.school_id IS NULL THEN tr.chosen END AS resolved_at,
+       d(en.start_date) AS s, d(en.end_date) AS e,
+       coalesce(ks.school_id, tr.unit_id) IS NOT NULL AS school_known,
+       coalesce(en.cancelled = 'true', false) AS cancelled,
+       has_started(d(en.start_date), rs.effective_start) AS started,
+       has_ended(d(en.end_date), rs.as_of) AS ended
+FROM c_enrolments en JOIN rule_settings rs USING (source_id)
+LEFT JOIN known_schools ks ON ks.source_id = en.source_id AND ks.school_id = en.school_id
+LEFT JOIN typed_resolution tr ON tr.source_id = en.source_id AND tr.org_id = en.school_id
+                             AND tr.school_type IS NOT DISTINCT FROM upper(en.school_type);
 
 -- A person who is only someone's guardian is not a roster user and not reported (CONTRACT §2).
 -- Per-person facts from each kind of link, aggregated once per table and joined by key (correlated EXISTS per
@@ -172,10 +275,7 @@ LEFT JOIN person_duty_facts d USING (source_id, person_id)
 LEFT JOIN person_enrolment_facts e USING (source_id, person_id);
 
 CREATE OR REPLACE TEMP TABLE person_eval AS
-WITH assigned AS (
-    SELECT DISTINCT a.source_id, a.person_id FROM assignment_eval a
-    SEMI JOIN out_groups g ON g.source_id = a.source_id AND g.group_id = a.group_id
-    WHERE a.started AND NOT a.ended AND NOT a.deleted),
+WITH assigned AS (SELECT DISTINCT source_id, person_id FROM teaching_units),
 in_group AS (
     SELECT DISTINCT m.source_id, m.person_id FROM student_membership_eval m
     SEMI JOIN out_groups g ON g.source_id = m.source_id AND g.group_id = m.group_id
@@ -258,10 +358,12 @@ FROM person_eval p WHERE NOT p.has_duty AND NOT p.has_enrolment
 UNION ALL
 SELECT x.source_id, x.person_id, 'UNKNOWN_SCHOOL',
        (CASE WHEN x.kind = 'duty' THEN 'duty ' || x.link_id ELSE 'enrolment ' || x.link_id END) || ': '
-           || school_problem(x.source_id, x.school_id), NULL
-FROM (SELECT source_id, person_id, 'duty' AS kind, duty_id AS link_id, school_id FROM duty_eval WHERE NOT school_known
+           || school_problem(x.source_id, x.org_ref, x.school_type, x.field), NULL
+FROM (SELECT source_id, person_id, 'duty' AS kind, duty_id AS link_id, org_ref, NULL AS school_type, 'dutyAt' AS field
+      FROM duty_eval WHERE NOT school_known
       UNION ALL
-      SELECT source_id, person_id, 'enrolment', CAST(ordinal AS VARCHAR), school_id FROM enrolment_eval WHERE NOT school_known) x
+      SELECT source_id, person_id, 'enrolment', CAST(ordinal AS VARCHAR), org_ref, school_type, 'enroledAt'
+      FROM enrolment_eval WHERE NOT school_known) x
 JOIN person_role r USING (source_id, person_id) WHERE r.role IS NULL
 UNION ALL
 SELECT x.source_id, x.person_id, 'EMPLOYMENT_NOT_STARTED', 'the duty starts on ' || min(x.s),
@@ -380,7 +482,7 @@ WITH agg AS (
     GROUP BY m.source_id, m.group_id, m.member_id, m.role)
 SELECT a.*, g.school_id, g.group_id IS NOT NULL AS group_known, p.person_id IS NOT NULL AS person_known
 FROM agg a
-LEFT JOIN c_groups g ON g.source_id = a.source_id AND g.group_id = a.group_id
+LEFT JOIN group_eval g ON g.source_id = a.source_id AND g.group_id = a.group_id
 LEFT JOIN c_persons p ON p.source_id = a.source_id AND p.person_id = a.person_id;
 
 CREATE OR REPLACE TEMP TABLE membership_reasons AS
@@ -507,14 +609,26 @@ SELECT rs.as_of, i.source_id, i.entity_type, i.record_id, 'INVALID_VALUE', i.det
 FROM c_invalid_records i JOIN rule_settings rs USING (source_id)
 WHERE i.entity_type NOT IN ('person', 'group', 'membership')
 UNION ALL
-SELECT rs.as_of, s.source_id, 'organisation', s.school_id, 'NO_SCHOOL_AUTHORITY',
+-- on the merged schools: a unit another source places under its authority has one
+SELECT as_of, source_id, 'organisation', school_id, 'NO_SCHOOL_AUTHORITY',
        'no Huvudman above this school unit in the organisation tree'
-FROM out_schools s JOIN rule_settings rs USING (source_id) WHERE s.organisation_id IS NULL
+FROM out_schools WHERE organisation_id IS NULL
+UNION ALL
+SELECT rs.as_of, x.source_id, 'duty', x.duty_id, 'SCHOOL_RESOLVED_FROM_PARENT',
+       'dutyAt ' || org_label(x.source_id, x.org_ref) || ' is above the school units; counted at '
+           || string_agg(u.unit_label, ', ' ORDER BY u.unit_id)
+           || CASE WHEN bool_or(u.teaches_here) THEN ', where the person teaches'
+                   ELSE ', every unit below it (the person teaches at none of them)' END
+FROM (SELECT DISTINCT source_id, duty_id, org_ref FROM duty_eval WHERE school_known AND school_id <> org_ref) x
+JOIN rule_settings rs USING (source_id) JOIN duty_units u USING (source_id, duty_id)
+GROUP BY rs.as_of, x.source_id, x.duty_id, x.org_ref
+UNION ALL
+SELECT rs.as_of, x.source_id, 'person', x.person_id, 'SCHOOL_RESOLVED_FROM_PARENT',
+       'enrolments[' || x.ordinal || '].enroledAt ' || org_label(x.source_id, x.org_ref)
+           || ' is above the school units; counted at ' || x.resolved_at
+FROM enrolment_eval x JOIN rule_settings rs USING (source_id) WHERE x.resolved_at IS NOT NULL
+UNION ALL
+SELECT as_of, source_id, 'group', group_id, 'SCHOOL_RESOLVED_FROM_PARENT',
+       'organisation: ' || org_label(source_id, org_ref) || ' is above the school units; counted at ' || resolved_at
+FROM group_eval WHERE resolved_at IS NOT NULL
 ORDER BY ALL;
-
--- Several sources, one roster: a school unit two sources both send (the same global id) is one school; the
--- row of the first source id that has an authority for it wins.
-CREATE OR REPLACE TABLE out_schools AS
-SELECT * FROM out_schools
-QUALIFY row_number() OVER (PARTITION BY school_id ORDER BY organisation_id IS NULL, source_id) = 1
-ORDER BY school_id;

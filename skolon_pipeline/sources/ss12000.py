@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -35,6 +36,32 @@ ENTITIES: dict[str, bool] = {
 _BOM = "\ufeff"
 
 
+_PAGE_NUMBER = re.compile(r"(\d+)$")
+
+
+def page_chain(source_id: str, folder: Path) -> list[Path]:
+    """The page files of an entity folder in chain order (CONTRACT §2: file-name order; numbered pages by their
+    number, so `page-10` follows `page-9` even unpadded). Numbered pages must be numbered without a gap (from 0
+    or 1): a missing page is a broken export and fails the source, naming the entity and the page."""
+    pages = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file())
+    numbers = [_PAGE_NUMBER.search(p.stem) for p in pages]
+    if pages and all(numbers):
+        by_number = sorted(zip((int(m.group(1)) for m in numbers), pages, strict=True))
+        first = by_number[0][0]
+        if first > 1:
+            raise SourceError(source_id, folder, f"page chain of {folder.name}/ starts at page {first}: "
+                              f"page {first - 1} and earlier are missing (a broken export)")
+        for (n, page), (m, _) in zip(by_number, by_number[1:]):
+            if m == n:
+                raise SourceError(source_id, folder, f"page chain of {folder.name}/ has page {n} twice ({page.name})")
+            if m != n + 1:
+                missing = f"page {n + 1}" if m == n + 2 else f"pages {n + 1}-{m - 1}"
+                raise SourceError(source_id, folder, f"page chain of {folder.name}/ is broken: {missing} of "
+                                  f"{by_number[-1][0]} missing after {page.name} (a broken export)")
+        pages = [p for _, p in by_number]
+    return pages
+
+
 def entity_files(source_id: str, drop_dir: Path, entity: str) -> list[Path]:
     """`<entity>.json`, or a folder `<entity>/` of page files (both, if a registry sends both)."""
     files: list[Path] = []
@@ -43,10 +70,25 @@ def entity_files(source_id: str, drop_dir: Path, entity: str) -> list[Path]:
         files.append(single)
     folder = drop_dir / entity
     if folder.is_dir():
-        files.extend(sorted(p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file()))
+        files.extend(inside(source_id, drop_dir, folder / p.name) for p in page_chain(source_id, inside(source_id, drop_dir, folder)))
     if not files:
         raise SourceError(source_id, drop_dir / f"{entity}.json", f"missing (nor is there a folder {entity}/ of pages)")
     return [inside(source_id, drop_dir, f) for f in files]
+
+
+def _check_chain_end(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path: Path) -> None:
+    """The last page of a chain (or a lone page object) must not point to a next page: a non-null `pageToken`
+    there means the export was cut short, and reading it would publish a roster missing everyone after it."""
+    token = con.execute(
+        """SELECT CASE WHEN json_type(c::JSON -> 'pageToken') NOT IN ('NULL') THEN (c::JSON ->> 'pageToken') END
+           FROM (SELECT ltrim(content, ? || ' \t\r\n') AS c FROM read_text(?))
+           WHERE starts_with(c, '{')""",
+        [_BOM, str(path)],
+    ).fetchone()
+    if token is not None and token[0] is not None:
+        label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
+        raise SourceError(source_id, path, f"truncated export: the last page of {entity} ({label}) still carries "
+                          "a pageToken, so pages after it are missing")
 
 
 def _classify(con: duckdb.DuckDBPyConnection, source_id: str, path: Path) -> str:
@@ -179,6 +221,7 @@ def extract_ss12000(
         con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{entity} (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
         for path in files:
             _load_file(con, source_id, entity, path)
+        _check_chain_end(con, source_id, entity, files[-1])
     con.execute("SET VARIABLE source_id = ?", [source_id])
     con.execute("SET VARIABLE school_email_domains = ?::VARCHAR[]", [[d.lower() for d in school_email_domains]])
     con.execute(resources.files("skolon_pipeline.sources").joinpath("ss12000.sql").read_text(encoding="utf-8"))

@@ -37,6 +37,9 @@ CREATE OR REPLACE TEMP MACRO first_copies(raw_table) AS TABLE
     LEFT JOIN conflicting c ON c.id = r.id
     WHERE r.copy_no = 1;
 
+CREATE TEMP TABLE first_organisations AS SELECT * FROM first_copies(raw_organisations);
+
+-- schoolTypes (GR, GY ...) decide which unit below a Skola an enrolment or group with a schoolType belongs to.
 CREATE TABLE organisations AS
 SELECT getvariable('source_id') AS source_id, id AS org_id,
        txt(rec->>'displayName') AS name,
@@ -44,9 +47,10 @@ SELECT getvariable('source_id') AS source_id, id AS org_id,
        txt(rec->>'schoolUnitCode') AS school_unit_code,
        txt(rec->>'organisationCode') AS organisation_code,
        ref(rec->'parentOrganisation') AS parent_id,
+       list_filter(list_transform(arr(rec->'schoolTypes'), lambda t: val(t)), lambda t: t IS NOT NULL) AS school_types,
        val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
        duplicate_contents, file, idx
-FROM first_copies(raw_organisations);
+FROM first_organisations;
 
 CREATE TEMP TABLE first_persons AS SELECT * FROM first_copies(raw_persons);
 
@@ -136,6 +140,7 @@ SELECT getvariable('source_id') AS source_id, id AS group_id,
        txt(rec->>'displayName') AS name,
        txt(rec->>'groupType') AS group_type,
        ref(rec->'organisation') AS school_id,
+       txt(rec->>'schoolType') AS school_type,
        val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
        duplicate_contents, file, idx
 FROM first_groups;
@@ -178,7 +183,7 @@ WHERE json_type(el) = 'OBJECT';
 CREATE TABLE teacher_assignments AS
 SELECT getvariable('source_id') AS source_id, ag.group_id,
        coalesce(d.person_id, t.person_id) AS person_id, t.duty_id,
-       'activity' AS origin, a.activity_id AS origin_id,
+       'activity' AS origin, a.activity_id AS origin_id, t.ordinal AS origin_ordinal,
        coalesce(t.start_date, a.start_date) AS start_date,
        coalesce(t.end_date, a.end_date) AS end_date
 FROM activity_teachers t
@@ -188,7 +193,7 @@ LEFT JOIN duties d ON d.duty_id = t.duty_id
 WHERE t.duty_id IS NOT NULL OR t.person_id IS NOT NULL
 UNION ALL
 SELECT getvariable('source_id'), r.group_id, d.person_id, d.duty_id,
-       'assignmentRole', d.duty_id,
+       'assignmentRole', d.duty_id, r.ordinal,
        coalesce(r.start_date, d.start_date), coalesce(r.end_date, d.end_date)
 FROM duty_assignment_roles r
 JOIN duties d USING (duty_id)
@@ -206,7 +211,112 @@ SELECT getvariable('source_id'), 'duty', duty_id, 'ASSIGNMENT_ROLE_IGNORED',
        'Duty.assignmentRole[' || ordinal || '] names no group; ignored'
 FROM duty_assignment_roles WHERE group_id IS NULL;
 
+-- ─── Nothing silently dropped (issue 12) ────────────────────────────────────────────────────────────────
+-- What the flattening above leaves out is reported here: a record id that is not a string, a list field that
+-- is not a list, a list entry that is not an object, an activity teacher or group entry that names nothing.
+CREATE OR REPLACE TEMP MACRO json_kind(j) AS CASE json_type(j)
+    WHEN 'VARCHAR' THEN 'a string' WHEN 'BIGINT' THEN 'a number' WHEN 'UBIGINT' THEN 'a number'
+    WHEN 'DOUBLE' THEN 'a number' WHEN 'BOOLEAN' THEN 'a boolean' WHEN 'ARRAY' THEN 'a list'
+    WHEN 'OBJECT' THEN 'an object' ELSE 'null' END;
+
+-- Record checks the reader runs itself (validate_staging adds them to invalid_records): an id that is a list,
+-- an object or a boolean is no id, and the record is an INVALID_RECORD of its owner. A number is read as its
+-- text, with a warning.
+CREATE TABLE reader_invalid_records (
+    source_id VARCHAR, table_name VARCHAR, entity_type VARCHAR, record_id VARCHAR,
+    person_id VARCHAR, group_id VARCHAR, role VARCHAR, field VARCHAR, check_name VARCHAR, detail VARCHAR);
+
+CREATE OR REPLACE TEMP MACRO bad_id(rec) AS json_type(rec->'id') IN ('ARRAY', 'OBJECT', 'BOOLEAN');
+CREATE OR REPLACE TEMP MACRO number_id(rec) AS json_type(rec->'id') IN ('BIGINT', 'UBIGINT', 'DOUBLE');
+
+INSERT INTO reader_invalid_records
+SELECT getvariable('source_id'), 'persons', 'person', id, id, NULL, NULL, 'id', 'is_string',
+       'persons.id failed is_string (' || json_kind(rec->'id') || ')'
+FROM first_persons WHERE bad_id(rec)
+UNION ALL
+SELECT getvariable('source_id'), 'groups', 'group', id, NULL, id, NULL, 'id', 'is_string',
+       'groups.id failed is_string (' || json_kind(rec->'id') || ')'
+FROM first_groups WHERE bad_id(rec)
+UNION ALL
+-- a duty is reported on its person (CONTRACT §4: nested problems go to the owner)
+SELECT getvariable('source_id'), 'duties', coalesce2.entity, coalesce2.record_id, ref(rec->'person'), NULL, NULL, 'id',
+       'is_string', 'duties.id failed is_string (' || json_kind(rec->'id') || ')'
+FROM first_duties,
+     LATERAL (SELECT CASE WHEN ref(rec->'person') IS NULL THEN 'duty' ELSE 'person' END AS entity,
+                     coalesce(ref(rec->'person'), id) AS record_id) coalesce2
+WHERE bad_id(rec)
+UNION ALL
+SELECT getvariable('source_id'), 'organisations', 'organisation', id, NULL, NULL, NULL, 'id', 'is_string',
+       'organisations.id failed is_string (' || json_kind(rec->'id') || ')'
+FROM first_organisations WHERE bad_id(rec)
+UNION ALL
+SELECT getvariable('source_id'), 'activities', 'activity', id, NULL, NULL, NULL, 'id', 'is_string',
+       'activities.id failed is_string (' || json_kind(rec->'id') || ')'
+FROM first_activities WHERE bad_id(rec);
+
+INSERT INTO warnings
+SELECT getvariable('source_id'), entity, id, 'ID_NOT_A_STRING', 'id is a number; read as the text ' || id
+FROM (SELECT 'organisation' AS entity, id, rec FROM first_organisations
+      UNION ALL SELECT 'person', id, rec FROM first_persons
+      UNION ALL SELECT 'duty', id, rec FROM first_duties
+      UNION ALL SELECT 'group', id, rec FROM first_groups
+      UNION ALL SELECT 'activity', id, rec FROM first_activities)
+WHERE number_id(rec);
+
+-- List fields: a single value where a list belongs is read as a list of one when it is what the list holds (an
+-- object; for Activity.groups also a bare id), else ignored; list entries that are not objects are ignored.
+-- Each with a warning naming the field and the entry.
+CREATE OR REPLACE TEMP MACRO list_problems(tbl, field, label, bare_ids) AS TABLE
+SELECT id, 'NOT_A_LIST' AS code,
+       label || '.' || field || ' is ' || json_kind(rec->field) || ', not a list; '
+       || CASE WHEN json_type(rec->field) = 'OBJECT' OR (bare_ids AND json_type(rec->field) = 'VARCHAR')
+               THEN 'read as a list of one' ELSE 'ignored' END AS detail
+FROM query_table(tbl) WHERE json_type(rec->field) NOT IN ('ARRAY', 'NULL')
+UNION ALL
+SELECT id, 'ENTRY_IGNORED', label || '.' || field || '[' || n || '] is ' || kind || ', not an object; ignored'
+FROM (SELECT id, types, unnest(list_filter(generate_series(1, len(types)),
+                                           lambda i: types[i] <> 'OBJECT' AND NOT (bare_ids AND types[i] = 'VARCHAR'))) AS n
+      FROM (SELECT id, json_type(rec, '$.' || field || '[*]') AS types FROM query_table(tbl)
+            WHERE json_type(rec->field) = 'ARRAY'))
+     , LATERAL (SELECT CASE types[n] WHEN 'VARCHAR' THEN 'a string' WHEN 'ARRAY' THEN 'a list' WHEN 'NULL' THEN 'null'
+                       WHEN 'BOOLEAN' THEN 'a boolean' ELSE 'a number' END AS kind);
+
+INSERT INTO warnings
+SELECT getvariable('source_id'), 'person', id, code, detail FROM list_problems(first_persons, 'emails', 'Person', false)
+UNION ALL
+SELECT getvariable('source_id'), 'person', id, code, detail FROM list_problems(first_persons, 'enrolments', 'Person', false)
+UNION ALL
+SELECT getvariable('source_id'), 'person', id, code, detail FROM list_problems(first_persons, 'responsibles', 'Person', false)
+UNION ALL
+SELECT getvariable('source_id'), 'duty', id, code, detail FROM list_problems(first_duties, 'assignmentRole', 'Duty', false)
+UNION ALL
+SELECT getvariable('source_id'), 'group', id, code, detail FROM list_problems(first_groups, 'groupMemberships', 'Group', false)
+UNION ALL
+SELECT getvariable('source_id'), 'activity', id, code, detail FROM list_problems(first_activities, 'teachers', 'Activity', false)
+UNION ALL
+SELECT getvariable('source_id'), 'activity', id, code, detail FROM list_problems(first_activities, 'groups', 'Activity', true);
+
+-- Entries that are objects but name nothing the roster can use.
+INSERT INTO warnings
+SELECT getvariable('source_id'), 'activity', activity_id, 'TEACHER_IGNORED',
+       'Activity.teachers[' || ordinal || '] names neither a duty nor a person; ignored'
+FROM activity_teachers WHERE duty_id IS NULL AND person_id IS NULL
+UNION ALL
+SELECT getvariable('source_id'), 'activity', activity_id, 'ENTRY_IGNORED',
+       'Activity.groups[' || n || '] names no group; ignored'
+FROM (SELECT id AS activity_id, generate_subscripts(els, 1) AS n, unnest(els) AS el
+      FROM (SELECT id, arr(rec->'groups') AS els FROM first_activities))
+WHERE json_type(el) IN ('OBJECT', 'VARCHAR') AND ref(el) IS NULL
+UNION ALL
+-- an activity with teachers but no group assigns no one: say so, so that the teacher's missing class is explained
+SELECT getvariable('source_id'), 'activity', a.activity_id, 'ACTIVITY_WITHOUT_GROUPS',
+       'Activity has ' || count(*) || ' teacher(s) but no groups; it assigns no one'
+FROM activity_teachers a ANTI JOIN activity_groups g USING (activity_id)
+WHERE a.duty_id IS NOT NULL OR a.person_id IS NOT NULL
+GROUP BY a.activity_id;
+
 -- The records as sent are not needed any more (and hold what is never stored: addresses, phone numbers ...).
+DROP TABLE first_organisations;
 DROP TABLE first_persons;
 DROP TABLE first_duties;
 DROP TABLE first_groups;

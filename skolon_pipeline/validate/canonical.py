@@ -202,17 +202,24 @@ MODELS: dict[str, tuple[type[pa.DataFrameModel], Owner]] = {
 
 # Columns a reader may leave out (a format without civic numbers or e-mail types): added empty before validation.
 OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    # SS12000: the school types of a unit and of a group decide which unit below a Skola a group counts at
+    "organisations": (("school_types", "VARCHAR[]"),),
     "persons": (("civic_no_hash", "VARCHAR"), ("private_emails", "INTEGER"),
                 # OneRoster: enabledUser=false (PERSON_INACTIVE) and status=tobedeleted (TO_BE_DELETED)
                 ("inactive_reason", "VARCHAR"), ("to_be_deleted", "BOOLEAN")),
-    "groups": (("to_be_deleted", "BOOLEAN"),),
+    "groups": (("to_be_deleted", "BOOLEAN"), ("school_type", "VARCHAR")),
     "group_memberships": (("to_be_deleted", "BOOLEAN"),),
-    "teacher_assignments": (("to_be_deleted", "BOOLEAN"),),
+    "teacher_assignments": (("to_be_deleted", "BOOLEAN"), ("origin_ordinal", "BIGINT")),
 }
 
 # Tables a reader may leave out (OneRoster's class terms), created empty before validation.
 OPTIONAL_TABLES = {
     "group_terms": "source_id VARCHAR, group_id VARCHAR, session_id VARCHAR, start_date VARCHAR, end_date VARCHAR",
+    # SS12000's sources of teacher assignments, for the conservation check (every entry is an assignment or has
+    # a warning); a OneRoster source has none.
+    "activities": "source_id VARCHAR, activity_id VARCHAR",
+    "activity_teachers": "source_id VARCHAR, activity_id VARCHAR, ordinal BIGINT, duty_id VARCHAR, person_id VARCHAR",
+    "duty_assignment_roles": "source_id VARCHAR, duty_id VARCHAR, ordinal BIGINT, group_id VARCHAR",
 }
 
 # Fields whose failing value may be shown to admins: dates and codes, never names or addresses.
