@@ -142,6 +142,21 @@ WARNINGS: dict[str, tuple[str, str]] = {
     "ENUM_CASE": ("Ett kodvärde hade fel skiftläge och lästes om", "A code value had the wrong letter case and was read anyway"),
     "TEACHER_BY_PERSON": ("Aktiviteten anger läraren som person i stället för tjänst",
                           "The activity names its teacher as a person instead of a duty"),
+    # Issue 12: exports shaped as real registries send them
+    "SCHOOL_RESOLVED_FROM_PARENT": ("Hänvisningen gäller en organisation ovanför skolenheterna (t.ex. en Skola) och "
+                                    "räknades till skolenheten/skolenheterna under den",
+                                    "The reference names an organisation above the school units (such as a Skola) "
+                                    "and was counted at the unit(s) below it"),
+    "ID_NOT_A_STRING": ("Id:t är ett tal och lästes som text", "The id is a number and was read as text"),
+    "NOT_A_LIST": ("Ett fält som ska vara en lista är något annat", "A field that should be a list is something else"),
+    "ENTRY_IGNORED": ("En post i en lista kunde inte läsas och används inte",
+                      "An entry in a list could not be read and is not used"),
+    "TEACHER_IGNORED": ("En lärarpost i aktiviteten anger varken tjänst eller person och används inte",
+                        "A teacher entry of the activity names neither a duty nor a person and is not used"),
+    "ACTIVITY_WITHOUT_GROUPS": ("Aktiviteten har lärare men inga grupper; ingen lärare kopplas till en grupp",
+                                "The activity has teachers but no groups; it assigns no teacher to a group"),
+    "ASSIGNMENT_ROLE_IGNORED": ("Ett uppdrag i tjänsten anger ingen grupp och används inte",
+                                "An assignment role of the duty names no group and is not used"),
 }
 MASK = "Skyddad identitet"
 NOT_FOUND = ("not in any registry drop — check that the record is complete and marked for export in the registry")

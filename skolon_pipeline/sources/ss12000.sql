@@ -229,39 +229,25 @@ CREATE TABLE reader_invalid_records (
 CREATE OR REPLACE TEMP MACRO bad_id(rec) AS json_type(rec->'id') IN ('ARRAY', 'OBJECT', 'BOOLEAN');
 CREATE OR REPLACE TEMP MACRO number_id(rec) AS json_type(rec->'id') IN ('BIGINT', 'UBIGINT', 'DOUBLE');
 
+-- Every record with the owner its problems are reported on (CONTRACT §4: a duty's go to its person).
+CREATE OR REPLACE TEMP VIEW first_records AS
+SELECT 'organisations' AS table_name, 'organisation' AS entity, id, rec, id AS owner_id, NULL AS person_id,
+       NULL AS group_id FROM first_organisations
+UNION ALL SELECT 'persons', 'person', id, rec, id, id, NULL FROM first_persons
+UNION ALL SELECT 'duties', 'duty', id, rec, id, ref(rec->'person'), NULL FROM first_duties
+UNION ALL SELECT 'groups', 'group', id, rec, id, NULL, id FROM first_groups
+UNION ALL SELECT 'activities', 'activity', id, rec, id, NULL, NULL FROM first_activities;
+
 INSERT INTO reader_invalid_records
-SELECT getvariable('source_id'), 'persons', 'person', id, id, NULL, NULL, 'id', 'is_string',
-       'persons.id failed is_string (' || json_kind(rec->'id') || ')'
-FROM first_persons WHERE bad_id(rec)
-UNION ALL
-SELECT getvariable('source_id'), 'groups', 'group', id, NULL, id, NULL, 'id', 'is_string',
-       'groups.id failed is_string (' || json_kind(rec->'id') || ')'
-FROM first_groups WHERE bad_id(rec)
-UNION ALL
--- a duty is reported on its person (CONTRACT §4: nested problems go to the owner)
-SELECT getvariable('source_id'), 'duties', coalesce2.entity, coalesce2.record_id, ref(rec->'person'), NULL, NULL, 'id',
-       'is_string', 'duties.id failed is_string (' || json_kind(rec->'id') || ')'
-FROM first_duties,
-     LATERAL (SELECT CASE WHEN ref(rec->'person') IS NULL THEN 'duty' ELSE 'person' END AS entity,
-                     coalesce(ref(rec->'person'), id) AS record_id) coalesce2
-WHERE bad_id(rec)
-UNION ALL
-SELECT getvariable('source_id'), 'organisations', 'organisation', id, NULL, NULL, NULL, 'id', 'is_string',
-       'organisations.id failed is_string (' || json_kind(rec->'id') || ')'
-FROM first_organisations WHERE bad_id(rec)
-UNION ALL
-SELECT getvariable('source_id'), 'activities', 'activity', id, NULL, NULL, NULL, 'id', 'is_string',
-       'activities.id failed is_string (' || json_kind(rec->'id') || ')'
-FROM first_activities WHERE bad_id(rec);
+SELECT getvariable('source_id'), table_name,
+       CASE WHEN entity = 'duty' AND person_id IS NOT NULL THEN 'person' ELSE entity END,
+       CASE WHEN entity = 'duty' THEN coalesce(person_id, id) ELSE owner_id END, person_id, group_id, NULL, 'id',
+       'is_string', table_name || '.id failed is_string (' || json_kind(rec->'id') || ')'
+FROM first_records WHERE bad_id(rec);
 
 INSERT INTO warnings
 SELECT getvariable('source_id'), entity, id, 'ID_NOT_A_STRING', 'id is a number; read as the text ' || id
-FROM (SELECT 'organisation' AS entity, id, rec FROM first_organisations
-      UNION ALL SELECT 'person', id, rec FROM first_persons
-      UNION ALL SELECT 'duty', id, rec FROM first_duties
-      UNION ALL SELECT 'group', id, rec FROM first_groups
-      UNION ALL SELECT 'activity', id, rec FROM first_activities)
-WHERE number_id(rec);
+FROM first_records WHERE number_id(rec);
 
 -- List fields: a single value where a list belongs is read as a list of one when it is what the list holds (an
 -- object; for Activity.groups also a bare id), else ignored; list entries that are not objects are ignored.
@@ -316,6 +302,7 @@ WHERE a.duty_id IS NOT NULL OR a.person_id IS NOT NULL
 GROUP BY a.activity_id;
 
 -- The records as sent are not needed any more (and hold what is never stored: addresses, phone numbers ...).
+DROP VIEW first_records;
 DROP TABLE first_organisations;
 DROP TABLE first_persons;
 DROP TABLE first_duties;
