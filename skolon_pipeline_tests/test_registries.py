@@ -414,9 +414,10 @@ def _paged(reg: Registry, tmp_path, pages: dict[str, object]):
 def _extract(tmp_path, drop):
     import duckdb
 
+    from skolon_pipeline.sources.civic import PseudonymKey
     from skolon_pipeline.sources.ss12000 import extract_ss12000
 
-    return extract_ss12000(duckdb.connect(), "testby", drop)
+    return extract_ss12000(duckdb.connect(), "testby", drop, key=PseudonymKey.from_secret("a registries test key, 0123456789"))
 
 
 def _five_persons(reg):
