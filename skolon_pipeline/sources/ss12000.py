@@ -80,9 +80,11 @@ def _check_chain_end(con: duckdb.DuckDBPyConnection, source_id: str, entity: str
     """The last page of a chain (or a lone page object) must not point to a next page: a non-null `pageToken`
     there means the export was cut short, and reading it would publish a roster missing everyone after it."""
     token = con.execute(
-        """SELECT CASE WHEN json_type(c::JSON -> 'pageToken') NOT IN ('NULL') THEN (c::JSON ->> 'pageToken') END
-           FROM (SELECT ltrim(content, ? || ' \t\r\n') AS c FROM read_text(?))
-           WHERE starts_with(c, '{')""",
+        # One parse, keeping only the token (casting the document to JSON would hold all of it: a large
+        # one-file groups.json then ran out of memory under a tight memory limit instead of spilling).
+        """SELECT CASE WHEN json_type(t) <> 'NULL' THEN t ->> '$' END
+           FROM (SELECT json_extract(c, '$.pageToken') AS t
+                 FROM (SELECT ltrim(content, ? || ' \t\r\n') AS c FROM read_text(?)) WHERE starts_with(c, '{'))""",
         [_BOM, str(path)],
     ).fetchone()
     if token is not None and token[0] is not None:
