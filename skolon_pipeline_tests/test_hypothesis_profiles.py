@@ -24,7 +24,8 @@ def test_profiles():
     assert all(p.deadline is None for p in (ci, dev, nightly))
 
 
-def test_the_profile_is_chosen_on_the_command_line(tmp_path):
+@pytest.mark.parametrize("ci_env", [{}, {"CI": "true"}], ids=["dev-machine", "ci-machine"])
+def test_the_profile_is_chosen_on_the_command_line(tmp_path, ci_env):
     probe = tmp_path / "test_probe.py"
     probe.write_text("from hypothesis import settings\n"
                      "def test_probe():\n"
@@ -36,7 +37,7 @@ def test_the_profile_is_chosen_on_the_command_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-p", "no:xdist",
                           str(probe), "--hypothesis-profile=nightly"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                                           "SKOLON_HYPOTHESIS_DB": str(tmp_path / "db")})
+                                           "SKOLON_HYPOTHESIS_DB": str(tmp_path / "db"), **ci_env})
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "PROFILE 320 False" in out.stdout
 
