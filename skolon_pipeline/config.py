@@ -79,6 +79,8 @@ class RuleOverrides(_Strict):
     school_email_domains: tuple[str, ...] | None = None
     # The mass-removal guard (skolon_pipeline.publish.guard) and removal-hold periods.
     max_removal_share: float | None = Field(default=None, ge=0, le=1)
+    max_removal_share_week: float | None = Field(default=None, ge=0, le=1)
+    max_change_share: float | None = Field(default=None, ge=0, le=1)
     hold_removals: tuple[HoldPeriod, ...] | None = None
 
     @field_validator("term_starts", mode="before")
@@ -115,6 +117,8 @@ class Rules(RuleOverrides):
     )
     school_email_domains: tuple[str, ...] = ()
     max_removal_share: float = Field(default=0.10, ge=0, le=1)
+    max_removal_share_week: float = Field(default=0.20, ge=0, le=1)
+    max_change_share: float = Field(default=0.30, ge=0, le=1)
     hold_removals: tuple[HoldPeriod, ...] = ()
 
     def removal_hold_until(self, as_of: dt.date) -> dt.date | None:

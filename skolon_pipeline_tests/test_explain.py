@@ -218,7 +218,7 @@ def test_a_person_removed_three_nights_ago_by_name_with_date_and_reason(run_regi
     leaver = reg.student(school, given="Lova", family="Ängström", end="2026-12-02")
     deleted = reg.student(school, given="Ture", family="Sjöberg")
     reg.group(school, members=[*stays, leaver, deleted])
-    rules = {"max_removal_share": 1.0}
+    rules = {"max_removal_share": 1.0, "max_removal_share_week": 1.0}
     for day in ("2026-12-01", "2026-12-02"):
         run_registry(reg, as_of=day, rules=rules)
     reg.persons.remove(deleted)  # the registry stops sending him

@@ -79,7 +79,7 @@ class Warehouse:
 
 def test_added_removed_updated_over_three_nights_and_why_someone_disappeared(tmp_path):
     reg, school, klass, students, teacher = _school(4)
-    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5})
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     wh.drop(reg, D1)
     wh.run(D1)
     night1 = wh.snapshot()
@@ -136,7 +136,7 @@ def test_added_removed_updated_over_three_nights_and_why_someone_disappeared(tmp
 
 def test_rerunning_a_night_is_idempotent(tmp_path):
     reg, school, klass, students, _ = _school(4)
-    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5})
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     wh.drop(reg, D1)
     wh.run(D1)
     students[0]["familyName"] = "Ändrad"
@@ -151,7 +151,7 @@ def test_rerunning_a_night_is_idempotent(tmp_path):
 def _week(tmp_path, name: str, order: list[int]):
     """Seven nights of a changing registry (a drop on some days only), published in the given order."""
     reg, school, klass, students, _ = _school(10)
-    wh = Warehouse(tmp_path / name, rules={"max_removal_share": 0.5})
+    wh = Warehouse(tmp_path / name, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     start = dt.date(2026, 11, 30)
     wh.drop(reg, start)
     students[0]["familyName"] = "Day2"
@@ -190,7 +190,7 @@ def test_backfilling_a_week_in_any_order_builds_the_same_history(tmp_path):
 
 def test_backfilling_an_old_night_leaves_later_nights_as_they_were(tmp_path):
     reg, school, klass, students, _ = _school(10)
-    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5})
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     wh.drop(reg, D1)
     wh.run(D1)
     students[0]["familyName"] = "Later"
@@ -241,7 +241,7 @@ def test_guard_holds_a_night_that_lost_30_percent_of_students_until_approved(tmp
 
 def test_an_empty_users_file_never_empties_the_roster(tmp_path):
     reg, school, klass, students, _ = _school(30)
-    wh = Warehouse(tmp_path, rules={"max_removal_share": 1.0})  # even with the share guard off
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 1.0, "max_removal_share_week": 1.0})  # even with the share guard off
     wh.drop(reg, D1)
     wh.run(D1)
     published = wh.snapshot()
@@ -359,7 +359,7 @@ def test_validation_file_shows_first_synced_and_last_changed_by_sync_as_of_its_n
 
 def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_path):
     reg, school, klass, students, _ = _school(10)
-    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5})
+    wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     nights = [D1, D2, D3]
     for i, d in enumerate(nights):
         students[0]["familyName"] = f"Namn{i % 2}"  # changes, then changes back

@@ -98,7 +98,7 @@ def test_minimal_11_sample_with_addresses_publishes_its_class_lists(tmp_path, ru
     # the exclusive end date: the classes are still in on the 23rd of December, gone on the 24th
     assert run_oneroster("2022-12-23").groups() == {"or:cls-222-123456", "or:cls-222-123478"}
     # (half the memberships end that night: the mass-removal guard is lifted, this test is about the end date)
-    assert run_oneroster("2022-12-24", rules={"max_removal_share": 1.0}).exclusion(
+    assert run_oneroster("2022-12-24", rules={"max_removal_share": 1.0, "max_removal_share_week": 1.0}).exclusion(
         "or:cls-222-123478", "GROUP_ENDED")["detail"] == (
         "the group ended on 2022-12-23")
 
@@ -279,7 +279,7 @@ def test_end_dates_are_exclusive(tmp_path, run_oneroster):
     assert f"or:{ids['student2']}" in on_last_day.users()
     assert on_last_day.query("SELECT end_date FROM nightly.memberships WHERE user_id = ?", [f"or:{ids['student']}"]) == [
         (dt.date(2026, 12, 1),)]
-    next_day = run_oneroster("2026-12-02", rules={"max_removal_share": 1.0})  # (one of two students leaves)
+    next_day = run_oneroster("2026-12-02", rules={"max_removal_share": 1.0, "max_removal_share_week": 1.0})  # (one of two students leaves)
     assert next_day.exclusion(f"or:{ids['class']}/or:{ids['student']}", "MEMBERSHIP_ENDED")["detail"] == (
         "the membership ended on 2026-12-01")
     assert next_day.reasons(f"or:{ids['student2']}") == {"PLACEMENT_ENDED"}

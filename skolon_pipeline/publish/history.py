@@ -95,6 +95,9 @@ def ensure_history(con: duckdb.DuckDBPyConnection) -> None:
         )
     for table in tables.HISTORY_TABLES:
         con.execute(f"CREATE TABLE IF NOT EXISTS {table.qualified} ({table.ddl()})")
+        for column in table.columns:  # columns added since a warehouse was created
+            if column.name not in table.primary_key:
+                con.execute(f"ALTER TABLE {table.qualified} ADD COLUMN IF NOT EXISTS {column.ddl}")
     # "First synced" and "last changed by sync" per user and group: the first night it was published, and the
     # last night its row was added or changed. As of a night D: the `_as_of(D)` macros.
     for name, table, key in (("user", "users", "user_id"), ("group", "groups", "group_id")):

@@ -144,8 +144,69 @@ def _guard(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date | N
             SELECT as_of, {history.date_sql(previous)} AS compared_with, source_id, entity_type, entity_id,
                    'removal_held' AS change, removal_held_until FROM _held_removals"""
     )
+    _week_max(con, as_of)
+    fingerprint = _fingerprint(con)
+    approved, stale = _approval(con, as_of, fingerprint)
     return guard.decide(con, as_of, previous, policies, changes="_candidate_changes", before=prev_rows,
-                        after=_CANDIDATE, approved=is_approved(con, as_of))
+                        after=_CANDIDATE, approved=approved, week="_week_max", fingerprint=fingerprint,
+                        stale_approval=stale)
+
+
+WEEK_NIGHTS = 7  # the guard's slow-loss window: the last 7 published nights before a night
+
+
+def _week_max(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+    """Temp table _week_max: per source, the largest user and membership counts of the last 7 published
+    nights before `as_of` (for max_removal_share_week)."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _week_nights AS "
+        "SELECT as_of AS night FROM nightly.nights WHERE as_of < ? ORDER BY as_of DESC LIMIT ?", [as_of, WEEK_NIGHTS]
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _week_max AS
+           WITH users AS (
+               SELECT n.night, u.source_id, count(*) AS n FROM _week_nights n
+               JOIN history.users u ON u.valid_from <= n.night AND (u.valid_to IS NULL OR u.valid_to > n.night)
+               GROUP BY ALL),
+           memberships AS (
+               SELECT n.night, m.source_id, count(DISTINCT m.group_id || '/' || m.user_id) AS n FROM _week_nights n
+               JOIN history.memberships m ON m.valid_from <= n.night AND (m.valid_to IS NULL OR m.valid_to > n.night)
+               GROUP BY ALL)
+           SELECT source_id, coalesce(max(u.n), 0) AS users_max, coalesce(max(m.n), 0) AS memberships_max
+           FROM users u FULL JOIN memberships m USING (night, source_id)
+           GROUP BY source_id"""
+    )
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """A fingerprint of the candidate night (every published table's candidate rows, in any order): what a
+    held night's approval approves. Another drop, or the same drop read under other rules, gives another."""
+    parts = []
+    for table in tables.PUBLISHED:
+        cols = ", ".join(table.content_columns)
+        parts.append(
+            f"SELECT '{table.name}' AS t, count(*) AS n, sum(hash({cols})::HUGEINT) AS s, bit_xor(hash({cols})) AS x "
+            f"FROM {_CANDIDATE[table.name]}"
+        )
+    rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY t").fetchall()
+    return duck.scalar(con, "SELECT md5(?)", [repr(rows)])
+
+
+def _approval(con: duckdb.DuckDBPyConnection, as_of: dt.date, fingerprint: str) -> tuple[bool, str | None]:
+    """(approved, what to say when an approval exists for another candidate than this one)."""
+    rows = con.execute(
+        "SELECT approved_at, approved_fingerprint FROM history.held_nights WHERE as_of = ? AND approved_at IS NOT NULL",
+        [as_of],
+    ).fetchall()
+    if not rows:
+        return False, None
+    approved_at, approved_fingerprint = rows[0]
+    if approved_fingerprint == fingerprint:
+        return True, None
+    return False, (
+        f"the night was approved on {approved_at:%Y-%m-%d %H:%M}, but its drop or candidate has changed since: "
+        "judged again, and held again"
+    )
 
 
 def _write_night(con: duckdb.DuckDBPyConnection, as_of: dt.date, following: dt.date | None, run_id: str,
@@ -172,30 +233,30 @@ def _write_night(con: duckdb.DuckDBPyConnection, as_of: dt.date, following: dt.d
 # ─── held nights ───────────────────────────────────────────────────────────────────────────────────────
 
 
-def is_approved(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> bool:
-    rows = con.execute("SELECT approved_at IS NOT NULL FROM history.held_nights WHERE as_of = ?", [as_of]).fetchall()
-    return bool(rows and rows[0][0])
-
-
 def _record_hold(con: duckdb.DuckDBPyConnection, result: GuardResult, run_id: str) -> None:
     """Records the held night and its change set (inside the caller's transaction)."""
     con.execute(
-        """INSERT INTO history.held_nights (as_of, compared_with, held_at, run_id, reasons)
-           VALUES (?, ?, current_timestamp, ?, ?)
+        """INSERT INTO history.held_nights (as_of, compared_with, held_at, run_id, reasons, fingerprint)
+           VALUES (?, ?, current_timestamp, ?, ?, ?)
            ON CONFLICT (as_of) DO UPDATE SET compared_with = excluded.compared_with, held_at = excluded.held_at,
-               run_id = excluded.run_id, reasons = excluded.reasons""",
-        [result.as_of, result.compared_with, run_id, result.reasons],
+               run_id = excluded.run_id, reasons = excluded.reasons, fingerprint = excluded.fingerprint,
+               approved_at = NULL, approved_fingerprint = NULL, published_at = NULL""",
+        [result.as_of, result.compared_with, run_id, result.reasons, result.fingerprint],
     )
     con.execute("DELETE FROM history.held_changes WHERE as_of = ?", [result.as_of])
     con.execute("INSERT INTO history.held_changes BY NAME SELECT * FROM _candidate_changes")
 
 
 def approve(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
-    """Marks a held night approved; raises LookupError if it was never held."""
+    """Approves the change set the guard held for night `as_of` (its fingerprint, not the night: a re-run from
+    another drop is judged again); raises LookupError if it was never held."""
     rows = con.execute("SELECT published_at FROM history.held_nights WHERE as_of = ?", [as_of]).fetchall()
     if not rows:
         raise LookupError(f"night {as_of} was not held by the guard (see history.held_nights)")
-    con.execute("UPDATE history.held_nights SET approved_at = current_timestamp WHERE as_of = ?", [as_of])
+    con.execute(
+        "UPDATE history.held_nights SET approved_at = current_timestamp, approved_fingerprint = fingerprint "
+        "WHERE as_of = ?", [as_of],
+    )
 
 
 def held_run(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str) -> list[str] | None:

@@ -190,7 +190,9 @@ HELD_NIGHTS = Table(
     "history", "held_nights",
     _columns(("as_of", "DATE"), ("compared_with", "DATE"), ("held_at", "TIMESTAMP WITH TIME ZONE"),
              ("run_id", "VARCHAR"), ("reasons", "VARCHAR[]"), ("approved_at", "TIMESTAMP WITH TIME ZONE"),
-             ("published_at", "TIMESTAMP WITH TIME ZONE")),
+             ("published_at", "TIMESTAMP WITH TIME ZONE"),
+             # What was held and what was approved: a fingerprint of the candidate night (publish/publish.py).
+             ("fingerprint", "VARCHAR"), ("approved_fingerprint", "VARCHAR")),
     primary_key=("as_of",),
 )
 HELD_CHANGES = Table("history", "held_changes", _CHANGE_COLUMNS)
