@@ -182,10 +182,10 @@ def _fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     """A fingerprint of the candidate night (every published table's candidate rows, in any order): what a
     held night's approval approves. Another drop, or the same drop read under other rules, gives another."""
     parts = []
-    for table in tables.PUBLISHED:
+    for position, table in enumerate(tables.PUBLISHED):  # the table's position names it: no name in quotes
         cols = ", ".join(table.content_columns)
         parts.append(
-            f"SELECT '{table.name}' AS t, count(*) AS n, sum(hash({cols})::HUGEINT) AS s, bit_xor(hash({cols})) AS x "
+            f"SELECT {position} AS t, count(*) AS n, sum(hash({cols})::HUGEINT) AS s, bit_xor(hash({cols})) AS x "
             f"FROM {_CANDIDATE[table.name]}"
         )
     rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY t").fetchall()
