@@ -577,7 +577,11 @@ def test_demo_serve_starts_a_local_api_the_demo_source_pulls_from(tmp_path):
         assert result.status == "pulled" and result.counts["persons"] > 1000
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:  # cleanup, not what this test asserts: on a loaded machine give it a second chance
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
 
 
 def test_the_pull_is_the_first_stage_of_lineage(tmp_path):
