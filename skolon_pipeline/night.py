@@ -93,6 +93,22 @@ def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
     with owner_only():
         key = pseudonym_key(key_file=key_file(staging_dir), demo_drop=is_demo_drop(drop_dir))
     path = staging_file(staging_dir, as_of, source.id)
+    try:
+        counts = _extract_into(path, source, as_of, staging_dir, drop_dir, key)
+    except BaseException:
+        # Half a staging file (a full disk, a kill, a bug) is personal data that no later step may read.
+        _remove_staging(path)
+        raise
+    private_file(path)
+    return Extracted(source.id, drop_date, drop_dir, path, counts, key.is_demo, key.origin, key.created)
+
+
+def _remove_staging(path: Path) -> None:
+    for leftover in (path, Path(f"{path}.wal")):
+        leftover.unlink(missing_ok=True)
+
+
+def _extract_into(path: Path, source: Source, as_of: dt.date, staging_dir: Path, drop_dir: Path, key) -> dict[str, int]:
     with owner_only(), _fresh(path) as con:
         if source.format == "oneroster":
             scratch = night_dir(staging_dir, as_of) / f"{source.id}{SCRATCH_SUFFIX}"
@@ -108,8 +124,7 @@ def extract(source: Source, as_of: dt.date, staging_dir: Path) -> Extracted:
             )
         else:  # the configuration allows no other format
             raise SourceError(source.id, None, f"format {source.format!r} is not supported")
-    private_file(path)
-    return Extracted(source.id, drop_date, drop_dir, path, counts, key.is_demo, key.origin, key.created)
+    return counts
 
 
 # Every staging file records whether its source could be read tonight (source isolation: a source that fails

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,67 @@ def test_a_full_warehouse_volume_fails_the_night_and_loses_nothing(tmp_path, sma
     night.run_night(installation, second, warehouse, staging)
     with snapshot.connect_published(warehouse) as con:
         assert con.execute("SELECT max(as_of) FROM nightly.nights").fetchone()[0] == second
+
+
+@pytest.mark.slow
+def test_a_full_staging_volume_fails_the_source_and_loses_nothing(tmp_path, small_volume):
+    installation = load_installation(DEMO_DATA)
+    warehouse = tmp_path / "warehouse.duckdb"  # the warehouse volume has room; the staging volume fills up
+    staging = small_volume / "staging"
+    night.run_night(installation, DEMO_NIGHT, warehouse, staging)
+    published = warehouse.read_bytes()
+    with snapshot.connect_published(warehouse) as con:
+        users = con.execute("SELECT count(*) FROM roster.users").fetchone()[0]
+
+    filler = _fill(small_volume, leave=64 * 1024)
+    second = DEMO_NIGHT + dt.timedelta(days=1)
+    with pytest.raises(Exception) as failed:
+        night.run_night(installation, second, warehouse, staging)
+    message = str(failed.value)
+    # The one line names the source and the cause.
+    assert "lindby" in message and "No space left on device" in message, message
+    assert warehouse.read_bytes() == published  # nothing published, nothing lost
+    with snapshot.connect_published(warehouse) as con:
+        assert con.execute("SELECT max(as_of), (SELECT count(*) FROM roster.users) FROM nightly.nights").fetchone() \
+            == (DEMO_NIGHT, users)
+    # What the failed night left of a civic-number-bearing staging file: nothing.
+    assert not [p for p in (staging / second.isoformat()).rglob("*") if p.is_file() and p.suffix in {".duckdb", ".tmp"}]
+
+    filler.unlink()
+    night.run_night(installation, second, warehouse, staging)
+    with snapshot.connect_published(warehouse) as con:
+        assert con.execute("SELECT max(as_of) FROM nightly.nights").fetchone()[0] == second
+
+
+@pytest.mark.slow
+def test_a_full_export_volume_fails_the_export_and_keeps_last_nights_files(tmp_path, small_volume):
+    from python_calamine import CalamineWorkbook
+
+    from skolon_pipeline.exports.validation_file import write_validation_files
+
+    installation = load_installation(DEMO_DATA)
+    warehouse, staging, exports = tmp_path / "warehouse.duckdb", tmp_path / "staging", small_volume / "exports"
+    night.run_night(installation, DEMO_NIGHT, warehouse, staging)
+    _, first = write_validation_files(warehouse, exports, as_of=DEMO_NIGHT)
+    before = {p: p.read_bytes() for p in exports.rglob("*") if p.is_file()}
+    assert any(p.suffix == ".xlsx" for p in before)
+
+    second = DEMO_NIGHT + dt.timedelta(days=1)
+    night.run_night(installation, second, warehouse, staging)
+    filler = _fill(small_volume, leave=16 * 1024)
+    started = time.monotonic()
+    with pytest.raises(OSError) as failed:
+        write_validation_files(warehouse, exports, as_of=second)
+    assert time.monotonic() - started < 60  # the workbook writer ends with the error, it never hangs
+    assert "No space left on device" in str(failed.value)
+    # Last night's files are whole: the same bytes, and the workbook opens in an independent reader.
+    assert {p: p.read_bytes() for p in (exports / str(DEMO_NIGHT)).rglob("*") if p.is_file()} == before
+    for vf in first:
+        sheets = CalamineWorkbook.from_path(str(vf.xlsx)).sheet_names
+        assert sheets and all(CalamineWorkbook.from_path(str(vf.xlsx)).get_sheet_by_name(s).to_python() for s in sheets)
+    # No half-written file of the failed night is left to be mistaken for a validation file.
+    assert not list((exports / str(second)).rglob("*.tmp"))
+
+    filler.unlink()
+    _, again = write_validation_files(warehouse, exports, as_of=second)
+    assert all(vf.xlsx.is_file() for vf in again)
