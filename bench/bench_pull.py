@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from generate_drop import generate  # noqa: E402
+from generate_drop import generate
 
-SECRET = "bench-secret-not-real"  # noqa: S105 - made up, the local server's
+SECRET = "bench-secret-not-real"
 
 
 def _serve(drop: str, ready, stop) -> None:
