@@ -19,7 +19,7 @@ from skolon_pipeline.defs.exports import VALIDATION_FILES_KEY
 from skolon_pipeline.defs.partitions import nightly_partitions
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
 from skolon_pipeline.defs.roster import CONSERVATION_CHECK, ELIGIBILITY_KEY, PUBLISHED
-from skolon_pipeline.defs.schedules import NIGHTLY_JOB, NIGHTLY_SCHEDULE
+from skolon_pipeline.defs.schedules import MAX_RUNTIME_SECONDS, NIGHTLY_JOB, NIGHTLY_SCHEDULE
 from skolon_pipeline.defs.sources import READABLE_CHECK, build_source_assets, extract_key, table_check_name, validate_key
 from skolon_pipeline_tests.registry import Registry
 
@@ -164,3 +164,15 @@ def _path() -> str:
     import os
 
     return os.environ.get("PATH", "")
+
+
+def test_a_stuck_scheduled_run_is_ended_by_run_monitoring_before_the_next_night(settings):
+    """A run launched by the schedule or the UI that waits on a pool slot (or hangs) is ended by the daemon's run
+    monitoring after the job's dagster/max_runtime, which leaves room for the next night."""
+    job = build_defs(settings).resolve_job_def(NIGHTLY_JOB)
+    assert int(job.tags["dagster/max_runtime"]) == MAX_RUNTIME_SECONDS
+    assert 3600 <= MAX_RUNTIME_SECONDS < 24 * 3600
+    shipped = next(p for p in (REPO / "dagster.yaml", REPO / "skolon_pipeline" / "dagster.yaml") if p.exists())
+    import yaml
+
+    assert yaml.safe_load(shipped.read_text(encoding="utf-8"))["run_monitoring"]["enabled"] is True

@@ -5,6 +5,10 @@ import dagster as dg
 NIGHTLY_JOB = "nightly_roster"
 NIGHTLY_SCHEDULE = "nightly_roster_schedule"
 NIGHTLY_CRON = "0 2 * * *"
+# A nightly run still going after 6 hours (waiting for a pool slot a stuck run holds, say) is ended by Dagster's
+# run monitoring (enabled in the shipped dagster.yaml), so it can never block the next night; `skolon-pipeline
+# run` bounds its own wait with --wait.
+MAX_RUNTIME_SECONDS = 6 * 3600
 
 
 def build_nightly_job(executor_def: dg.ExecutorDefinition | None = None):
@@ -13,6 +17,7 @@ def build_nightly_job(executor_def: dg.ExecutorDefinition | None = None):
         NIGHTLY_JOB,
         selection=dg.AssetSelection.all(),
         executor_def=executor_def,
+        tags={"dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
         description="Extract, validate, evaluate and publish one night's roster from every configured source.",
     )
 
