@@ -29,28 +29,33 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _add_location_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="folder with sources.yaml and the drops (env SKOLON_DATA_DIR, default data)")
-    parser.add_argument("--warehouse", help="DuckDB warehouse file (env SKOLON_WAREHOUSE, default data/warehouse.duckdb)")
-    parser.add_argument("--export-dir", help="validation file folder (env SKOLON_EXPORT_DIR, default data/exports)")
+def _location_flags() -> argparse.ArgumentParser:
+    """The flags every command takes: where the data, the warehouse and the validation files are."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--data-dir", help="folder with sources.yaml and the drops (env SKOLON_DATA_DIR, default data)")
+    parent.add_argument("--warehouse", help="DuckDB warehouse file (env SKOLON_WAREHOUSE, default data/warehouse.duckdb)")
+    parent.add_argument("--export-dir", help="validation file folder (env SKOLON_EXPORT_DIR, default data/exports)")
+    return parent
 
 
 DEFAULT_WAIT_SECONDS = 900.0
 
 
-def _add_wait_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", type=float, default=DEFAULT_WAIT_SECONDS, metavar="SECONDS",
+def _run_flags() -> argparse.ArgumentParser:
+    """The flags of the commands that run a night through Dagster (run, approve)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--verbose", action="store_true", help="show Dagster's step log")
+    parent.add_argument("--executor", choices=("auto", "in_process", "multiprocess"), default="auto",
+                        help="auto: sources in parallel processes when there are several, else in this process")
+    parent.add_argument("--wait", type=float, default=DEFAULT_WAIT_SECONDS, metavar="SECONDS",
                         help="when another run is writing the warehouse, wait this long for it, then refuse "
                              f"(default {DEFAULT_WAIT_SECONDS:g}; 0 refuses at once)")
+    return parent
 
 
-def _apply_location_flags(args: argparse.Namespace) -> Settings:
-    # Flags become the environment variables, so the Dagster resources (EnvVar) see the same values.
-    for flag, env in (("data_dir", "SKOLON_DATA_DIR"), ("warehouse", "SKOLON_WAREHOUSE"), ("export_dir", "SKOLON_EXPORT_DIR")):
-        value = getattr(args, flag, None)
-        if value:
-            os.environ[env] = str(Path(value).absolute())
-    return Settings.from_env()
+def settings_from(args: argparse.Namespace, environ=None) -> Settings:
+    """The command's settings, built once from its flags and the environment (which is never written)."""
+    return Settings.resolve(args.data_dir, args.warehouse, args.export_dir, environ=environ)
 
 
 def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: bool, dry_run: bool = False,
@@ -89,49 +94,34 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
         "execution": {"config": executor},
         "loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "WARNING"}}},
     }
-    try:
-        with owner_only(), tempfile.TemporaryDirectory(prefix="skolon-dagster-") as tmp:
-            home = os.environ.get("DAGSTER_HOME")
-            if home:
-                runs.make_private(Path(home))
-            instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.local_temp(tmp)
-            with instance:
-                runs.release_dead_runs(instance, (WAREHOUSE_POOL,))
-                runs.wait_for_pools(instance, (WAREHOUSE_POOL,), wait_seconds)
-                result = dg.execute_job(
-                    reconstructable_nightly_job(settings),
-                    instance=instance,
-                    run_config=run_config,
-                    tags={"dagster/partition": as_of.isoformat(), **runs.process_tags(),
-                          **({DRY_RUN_TAG: "true"} if dry_run else {}), **({REPULL_TAG: "true"} if repull else {})},
-                    raise_on_error=False,
-                    asset_selection=[
-                        *(k for s in load_installation(settings.data_dir).sources
-                          for k in ((pull_key(s.id),) if s.api else ()) + (extract_key(s.id), validate_key(s.id))),
-                        ELIGIBILITY_KEY, CHANGE_SET_KEY,
-                    ] if dry_run else None,
-                )
-                # Read what the summary needs while the run's storage still exists.
-                failures = [
-                    (e.step_key, runs.error_line(e.step_failure_data.error) if e.step_failure_data.error else "(no message)")
-                    for e in result.all_events
-                    if e.is_step_failure
-                ]
-                return RunOutcome(result.success, result.run_id, failures)
-    finally:
-        if parallel:
-            _stop_forkserver()
-
-
-def _stop_forkserver() -> None:
-    """Stops the forkserver the multiprocess executor started. Its children inherit the environment the server
-    was started with, so a second run in the same process (tests, or a caller looping over nights with other
-    settings) would otherwise build its steps from the first run's SKOLON_* variables."""
-    import multiprocessing.forkserver
-
-    stop = getattr(multiprocessing.forkserver._forkserver, "_stop", None)  # CPython 3.8+; private but stable
-    if stop is not None:
-        stop()
+    with owner_only(), tempfile.TemporaryDirectory(prefix="skolon-dagster-") as tmp:
+        home = os.environ.get("DAGSTER_HOME")
+        if home:
+            runs.make_private(Path(home))
+        instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.local_temp(tmp)
+        with instance:
+            runs.release_dead_runs(instance, (WAREHOUSE_POOL,))
+            runs.wait_for_pools(instance, (WAREHOUSE_POOL,), wait_seconds)
+            result = dg.execute_job(
+                reconstructable_nightly_job(settings),
+                instance=instance,
+                run_config=run_config,
+                tags={"dagster/partition": as_of.isoformat(), **runs.process_tags(),
+                      **({DRY_RUN_TAG: "true"} if dry_run else {}), **({REPULL_TAG: "true"} if repull else {})},
+                raise_on_error=False,
+                asset_selection=[
+                    *(k for s in load_installation(settings.data_dir).sources
+                      for k in ((pull_key(s.id),) if s.api else ()) + (extract_key(s.id), validate_key(s.id))),
+                    ELIGIBILITY_KEY, CHANGE_SET_KEY,
+                ] if dry_run else None,
+            )
+            # Read what the summary needs while the run's storage still exists.
+            failures = [
+                (e.step_key, runs.error_line(e.step_failure_data.error) if e.step_failure_data.error else "(no message)")
+                for e in result.all_events
+                if e.is_step_failure
+            ]
+            return RunOutcome(result.success, result.run_id, failures)
 
 
 @dataclass(frozen=True)
@@ -159,7 +149,7 @@ def night_refused(installation, as_of: dt.date) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = _apply_location_flags(args)
+    settings = settings_from(args)
     installation = load_installation(settings.data_dir)
     as_of = args.as_of or _today(installation)
     refused = night_refused(installation, as_of)
@@ -294,7 +284,7 @@ def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, r
 def cmd_approve(args: argparse.Namespace) -> int:
     from skolon_pipeline.publish import publish, snapshot, warehouse
 
-    settings = _apply_location_flags(args)
+    settings = settings_from(args)
     installation = load_installation(settings.data_dir)
     refused = night_refused(installation, args.as_of)
     if refused:
@@ -338,7 +328,7 @@ def _read_warehouse(settings: Settings, read):
 def cmd_export(args: argparse.Namespace) -> int:
     from skolon_pipeline.exports.validation_file import write_validation_files
 
-    settings = _apply_location_flags(args)
+    settings = settings_from(args)
     result = _read_warehouse(settings, lambda: write_validation_files(
         settings.warehouse, settings.export_dir, args.as_of, args.school))
     if result is None:
@@ -358,7 +348,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from skolon_pipeline.explain import find, render
 
-    settings = _apply_location_flags(args)
+    settings = settings_from(args)
     if not settings.warehouse.exists():
         print(f"error: no warehouse at {settings.warehouse}: run `skolon-pipeline run` first", file=sys.stderr)
         return EXIT_FAILED
@@ -375,7 +365,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from skolon_pipeline.pull.drop import pull_source
     from skolon_pipeline.sources.drops import SourceError
 
-    settings = _apply_location_flags(args)
+    settings = settings_from(args)
     installation = load_installation(settings.data_dir)
     today = dt.datetime.now(zoneinfo.ZoneInfo(installation.timezone)).date()
     sources = [s for s in installation.sources if s.api is not None and (args.source is None or s.id == args.source)]
@@ -405,7 +395,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from skolon_pipeline.demo import DEMO_DROP_DATE, generate_demo
 
-    settings = _apply_location_flags(args)
+    settings = settings_from(args)
     drop = generate_demo(settings.data_dir, args.drop_date or DEMO_DROP_DATE, scale=args.scale)
     print(f"demo registry written to {drop}")
     if args.serve:
@@ -419,60 +409,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skolon-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="materialize the nightly asset graph for one night through Dagster")
+    locations, running = _location_flags(), _run_flags()
+
+    run = sub.add_parser("run", parents=[running, locations],
+                         help="materialize the nightly asset graph for one night through Dagster")
     run.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: today in the configured zone")
-    run.add_argument("--verbose", action="store_true", help="show Dagster's step log")
-    run.add_argument("--executor", choices=("auto", "in_process", "multiprocess"), default="auto",
-                     help="auto: sources in parallel processes when there are several, else in this process")
     run.add_argument("--dry-run", action="store_true",
                      help="compute and show the night's change set and the guard's verdict; publish nothing")
-    _add_wait_flag(run)
     run.add_argument("--repull", action="store_true",
                      help="pull the API sources again for a night whose drop exists")
-    _add_location_flags(run)
     run.set_defaults(func=cmd_run)
 
-    pull = sub.add_parser("pull", help="pull today's drop of the API sources without running the night")
+    pull = sub.add_parser("pull", parents=[locations],
+                          help="pull today's drop of the API sources without running the night")
     pull.add_argument("--source", help="only this source (its id in sources.yaml)")
     pull.add_argument("--repull", action="store_true", help="pull again when today's drop exists")
     pull.add_argument("--verbose", action="store_true", help="show every retry")
-    _add_location_flags(pull)
     pull.set_defaults(func=cmd_pull)
 
-    approve = sub.add_parser("approve", help="publish a night the mass-removal guard held (runs it again)")
+    approve = sub.add_parser("approve", parents=[running, locations],
+                             help="publish a night the mass-removal guard held (runs it again)")
     approve.add_argument("--as-of", type=_date, required=True, help="the held night (YYYY-MM-DD)")
-    approve.add_argument("--verbose", action="store_true", help="show Dagster's step log")
-    approve.add_argument("--executor", choices=("auto", "in_process", "multiprocess"), default="auto",
-                         help="as for run")
-    _add_wait_flag(approve)
-    _add_location_flags(approve)
     approve.set_defaults(func=cmd_approve)
 
-    export = sub.add_parser("export", help="write the validation files of a published night (read-only warehouse)")
+    export = sub.add_parser("export", parents=[locations],
+                            help="write the validation files of a published night (read-only warehouse)")
     export.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: the latest published night")
     export.add_argument("--school", help="one school unit only: its school unit code or id")
-    _add_location_flags(export)
     export.set_defaults(func=cmd_export)
 
-    explain = sub.add_parser("explain", help="is this person or group in the roster; if not, why, and from when?")
+    explain = sub.add_parser("explain", parents=[locations],
+                             help="is this person or group in the roster; if not, why, and from when?")
     explain.add_argument("query", help="an id, an e-mail address, or part of a name (case and accents ignored)")
     explain.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: the latest published night")
-    _add_location_flags(explain)
     explain.set_defaults(func=cmd_explain)
 
-    demo = sub.add_parser("demo", help="write the made-up demo registry (sources.yaml and one drop)")
+    demo = sub.add_parser("demo", parents=[locations], help="write the made-up demo registry (sources.yaml and one drop)")
     demo.add_argument("--drop-date", type=_date, help="the drop's date")
     demo.add_argument("--scale", type=int, default=1, help="multiply the number of schools")
     demo.add_argument("--serve", action="store_true",
                       help="also serve the demo registry through a local SS12000 API (127.0.0.1) and configure "
                            "the source to pull from it; runs until Ctrl-C")
     demo.add_argument("--port", type=int, default=0, help="with --serve: the port (default: any free one)")
-    _add_location_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
     from skolon_pipeline.serve.commands import add_commands  # serve, admin add/remove/list/access
 
-    add_commands(sub, _add_location_flags, _apply_location_flags)
+    add_commands(sub, locations, settings_from)
     return parser
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import re
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -447,21 +448,41 @@ def load_installation(data_dir: Path | str) -> Installation:
                         first_night=parsed.first_night)
 
 
+# Settings field → (environment variable, default) (CONTRACT §1)
+SETTINGS_ENV: dict[str, tuple[str, str]] = {
+    "data_dir": ("SKOLON_DATA_DIR", DEFAULT_DATA_DIR),
+    "warehouse": ("SKOLON_WAREHOUSE", DEFAULT_WAREHOUSE),
+    "export_dir": ("SKOLON_EXPORT_DIR", DEFAULT_EXPORT_DIR),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where things live (CONTRACT §1): environment variables with defaults, overridable by CLI flags."""
+    """Where things live (CONTRACT §1). Built once per command from its flags and the environment, and handed
+    to every step (the Dagster resource, the job's reconstructable arguments); nothing reads the environment
+    for these paths after that, and nothing writes it."""
 
     data_dir: Path
     warehouse: Path
     export_dir: Path
 
     @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            data_dir=Path(os.environ.get("SKOLON_DATA_DIR", DEFAULT_DATA_DIR)),
-            warehouse=Path(os.environ.get("SKOLON_WAREHOUSE", DEFAULT_WAREHOUSE)),
-            export_dir=Path(os.environ.get("SKOLON_EXPORT_DIR", DEFAULT_EXPORT_DIR)),
-        )
+    def resolve(
+        cls, data_dir: str | Path | None = None, warehouse: str | Path | None = None,
+        export_dir: str | Path | None = None, environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """A flag given (made absolute, so step processes started elsewhere find the same folders), else the
+        environment variable, else the contract's default."""
+        env = os.environ if environ is None else environ
+        flags = {"data_dir": data_dir, "warehouse": warehouse, "export_dir": export_dir}
+        return cls(**{
+            field: Path(flags[field]).absolute() if flags[field] else Path(env.get(var, default))
+            for field, (var, default) in SETTINGS_ENV.items()
+        })
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        return cls.resolve(environ=environ)
 
     @property
     def staging_dir(self) -> Path:

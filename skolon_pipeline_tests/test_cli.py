@@ -27,15 +27,6 @@ REASON_CODES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path):
-    # The CLI turns its flags into SKOLON_* variables; keep them from leaking between tests.
-    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR", "DAGSTER_HOME"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv(name, "unset")
-        monkeypatch.delenv(name)
-
-
 def _run(tmp_path, data_dir=DEMO_DATA, night=DEMO_NIGHT, *extra):
     return cli.main(["run", "--as-of", str(night), "--data-dir", str(data_dir),
                      "--warehouse", str(tmp_path / "wh" / "warehouse.duckdb"),
@@ -45,11 +36,7 @@ def _run(tmp_path, data_dir=DEMO_DATA, night=DEMO_NIGHT, *extra):
 @pytest.fixture(scope="module")
 def demo_night(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR", "DAGSTER_HOME"):
-            mp.setenv(name, "x")
-            mp.delenv(name)
-        assert _run(tmp) == 0
+    assert _run(tmp) == 0
     return tmp / "wh" / "warehouse.duckdb"
 
 

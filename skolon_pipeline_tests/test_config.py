@@ -94,3 +94,20 @@ def test_source_ids_and_oneroster_roles(tmp_path):
         "sources:\n  - {id: a, format: ss12000, path: a, oneroster_roles: {aide: Lärare}}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"oneroster_roles: only for format oneroster"):
         load_installation(tmp_path)
+
+
+def test_settings_come_from_flags_then_environment_then_defaults(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from skolon_pipeline import cli
+    from skolon_pipeline.config import Settings
+
+    env = {"SKOLON_WAREHOUSE": "/srv/wh.duckdb", "SKOLON_EXPORT_DIR": "/srv/exports"}
+    monkeypatch.chdir(tmp_path)
+    for command in (["run"], ["approve", "--as-of", "2026-12-01"], ["export"], ["explain", "x"], ["demo"]):
+        args = cli.build_parser().parse_args([*command, "--data-dir", "mydata", "--export-dir", "out"])
+        before = dict(os.environ)
+        assert cli.settings_from(args, environ=env) == Settings(
+            tmp_path / "mydata", Path("/srv/wh.duckdb"), tmp_path / "out"), command
+        assert dict(os.environ) == before
+    assert Settings.from_env({}) == Settings(Path("data"), Path("data/warehouse.duckdb"), Path("data/exports"))

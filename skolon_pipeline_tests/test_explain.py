@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from skolon_pipeline import cli
 from skolon_pipeline.demo import DEFECTS, DEMO_NIGHT, PROTECTED_PERSON_IDS
@@ -118,12 +117,10 @@ def test_protected_identity_is_found_by_id_only_and_masked(demo_warehouse):
         assert pid not in text and "protected" not in text and "skyddad" not in text
 
 
-def test_no_match_says_where_to_look(demo_warehouse, capsys, monkeypatch):
+def test_no_match_says_where_to_look(demo_warehouse, capsys):
     answer = find(demo_warehouse, "Zzyzx Nobody")
     assert answer.found == []
     assert NOT_FOUND in render(answer)[0]
-    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
-        monkeypatch.delenv(name, raising=False)
     assert cli.main(["explain", "zzyzx", "--warehouse", str(demo_warehouse)]) == 1
     assert "not in any registry drop — check that the record is complete and marked for export" in capsys.readouterr().out
     assert cli.main(["explain", defect("PLACEMENT_ENDED"), "--warehouse", str(demo_warehouse),
@@ -167,7 +164,7 @@ def test_answers_fast_on_a_200000_person_warehouse(tmp_path, record_property):
     assert max(timings.values()) < 5, timings  # generous: about 0.1-0.4 s each on a shared 2-core machine
 
 
-def test_a_warehouse_being_written_gives_a_clear_message(tmp_path, capsys, monkeypatch):
+def test_a_warehouse_being_written_gives_a_clear_message(tmp_path, capsys):
     import subprocess
     import sys
 
@@ -179,8 +176,6 @@ def test_a_warehouse_being_written_gives_a_clear_message(tmp_path, capsys, monke
     )
     try:
         assert writer.stdout.readline().strip() == "open"
-        for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
-            monkeypatch.delenv(name, raising=False)
         assert cli.main(["explain", synthetic.UNIQUE_ID, "--warehouse", str(wh)]) == 1
         # The pipeline never opens the published file for writing, so whoever holds it is another program.
         assert "is locked by another program; try again when it has finished" in capsys.readouterr().err

@@ -316,11 +316,9 @@ def test_errors_name_what_is_wrong(demo_warehouse, tmp_path):
         write_validation_files(tmp_path / "none.duckdb", tmp_path)
 
 
-def test_cli_export_writes_the_files_and_says_where(demo_warehouse, tmp_path, capsys, monkeypatch):
+def test_cli_export_writes_the_files_and_says_where(demo_warehouse, tmp_path, capsys):
     from skolon_pipeline import cli
 
-    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
-        monkeypatch.delenv(name, raising=False)
     code = cli.main(["export", "--warehouse", str(demo_warehouse), "--export-dir", str(tmp_path / "out")])
     out = capsys.readouterr().out
     xlsx = tmp_path / "out" / DEMO_NIGHT.isoformat() / AUTHORITY / XLSX_NAME

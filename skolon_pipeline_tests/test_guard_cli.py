@@ -6,19 +6,11 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
-import pytest
 
 from skolon_pipeline import cli
 from skolon_pipeline_tests.registry import Registry
 
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch):
-    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR", "DAGSTER_HOME"):
-        monkeypatch.setenv(name, "unset")
-        monkeypatch.delenv(name)
 
 
 def _cli(tmp_path, command: str, night: dt.date, *extra: str) -> int:

@@ -67,3 +67,32 @@ def test_the_import_graph_has_no_cycle():
 def test_a_cycle_through_a_lazy_import_is_found():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def _writes_environ(node: ast.AST) -> bool:
+    """os.environ[...] = / del os.environ[...] / os.environ.update|setdefault|pop|clear(...) / os.putenv(...)"""
+    def is_environ(n: ast.AST) -> bool:
+        return isinstance(n, ast.Attribute) and n.attr == "environ" or isinstance(n, ast.Name) and n.id == "environ"
+
+    if isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
+        targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
+        return any(isinstance(t, ast.Subscript) and is_environ(t.value) for t in targets)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        f = node.func
+        return (is_environ(f.value) and f.attr in ("update", "setdefault", "pop", "popitem", "clear")) or f.attr in (
+            "putenv", "unsetenv")
+    return False
+
+
+def test_the_package_never_writes_the_environment():
+    """Settings are built once and passed to every step; nothing in the package changes os.environ."""
+    writes = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if _writes_environ(node)
+    ]
+    assert writes == []
+    assert _writes_environ(ast.parse("os.environ['X'] = '1'").body[0])
+    assert _writes_environ(ast.parse("os.environ.update(X='1')").body[0].value)
+    assert not _writes_environ(ast.parse("os.environ.get('X')").body[0].value)

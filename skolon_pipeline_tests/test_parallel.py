@@ -8,8 +8,11 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from skolon_pipeline import cli
+from skolon_pipeline.config import Settings
+from skolon_pipeline.definitions import reconstructable_nightly_job
 from skolon_pipeline_tests.registry import Registry, write_sources
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +26,7 @@ def _source(data_dir: Path, source_id: str) -> None:
     reg.write(data_dir, drop_date="2026-11-19", source_id=source_id)
 
 
+@pytest.mark.slow
 def test_two_sources_run_in_parallel_processes_into_one_roster(tmp_path, monkeypatch):
     data = tmp_path / "data"
     _source(data, "alfa")
@@ -32,8 +36,6 @@ def test_two_sources_run_in_parallel_processes_into_one_roster(tmp_path, monkeyp
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
-        monkeypatch.setenv(name, "x")  # restored after the test; the CLI overwrites them from its flags
 
     code = cli.main(["run", "--as-of", "2026-11-20", "--data-dir", str(data),
                      "--warehouse", str(tmp_path / "wh" / "w.duckdb"), "--export-dir", str(tmp_path / "ex")])
@@ -53,13 +55,16 @@ def test_two_sources_run_in_parallel_processes_into_one_roster(tmp_path, monkeyp
         finished["extract__alfa"], finished["extract__beta"])
 
 
-def test_second_multiprocess_run_in_one_process_uses_its_own_settings(tmp_path):
-    """Step processes must be built from this run's sources.yaml, not from an earlier run's environment."""
+def test_step_processes_are_built_from_the_runs_own_settings_whatever_the_environment(tmp_path, monkeypatch):
+    """What a step process rebuilds (the job's reconstructable arguments) is each run's own sources.yaml and
+    paths, never an earlier run's or the environment's: two runs in one process stay apart."""
+    monkeypatch.setenv("SKOLON_DATA_DIR", str(tmp_path / "elsewhere"))
     for n, source in enumerate(("gamma", "delta")):
         data = tmp_path / f"data{n}"
         _source(data, source)
-        code = cli.main(["run", "--as-of", "2026-11-20", "--executor", "multiprocess", "--data-dir", str(data),
-                         "--warehouse", str(tmp_path / f"wh{n}" / "w.duckdb"), "--export-dir", str(tmp_path / "ex")])
-        assert code == 0, f"run {n} ({source}) failed"
-        with duckdb.connect(str(tmp_path / f"wh{n}" / "w.duckdb"), read_only=True) as con:
-            assert con.execute("SELECT DISTINCT source_id FROM roster.users").fetchall() == [(source,)]
+        settings = Settings(data, tmp_path / f"wh{n}" / "w.duckdb", tmp_path / "ex")
+        pointer = reconstructable_nightly_job(settings).repository.pointer
+        job = pointer.load_target()  # as the step process does
+        extracts = {k.path[1] for k in job.asset_layer.executable_asset_keys if k.path[0] == "extract"}
+        assert extracts == {source}
+        assert pointer.reconstructable_args == [str(data), str(settings.warehouse), str(settings.export_dir)]

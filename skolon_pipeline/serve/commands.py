@@ -157,32 +157,29 @@ def cmd_admin_access(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub, add_location_flags, settings_of) -> None:
-    serve = sub.add_parser("serve", help="serve the School Admin web view (read-only)")
+def add_commands(sub, locations: argparse.ArgumentParser, settings_of) -> None:
+    """The serve and admin commands; `locations` is the CLI's parent parser of the location flags and
+    `settings_of` builds the command's one Settings object from them."""
+    serve = sub.add_parser("serve", parents=[locations], help="serve the School Admin web view (read-only)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    add_location_flags(serve)
     serve.set_defaults(func=cmd_serve, settings_of=settings_of)
 
     admin = sub.add_parser("admin", help="School Admin accounts ($SKOLON_DATA_DIR/admins.yaml)")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
-    add = admin_sub.add_parser("add", help="add an account (or change its scope and password)")
+    add = admin_sub.add_parser("add", parents=[locations], help="add an account (or change its scope and password)")
     add.add_argument("username")
     which = add.add_mutually_exclusive_group(required=True)
     which.add_argument("--authority", metavar="ID", help="organisation admin: every school of this school authority")
     which.add_argument("--school", metavar="CODE_OR_ID", nargs="+", action="extend",
                        help="school admin: these school units (school unit codes or school ids)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    add_location_flags(add)
     add.set_defaults(func=cmd_admin_add, settings_of=settings_of)
-    remove = admin_sub.add_parser("remove", help="remove an account (its sessions end)")
+    remove = admin_sub.add_parser("remove", parents=[locations], help="remove an account (its sessions end)")
     remove.add_argument("username")
-    add_location_flags(remove)
     remove.set_defaults(func=cmd_admin_remove, settings_of=settings_of)
-    listing = admin_sub.add_parser("list", help="list the accounts and their scopes (never passwords)")
-    add_location_flags(listing)
+    listing = admin_sub.add_parser("list", parents=[locations], help="list the accounts and their scopes (never passwords)")
     listing.set_defaults(func=cmd_admin_list, settings_of=settings_of)
-    access = admin_sub.add_parser("access", help="who opened the page of this person or group, and when")
+    access = admin_sub.add_parser("access", parents=[locations], help="who opened the page of this person or group, and when")
     access.add_argument("id", help="a person's or group's id")
-    add_location_flags(access)
     access.set_defaults(func=cmd_admin_access, settings_of=settings_of)
