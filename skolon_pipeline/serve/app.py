@@ -69,6 +69,13 @@ class AppSettings:
     access_log: Path | None = None  # default: $SKOLON_DATA_DIR/admin-access.jsonl
     session_secret: str | None = None  # default: a random key kept in $SKOLON_DATA_DIR/.admin-session-key
     max_scopes: int = 64  # scoped catalogs kept open between requests
+    # Yielding to the nightly run (docs/school-admin.md, "Beside the nightly run"): pages are rendered at most
+    # `render_slots` at a time, each on one DuckDB thread; up to `render_queue` more wait, each at most
+    # `render_wait_seconds`; beyond that a page answers 503 "busy, try again" at once.
+    duckdb_threads: int = 1
+    render_slots: int = 1
+    render_queue: int = 16
+    render_wait_seconds: float = 5.0
 
 
 def _session_secret(settings: AppSettings) -> str:
@@ -142,7 +149,8 @@ class State:
         with self.lock:
             sw = self.scopes.pop(scope, None)
             if sw is None:
-                sw = ScopedWarehouse(self.settings.warehouse, scope, self.settings.retry_seconds)
+                sw = ScopedWarehouse(self.settings.warehouse, scope, self.settings.retry_seconds,
+                                     threads=self.settings.duckdb_threads)
             self.scopes[scope] = sw
             while len(self.scopes) > self.settings.max_scopes:
                 _, old = self.scopes.popitem(last=False)
@@ -301,15 +309,16 @@ def language(request: Request) -> Response:
 
 
 # ─── Pages ─────────────────────────────────────────────────────────────────────────────────────────────────
-def _read(request: Request, account: accounts.Account, read):
-    """`read(cursor, night)` on the account's scoped warehouse; night None when nothing is published."""
+def _read(request: Request, account: accounts.Account, read, fresh: bool = False):
+    """`read(cursor, night, copy)` on the account's scoped copy; night None when nothing is published. `fresh`:
+    a cursor of its own for a reader that makes temp tables (the validation file), else a prepared one."""
     sw = _state(request).warehouse_for(account.scope)
     try:
         built = sw.current
     except NoWarehouse:
         return read(None, None, None)
-    with built.cursor() as cur:
-        return read(cur, pages.night_of(cur), built)
+    with built.fresh_cursor() if fresh else built.cursor() as cur:
+        return read(cur, built.night, built)
 
 
 def _installation_facts(settings: AppSettings, night: dt.date) -> tuple[dict[str, dt.date], object]:
@@ -424,7 +433,7 @@ def validation_file(request: Request, account: accounts.Account) -> Response:
                 sw.cache["authorities"] = vf.authorities(cur)
             return night, sw.cache["authorities"]
 
-        found = _read(request, account, list_authorities)
+        found = _read(request, account, list_authorities, fresh=True)
         return render(request, "validation_file.html", {"night": found[0] if found else None,
                                                         "authorities": found[1] if found else []})
     folder = Path(tempfile.mkdtemp(prefix="skolon-admin-file-"))  # 0700
@@ -442,7 +451,7 @@ def validation_file(request: Request, account: accounts.Account) -> Response:
         return path
 
     try:
-        path = _read(request, account, write)
+        path = _read(request, account, write, fresh=True)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from skolon_pipeline import explain
-from skolon_pipeline.exports.people import show_people
 from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, explain_en, explain_sv
-from skolon_pipeline.publish import warehouse
 
 TREND_NIGHTS = 30
 PAGE_ROWS = 200
@@ -32,15 +30,6 @@ def problem(code: str, lang: str) -> str:
     if e is None:
         return code
     return e.problem_en if lang == "en" else e.problem_sv
-
-
-def night_of(cur: duckdb.DuckDBPyConnection) -> dt.date | None:
-    """The latest published night; the scoped copy has its relations by plain name (scope.build), and people.sql's
-    views (who may be shown, and how: the masking of protected identities) are made on the cursor."""
-    night = warehouse.latest_night(cur)
-    if night is not None:
-        show_people(cur)
-    return night
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
@@ -165,12 +154,15 @@ def school(cur: duckdb.DuckDBPyConnection, school_id: str, reason: str | None, p
                                    excluded_persons, excluded_groups, excluded_memberships
                             FROM diagnostics.school_counts WHERE source_id = ? AND school_id = ?""", key)
     groups = _dicts(cur, """
-        SELECT g.group_id, g.name, g.group_type, g.start_date, g.end_date,
-               count(m.user_id) FILTER (WHERE m.role = 'student') AS students,
-               count(m.user_id) FILTER (WHERE m.role = 'teacher') AS teachers
-        FROM groups g LEFT JOIN memberships m USING (source_id, group_id)
-        WHERE g.source_id = ? AND g.school_id = ?
-        GROUP BY ALL ORDER BY g.group_type, g.name, g.group_id""", key)
+        SELECT group_id, name, group_type, start_date, end_date FROM groups
+        WHERE source_id = ? AND school_id = ? ORDER BY group_type, name, group_id""", key)
+    # the groups' members counted by group id (the copy's index on memberships.group_id: the school's rows only)
+    members = {g: (students, teachers) for g, students, teachers in cur.execute(
+        """SELECT group_id, count(*) FILTER (WHERE role = 'student'), count(*) FILTER (WHERE role = 'teacher')
+           FROM memberships WHERE source_id = ? AND list_contains(?, group_id) GROUP BY 1""",
+        [s["source_id"], [g["group_id"] for g in groups]]).fetchall()}
+    for g in groups:
+        g["students"], g["teachers"] = members.get(g["group_id"], (0, 0))
     held_groups = _dicts(cur, """
         SELECT group_id, name, group_type, start_date, end_date FROM excluded_groups
         WHERE source_id = ? AND school_id = ? ORDER BY name, group_id""", key)
@@ -302,9 +294,10 @@ def group(cur: duckdb.DuckDBPyConnection, group_id: str, night: dt.date) -> Grou
         return None
     key = [f.source_id, f.id]
     members = _dicts(cur, """
+        WITH m AS MATERIALIZED (SELECT * FROM memberships WHERE source_id = ? AND group_id = ?)
         SELECT u.user_id, u.given_name, u.family_name, m.role, m.start_date, m.end_date, u.protected_identity
-        FROM memberships m JOIN users u USING (source_id, user_id)
-        WHERE m.source_id = ? AND m.group_id = ? ORDER BY m.role DESC, u.family_name, u.given_name, u.user_id""", key)
+        FROM m JOIN users u USING (source_id, user_id)
+        ORDER BY m.role DESC, u.family_name, u.given_name, u.user_id""", key)
     protected = sum(1 for m in members if m["protected_identity"])
     members = [m for m in members if not m["protected_identity"]]
     held = _dicts(cur, f"""

@@ -38,10 +38,26 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline import duck
+from skolon_pipeline import duck, explain
+from skolon_pipeline.exports.people import show_people
 from skolon_pipeline.publish import warehouse
 
 SCHEMAS = ("history", "nightly", "roster", "diagnostics")
+# The columns pages look one person, group or record up by (explain's finder, the Person and Grupp pages): an
+# ART index each on the copy, so a look-up reads a few rows instead of every membership of the scope.
+_INDEXES = {
+    ("main", "search_people"): ("person_id",),
+    ("main", "users"): ("user_id",),
+    ("main", "memberships"): ("user_id", "group_id"),
+    ("main", "school_affiliations"): ("user_id",),
+    ("main", "exclusions"): ("record_id", "person_id", "group_id"),
+    ("main", "warnings"): ("record_id",),
+    ("history", "users"): ("user_id",),
+    ("history", "excluded_persons"): ("person_id",),
+}
+# Copies built in the background (after a publish) one at a time for the whole server, whatever the number of
+# scopes: 50 scopes catching up with a night do not take 50 threads' worth of CPU from the next run.
+_BACKGROUND_BUILDS = threading.BoundedSemaphore(1)
 
 
 @dataclass(frozen=True)
@@ -211,6 +227,15 @@ def _latest_night(con: duckdb.DuckDBPyConnection, night) -> None:
                       AND schema_name = 'diagnostics' AND view_name = 'school_counts'""").fetchone()[0]:
         con.execute("CREATE TABLE _scope.school_counts AS SELECT * FROM diagnostics.school_counts")
         con.execute("CREATE OR REPLACE VIEW diagnostics.school_counts AS SELECT * FROM _scope.school_counts")
+    # explain's search tables, once per copy: a search then never normalises 200 000 names or reads the history
+    show_people(con)
+    explain.index(con, night, temp=False)
+    existing = set(con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'memory'").fetchall())
+    for (schema, table), columns in _INDEXES.items():
+        if (schema, table) in existing:
+            for column in columns:  # identifiers from the code above, not from data
+                con.execute(f'CREATE INDEX "{table}_{column}" ON {schema}."{table}" ("{column}")')
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -238,6 +263,9 @@ def _stamp(path: Path) -> tuple | None:
     return None if out[0] is None else tuple(out)
 
 
+IDLE_CURSORS = 4  # prepared cursors a copy keeps between requests
+
+
 @dataclass
 class Built:
     """One scope's copy of the warehouse as of one set of published nights."""
@@ -247,9 +275,41 @@ class Built:
     stamp: tuple | None
     cache: dict = field(default_factory=dict)  # results computed once per version (the trend)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _idle: list = field(default_factory=list)  # prepared cursors no request is using
+
+    @property
+    def night(self):
+        """The latest published night of the copy (None: nothing published yet)."""
+        return self.version[1]
 
     @contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the copy with people.sql's views (who may be shown, and how) over the latest night, made
+        once per cursor and kept for the next request. For reading only: whatever makes temp tables (the
+        validation file's sheets) takes a `fresh_cursor`."""
+        with self.lock:
+            cur = self._idle.pop() if self._idle else None
+            if cur is None:
+                cur = self.con.cursor()
+                fresh = True
+            else:
+                fresh = False
+        try:
+            if fresh and self.night is not None:
+                show_people(cur)
+            yield cur
+        except BaseException:
+            cur.close()  # in whatever state the failure left it
+            raise
+        with self.lock:
+            if len(self._idle) < IDLE_CURSORS:
+                self._idle.append(cur)
+                return
+        cur.close()
+
+    @contextmanager
+    def fresh_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own, closed after the request."""
         with self.lock:
             cur = self.con.cursor()
         try:
@@ -274,15 +334,22 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, retry_seconds: float) ->
             pause = min(pause * 2, 0.5)
 
 
-def build(path: Path, scope: Scope, retry_seconds: float = 0.0, unless_version: tuple | None = None) -> Built | None:
+def build(path: Path, scope: Scope, retry_seconds: float = 0.0, unless_version: tuple | None = None,
+          threads: int | None = None) -> Built | None:
     """The scope's part of the warehouse, copied into an in-memory database (the file is attached read-only
-    only while copying). None when the published nights are still `unless_version`."""
+    only while copying). None when the published nights are still `unless_version`. `threads`: DuckDB threads
+    of the copy, for building it and for every page read from it (default: DuckDB's, one per core)."""
     path = Path(path)
     if not path.exists():
         raise NoWarehouse(str(path))
     stamp = _stamp(path)
     con = duck.connect(None)
     try:
+        if threads:
+            con.execute("SET threads = ?", [threads])
+        # a look-up through an index up to this many rows (a school's memberships, a common name's persons)
+        # rather than DuckDB's default of 2 048, beyond which it scans the whole table
+        con.execute("SET index_scan_max_count = 100000")
         _attach(con, path, retry_seconds)
         try:
             version = tuple(con.execute(
@@ -317,11 +384,13 @@ class ScopedWarehouse:
     Only the very first copy is built while a request waits (retrying while a run holds the lock, for up to
     `retry_seconds`, then WarehouseBusy)."""
 
-    def __init__(self, path: Path, scope: Scope, retry_seconds: float = 5.0, settle_seconds: float = 2.0):
+    def __init__(self, path: Path, scope: Scope, retry_seconds: float = 5.0, settle_seconds: float = 2.0,
+                 threads: int | None = None):
         self.path = Path(path)
         self.scope = scope
         self.retry_seconds = retry_seconds
         self.settle_seconds = settle_seconds
+        self.threads = threads
         self._current: Built | None = None
         self._lock = threading.Lock()
         self._seen: tuple | None = None  # (stamp, first seen at) of a change not yet built
@@ -337,7 +406,7 @@ class ScopedWarehouse:
         with self._lock:
             current = self._current
             if current is None:
-                self._current = current = build(self.path, self.scope, self.retry_seconds)
+                self._current = current = build(self.path, self.scope, self.retry_seconds, threads=self.threads)
                 return current
             if stamp == current.stamp or self._building:
                 return current
@@ -351,7 +420,8 @@ class ScopedWarehouse:
 
     def _rebuild(self, current: Built) -> None:
         try:
-            new = build(self.path, self.scope, 0.0, unless_version=current.version)
+            with _BACKGROUND_BUILDS:
+                new = build(self.path, self.scope, 0.0, unless_version=current.version, threads=self.threads)
         except (WarehouseBusy, duckdb.Error, OSError, NoWarehouse):
             new = False  # a run holds the file again: try at a later request
         with self._lock:
