@@ -8,6 +8,7 @@ connection (scope.py), so anything outside the scope answers exactly as an id th
 
 from __future__ import annotations
 
+import collections
 import copy
 import datetime as dt
 import json
@@ -23,6 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import jinja2
 from limits import parse as parse_limit
 from limits.storage import MemoryStorage
@@ -53,6 +55,7 @@ KEY_FILE = ".admin-session-key"
 ACCESS_LOG = "admin-access.jsonl"
 # A civic number (personnummer / samordningsnummer) as someone might type it: never echoed, logged or searched.
 CIVIC = re.compile(r"(?<!\d)(\d{2})?\d{6}[-+]?\d{4}(?!\d)")
+BUSY_RETRY_SECONDS = 5  # Retry-After of the busy page
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 
@@ -142,6 +145,7 @@ class State:
     limiter: MovingWindowRateLimiter
     per_username: object
     per_address: object
+    renders: Renders
     scopes: OrderedDict = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -229,6 +233,7 @@ def render(request: Request, name: str, context: dict, status_code: int = 200) -
         "role": lambda r: _role(t, r),
         "explanation": lambda code, visible=None: pages.explanation(code, visible, lang),
         "problem": lambda code: pages.problem(code, lang),
+        "past": lambda f: pages.past(f, lang),
         **context,
     }
     return _state(request).templates.TemplateResponse(request, name, ctx, status_code=status_code)
@@ -524,6 +529,85 @@ class SecurityHeaders:
                      (time.perf_counter() - started) * 1000)
 
 
+class Renders:
+    """At most `slots` requests answered at a time (the page renders: DuckDB and templates), the next `queue`
+    waiting in arrival order for at most `wait_seconds` each; a request beyond that is refused at once. So
+    however many sessions are open, the web view takes a bounded share of the CPU from the nightly run, and an
+    admin who would wait learns within seconds that it is busy (503, "try again") rather than after minutes.
+
+    Works across event loops (the test client runs one per client): the queue is guarded by a thread lock, and
+    a waiter looks for its turn every few milliseconds."""
+
+    POLL_SECONDS = 0.005
+
+    def __init__(self, slots: int, queue: int, wait_seconds: float):
+        self.slots = max(1, slots)
+        self.queue = max(0, queue)
+        self.wait_seconds = wait_seconds
+        self.active = 0
+        self.waiting: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+
+    async def enter(self) -> bool:
+        """True with a slot taken (give it back with `leave`); False: busy."""
+        ticket = object()
+        with self._lock:
+            if not self.waiting and self.active < self.slots:
+                self.active += 1
+                return True
+            if len(self.waiting) >= self.queue:
+                return False
+            self.waiting.append(ticket)
+        deadline = time.monotonic() + self.wait_seconds
+        try:
+            while True:
+                with self._lock:
+                    if self.waiting[0] is ticket and self.active < self.slots:
+                        self.waiting.popleft()
+                        self.active += 1
+                        return True
+                if time.monotonic() >= deadline:
+                    return False
+                await anyio.sleep(self.POLL_SECONDS)
+        finally:
+            with self._lock:
+                if ticket in self.waiting:
+                    self.waiting.remove(ticket)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.active -= 1
+
+
+class RenderGate:
+    """Every request but the stylesheet goes through the server's `Renders`; a refused one gets the busy page
+    (503 with Retry-After, in the admin's language), made without the session or the warehouse."""
+
+    def __init__(self, app, renders: Renders):
+        self.app = app
+        self.renders = renders
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        if not await self.renders.enter():
+            await self._busy(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.renders.leave()
+
+    async def _busy(self, scope, receive, send) -> None:
+        request = Request(scope)
+        lang = _lang(request)
+        html = _state(request).templates.env.get_template("error.html").render(
+            t=translator(lang), lang=lang, other_lang="en" if lang == "sv" else "sv", title="busy_pages",
+            text="busy_pages_text", account=None, path="/", csrf="")
+        await HTMLResponse(html, status_code=503, headers={"Retry-After": str(BUSY_RETRY_SECONDS)})(scope, receive, send)
+
+
 class Sessions:
     """Starlette's signed-cookie sessions (HttpOnly, SameSite=Lax), with the Secure flag when the request came
     over HTTPS (directly, or through a proxy uvicorn trusts with --forwarded-allow-ips)."""
@@ -550,6 +634,7 @@ def create_app(settings: AppSettings) -> Starlette:
         limiter=MovingWindowRateLimiter(MemoryStorage()),
         per_username=parse_limit(settings.failures_per_username),
         per_address=parse_limit(settings.failures_per_address),
+        renders=Renders(settings.render_slots, settings.render_queue, settings.render_wait_seconds),
     )
     routes = [
         Route("/login", login_form, methods=["GET"]),
@@ -567,7 +652,7 @@ def create_app(settings: AppSettings) -> Starlette:
     routes += oidc.routes(store)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders),
+        middleware=[Middleware(SecurityHeaders), Middleware(RenderGate, renders=state.renders),
                     Middleware(Sessions, secret=_session_secret(settings), max_age=int(settings.session_hours * 3600))],
         exception_handlers={HTTPException: http_error, WarehouseBusy: busy, Exception: server_error},
     )
