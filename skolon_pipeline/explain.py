@@ -475,33 +475,42 @@ def _span(start: dt.date | None, end: dt.date | None) -> str:
     return f"{start or '…'} – {end or 'open-ended'}"
 
 
-def _why_left(reasons: list[Reason]) -> str:
-    """'The school placement has ended (the last enrolment ended on 2025-12-14)': what happened, not what to fix."""
-    return "; ".join((EXPLANATIONS[r.code].problem_en if r.code in EXPLANATIONS else r.code)
-                     + (f" ({r.detail})" if r.detail else "") for r in reasons)
+# The words of past_lines, in English (the School Admin passes its Swedish ones)
+PAST_EN = {
+    "until": "In the roster until {0}",
+    "removed": "; removed on {0}: ",
+    "left_export": "no longer in the registry's export",
+    "since": "In the roster since {0}",
+    "gone": "No longer in the registry's export since {0} (last sent for the night of {1})",
+    "never": "Never in the roster: held back on every night the registry sent this person",
+}
 
 
-def past_lines(f: Found) -> list[str]:
-    """The person's earlier nights in words: 'In the roster until 2025-12-14; removed on 2025-12-15: ...'."""
+def _problem_en(code: str) -> str:
+    return EXPLANATIONS[code].problem_en if code in EXPLANATIONS else code
+
+
+def past_lines(f: Found, words: dict[str, str] = PAST_EN, problem=_problem_en) -> list[str]:
+    """The person's earlier nights in words: 'In the roster until 2025-12-14; removed on 2025-12-15: ...' (why
+    they left: what happened, `problem(code)`, not what to fix)."""
     p = f.past
     if p is None:
         return []
     lines = []
     if p.last_in_roster is not None:
-        line = f"In the roster until {p.last_in_roster}"
+        line = words["until"].format(p.last_in_roster)
         if p.removed_on is not None:
             gone = p.gone_since == p.removed_on or not p.removal_reasons
-            line += f"; removed on {p.removed_on}: " + (
-                "no longer in the registry's export" if gone else _why_left(p.removal_reasons))
+            line += words["removed"].format(p.removed_on) + (words["left_export"] if gone else "; ".join(
+                problem(r.code) + (f" ({r.detail})" if r.detail else "") for r in p.removal_reasons))
         lines.append(line)
     elif f.in_roster and p.first_synced is not None:
-        lines.append(f"In the roster since {p.first_synced}")
+        lines.append(words["since"].format(p.first_synced))
     if not f.in_drop:
         if p.gone_since is not None:
-            lines.append(f"No longer in the registry's export since {p.gone_since} "
-                         f"(last sent for the night of {p.last_in_drop})")
+            lines.append(words["gone"].format(p.gone_since, p.last_in_drop))
         if p.last_in_roster is None:
-            lines.append("Never in the roster: held back on every night the registry sent this person")
+            lines.append(words["never"])
     return lines
 
 

@@ -32,31 +32,22 @@ def problem(code: str, lang: str) -> str:
     return e.problem_en if lang == "en" else e.problem_sv
 
 
+PAST_SV = {
+    "until": "I rostern till {0}",
+    "removed": "; borttagen {0}: ",
+    "left_export": "finns inte längre i elevregistrets export",
+    "since": "I rostern sedan {0}",
+    "gone": "Finns inte längre i elevregistrets export sedan {0} (senast med natten {1})",
+    "never": "Aldrig i rostern: hölls tillbaka varje natt elevregistret skickade personen",
+}
+
+
 def past(f: explain.Found, lang: str) -> list[str]:
     """explain's earlier nights of a person (explain.past_lines) in the page's language: since when in the
     roster, or until when, removed on which night and why, and since when the registry no longer sends them."""
     if lang == "en":
         return explain.past_lines(f)
-    p = f.past
-    if p is None:
-        return []
-    lines = []
-    if p.last_in_roster is not None:
-        line = f"I rostern till {p.last_in_roster}"
-        if p.removed_on is not None:
-            gone = p.gone_since == p.removed_on or not p.removal_reasons
-            line += f"; borttagen {p.removed_on}: " + ("finns inte längre i elevregistrets export" if gone else "; ".join(
-                problem(r.code, "sv") + (f" ({r.detail})" if r.detail else "") for r in p.removal_reasons))
-        lines.append(line)
-    elif f.in_roster and p.first_synced is not None:
-        lines.append(f"I rostern sedan {p.first_synced}")
-    if not f.in_drop:
-        if p.gone_since is not None:
-            lines.append(f"Finns inte längre i elevregistrets export sedan {p.gone_since} "
-                         f"(senast med natten {p.last_in_drop})")
-        if p.last_in_roster is None:
-            lines.append("Aldrig i rostern: hölls tillbaka varje natt elevregistret skickade personen")
-    return lines
+    return explain.past_lines(f, PAST_SV, lambda code: problem(code, "sv"))
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
