@@ -102,10 +102,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "busy": ("Nattkörningen publicerar just nu", "The nightly run is publishing"),
     "busy_text": ("Försök igen om en liten stund.", "Please try again in a moment."),
     "busy_pages": ("Många använder School Admin just nu", "School Admin is busy right now"),
-    "busy_pages_text": ("Sidan kunde inte visas inom några sekunder, eftersom många sidor visas samtidigt eller "
-                        "nattkörningen går. Försök igen om en liten stund.",
-                        "The page could not be shown within a few seconds: many pages are being shown at once, or "
-                        "the nightly run is on. Please try again in a moment."),
+    "busy_pages_text": (("Sidan kunde inte visas inom några sekunder, eftersom många sidor visas samtidigt eller "
+                         "nattkörningen går. Försök igen om en liten stund."),
+                        ("The page could not be shown within a few seconds: many pages are being shown at once, or "
+                         "the nightly run is on. Please try again in a moment.")),
     "error": ("Något gick fel", "Something went wrong"),
     "error_text": ("Felet är loggat. Försök igen, eller kontakta den som driftar synken.",
                    "The error has been logged. Try again, or contact whoever runs the sync."),
