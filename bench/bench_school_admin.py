@@ -6,14 +6,14 @@ sessions do to a nightly run.
    account over Översikt, Skola, Sök (a name and an id), Person and Grupp, for a school admin and for the
    organisation admin of all 200 000; p50/p95/max per page and overall. The first request of an account
    (its scoped copy being built) is timed on its own.
-2. Beside a run: a generated registry drop (bench/generate_drop.py, --run-persons), three nights run with
-   `skolon-pipeline run` while the server serves the same warehouse: the middle one with 50 sessions
-   logged in and each opening a page every --think seconds; the run's wall time against the mean of the two
-   without, and the pages' latency and errors meanwhile.
+2. Beside a run: a generated registry drop (bench/generate_drop.py, --run-persons), nights run with
+   `skolon-pipeline run` while the server serves the same warehouse, interleaved: alone, with 50 sessions
+   logged in (each opening a page, then reading it ~--think seconds), alone, with, alone (--rounds); the ratio
+   of the mean run time with the sessions to the mean alone, and the pages' latency, busy answers and errors.
 
     python bench/bench_school_admin.py                      # both parts
     python bench/bench_school_admin.py --part pages --requests 200
-    python bench/bench_school_admin.py --part run --run-persons 50000 --sessions 50 --think 2
+    python bench/bench_school_admin.py --part run --run-persons 20000 --sessions 50 --think 2 --rounds 2
 """
 
 from __future__ import annotations
@@ -53,13 +53,13 @@ def cli(*args: str, stdin: str | None = None, env: dict | None = None) -> subpro
 class Server:
     """`skolon-pipeline serve` on 127.0.0.1, an ephemeral port, in a child process."""
 
-    def __init__(self, data_dir: Path, warehouse: Path):
+    def __init__(self, data_dir: Path, warehouse: Path, *flags: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "skolon_pipeline.cli", "serve", "--port", str(self.port), "--data-dir", str(data_dir),
-             "--warehouse", str(warehouse)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--warehouse", str(warehouse), *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -69,6 +69,11 @@ class Server:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise RuntimeError("the server did not start") from None
                 time.sleep(0.2)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system, all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -118,7 +123,9 @@ def bench_pages(work: Path, persons: int, requests: int) -> None:
     data_dir.mkdir(exist_ok=True)
     add_admin(data_dir, wh, "rektor", "--school", "school-7")
     add_admin(data_dir, wh, "it", "--authority", "authority-1")
-    server = Server(data_dir, wh)
+    # the page timings at the benchmark's own priority: on a machine shared with other work the server's low
+    # priority (serve's default, measured in part 2) would time the other work rather than the pages
+    server = Server(data_dir, wh, "--nice", "0")
     rng = random.Random(1)
     schools = max(1, persons // 2000)
     try:
@@ -167,7 +174,10 @@ def bench_pages(work: Path, persons: int, requests: int) -> None:
 
 
 # ─── 2. Beside a nightly run ───────────────────────────────────────────────────────────────────────────────
-def bench_run(work: Path, persons: int, sessions: int, think: float) -> None:
+def bench_run(work: Path, persons: int, sessions: int, think: float, rounds: int) -> None:
+    """Nights of the same drop run one after another with `skolon-pipeline run`: alone, with the sessions, alone,
+    with, ... alone (`rounds` runs with sessions, interleaved with rounds + 1 alone), so that the machine's other
+    load falls on both kinds alike; the slowdown is the ratio of the means."""
     from generate_drop import generate
 
     data_dir = work / f"run-drop-{persons}"
@@ -180,7 +190,9 @@ def bench_run(work: Path, persons: int, sessions: int, think: float) -> None:
     out.mkdir(parents=True)
     wh, exports = out / "warehouse.duckdb", out / "exports"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    nights = [dt.date(2025, 12, 15) + dt.timedelta(days=i) for i in range(4)]
+    nights = iter(dt.date(2025, 12, 15) + dt.timedelta(days=i) for i in range(2 * rounds + 3))
+
+    ran: list[dt.date] = []
 
     def run(night: dt.date) -> float:
         started = time.perf_counter()
@@ -190,9 +202,11 @@ def bench_run(work: Path, persons: int, sessions: int, think: float) -> None:
         if r.returncode not in (0, 5):
             print(r.stdout[-2000:], r.stderr[-2000:], file=sys.stderr)
             raise RuntimeError(f"night {night}: exit {r.returncode}")
+        ran.append(night)
         return elapsed
 
-    print(f"night {nights[0]} (first, builds the warehouse): {run(nights[0]):.1f} s")
+    first = next(nights)
+    print(f"night {first} (first, builds the warehouse): {run(first):.1f} s")
     import duckdb
 
     with duckdb.connect(str(wh), read_only=True) as con:
@@ -205,18 +219,19 @@ def bench_run(work: Path, persons: int, sessions: int, think: float) -> None:
     add_admin(out, wh, "it", "--authority", authority)
     accounts.append("it")
     server = Server(out, wh)
+    alone: list[float] = []
+    loaded: list[float] = []
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    server_cpu: list[float] = []  # CPU seconds the server used during each run with the sessions
+    lock = threading.Lock()
     try:
         clients = [session(server.url, accounts[i % len(accounts)]) for i in range(sessions)]
         for c in clients:  # every scope's copy built before timing
             c.get("/")
-        quiet = [run(nights[1])]
-        time.sleep(5)  # the copies catch up with the new night
-        stop = threading.Event()
-        latencies: list[float] = []
-        errors: list[int] = []
-        lock = threading.Lock()
 
-        def reader(c: httpx.Client, seed: int) -> None:
+        def reader(c: httpx.Client, seed: int, stop: threading.Event) -> None:
+            """An admin: a page, then ~`think` seconds reading it, until told to stop."""
             rng = random.Random(seed)
             paths = ["/", "/search?q=an", "/validation-file"]
             while not stop.is_set():
@@ -227,29 +242,50 @@ def bench_run(work: Path, persons: int, sessions: int, think: float) -> None:
                 except httpx.HTTPError:
                     status = 599
                 with lock:
-                    latencies.append(time.perf_counter() - started)
-                    if status >= 500:
-                        errors.append(status)
+                    statuses[status] = statuses.get(status, 0) + 1
+                    if status < 500:
+                        latencies.append(time.perf_counter() - started)
                 stop.wait(rng.uniform(0.5, 1.5) * think)
 
-        threads = [threading.Thread(target=reader, args=(c, i), daemon=True) for i, c in enumerate(clients)]
-        for t in threads:
-            t.start()
-        time.sleep(think)
-        loaded = run(nights[2])
-        stop.set()
-        for t in threads:
-            t.join(timeout=120)
-        time.sleep(5)
-        quiet.append(run(nights[3]))
-        page = clients[0].get("/").text
-        shown = nights[3].isoformat() in page
+        def with_sessions(night: dt.date) -> float:
+            stop = threading.Event()
+            threads = [threading.Thread(target=reader, args=(c, len(loaded) * 1000 + i, stop), daemon=True)
+                       for i, c in enumerate(clients)]
+            for t in threads:
+                t.start()
+            time.sleep(think)  # the sessions under way before the run starts
+            cpu = server.cpu_seconds()
+            elapsed = run(night)
+            server_cpu.append(server.cpu_seconds() - cpu)
+            stop.set()
+            for t in threads:
+                t.join(timeout=120)
+            return elapsed
+
+        for i in range(rounds):
+            alone.append(run(next(nights)))
+            time.sleep(3)
+            loaded.append(with_sessions(next(nights)))
+            time.sleep(3)
+        alone.append(run(next(nights)))
+        last = ran[-1]
+        deadline = time.monotonic() + 60  # the copy catches up with the last night once the file is quiet
+        while last.isoformat() not in (page := clients[0].get("/").text) and time.monotonic() < deadline:
+            time.sleep(1)
+        shown = last.isoformat() in page
     finally:
         server.stop()
-    base = statistics.mean(quiet)
-    print(f"nightly run ({persons} persons): without sessions {quiet[0]:.1f} s and {quiet[1]:.1f} s; with {sessions} "
-          f"sessions (a page every ~{think:g} s each) {loaded:.1f} s: {100 * (loaded / base - 1):+.1f} %")
-    print("  " + summary(f"pages during the run", latencies) + f", {len(errors)} errors (5xx)")
+    base, under = statistics.mean(alone), statistics.mean(loaded)
+    print(f"nightly run ({persons} persons), interleaved: alone " + ", ".join(f"{t:.1f}" for t in alone)
+          + f" s (mean {base:.1f}); with {sessions} sessions (a page every ~{think:g} s each) "
+          + ", ".join(f"{t:.1f}" for t in loaded) + f" s (mean {under:.1f})")
+    print(f"  slowdown with the sessions: ratio {under / base:.3f} ({100 * (under / base - 1):+.1f} %; target at most +10 %)")
+    print(f"  the server's CPU during those runs: " + ", ".join(f"{c:.1f}" for c in server_cpu) + " s ("
+          + ", ".join(f"{100 * c / t:.0f} %" for c, t in zip(server_cpu, loaded)) + " of one core)")
+    answered = sum(n for s, n in statuses.items() if s < 500)
+    print("  " + summary("pages answered during runs", latencies) if latencies else "  no page answered")
+    print(f"  {answered} answered, {statuses.get(503, 0)} busy (503, try again), "
+          f"{sum(n for s, n in statuses.items() if s >= 500 and s != 503)} errors; statuses {dict(sorted(statuses.items()))}")
     print(f"  the latest night shown after the last run: {shown}")
 
 
@@ -258,16 +294,17 @@ def main() -> None:
     parser.add_argument("--part", choices=("pages", "run", "both"), default="both")
     parser.add_argument("--persons", type=int, default=200_000, help="warehouse size for the page timings")
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--run-persons", type=int, default=50_000, help="drop size for the nightly runs")
+    parser.add_argument("--run-persons", type=int, default=20_000, help="drop size for the nightly runs")
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--think", type=float, default=2.0, help="seconds between a session's pages")
+    parser.add_argument("--rounds", type=int, default=2, help="runs with the sessions (interleaved with rounds + 1 alone)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/skolon-school-admin-bench"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.part in ("pages", "both"):
         bench_pages(args.work, args.persons, args.requests)
     if args.part in ("run", "both"):
-        bench_run(args.work, args.run_persons, args.sessions, args.think)
+        bench_run(args.work, args.run_persons, args.sessions, args.think, args.rounds)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,8 +79,8 @@ class AppSettings:
     # `render_wait_seconds`; beyond that a page answers 503 "busy, try again" at once.
     duckdb_threads: int = 1
     render_slots: int = 1
-    render_queue: int = 16
-    render_wait_seconds: float = 5.0
+    render_queue: int = 32
+    render_wait_seconds: float = 10.0
 
 
 def _session_secret(settings: AppSettings) -> str:
@@ -154,7 +156,7 @@ class State:
             sw = self.scopes.pop(scope, None)
             if sw is None:
                 sw = ScopedWarehouse(self.settings.warehouse, scope, self.settings.retry_seconds,
-                                     threads=self.settings.duckdb_threads)
+                                     threads=self.settings.duckdb_threads, background=self.renders.background)
             self.scopes[scope] = sw
             while len(self.scopes) > self.settings.max_scopes:
                 _, old = self.scopes.popitem(last=False)
@@ -577,6 +579,21 @@ class Renders:
     def leave(self) -> None:
         with self._lock:
             self.active -= 1
+
+    @contextmanager
+    def background(self) -> Iterator[None]:
+        """A slot for work no request waits for (a scoped copy rebuilt after a publish), taken from a thread
+        only when no request is waiting: so the web view's CPU stays one render at a time, and pages first."""
+        while True:
+            with self._lock:
+                if not self.waiting and self.active < self.slots:
+                    self.active += 1
+                    break
+            time.sleep(self.POLL_SECONDS * 4)
+        try:
+            yield
+        finally:
+            self.leave()
 
 
 class RenderGate:

@@ -16,8 +16,9 @@ from skolon_pipeline.serve.scope import Scope
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-# The web view runs at this CPU priority (nice), so the nightly run (normally at 0) has the CPU first: with
-# pages rendered one at a time on one DuckDB thread (AppSettings), 50 open sessions cost a run a few per cent.
+# The web view runs at this CPU priority (nice; 19 is the lowest), so the nightly run (normally at 0) has the
+# CPU first: with pages rendered one at a time on one DuckDB thread (AppSettings), 50 open sessions cost a run
+# a few per cent. On an otherwise idle machine the priority changes nothing.
 SERVE_NICENESS = 10
 
 
@@ -43,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from skolon_pipeline.serve.app import AppSettings, create_app
 
-    lower_priority()
+    lower_priority(args.nice)
     settings = _settings(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -177,6 +178,9 @@ def add_commands(sub, locations: argparse.ArgumentParser, settings_of) -> None:
     serve = sub.add_parser("serve", parents=[locations], help="serve the School Admin web view (read-only)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--nice", type=int, default=SERVE_NICENESS, metavar="N",
+                       help=f"CPU priority (niceness) to serve at, at least (default {SERVE_NICENESS}: the nightly run "
+                            "has the CPU first; 0 keeps the priority it was started with)")
     serve.set_defaults(func=cmd_serve, settings_of=settings_of)
 
     admin = sub.add_parser("admin", help="School Admin accounts ($SKOLON_DATA_DIR/admins.yaml)")

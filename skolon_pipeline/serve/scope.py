@@ -55,8 +55,9 @@ _INDEXES = {
     ("history", "users"): ("user_id",),
     ("history", "excluded_persons"): ("person_id",),
 }
-# Copies built in the background (after a publish) one at a time for the whole server, whatever the number of
-# scopes: 50 scopes catching up with a night do not take 50 threads' worth of CPU from the next run.
+# Copies built in the background (after a publish) one at a time, whatever the number of scopes: 50 scopes
+# catching up with a night do not take 50 threads' worth of CPU from the next run. The web view passes its
+# render slots instead (app.Renders.background), so that rebuilds and pages together render one at a time.
 _BACKGROUND_BUILDS = threading.BoundedSemaphore(1)
 
 
@@ -335,18 +336,18 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, retry_seconds: float) ->
 
 
 def build(path: Path, scope: Scope, retry_seconds: float = 0.0, unless_version: tuple | None = None,
-          threads: int | None = None) -> Built | None:
+          threads: int | None = None, build_threads: int | None = None) -> Built | None:
     """The scope's part of the warehouse, copied into an in-memory database (the file is attached read-only
-    only while copying). None when the published nights are still `unless_version`. `threads`: DuckDB threads
-    of the copy, for building it and for every page read from it (default: DuckDB's, one per core)."""
+    only while copying). None when the published nights are still `unless_version`. DuckDB threads of the copy:
+    `build_threads` while building it, `threads` for the pages read from it (default: DuckDB's, one per core)."""
     path = Path(path)
     if not path.exists():
         raise NoWarehouse(str(path))
     stamp = _stamp(path)
     con = duck.connect(None)
     try:
-        if threads:
-            con.execute("SET threads = ?", [threads])
+        if build_threads:
+            con.execute("SET threads = ?", [build_threads])
         # a look-up through an index up to this many rows (a school's memberships, a common name's persons)
         # rather than DuckDB's default of 2 048, beyond which it scans the whole table
         con.execute("SET index_scan_max_count = 100000")
@@ -368,6 +369,8 @@ def build(path: Path, scope: Scope, retry_seconds: float = 0.0, unless_version: 
             for schema in SCHEMAS:
                 con.execute(f"CREATE SCHEMA {schema}")
         con.execute("DETACH wh")
+        if threads:
+            con.execute("SET threads = ?", [threads])
     except BaseException:
         con.close()
         raise
@@ -385,12 +388,13 @@ class ScopedWarehouse:
     `retry_seconds`, then WarehouseBusy)."""
 
     def __init__(self, path: Path, scope: Scope, retry_seconds: float = 5.0, settle_seconds: float = 2.0,
-                 threads: int | None = None):
+                 threads: int | None = None, background=None):
         self.path = Path(path)
         self.scope = scope
         self.retry_seconds = retry_seconds
         self.settle_seconds = settle_seconds
         self.threads = threads
+        self.background = background or (lambda: _BACKGROUND_BUILDS)  # a context manager around a rebuild
         self._current: Built | None = None
         self._lock = threading.Lock()
         self._seen: tuple | None = None  # (stamp, first seen at) of a change not yet built
@@ -406,6 +410,7 @@ class ScopedWarehouse:
         with self._lock:
             current = self._current
             if current is None:
+                # an admin waits for this one: built on every core (at the server's low priority)
                 self._current = current = build(self.path, self.scope, self.retry_seconds, threads=self.threads)
                 return current
             if stamp == current.stamp or self._building:
@@ -420,8 +425,9 @@ class ScopedWarehouse:
 
     def _rebuild(self, current: Built) -> None:
         try:
-            with _BACKGROUND_BUILDS:
-                new = build(self.path, self.scope, 0.0, unless_version=current.version, threads=self.threads)
+            with self.background():
+                new = build(self.path, self.scope, 0.0, unless_version=current.version, threads=self.threads,
+                            build_threads=self.threads)
         except (WarehouseBusy, duckdb.Error, OSError, NoWarehouse):
             new = False  # a run holds the file again: try at a later request
         with self._lock:
