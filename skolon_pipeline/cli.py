@@ -20,6 +20,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_HELD = 3  # the mass-removal guard held the night (or, with --dry-run, would hold it)
 EXIT_SOURCE_FAILED = 4  # the night was published, but a source could not be read (its roster carried over)
+EXIT_STALE = 5  # the night was published, but a source's drop is older than max_drop_age_days (DROP_STALE)
 
 
 def _date(value: str) -> dt.date:
@@ -50,6 +51,8 @@ def _run_flags() -> argparse.ArgumentParser:
     parent.add_argument("--wait", type=float, default=DEFAULT_WAIT_SECONDS, metavar="SECONDS",
                         help="when another run is writing the warehouse, wait this long for it, then refuse "
                              f"(default {DEFAULT_WAIT_SECONDS:g}; 0 refuses at once)")
+    parent.add_argument("--allow-stale", action="store_true",
+                        help="exit 0, not 5, when a source's drop is older than max_drop_age_days (DROP_STALE)")
     return parent
 
 
@@ -163,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.Namespace, dry_run: bool) -> int:
     from skolon_pipeline.publish import guard
     from skolon_pipeline import night
-    from skolon_pipeline.summary import print_summary
+    from skolon_pipeline.summary import print_summary, stale_sources
 
     from skolon_pipeline.publish import snapshot
 
@@ -225,8 +228,17 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
     print_summary(settings.warehouse, as_of, run_id=result.run_id, staging_dir=settings.staging_dir)
     exports = settings.export_dir / as_of.isoformat()
     if exports.is_dir():
-        print(f"  validation files: {exports}/<school authority>/validation_file.xlsx "
+        print(f"  validation files: {exports}/<school authority>/ "
               "(`skolon-pipeline explain QUERY` says why someone is missing)")
+    stale = stale_sources(settings.warehouse, as_of)
+    if stale:
+        allowed = args.allow_stale
+        print(f"night {as_of}: published, but {len(stale)} source(s) sent no new drop (DROP_STALE)"
+              + (" — allowed by --allow-stale" if allowed else ""), file=sys.stderr)
+        for source, drop_date, age in stale:
+            print(f"  source {source}: the newest drop is dated {drop_date}, {age} days old", file=sys.stderr)
+        if not allowed:
+            return EXIT_STALE
     return 0
 
 
@@ -330,7 +342,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     result = _read_warehouse(settings, lambda: write_validation_files(
-        settings.warehouse, settings.export_dir, args.as_of, args.school))
+        settings.warehouse, settings.export_dir, args.as_of, args.school, lang=args.lang))
     if result is None:
         return EXIT_FAILED
     night, files = result
@@ -436,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="write the validation files of a published night (read-only warehouse)")
     export.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: the latest published night")
     export.add_argument("--school", help="one school unit only: its school unit code or id")
+    export.add_argument("--lang", choices=("sv", "en"), default="sv",
+                        help="the workbook's language (sheets, headers, roles and reasons; default sv)")
     export.set_defaults(func=cmd_export)
 
     explain = sub.add_parser("explain", parents=[locations],

@@ -78,6 +78,8 @@ class RuleOverrides(_Strict):
     group_types: tuple[str, ...] | None = None
     teaching_duty_roles: tuple[str, ...] | None = None
     school_email_domains: tuple[str, ...] | None = None
+    # A newer drop is expected within this many days; an older one is DROP_STALE (the night still runs).
+    max_drop_age_days: int | None = Field(default=None, ge=0, le=3650)
     # The mass-removal guard (skolon_pipeline.publish.guard) and removal-hold periods.
     max_removal_share: float | None = Field(default=None, ge=0, le=1)
     max_removal_share_week: float | None = Field(default=None, ge=0, le=1)
@@ -117,6 +119,7 @@ class Rules(RuleOverrides):
         "Fritidspedagog",
     )
     school_email_domains: tuple[str, ...] = ()
+    max_drop_age_days: int = Field(default=3, ge=0, le=3650)
     max_removal_share: float = Field(default=0.10, ge=0, le=1)
     max_removal_share_week: float = Field(default=0.20, ge=0, le=1)
     max_change_share: float = Field(default=0.30, ge=0, le=1)

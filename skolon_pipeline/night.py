@@ -30,6 +30,7 @@ from skolon_pipeline.duck import scalar
 from skolon_pipeline.rules.carry_over import carry_over
 from skolon_pipeline.rules.conservation import conservation_gaps
 from skolon_pipeline.rules.engine import run_rules
+from skolon_pipeline.rules.freshness import Drop
 
 RULES_DB = "_rules.duckdb"  # source ids are [a-z0-9-]+, so this never clashes with a source's file
 
@@ -129,7 +130,9 @@ def _extract_into(path: Path, source: Source, as_of: dt.date, staging_dir: Path,
 
 # Every staging file records whether its source could be read tonight (source isolation: a source that fails
 # leaves a file holding only this table, and the others go on).
-_STATUS_DDL = "CREATE OR REPLACE TABLE source_status (source_id VARCHAR, ok BOOLEAN, file VARCHAR, message VARCHAR)"
+# drop_date: the drop read (rules/freshness.py: DROP_STALE when it is too old).
+_STATUS_DDL = ("CREATE OR REPLACE TABLE source_status (source_id VARCHAR, ok BOOLEAN, file VARCHAR, message VARCHAR, "
+               "drop_date DATE)")
 
 
 @dataclass(frozen=True)
@@ -149,11 +152,11 @@ def extract_isolated(source: Source, as_of: dt.date, staging_dir: Path) -> Extra
     except SourceError as exc:
         with owner_only(), _fresh(path) as con:
             con.execute(_STATUS_DDL)
-            con.execute("INSERT INTO source_status VALUES (?, false, ?, ?)", [source.id, exc.file, str(exc)])
+            con.execute("INSERT INTO source_status VALUES (?, false, ?, ?, NULL)", [source.id, exc.file, str(exc)])
         return SourceFailed(source.id, exc.file, str(exc))
     with owner_only(), duck.session(path) as con:
         con.execute(_STATUS_DDL)
-        con.execute("INSERT INTO source_status VALUES (?, true, NULL, NULL)", [source.id])
+        con.execute("INSERT INTO source_status VALUES (?, true, NULL, NULL, ?)", [source.id, extracted.drop_date])
     return extracted
 
 
@@ -168,6 +171,17 @@ def source_failure(staging_dir: Path, as_of: dt.date, source_id: str) -> SourceF
     if row is None or row[0]:
         return None
     return SourceFailed(source_id, row[1], row[2])
+
+
+def source_drop_date(staging_dir: Path, as_of: dt.date, source_id: str) -> dt.date | None:
+    """The date of the drop the source was read from tonight (None: not read, or a staging file from before)."""
+    path = staging_file(staging_dir, as_of, source_id)
+    if not path.exists():
+        return None
+    with duckdb.connect(str(path), read_only=True) as con:
+        has = scalar(con, """SELECT count(*) FROM duckdb_columns()
+                             WHERE table_name = 'source_status' AND column_name = 'drop_date'""")
+        return scalar(con, "SELECT max(drop_date) FROM source_status") if has else None
 
 
 def validate(source_id: str, path: Path) -> list[TableReport]:
@@ -204,7 +218,9 @@ def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path, ware
     files = {s.id: staging_file(staging_dir, as_of, s.id) for s in sources}
     rules_db = night_dir(staging_dir, as_of) / RULES_DB
     with owner_only(), _fresh(rules_db) as con:
-        counts = run_rules(con, sources, files, as_of)
+        drops = [Drop(s.id, source_drop_date(staging_dir, as_of, s.id), s.rules.max_drop_age_days,
+                      s.id not in failed_ids) for s in installation.sources]
+        counts = run_rules(con, sources, files, as_of, drops)
         gaps = conservation_gaps(con)
         carried = carry_over(con, warehouse_path, as_of, failed)
     private_file(rules_db)

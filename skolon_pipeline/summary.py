@@ -47,7 +47,10 @@ def summary_lines(warehouse_path: Path, as_of: dt.date, staging_dir: Path | None
             ).fetchall()
         )
         compared_with = con.execute("SELECT max(compared_with) FROM history.changes WHERE as_of = ?", [as_of]).fetchall()
-        sources = sorted({s for s, _ in included} | {s for s, _ in excluded})
+        drops = {r[0]: r[1:] for r in con.execute(
+            """SELECT source_id, drop_date, drop_age_days, max_drop_age_days, status FROM nightly.source_drops
+               WHERE as_of = ?""", [as_of]).fetchall()}
+        sources = sorted({s for s, _ in included} | {s for s, _ in excluded} | set(drops))
     pulls = _pulls(staging_dir, as_of)
     sources = sorted(set(sources) | set(pulls))
     lines = [f"night {as_of}: published" + ("" if latest == as_of else f" (the latest published night is {latest})")]
@@ -59,6 +62,8 @@ def summary_lines(warehouse_path: Path, as_of: dt.date, staging_dir: Path | None
         lines.append(f"  source {source}:")
         if source in pulls:
             lines.append(f"    pull: {pulls[source]}")
+        if source in drops:
+            lines.append(f"    {drop_line(*drops[source])}")
         lines.append(
             f"    included: {included.get((source, 'schools'), 0)} schools, {users}, "
             f"{included.get((source, 'groups'), 0)} groups, {included.get((source, 'memberships'), 0)} memberships"
@@ -84,6 +89,24 @@ def summary_lines(warehouse_path: Path, as_of: dt.date, staging_dir: Path | None
         if top:
             lines.append("    most common reasons: " + ", ".join(f"{code} {n}" for code, n in top))
     return lines
+
+
+def drop_line(drop_date: dt.date | None, age: int | None, max_age: int, status: str) -> str:
+    """'drop of 2026-11-21 (10 days old): STALE, older than max_drop_age_days (3); ...'."""
+    if drop_date is None:
+        return "drop: none read tonight (the source failed)"
+    line = f"drop of {drop_date} ({age} day{'s' if age != 1 else ''} old)"
+    if status == "stale":
+        line += f": STALE, older than max_drop_age_days ({max_age}); the registry may have stopped exporting"
+    return line
+
+
+def stale_sources(warehouse_path: Path, as_of: dt.date) -> list[tuple[str, dt.date, int]]:
+    """(source, drop date, age in days) of the night's sources whose drop was stale (DROP_STALE)."""
+    with snapshot.connect_published(warehouse_path) as con:
+        return con.execute(
+            """SELECT source_id, drop_date, drop_age_days FROM nightly.source_drops
+               WHERE as_of = ? AND status = 'stale' ORDER BY source_id""", [as_of]).fetchall()
 
 
 def _pulls(staging_dir: Path | None, as_of: dt.date) -> dict[str, str]:

@@ -52,7 +52,8 @@ def test_demo_night_shows_every_reason_code(demo_night):
     # the nightly run wrote the demo municipality's validation file too
     folder = demo_night.parents[1] / "exports" / DEMO_NIGHT.isoformat() / "lindby-kommun"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "excluded.csv", "groups.csv", "memberships.csv", "summary.csv", "users.csv", "validation_file.xlsx"]
+        "excluded.csv", "groups.csv", "memberships.csv", "summary.csv", "users.csv",
+        f"valideringsfil_lindby-kommun_{DEMO_NIGHT}.xlsx"]
 
 
 def test_demo_night_conserves_every_record(demo_night):

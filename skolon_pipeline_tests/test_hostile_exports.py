@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from python_calamine import CalamineWorkbook
 
 from skolon_pipeline.exports import xlsx
-from skolon_pipeline.exports.validation_file import XLSX_NAME, write_validation_files
+from skolon_pipeline.exports.validation_file import write_validation_files
 from skolon_pipeline.files import OutsideFolder, safe_path, slug
 from skolon_pipeline_tests.registry import Registry
 
@@ -75,7 +75,8 @@ def test_a_school_unit_code_never_names_a_path(hostile_night, tmp_path):
     night, [written] = write_validation_files(hostile_night.warehouse, export_dir, school="../../x")
 
     assert written.folder == export_dir / night.isoformat() / "evil" / "x"  # slugs: '../..' + '-' + '../../x'
-    assert (written.folder / XLSX_NAME).is_file()
+    assert written.xlsx.parent == written.folder and written.xlsx.is_file()
+    assert written.xlsx.name == f"valideringsfil_evil_x_{night.isoformat()}.xlsx"
     # Nothing was written outside the export folder, and no folder that existed changed its mode.
     assert set(tmp_path.rglob("*")) - set(export_dir.rglob("*")) == outside_before
     assert {p: _mode(p) for p in before} == before
@@ -116,7 +117,7 @@ def test_cells_that_would_start_a_formula_are_text_in_csv_and_workbook(hostile_n
                     found[c.value] = (c.data_type, c.quotePrefix)
     assert found == {v: ("s", True) for v in hostile}
     # An independent reader (calamine, as pandas and Rust tools read workbooks) sees the same text.
-    users = CalamineWorkbook.from_path(str(written.xlsx)).get_sheet_by_name("Users").to_python()
+    users = CalamineWorkbook.from_path(str(written.xlsx)).get_sheet_by_name("Användare").to_python()
     assert HYPERLINK in {cell for row in users for cell in row}
 
 

@@ -32,10 +32,12 @@ def build_export_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
     )
     def validation_files(context: dg.AssetExecutionContext, skolon: SkolonResource) -> dg.MaterializeResult:
         """One validation file per school authority (huvudman) for the night:
-        `<export dir>/<night>/<authority>/validation_file.xlsx` with the sheets Summary, Users, Groups,
-        Memberships and Excluded (every held-back record with the reason in plain Swedish and English, what to
-        fix in the registry, and visible_from), and the same sheets as CSV beside it. Protected identities are
-        masked; no civic number is ever written. Metadata: paths and per-school counts only."""
+        `<export dir>/<night>/<authority>/valideringsfil_<authority>_<night>.xlsx`, written for admins in
+        Swedish (Sammanfattning with the night and each source's drop date, Användare, Grupper, Medlemskap,
+        and Ej synkade: every held-back person or group once, what is wrong, what to fix in the registry and
+        when it will appear by itself), and the CSV files for machines beside it. Protected identities are
+        masked and never placed in a group; no civic number is ever written. Metadata: paths and per-school
+        counts only."""
         settings = skolon.settings
         night, files = write_validation_files(settings.warehouse, settings.export_dir, as_of(context))
         records = [

@@ -18,6 +18,7 @@ from skolon_pipeline.validate.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import SkolonResource
+from skolon_pipeline.rules.freshness import DROP_STALE, Drop
 from skolon_pipeline.sources.civic import DEMO_KEY_WARNING, KEY_CREATED_WARNING
 
 PULL_GROUP = "pull"
@@ -25,6 +26,7 @@ PULLED_CHECK = "pulled"
 REPULL_TAG = "skolon/repull"  # a run tagged so pulls a night again whose drop exists (`run --repull`)
 EXTRACT_GROUP = "extract"
 READABLE_CHECK = "readable"
+DROP_FRESH_CHECK = "drop_fresh"
 VALIDATE_GROUP = "validate"
 
 
@@ -136,7 +138,13 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
                 description="The drop passed the package stage (files, headers, encoding); when it fails, the "
                             "source's last published roster is carried over, flagged stale, and the run fails "
                             "after the other sources are published.",
-            )
+            ),
+            dg.AssetCheckSpec(
+                DROP_FRESH_CHECK, asset=extract_key(source.id),
+                description="The drop read is at most rules.max_drop_age_days old (default 3): an older one means "
+                            "the registry may have stopped exporting. The night still runs (DROP_STALE warning; "
+                            "`run` exits 5 unless --allow-stale); this check fails with WARN severity.",
+            ),
         ],
     )
     def extract_asset(context: dg.AssetExecutionContext, skolon: SkolonResource):
@@ -150,6 +158,10 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
                 check_name=READABLE_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
                 description=extracted.message,
                 metadata={"source_id": source.id, "file": extracted.file or "", "problem": extracted.message},
+            )
+            yield dg.AssetCheckResult(
+                check_name=DROP_FRESH_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                description="not checked: the source could not be read", metadata={"source_id": source.id},
             )
             return
         if extracted.demo_key:
@@ -167,6 +179,16 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
             }
         )
         yield dg.AssetCheckResult(check_name=READABLE_CHECK, passed=True, metadata={"source_id": source.id})
+        drop = Drop(source.id, extracted.drop_date, configured.rules.max_drop_age_days)
+        night_ = as_of(context)
+        if drop.stale(night_):
+            context.log.warning(f"source {source.id}: {drop.detail(night_)} ({DROP_STALE})")
+        yield dg.AssetCheckResult(
+            check_name=DROP_FRESH_CHECK, passed=not drop.stale(night_), severity=dg.AssetCheckSeverity.WARN,
+            description=drop.detail(night_) if drop.stale(night_) else None,
+            metadata={"source_id": source.id, "drop_date": extracted.drop_date.isoformat(),
+                      "drop_age_days": drop.age_days(night_), "max_drop_age_days": drop.max_drop_age_days},
+        )
 
     @dg.asset(
         key=validate_key(source.id),

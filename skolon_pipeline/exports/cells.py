@@ -11,10 +11,20 @@ editing the cell keeps it text; the value itself is kept exactly.
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 # The first character of a value a spreadsheet would take for a formula, as a SQL literal of an RE2 pattern.
 FORMULA_START_SQL = r"'^[=+\-@\t\r\n\x00]'"
+
+
+_FORMULA_START = re.compile(r"[=+\-@\t\r\n\x00]")
+
+
+def formula_like(text: str) -> bool:
+    """True when `text` would start a formula (the same test as formula_like_sql, for values made in Python)."""
+    return _FORMULA_START.match(text) is not None
 
 
 def formula_like_sql(expr: str) -> str:

@@ -157,6 +157,8 @@ WARNINGS: dict[str, tuple[str, str]] = {
                                 "The activity has teachers but no groups; it assigns no teacher to a group"),
     "ASSIGNMENT_ROLE_IGNORED": ("Ett uppdrag i tjänsten anger ingen grupp och används inte",
                                 "An assignment role of the duty names no group and is not used"),
+    "DROP_STALE": ("Registret har inte skickat någon ny export; nattens data kommer från en äldre export",
+                   "The registry has sent no new drop; the night's data comes from an older one"),
 }
 MASK = "Skyddad identitet"
 NOT_FOUND = ("not in any registry drop — check that the record is complete and marked for export in the registry")

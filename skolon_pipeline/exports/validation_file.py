@@ -1,14 +1,22 @@
-"""Validation files: per school authority (huvudman) and night, an Excel workbook and the same sheets as CSV.
+"""Validation files: per school authority (huvudman) and night, an Excel workbook for admins and CSV files for
+machines.
 
-`$SKOLON_EXPORT_DIR/<as-of>/<authority-slug>/validation_file.xlsx` with the sheets Summary, Users, Groups,
-Memberships and Excluded, and beside it `summary.csv`, `users.csv`, ... (UTF-8, comma-separated, ISO dates).
-With `school`, one school unit only, in `<authority-slug>/<school-slug>/`.
+`$SKOLON_EXPORT_DIR/<as-of>/<authority-slug>/valideringsfil_<authority-slug>_<as-of>.xlsx`, written for the
+people who fix the registry: Swedish sheets and headers (Sammanfattning, Användare, Grupper, Medlemskap, Ej
+synkade; `lang="en"` for English), roles, entity types and reasons in words with the codes and ids in the
+last columns, one Ej synkade row per held-back person or group (the memberships held back only because of
+them counted on it), long text wrapped, a Summary that starts with the authority, the night, each source's
+drop date and when the file was made, and print setup (landscape, fitted to the page width, the header row
+on every page; the Summary on one page). Beside it `summary.csv`, `users.csv`, ... (UTF-8, comma-separated,
+ISO dates, English column codes, one row per exclusion) stay as they were. With `school`, one school unit
+only, in `<authority-slug>/<school-slug>/`.
 
-DuckDB builds every sheet's rows (sheets.sql, over the night's published relations, read-only); this module
-only writes them: the workbook with exports/xlsx.py (DuckDB generates each row's XML, streamed into the zip;
-frozen header, autofilter, column widths from the data, dates as Excel dates) and DuckDB's COPY for the CSV
-files. Folders are 0700 and files 0600, and a
-file is replaced whole (written beside it, then renamed), so a reader never sees half a workbook.
+DuckDB builds every sheet's rows (sheets.sql for the CSV files and workbook.sql over them for the workbook,
+over the night's published relations, read-only); this module only writes them: the workbook with
+exports/xlsx.py (DuckDB generates each row's XML, streamed into the zip) and DuckDB's COPY for the CSV files.
+Folders are 0700 and files 0600, and a file is replaced whole (written beside it, then renamed), so a reader
+never sees half a workbook. Folder and file names come from registry data only as slugs ([a-z0-9-]) and are
+checked to lie inside the export folder.
 """
 
 from __future__ import annotations
@@ -27,9 +35,74 @@ from skolon_pipeline.publish import snapshot, warehouse
 from skolon_pipeline.exports import xlsx
 from skolon_pipeline.exports.cells import csv_safe_query
 from skolon_pipeline.exports.explanations import EXPLANATIONS, explain
+from skolon_pipeline.exports.summary_sheet import Header, summary_layout
 from skolon_pipeline.exports.people import show_night
 
-XLSX_NAME = "validation_file.xlsx"
+LANGUAGES = ("sv", "en")
+
+
+def workbook_name(authority_slug: str, night: dt.date, school_slug: str | None = None) -> str:
+    """'valideringsfil_lindby-kommun_2025-12-15.xlsx' (slugs only: registry data never names a file as it is)."""
+    parts = [authority_slug, *([school_slug] if school_slug else []), night.isoformat()]
+    if not all(re.fullmatch(r"[a-z0-9-]+", p) for p in parts):
+        raise ExportError(f"not a safe file name part: {parts!r}")
+    return f"valideringsfil_{'_'.join(parts)}.xlsx"
+
+
+@dataclass(frozen=True)
+class BookSheet:
+    """One sheet of the workbook: its name and columns (view column, Swedish header, English header)."""
+
+    csv_sheet: str  # the SHEETS entry (and CSV file) it shows
+    names: tuple[str, str]
+    view: str
+    columns: tuple[tuple[str, str, str], ...]
+    wrap: frozenset[str] = frozenset()
+
+    def name(self, lang: str) -> str:
+        return self.names[LANGUAGES.index(lang)]
+
+    def headers(self, lang: str) -> tuple[str, ...]:
+        return tuple(c[1 + LANGUAGES.index(lang)] for c in self.columns)
+
+
+_SYNC_DATES = (("first_synced", "Först synkad", "First synced"),
+               ("last_changed_by_sync", "Senast ändrad av synken", "Last changed by sync"))
+BOOK: tuple[BookSheet, ...] = (
+    BookSheet("Summary", ("Sammanfattning", "Summary"), "book_summary", (
+        ("school", "Skola", "School"), ("school_unit_code", "Skolenhetskod", "School unit code"),
+        ("students", "Elever", "Students"), ("teachers", "Lärare", "Teachers"), ("staff", "Personal", "Staff"),
+        ("classes", "Klasser", "Classes"), ("teaching_groups", "Undervisningsgrupper", "Teaching groups"),
+        ("memberships", "Gruppmedlemskap", "Group memberships"),
+        ("excluded_persons", "Ej synkade personer", "Persons not synced"),
+        ("excluded_groups", "Ej synkade grupper", "Groups not synced"),
+        ("excluded_memberships", "Ej synkade gruppmedlemskap", "Group memberships not synced"),
+        ("school_id", "Skolans id", "School id"))),
+    BookSheet("Users", ("Användare", "Users"), "book_users", (
+        ("given_name", "Förnamn", "Given name"), ("family_name", "Efternamn", "Family name"),
+        ("username", "Användarnamn (e-post)", "Username (e-mail)"), ("role_word", "Roll", "Role"),
+        ("schools", "Skolor", "Schools"), ("classes", "Klasser", "Classes"), ("groups", "Grupper", "Groups"),
+        *_SYNC_DATES, ("role", "Rollkod", "Role code"), ("user_id", "Id", "Id")), frozenset({"groups"})),
+    BookSheet("Groups", ("Grupper", "Groups"), "book_groups", (
+        ("name", "Namn", "Name"), ("school", "Skola", "School"), ("type", "Typ", "Type"),
+        ("students", "Elever", "Students"), ("teachers", "Lärare", "Teachers"),
+        ("start_date", "Startdatum", "Start date"), ("end_date", "Slutdatum", "End date"), *_SYNC_DATES,
+        ("group_id", "Id", "Id"))),
+    BookSheet("Memberships", ("Medlemskap", "Memberships"), "book_memberships", (
+        ("group", "Grupp", "Group"), ("school", "Skola", "School"), ("name", "Namn", "Name"),
+        ("username", "Användarnamn (e-post)", "Username (e-mail)"), ("role_word", "Roll", "Role"),
+        ("start_date", "Startdatum", "Start date"), ("end_date", "Slutdatum", "End date"),
+        ("role", "Rollkod", "Role code"), ("group_id", "Grupp-id", "Group id"), ("user_id", "Användar-id", "User id"))),
+    BookSheet("Excluded", ("Ej synkade", "Not synced"), "book_excluded", (
+        ("name", "Namn", "Name"), ("role_word", "Roll", "Role"), ("school", "Skola", "School"),
+        ("explanation", "Vad är fel och vad ska göras", "What is wrong and what to do"),
+        ("visible_from", "Visas från", "Visible from"),
+        ("also_held", "Väntar också", "Also waiting"),
+        ("entity", "Typ", "Type"), ("group", "Grupp", "Group"),
+        ("detail", "Detalj från registret", "Detail from the registry"), ("email", "E-post", "E-mail"),
+        ("reason_codes", "Orsakskod", "Reason code"), ("record_id", "Id", "Id")),
+        frozenset({"explanation", "detail", "name"})),
+)
 
 # sheet name → (the table sheets.sql builds, the CSV file beside the workbook)
 SHEETS: dict[str, tuple[str, str]] = {
@@ -70,9 +143,17 @@ class ValidationFile:
     schools: list[dict] = field(default_factory=list)  # Summary rows: school name, code, id and counts
 
 
-def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
-    """Builds every sheet's rows for night `as_of` as temp tables on `con` (read-only is enough)."""
+def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date, lang: str = "sv") -> None:
+    """Builds every sheet's rows for night `as_of` as temp tables on `con` (read-only is enough), the
+    workbook's in language `lang`."""
+    if lang not in LANGUAGES:
+        raise ExportError(f"language {lang!r}: use one of {', '.join(LANGUAGES)}")
     show_night(con, as_of)
+    con.execute("SET VARIABLE lang = ?", [lang])
+    con.execute("CREATE OR REPLACE TEMP TABLE x_explanations (code VARCHAR, problem VARCHAR, fix VARCHAR)")
+    con.executemany("INSERT INTO x_explanations VALUES (?, ?, ?)",
+                    [(code, *((e.problem_en, e.fix_en) if lang == "en" else (e.problem_sv, e.fix_sv)))
+                     for code, e in EXPLANATIONS.items()])
     try:
         con.create_function("explain_reason", explain, ["VARCHAR", "DATE"], "VARCHAR", null_handling="special")
     except duckdb.CatalogException:  # already registered on this connection
@@ -98,6 +179,7 @@ def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
             ORDER BY b.school_id IS NULL, b.school, b.school_id""",
         codes,
     )
+    con.execute(resources.files("skolon_pipeline.exports").joinpath("workbook.sql").read_text(encoding="utf-8"))
 
 
 _REASON_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -134,8 +216,9 @@ def _filter(con: duckdb.DuckDBPyConnection, authority_id: str, school_id: str | 
     con.execute("INSERT INTO x_filter VALUES (?, ?)", [authority_id, school_id])
 
 
-def _sheet_query(table: str) -> str:
-    return f"""SELECT * EXCLUDE ({', '.join(HIDDEN)}) FROM {table}
+def _sheet_query(table: str, columns: tuple[str, ...] | None = None) -> str:
+    select = ", ".join(f'"{c}"' for c in columns) if columns else f"* EXCLUDE ({', '.join(HIDDEN)})"
+    return f"""SELECT {select} FROM {table}
                WHERE _authority = (SELECT authority_id FROM x_filter)
                  AND ((SELECT school_id FROM x_filter) IS NULL
                       OR list_contains(_schools, (SELECT school_id FROM x_filter)))"""
@@ -146,10 +229,17 @@ def _replace(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, max_rows: int = xlsx.MAX_ROWS) -> dict[str, int]:
+def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, header: Header, lang: str,
+                    max_rows: int = xlsx.MAX_ROWS) -> dict[str, int]:
     """Writes every sheet; a sheet longer than Excel allows continues on "<name> (2)", ... Returns the data rows
-    of each sheet."""
-    sheets = [xlsx.Sheet(sheet, _sheet_query(table)) for sheet, (table, _) in SHEETS.items()]
+    of each sheet, by its SHEETS name."""
+    sheets = []
+    for book in BOOK:
+        layout = xlsx.Layout(headers=book.headers(lang), wrap=book.wrap)
+        if book.csv_sheet == "Summary":
+            layout = summary_layout(con, header, lang, layout)
+        sheets.append(xlsx.Sheet(book.name(lang), _sheet_query(book.view, tuple(c[0] for c in book.columns)),
+                                 layout=layout))
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         rows = xlsx.write_workbook(con, tmp, sheets, max_width=MAX_WIDTH, max_rows=max_rows)
@@ -157,7 +247,7 @@ def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, max_rows: int = 
         tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves the previous file, not half a new one
         raise
     _replace(tmp, path)
-    return rows
+    return {book.csv_sheet: rows[book.name(lang)] for book in BOOK}
 
 
 def _write_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
@@ -171,12 +261,24 @@ def _write_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
     _replace(tmp, path)
 
 
-def _write_one(con, authority: Authority, folder: Path, school_id: str | None,
-               max_rows: int = xlsx.MAX_ROWS) -> ValidationFile:
+def workbook(con: duckdb.DuckDBPyConnection, authority: Authority, night: dt.date, folder: Path, lang: str = "sv",
+             school: tuple[str, str, str] | None = None, max_rows: int = xlsx.MAX_ROWS
+             ) -> tuple[Path, dict[str, int]]:
+    """Writes the workbook of `authority` (of one school unit with `school`: its id, slug and name) on the
+    prepared night into `folder` as `valideringsfil_<authority>[_<school>]_<night>.xlsx`; returns its path
+    and the data rows of each sheet (by its SHEETS name). The export and the School Admin's download both
+    write it here."""
+    school_id, school_slug, school_name = school or (None, None, None)
     _filter(con, authority.id, school_id)
+    path = folder / workbook_name(authority.slug, night, school_slug)
+    header = Header(authority.name, authority.id, night, school_name, dt.datetime.now().astimezone())
+    return path, _write_workbook(con, path, header, lang, max_rows)
+
+
+def _write_one(con, authority: Authority, folder: Path, night: dt.date, school: tuple[str, str, str] | None,
+               lang: str, max_rows: int = xlsx.MAX_ROWS) -> ValidationFile:
     private_dir(folder, owned=False)
-    xlsx_path = folder / XLSX_NAME
-    rows = _write_workbook(con, xlsx_path, max_rows)
+    xlsx_path, rows = workbook(con, authority, night, folder, lang, school, max_rows)
     csv = {}
     for sheet, (table, name) in SHEETS.items():
         csv[sheet] = folder / name
@@ -201,15 +303,16 @@ def resolve_night(con: duckdb.DuckDBPyConnection, as_of: dt.date | None) -> dt.d
 
 def write_validation_files(
     warehouse_path: Path, export_dir: Path, as_of: dt.date | None = None, school: str | None = None,
-    max_sheet_rows: int = xlsx.MAX_ROWS,
+    max_sheet_rows: int = xlsx.MAX_ROWS, lang: str = "sv",
 ) -> tuple[dt.date, list[ValidationFile]]:
     """Writes the night's validation file of every school authority (or of the one school unit `school`, by
-    school unit code or id). Reads the warehouse read-only. Returns the night and what was written."""
+    school unit code or id), the workbook in language `lang` (sv, en). Reads the warehouse read-only.
+    Returns the night and what was written."""
     if not Path(warehouse_path).exists():
         raise ExportError(f"no warehouse at {warehouse_path}: run `skolon-pipeline run` first")
     with snapshot.connect_published(warehouse_path) as con:
         night = resolve_night(con, as_of)
-        prepare(con, night)
+        prepare(con, night, lang)
         by_id = {a.id: a for a in authorities(con)}
         # Folders the export creates are 0700; folders that exist already (the export folder itself, say) keep
         # their mode. Every name below the night's folder comes from registry data: slugs, checked to stay in it.
@@ -219,6 +322,9 @@ def write_validation_files(
             school_id, authority_id, school_slug = find_school(con, school)
             authority = by_id[authority_id]
             folder = safe_path(export_dir, night.isoformat(), authority.slug, school_slug)
-            return night, [_write_one(con, authority, folder, school_id, max_sheet_rows)]
-        return night, [_write_one(con, a, safe_path(export_dir, night.isoformat(), a.slug), None, max_sheet_rows)
+            name = con.execute("SELECT name FROM x_schools WHERE school_id = ?", [school_id]).fetchone()[0]
+            return night, [_write_one(con, authority, folder, night, (school_id, school_slug, name), lang,
+                                      max_sheet_rows)]
+        return night, [_write_one(con, a, safe_path(export_dir, night.isoformat(), a.slug), night, None, lang,
+                                  max_sheet_rows)
                        for a in by_id.values()]

@@ -14,16 +14,18 @@ the CSV files beside the workbook always hold every row in one file.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import queue
+import re
 import threading
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import duckdb
 
-from skolon_pipeline.exports.cells import formula_like_sql
+from skolon_pipeline.exports.cells import formula_like, formula_like_sql
 
 MAX_ROWS = 1_048_576  # Excel's limit per sheet, header row included
 MAX_TEXT = 32_767  # Excel's limit per cell
@@ -34,15 +36,20 @@ _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 
 # Cell styles (index into cellXfs below): 0 plain, 1 bold header, 2 ISO date, 3 text that would start a formula
-# (Excel's quote prefix and text format: shown and kept as text even when the cell is edited; cells.py).
+# (Excel's quote prefix and text format: shown and kept as text even when the cell is edited; cells.py),
+# 4 wrapped text (top-aligned), 5 title (bold, larger), 6 wrapped text that would start a formula.
+QUOTED_STYLE = 3
+WRAP_STYLE = 4
+TITLE_STYLE = 5
+WRAP_QUOTED_STYLE = 6
 _STYLES = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <styleSheet xmlns="{_NS}">
 <numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/></numFmts>
-<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font><font><b/><sz val="11"/><name val="Calibri"/></font></fonts>
+<fonts count="3"><font><sz val="11"/><name val="Calibri"/></font><font><b/><sz val="11"/><name val="Calibri"/></font><font><b/><sz val="14"/><name val="Calibri"/></font></fonts>
 <fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill></fills>
 <borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>
 <cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>
-<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" quotePrefix="1"/></cellXfs>
+<cellXfs count="7"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" quotePrefix="1"/><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" applyAlignment="1"><alignment wrapText="1" vertical="top"/></xf><xf numFmtId="0" fontId="2" fillId="0" borderId="0" xfId="0" applyFont="1"/><xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" applyAlignment="1" quotePrefix="1"><alignment wrapText="1" vertical="top"/></xf></cellXfs>
 <cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>
 </styleSheet>"""
 
@@ -57,6 +64,29 @@ class Sheet:
     name: str
     query: str
     widths: list[float] | None = None  # per column; None: from the data
+    layout: Layout | None = None  # headers, wrapping, rows around the table, print setup; None: plain
+
+
+class Bold(tuple):
+    """A row of Layout.before/after written in bold (a heading above rows of its own)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a sheet reads and prints for people (print setup and the rest kept apart from the streaming writer).
+
+    `headers` replace the query's column names in the header row; `wrap` names the columns whose text wraps
+    (top-aligned); `before` and `after` are rows of plain values written above the header row and below the
+    data (the first `before` row as a title); `filter` adds the autofilter and freezes the header row.
+    Every sheet prints landscape, fitted to the page width, with the header row repeated on each page;
+    `one_page` fits the whole sheet on one page."""
+
+    headers: tuple[str, ...] | None = None
+    wrap: frozenset[str] = frozenset()
+    before: tuple[tuple, ...] = ()
+    after: tuple[tuple, ...] = ()
+    filter: bool = True
+    one_page: bool = False
 
 
 def column_letter(n: int) -> str:
@@ -68,21 +98,23 @@ def column_letter(n: int) -> str:
     return letters
 
 
-def _text_cell(expr: str) -> str:
+def _text_cell(expr: str, wrap: bool = False) -> str:
     # Always an inline string, never a formula; XML-escaped, without the characters XML 1.0 forbids, within
     # Excel's cell limit, leading and trailing spaces kept (xml:space); quote-prefixed when it would start a
-    # formula (cells.py).
+    # formula (cells.py); wrapped (top-aligned) when asked.
     clean = (
         f"replace(replace(replace(regexp_replace(left({expr}, {MAX_TEXT}), "
         r"'[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}\x{FFFE}\x{FFFF}]', '', 'g'), '&', '&amp;'), '<', '&lt;'), "
         "'>', '&gt;')"
     )
-    start = f"""CASE WHEN {formula_like_sql(expr)} THEN '<c t="inlineStr" s="3">' ELSE '<c t="inlineStr">' END"""
+    plain, quoted = (f' s="{WRAP_STYLE}"', f' s="{WRAP_QUOTED_STYLE}"') if wrap else ("", f' s="{QUOTED_STYLE}"')
+    start = f"""CASE WHEN {formula_like_sql(expr)} THEN '<c t="inlineStr"{quoted}>' ELSE '<c t="inlineStr"{plain}>' END"""
     return f"""{start} || '<is><t xml:space="preserve">' || {clean} || '</t></is></c>'"""
 
 
-def cell_sql(column: str, duckdb_type: str) -> str:
-    """The SQL expression turning one column's value into its `<c>` element (an empty `<c/>` for NULL)."""
+def cell_sql(column: str, duckdb_type: str, wrap: bool = False) -> str:
+    """The SQL expression turning one column's value into its `<c>` element (an empty `<c/>` for NULL); `wrap`:
+    text that wraps (top-aligned)."""
     ref = '"' + column.replace('"', '""') + '"'
     if duckdb_type == "DATE":
         # Excel's date serial: days since 1899-12-30, shown with the ISO date style.
@@ -92,7 +124,7 @@ def cell_sql(column: str, duckdb_type: str) -> str:
     elif duckdb_type == "BOOLEAN":
         xml = f"""'<c t="b"><v>' || {ref}::INTEGER || '</v></c>'"""
     else:
-        xml = _text_cell(f"CAST({ref} AS VARCHAR)" if duckdb_type != "VARCHAR" else ref)
+        xml = _text_cell(f"CAST({ref} AS VARCHAR)" if duckdb_type != "VARCHAR" else ref, wrap)
     return f"coalesce({xml}, '<c/>')"
 
 
@@ -100,38 +132,85 @@ def _describe(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[str, str
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE ({query})").fetchall()]
 
 
-def _widths(con: duckdb.DuckDBPyConnection, query: str, columns: list[tuple[str, str]], max_width: float) -> list[float]:
+def _widths(con: duckdb.DuckDBPyConnection, query: str, columns: list[tuple[str, str]], max_width: float,
+            headers: tuple[str, ...] | None = None) -> list[float]:
     lengths = ", ".join(f'max(length(CAST("{c.replace(chr(34), chr(34) * 2)}" AS VARCHAR)))' for c, _ in columns)
     longest = con.execute(f"SELECT {lengths} FROM ({query})").fetchone() or ()
+    names = headers or tuple(name for name, _ in columns)
     return [
         float(min(max(len(name), 10 if type_ == "DATE" else (n or 0)) + 2, max_width))
-        for (name, type_), n in zip(columns, longest, strict=True)
+        for name, (_, type_), n in zip(names, columns, longest, strict=True)
     ]
 
 
 def _worksheet(out, con: duckdb.DuckDBPyConnection, query: str, columns: list[tuple[str, str]], widths: list[float],
-               rows: int) -> None:
+               rows: int, layout: Layout | None = None) -> None:
+    layout = layout or Layout()
     last = column_letter(len(columns))
+    top = len(layout.before) + 1  # the header row
+    end = top + rows + len(layout.after)
+    pane = (f'<pane ySplit="{top}" topLeftCell="A{top + 1}" activePane="bottomLeft" state="frozen"/>'
+            f'<selection pane="bottomLeft" activeCell="A{top + 1}" sqref="A{top + 1}"/>') if layout.filter else ""
     out.write(
         f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{_NS}" xmlns:r="{_REL_NS}">'
-        f'<dimension ref="A1:{last}{rows + 1}"/>'
-        '<sheetViews><sheetView workbookViewId="0">'
-        '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
-        '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
+        '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
+        f'<dimension ref="A1:{last}{end}"/>'
+        f'<sheetViews><sheetView workbookViewId="0">{pane}</sheetView></sheetViews>'
         '<sheetFormatPr defaultRowHeight="15"/><cols>'.encode()
     )
     out.write("".join(f'<col min="{i}" max="{i}" width="{w:g}" customWidth="1"/>'
                       for i, w in enumerate(widths, start=1)).encode())
+    out.write(b"</cols><sheetData>")
+    out.write(_plain_rows(layout.before, title=True).encode())
+    names = layout.headers or tuple(name for name, _ in columns)
     header = "".join(f'<c t="inlineStr" s="1"><is><t xml:space="preserve">{escape(name)}</t></is></c>'
-                     for name, _ in columns)
-    out.write(f"</cols><sheetData><row>{header}</row>".encode())
-    cells = " || ".join(cell_sql(name, type_) for name, type_ in columns)
+                     for name in names)
+    out.write(f"<row>{header}</row>".encode())
+    cells = " || ".join(cell_sql(name, type_, name in layout.wrap) for name, type_ in columns)
     # closing(): a failed write stops the fetching thread here, not whenever the generator is collected.
     query = f"SELECT encode('<row>' || {cells} || '</row>') FROM ({query})"
     with contextlib.closing(_prefetched(con, query)) as fetched:
         for chunk in fetched:
             out.write(chunk)
-    out.write(f'</sheetData><autoFilter ref="A1:{last}{rows + 1}"/></worksheet>'.encode())
+    out.write(_plain_rows(layout.after).encode())
+    out.write(b"</sheetData>")
+    if layout.filter:
+        out.write(f'<autoFilter ref="A{top}:{last}{top + rows}"/>'.encode())
+    out.write(_print_setup(layout).encode())
+    out.write(b"</worksheet>")
+
+
+def _plain_rows(rows: tuple[tuple, ...], title: bool = False) -> str:
+    """Rows of Python values (text, numbers, dates, None) written as they are: the lines above and below a table.
+    Text is an inline string, quote-prefixed when it would start a formula (an authority's name is registry data)."""
+    out = []
+    for n, row in enumerate(rows):
+        cells = []
+        for value in row:
+            if value is None:
+                cells.append("<c/>")
+            elif isinstance(value, bool):
+                cells.append(f'<c t="b"><v>{int(value)}</v></c>')
+            elif isinstance(value, int | float):
+                cells.append(f"<c><v>{value}</v></c>")
+            elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+                cells.append(f'<c s="2"><v>{(value - dt.date(1899, 12, 30)).days}</v></c>')
+            else:
+                text = _CONTROL.sub("", str(value))[:MAX_TEXT]
+                style = (f' s="{QUOTED_STYLE}"' if formula_like(text) else f' s="{TITLE_STYLE}"' if title and n == 0
+                         else ' s="1"' if isinstance(row, Bold) else "")
+                cells.append(f'<c t="inlineStr"{style}><is><t xml:space="preserve">{escape(text)}</t></is></c>')
+        out.append(f"<row>{''.join(cells)}</row>")
+    return "".join(out)
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _print_setup(layout: Layout) -> str:
+    """Landscape A4, fitted to the page width (and to one page with `one_page`)."""
+    return ('<pageMargins left="0.4" right="0.4" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
+            f'<pageSetup paperSize="9" orientation="landscape" fitToWidth="1" fitToHeight="{1 if layout.one_page else 0}"/>')
 
 
 def _prefetched(con: duckdb.DuckDBPyConnection, query: str, depth: int = 4):
@@ -181,29 +260,31 @@ def _prefetched(con: duckdb.DuckDBPyConnection, query: str, depth: int = 4):
 def write_workbook(con: duckdb.DuckDBPyConnection, path: Path, sheets: list[Sheet], max_width: float = 60,
                    max_rows: int | None = None) -> dict[str, int]:
     """Writes `sheets` to the workbook `path`; returns the rows written per sheet (header not counted)."""
-    parts: list[tuple[str, str, list[tuple[str, str]], list[float], int]] = []
+    parts: list[tuple[str, str, list[tuple[str, str]], list[float], int, Layout | None]] = []
     rows_per_sheet: dict[str, int] = {}
     for sheet in sheets:
         columns = _describe(con, sheet.query)
-        widths = sheet.widths or _widths(con, sheet.query, columns, max_width)
+        headers = sheet.layout.headers if sheet.layout and sheet.layout.headers else None
+        widths = sheet.widths or _widths(con, sheet.query, columns, max_width, headers)
         total = con.execute(f"SELECT count(*) FROM ({sheet.query})").fetchone()[0]
         rows_per_sheet[sheet.name] = total
         per_part = (max_rows or MAX_ROWS) - 1
         for part, offset in enumerate(range(0, max(total, 1), per_part), start=1):
             name = sheet.name if part == 1 else f"{sheet.name} ({part})"
             query = sheet.query if total <= per_part else f"SELECT * FROM ({sheet.query}) LIMIT {per_part} OFFSET {offset}"
-            parts.append((name[:31], query, columns, widths, min(per_part, total - offset) if total else 0))
+            layout = sheet.layout if part == 1 or sheet.layout is None else replace(sheet.layout, before=(), after=())
+            parts.append((name[:31], query, columns, widths, min(per_part, total - offset) if total else 0, layout))
 
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr("[Content_Types].xml", _content_types(len(parts)))
         zf.writestr("_rels/.rels", f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{_PKG_REL_NS}">'
                     f'<Relationship Id="rId1" Type="{_REL_NS}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
-        zf.writestr("xl/workbook.xml", _workbook([(p[0], len(p[2]), p[4]) for p in parts]))
+        zf.writestr("xl/workbook.xml", _workbook([(p[0], len(p[2]), p[4], p[5]) for p in parts]))
         zf.writestr("xl/_rels/workbook.xml.rels", _workbook_rels(len(parts)))
         zf.writestr("xl/styles.xml", _STYLES)
-        for n, (_, query, columns, widths, rows) in enumerate(parts, start=1):
+        for n, (_, query, columns, widths, rows, layout) in enumerate(parts, start=1):
             with zf.open(f"xl/worksheets/sheet{n}.xml", "w", force_zip64=True) as out:
-                _worksheet(out, con, query, columns, widths, rows)
+                _worksheet(out, con, query, columns, widths, rows, layout)
     return rows_per_sheet
 
 
@@ -226,16 +307,20 @@ def _content_types(n: int) -> str:
     )
 
 
-def _workbook(sheets: list[tuple[str, int, int]]) -> str:
+def _workbook(sheets: list[tuple[str, int, int, Layout | None]]) -> str:
     entries = "".join(
-        f'<sheet name={quoteattr(name)} sheetId="{i}" r:id="rId{i}"/>' for i, (name, _, _) in enumerate(sheets, start=1)
+        f'<sheet name={quoteattr(name)} sheetId="{i}" r:id="rId{i}"/>' for i, (name, *_) in enumerate(sheets, start=1)
     )
-    # The autofilter's defined name, as Excel itself writes it.
-    filters = "".join(
-        f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
-        f"{escape(_quote_sheet(name))}!$A$1:${column_letter(cols)}${rows + 1}</definedName>"
-        for i, (name, cols, rows) in enumerate(sheets)
-    )
+    # The autofilter's defined name, as Excel itself writes it, and the header row repeated on every printed page.
+    filters = ""
+    for i, (name, cols, rows, layout) in enumerate(sheets):
+        top = len(layout.before) + 1 if layout else 1
+        sheet = escape(_quote_sheet(name))
+        if layout is None or layout.filter:
+            filters += (f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+                        f"{sheet}!$A${top}:${column_letter(cols)}${top + rows}</definedName>")
+        filters += f'<definedName name="_xlnm.Print_Titles" localSheetId="{i}">{sheet}!${top}:${top}</definedName>'
+
     return (
         f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="{_NS}" xmlns:r="{_REL_NS}">'
         f"<bookViews><workbookView/></bookViews><sheets>{entries}</sheets>"

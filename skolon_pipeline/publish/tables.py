@@ -156,11 +156,21 @@ EXCLUDED_GROUPS = Published(
     "Groups held back tonight: name, school, type and dates.",
 )
 
+# The drop each source was read from for the night (rules/freshness.py): its date, its age and whether it
+# was fresh, stale (DROP_STALE) or not read at all.
+SOURCE_DROPS = Published(
+    "source_drops", "diagnostics.source_drops",
+    _columns(("as_of", "DATE"), ("source_id", "VARCHAR"), ("drop_date", "DATE"), ("drop_age_days", "INTEGER"),
+             ("max_drop_age_days", "INTEGER"), ("status", "VARCHAR")),
+    "The registry drop each source was read from tonight: its date, its age in days, the source's "
+    "rules.max_drop_age_days and fresh/stale/failed (a stale drop: the registry may have stopped exporting).",
+)
+
 # Every published table, in publishing order. Queries over one night (school_counts.sql, the export sheets,
 # explain) read them by their plain name.
 PUBLISHED: tuple[Published, ...] = (
     SCHOOLS, USERS, SCHOOL_AFFILIATIONS, GROUPS, MEMBERSHIPS, EXCLUSIONS, WARNINGS, EXCLUDED_PERSONS,
-    EXCLUDED_GROUPS,
+    EXCLUDED_GROUPS, SOURCE_DROPS,
 )
 BY_NAME: dict[str, Published] = {t.name: t for t in PUBLISHED}
 

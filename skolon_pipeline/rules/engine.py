@@ -7,7 +7,7 @@ The rules connection attaches each source's staging file read-only, unions their
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from skolon_pipeline.calendar import effective_start, term_windows
 from skolon_pipeline.validate.canonical import CANONICAL_TABLES, OPTIONAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.duck import row_counts
+from skolon_pipeline.rules.freshness import Drop, record_drops
 from skolon_pipeline.publish import tables
 
 # Everything the rules read from a source's staging database.
@@ -74,12 +75,15 @@ def attach_staging(con: duckdb.DuckDBPyConnection, staging_files: Mapping[str, P
 
 
 def run_rules(
-    con: duckdb.DuckDBPyConnection, sources: list[Source], staging_files: Mapping[str, Path], as_of: dt.date
+    con: duckdb.DuckDBPyConnection, sources: list[Source], staging_files: Mapping[str, Path], as_of: dt.date,
+    drops: Sequence[Drop] = (),
 ) -> dict[str, int]:
-    """Evaluates the night; returns the row count of each out_* table."""
+    """Evaluates the night; returns the row count of each out_* table. `drops`: the drop each source was read
+    from (or not), for out_source_drops and the DROP_STALE warnings."""
     load_settings(con, sources, as_of)
     attach_staging(con, staging_files)
     con.execute(resources.files("skolon_pipeline.rules").joinpath("roster.sql").read_text(encoding="utf-8"))
+    record_drops(con, as_of, list(drops))
     bound_details(con)
     return row_counts(con, OUTPUT_TABLES)
 

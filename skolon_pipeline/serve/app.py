@@ -444,17 +444,16 @@ def validation_file(request: Request, account: accounts.Account) -> Response:
         return render(request, "validation_file.html", {"night": found[0] if found else None,
                                                         "authorities": found[1] if found else []})
     folder = Path(tempfile.mkdtemp(prefix="skolon-admin-file-"))  # 0700
+    lang = _lang(request)
 
     def write(cur, night, sw):
         if night is None:
             return None
-        vf.prepare(cur, night)
+        vf.prepare(cur, night, lang)
         authority = next((a for a in vf.authorities(cur) if a.id == wanted), None)
         if authority is None:
             return None
-        vf._filter(cur, authority.id, None)
-        path = folder / f"valideringsfil_{authority.slug}_{night.isoformat()}.xlsx"
-        vf._write_workbook(cur, path)
+        path, _ = vf.workbook(cur, authority, night, folder, lang)  # in the language the admin reads the view in
         return path
 
     try:

@@ -93,6 +93,8 @@ _SCOPED: dict[str, str] = {
         WHEN 'membership' THEN EXISTS (SELECT 1 FROM _scope.records r WHERE r.source_id = h.source_id AND r.entity_type = 'membership' AND r.record_id = h.record_id)
         -- a source's or a file's problems (a failed or stale drop, a CSV quirk): no personal data
         ELSE EXISTS (SELECT 1 FROM _scope.schools s WHERE s.source_id = h.source_id) END""",
+    # the drop each source was read from: no personal data, for the sources of the scope's schools
+    "source_drops": "EXISTS (SELECT 1 FROM _scope.schools s WHERE s.source_id = h.source_id)",
     "changes": """CASE h.entity_type
         WHEN 'user' THEN EXISTS (SELECT 1 FROM _scope.people p WHERE p.source_id = h.source_id AND p.person_id = h.entity_id)
         WHEN 'school' THEN EXISTS (SELECT 1 FROM _scope.schools s WHERE s.source_id = h.source_id AND s.school_id = h.entity_id)
