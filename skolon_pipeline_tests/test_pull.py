@@ -458,7 +458,8 @@ def _write_installation(data_dir: Path, url: str) -> None:
         {"id": "testby", "format": "ss12000", "path": "registries/testby",
          "api": {"url": url, "token_url": f"{url}/token", "client_id": "skolon-sync",
                  "client_secret_env": "TESTBY_CLIENT_SECRET", "page_size": 10}},
-        {"id": "other", "format": "ss12000", "path": "registries/other"},
+        # a file source whose one drop serves every night of the test (not a frozen registry)
+        {"id": "other", "format": "ss12000", "path": "registries/other", "rules": {"max_drop_age_days": 60}},
     ])
 
 
