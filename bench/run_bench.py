@@ -97,7 +97,7 @@ def bench_size(persons: int, work: Path, shape: str) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     home = out / "dagster_home"  # a throw-away instance, read afterwards for the steps' durations
     home.mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     wall, rss, rc = measure(
         [sys.executable, "-m", "skolon_pipeline.cli", "run", "--as-of", NIGHT, "--data-dir", str(data_dir),

@@ -63,7 +63,8 @@ def settings_from(args: argparse.Namespace, environ=None) -> Settings:
 
 def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: bool, dry_run: bool = False,
                    wait_seconds: float = 0.0, repull: bool = False):
-    """Runs the nightly job for one partition on the DAGSTER_HOME instance (else a throw-away one).
+    """Runs the nightly job for one partition on the installation's Dagster instance (`skolon_pipeline.instance`:
+    `$DAGSTER_HOME`, else `<data dir>/dagster_home`), so the run is in the UI's run list.
 
     With `dry_run`, only the assets up to the change set (extract, validate, rules, change_set) run, tagged so
     the guard records nothing: nothing is published and no export is written.
@@ -76,8 +77,6 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
     a live run is waited for up to `wait_seconds` (then RunRefused names that run). DAGSTER_HOME's files are
     owner-only.
     """
-    import tempfile
-
     import dagster as dg
 
     from skolon_pipeline.defs.guard import CHANGE_SET_KEY, DRY_RUN_TAG
@@ -86,6 +85,7 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
     from skolon_pipeline.defs.roster import ELIGIBILITY_KEY
     from skolon_pipeline.defs.sources import REPULL_TAG, extract_key, pull_key, validate_key
     from skolon_pipeline.definitions import reconstructable_nightly_job
+    from skolon_pipeline.instance import dagster_home, open_instance
 
     executor = (
         {"multiprocess": {"max_concurrent": os.cpu_count() or 2,
@@ -97,12 +97,9 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
         "execution": {"config": executor},
         "loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "WARNING"}}},
     }
-    with owner_only(), tempfile.TemporaryDirectory(prefix="skolon-dagster-") as tmp:
-        home = os.environ.get("DAGSTER_HOME")
-        if home:
-            runs.make_private(Path(home))
-        instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.local_temp(tmp)
-        with instance:
+    with owner_only():
+        with open_instance(settings.data_dir) as instance:
+            runs.make_private(dagster_home(settings.data_dir))
             runs.release_dead_runs(instance, (WAREHOUSE_POOL,))
             runs.wait_for_pools(instance, (WAREHOUSE_POOL,), wait_seconds)
             result = dg.execute_job(

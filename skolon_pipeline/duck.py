@@ -18,15 +18,19 @@ MEMORY_LIMIT_ENV = "SKOLON_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "3GB"
 # The oldest DuckDB release that can read the files the pipeline creates (the warehouse above all): analysts'
 # DuckDB need not be the pipeline's. One constant; DuckDB writes this storage format into every new file.
+# DuckDB 2.0's own format is read by no 1.x release; v1.2.0 is read by 1.2 through 1.5 (the CLI on PyPI and npm,
+# DBeaver's and BI tools' drivers) and 2.0. Raise it only when every analysts' tool reads the newer format.
 STORAGE_COMPATIBILITY_VERSION = "v1.2.0"
 
 
 def connect(path: Path | str | None = None, read_only: bool = False, create: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the installation's memory limit (`SKOLON_DUCKDB_MEMORY_LIMIT`, e.g. `2GB`);
-    with `create`, a new file in the storage format of STORAGE_COMPATIBILITY_VERSION."""
-    config = {"memory_limit": os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT}
-    if create:
-        config["storage_compatibility_version"] = STORAGE_COMPATIBILITY_VERSION
+    """A DuckDB connection with the installation's memory limit (`SKOLON_DUCKDB_MEMORY_LIMIT`, e.g. `2GB`).
+    Every file it creates or ATTACHes anew (the warehouse, the snapshot, staging files) is written in the storage
+    format of STORAGE_COMPATIBILITY_VERSION; `create` is kept for callers that say so explicitly."""
+    config = {
+        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT,
+        "storage_compatibility_version": STORAGE_COMPATIBILITY_VERSION,
+    }
     return duckdb.connect(":memory:" if path is None else str(path), read_only=read_only, config=config)
 
 

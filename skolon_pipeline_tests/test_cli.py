@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import stat
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 
 from skolon_pipeline import cli
+from skolon_pipeline.defs.roster import CONSERVATION_CHECK, ELIGIBILITY_KEY
+from skolon_pipeline.defs.schedules import NIGHTLY_JOB
 from skolon_pipeline.demo import DEMO_NIGHT, NOT_IN_DEMO
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +31,15 @@ REASON_CODES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    # Runs on the shipped demo data get an instance of their own (else they would share the repository's
+    # data/dagster_home), and no SKOLON_* variable of the shell reaches them.
+    for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "test_dagster_home"))
+
+
 def _run(tmp_path, data_dir=DEMO_DATA, night=DEMO_NIGHT, *extra):
     return cli.main(["run", "--as-of", str(night), "--data-dir", str(data_dir),
                      "--warehouse", str(tmp_path / "wh" / "warehouse.duckdb"),
@@ -36,7 +49,9 @@ def _run(tmp_path, data_dir=DEMO_DATA, night=DEMO_NIGHT, *extra):
 @pytest.fixture(scope="module")
 def demo_night(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
-    assert _run(tmp) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(tmp / "dagster_home"))
+        assert _run(tmp) == 0
     return tmp / "wh" / "warehouse.duckdb"
 
 
@@ -91,12 +106,39 @@ def test_run_prints_a_summary_without_personal_data(tmp_path, capsys):
 def test_run_records_the_run_on_the_dagster_home_instance(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     assert _run(tmp_path) == 0
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].tags["dagster/partition"] == str(DEMO_NIGHT)
+
+
+def test_without_dagster_home_the_run_is_on_the_data_folders_instance_with_its_checks_and_metadata(tmp_path, monkeypatch):
+    # A fresh clone: no DAGSTER_HOME. The run lands on <data dir>/dagster_home, the instance `dagster dev` opens
+    # with the README's UI command, so the night is in the UI's run list, materialized for its partition.
+    monkeypatch.delenv("DAGSTER_HOME")
+    data = tmp_path / "data"
+    shutil.copytree(DEMO_DATA, data, ignore=shutil.ignore_patterns("dagster_home", "warehouse.duckdb*", "staging", "exports"))
+    assert _run(tmp_path, data) == 0
+    home = data / "dagster_home"
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"] == 1
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        [run] = instance.get_runs()
+        assert run.tags["dagster/partition"] == str(DEMO_NIGHT) and run.job_name == NIGHTLY_JOB
+        users = dg.AssetKey(["roster", "users"])
+        assert instance.get_materialized_partitions(users) == {str(DEMO_NIGHT)}
+        event = instance.get_latest_materialization_event(users)
+        assert event.run_id == run.run_id and event.asset_materialization.metadata
+        checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(ELIGIBILITY_KEY, CONSERVATION_CHECK)])
+        [check] = checks.values()
+        assert check.run_id == run.run_id and check.status.value == "SUCCEEDED"
+    # A second night on the same folder is the second run of the same instance.
+    assert _run(tmp_path, data, DEMO_NIGHT + dt.timedelta(days=1)) == 0
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert len(instance.get_runs()) == 2
 
 
 def test_broken_drop_exits_non_zero_naming_step_and_file(tmp_path, capsys):

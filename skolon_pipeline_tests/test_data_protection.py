@@ -62,7 +62,7 @@ def demo_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("protect")
     home = tmp / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKOLON_") and k != KEY_ENV}
     env.update(DAGSTER_HOME=str(home), PYTHONPATH=str(REPO))
     done = subprocess.run(

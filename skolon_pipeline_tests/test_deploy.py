@@ -20,7 +20,7 @@ K8S = REPO / "deploy" / "k8s"
 
 
 def test_local_instance_limits_every_pool_to_one_step():
-    config, _ = dagster_instance_config(str(REPO))
+    config, _ = dagster_instance_config(str(REPO / "skolon_pipeline"))
     assert config["concurrency"]["pools"]["default_limit"] == 1
 
 

@@ -34,7 +34,7 @@ def test_two_sources_run_in_parallel_processes_into_one_roster(tmp_path, monkeyp
     write_sources(data, [{"id": s, "format": "ss12000", "path": f"registries/{s}"} for s in ("alfa", "beta")])
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
 
     code = cli.main(["run", "--as-of", "2026-11-20", "--data-dir", str(data),

@@ -471,7 +471,7 @@ def test_a_pulled_night_through_dagster_and_a_failed_pull_carried_over(server, t
     registry, url = server
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_bytes((REPO / "dagster.yaml").read_bytes())
+    (home / "dagster.yaml").write_bytes((REPO / "skolon_pipeline" / "dagster.yaml").read_bytes())
     for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DAGSTER_HOME", str(home))

@@ -152,7 +152,7 @@ def test_a_run_killed_at_any_point_never_blocks_the_next_night(tmp_path, capsys)
 
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((REPO / "skolon_pipeline" / "dagster.yaml").read_text())
     env = {**_env(), "DAGSTER_HOME": str(home)}
     warehouse = tmp_path / "wh" / "warehouse.duckdb"
     first = subprocess.run([sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, DEMO_NIGHT)], env=env,
