@@ -71,7 +71,8 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
 
     With several sources the steps run in their own processes (Dagster's multiprocess executor, forkserver
     with the code preloaded), so sources are extracted and validated at the same time; with one source the
-    steps run in this process, which saves each step's process start-up.
+    steps run in this process, which saves each step's process start-up. The choice is the job's own executor
+    (`defs.schedules.nightly_executor`), the one a scheduled or UI run gets for the same sources.
 
     Before it starts, runs that died (kill -9) are marked failed and their pool slots freed, and a slot held by
     a live run is waited for up to `wait_seconds` (then RunRefused names that run). DAGSTER_HOME's files are
@@ -87,14 +88,7 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
     from skolon_pipeline.definitions import reconstructable_nightly_job
     from skolon_pipeline.instance import dagster_home, open_instance
 
-    executor = (
-        {"multiprocess": {"max_concurrent": os.cpu_count() or 2,
-                          "start_method": {"forkserver": {"preload_modules": ["skolon_pipeline.definitions"]}}}}
-        if parallel
-        else {"in_process": {}}
-    )
     run_config = {
-        "execution": {"config": executor},
         "loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "WARNING"}}},
     }
     with owner_only():
@@ -103,7 +97,7 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
             runs.release_dead_runs(instance, (WAREHOUSE_POOL,))
             runs.wait_for_pools(instance, (WAREHOUSE_POOL,), wait_seconds)
             result = dg.execute_job(
-                reconstructable_nightly_job(settings),
+                reconstructable_nightly_job(settings, "multiprocess" if parallel else "in_process"),
                 instance=instance,
                 run_config=run_config,
                 tags={"dagster/partition": as_of.isoformat(), **runs.process_tags(),
@@ -167,7 +161,9 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
 
     from skolon_pipeline.publish import snapshot
 
-    parallel = args.executor == "multiprocess" or (args.executor == "auto" and len(installation.sources) > 1)
+    from skolon_pipeline.defs.schedules import runs_in_parallel
+
+    parallel = runs_in_parallel(args.executor, len(installation.sources))
     # Under the run lock no other run of this warehouse is alive: what earlier runs left behind is garbage.
     night.remove_leftovers(settings.staging_dir)
     snapshot.remove_dead_writing_copies(settings.warehouse)
@@ -369,6 +365,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if answer.found else EXIT_FAILED
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    from skolon_pipeline import query
+    from skolon_pipeline.publish import snapshot
+
+    settings = settings_from(args)
+    try:
+        con = query.connect(settings.warehouse)
+    except snapshot.WarehouseMissing as exc:
+        print(f"error: {text.one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    with con:
+        if args.query is None:
+            return query.prompt(con, sys.stdin, sys.stdout, sys.stderr, query.banner(con, settings.warehouse))
+        try:
+            columns, rows = query.run(con, args.query)
+            (query.print_csv if args.csv else query.print_table)(columns, rows, sys.stdout)
+        except query.QueryError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return 0
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pulls today's drop of every API source (or one), without running the night."""
     from skolon_pipeline.pull.drop import pull_source
@@ -454,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("query", help="an id, an e-mail address, or part of a name (case and accents ignored)")
     explain.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: the latest published night")
     explain.set_defaults(func=cmd_explain)
+
+    sql = sub.add_parser("sql", parents=[locations],
+                         help="run a read-only query on the warehouse, or open a read-only SQL prompt")
+    sql.add_argument("query", nargs="?", help="the query; without it, a prompt (statements end with ;)")
+    sql.add_argument("--csv", action="store_true", help="print the result as CSV, every row")
+    sql.set_defaults(func=cmd_sql)
 
     demo = sub.add_parser("demo", parents=[locations], help="write the made-up demo registry (sources.yaml and one drop)")
     demo.add_argument("--drop-date", type=_date, help="the drop's date")
