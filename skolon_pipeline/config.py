@@ -206,6 +206,56 @@ class ApiConfig(_Strict):
             raise ValueError("client_cert and client_key go together (mutual TLS needs both)")
 
 
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def local_host(host: str | None) -> bool:
+    """This machine (where plain http and an SMTP login without STARTTLS are allowed: the tests' servers)."""
+    return host in _LOOPBACK_HOSTS
+
+
+class EmailNotify(_Strict):
+    """`notify.email`: one e-mail per alert over SMTP; the password only from the variable `password_env` names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    from_: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)
+    to: tuple[str, ...] = Field(min_length=1, max_length=100)
+    username: str | None = Field(default=None, min_length=1, max_length=320)
+    password_env: str | None = Field(default=None, pattern=_ENV_NAME, max_length=128)
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _addresses(cls, value):
+        value = [value] if isinstance(value, str) else value
+        for address in value or ():
+            if not isinstance(address, str) or not re.fullmatch(r"[^@\s,]+@[^@\s,]+", address):
+                raise ValueError(f"{shorten(repr(address), 80)} is not an e-mail address")
+        return value
+
+    def model_post_init(self, _context) -> None:
+        if self.password_env and not self.username:
+            raise ValueError("password_env needs a username")
+        if self.username and not self.starttls and not local_host(self.host):
+            raise ValueError("a login is sent only over STARTTLS (starttls: true), except to 127.0.0.1")
+
+
+class WebhookNotify(_Strict):
+    """`notify.webhook`: a JSON POST per alert; the URL (it carries the webhook's secret) only from `url_env`."""
+
+    url_env: str = Field(pattern=_ENV_NAME, max_length=128)
+
+
+class NotifyConfig(_Strict):
+    """`notify:`: where held nights, failed sources and failed runs are reported (skolon_pipeline.notify)."""
+
+    email: EmailNotify | None = None
+    webhook: WebhookNotify | None = None
+
+
 class SourceConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$", max_length=64)
     format: Literal["ss12000", "oneroster"]
@@ -251,6 +301,7 @@ class SourcesFile(_Strict):
     first_night: dt.date = DEFAULT_FIRST_NIGHT
     rules: Rules = Rules()
     archives: ArchiveLimits = ArchiveLimits()
+    notify: NotifyConfig | None = None
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 
     @field_validator("timezone")
@@ -308,6 +359,7 @@ class Installation:
     sources: tuple[Source, ...]
     data_dir: Path
     first_night: dt.date = DEFAULT_FIRST_NIGHT
+    notify: NotifyConfig | None = None  # alerts (skolon_pipeline.notify); None: none are sent
 
     def source(self, source_id: str) -> Source:
         for s in self.sources:
@@ -448,7 +500,7 @@ def load_installation(data_dir: Path | str) -> Installation:
         for s in parsed.sources
     )
     return Installation(timezone=parsed.timezone, rules=parsed.rules, sources=sources, data_dir=data_dir,
-                        first_night=parsed.first_night)
+                        first_night=parsed.first_night, notify=parsed.notify)
 
 
 # Settings field → (environment variable, default) (CONTRACT §1)
