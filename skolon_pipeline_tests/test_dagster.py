@@ -151,13 +151,16 @@ def test_a_file_that_is_not_json_fails_the_source_and_publishes_nothing(settings
         assert con.execute("SELECT DISTINCT as_of FROM roster.users").fetchall() == [(dt.date(2026, 11, 20),)]
 
 
-def test_dagster_definitions_validate_passes(settings):
-    env = {"SKOLON_DATA_DIR": str(settings.data_dir), "PATH": _path()}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
+def test_dg_check_defs_passes(settings):
+    """`dg check defs` ([tool.dg] in pyproject.toml) loads the code location as `dagster dev` would."""
+    env = {"SKOLON_DATA_DIR": str(settings.data_dir), "PATH": _path(), "PYTHONPATH": str(REPO),
+           "HOME": str(settings.data_dir)}
+    proc = subprocess.run(["dg", "check", "defs"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "All definitions loaded successfully" in proc.stdout + proc.stderr
+    broken = subprocess.run(["dg", "check", "defs"], cwd=REPO, env={**env, "SKOLON_DATA_DIR": str(settings.data_dir / "x")},
+                            capture_output=True, text=True, timeout=300)
+    assert broken.returncode != 0
 
 
 def _path() -> str:
