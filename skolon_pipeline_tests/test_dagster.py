@@ -61,6 +61,30 @@ def test_asset_graph_reads_as_the_pipeline_stages(settings):
     assert graph.get(validate_key("testby")).parent_keys == {extract_key("testby")}
 
 
+def test_every_asset_has_an_owner_and_personal_data_is_tagged_pii(settings):
+    graph = build_defs(settings).resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).owners == ["team:skolon-sync"], key
+    pii = {key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).tags.get("pii") == "true"}
+    assert {"extract/testby", "validate/testby", "rules/eligibility", "roster/users", "roster/memberships",
+            "diagnostics/excluded_persons", "exports/validation_files"} <= pii
+    assert not pii & {"roster/schools", "roster/groups", "diagnostics/excluded_groups", "diagnostics/sources"}
+    assert graph.get(dg.AssetKey(["roster", "users"])).metadata["dagster/table_name"] == "roster.users"
+
+
+def test_code_versions_follow_the_sql_that_computes_each_asset(settings):
+    import hashlib
+
+    graph = build_defs(settings).resolve_asset_graph()
+    rules = hashlib.sha256()
+    for name in ("rules/roster.sql", "rules/school_counts.sql"):
+        rules.update(name.encode() + b"\0" + (REPO / "skolon_pipeline" / name).read_bytes())
+    assert graph.get(ELIGIBILITY_KEY).code_version == rules.hexdigest()[:16]
+    assert graph.get(dg.AssetKey(["roster", "users"])).code_version == rules.hexdigest()[:16]
+    versions = {graph.get(k).code_version for k in (extract_key("testby"), ELIGIBILITY_KEY, VALIDATION_FILES_KEY)}
+    assert len(versions) == 3 and None not in versions
+
+
 def test_schedule_tick_runs_the_night_that_has_just_begun(settings):
     defs = build_defs(settings)
     schedule = defs.resolve_schedule_def(NIGHTLY_SCHEDULE)

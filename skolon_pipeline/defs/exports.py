@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from skolon_pipeline.defs.meta import EXPORTS_SQL, OWNERS, PII, sql_version
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
 from skolon_pipeline.defs.roster import PUBLISHED
@@ -27,6 +28,9 @@ def build_export_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         deps=[key for key, _, _ in PUBLISHED.values()],
         group_name=EXPORTS_GROUP,
         kinds={"excel", "csv"},
+        owners=OWNERS,
+        tags=PII,
+        code_version=sql_version(*EXPORTS_SQL),
         partitions_def=partitions_def,
         pool=WAREHOUSE_POOL,
     )

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from skolon_pipeline.defs.meta import OWNERS, PII
 from skolon_pipeline import night
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
@@ -18,6 +19,8 @@ def build_guard_assets(eligibility_key: dg.AssetKey, group_name: str, partitions
         deps=[eligibility_key],
         group_name=group_name,
         kinds={"duckdb", "sql"},
+        owners=OWNERS,
+        tags=PII,
         partitions_def=partitions_def,
         pool=WAREHOUSE_POOL,
         check_specs=[

@@ -9,6 +9,7 @@ from skolon_pipeline import night
 from skolon_pipeline.publish import snapshot, tables, warehouse
 from skolon_pipeline.config import Installation
 from skolon_pipeline.defs.guard import CHANGE_SET_KEY, build_guard_assets
+from skolon_pipeline.defs.meta import OWNERS, PII, PII_TABLES, RULES_SQL, sql_version
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
 from skolon_pipeline.defs.sources import validate_key
@@ -35,6 +36,9 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
         deps=[validate_key(s) for s in source_ids],
         group_name=RULES_GROUP,
         kinds={"duckdb", "sql"},
+        owners=OWNERS,
+        tags=PII,
+        code_version=sql_version(*RULES_SQL),
         partitions_def=partitions_def,
         pool=WAREHOUSE_POOL,  # reads the last published night for a failed source's carry-over
         check_specs=[
@@ -77,8 +81,10 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(key, group_name=group, description=description, deps=[ELIGIBILITY_KEY, CHANGE_SET_KEY],
-                         kinds={"duckdb"}, partitions_def=partitions_def)
-            for key, group, description in PUBLISHED.values()
+                         kinds={"duckdb"}, partitions_def=partitions_def, owners=OWNERS,
+                         tags=PII if table in PII_TABLES else {}, code_version=sql_version(*RULES_SQL),
+                         metadata={"dagster/table_name": ".".join(key.path)})
+            for table, (key, group, description) in PUBLISHED.items()
         ],
         partitions_def=partitions_def,
         pool=WAREHOUSE_POOL,
@@ -117,6 +123,7 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
         deps=[key for key, _, _ in PUBLISHED.values()],
         group_name=DIAGNOSTICS_GROUP,
         kinds={"duckdb"},
+        owners=OWNERS,
         partitions_def=partitions_def,
     )
     def sources_fresh(context: dg.AssetExecutionContext, skolon: SkolonResource) -> dg.MaterializeResult:

@@ -10,6 +10,7 @@ the others have been published."""
 
 import dagster as dg
 
+from skolon_pipeline.defs.meta import OWNERS, PII, reader_sql, sql_version
 from skolon_pipeline import night
 from skolon_pipeline.pull.drop import ENTITIES as PULLED_ENTITIES
 from skolon_pipeline.pull.drop import PullResult, public_url, pull_source, write_status
@@ -64,6 +65,8 @@ def build_pull_asset(source: Source, partitions_def: dg.PartitionsDefinition, ti
         key=pull_key(source.id),
         group_name=PULL_GROUP,
         kinds={"api", "json"},
+        owners=OWNERS,
+        tags=PII,
         partitions_def=partitions_def,
         description=(
             f"The night's drop of source `{source.id}`, pulled from the registry's SS12000 API "
@@ -125,6 +128,9 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
         deps=pulled,
         group_name=EXTRACT_GROUP,
         kinds={"duckdb", "json" if source.format == "ss12000" else "csv"},
+        owners=OWNERS,
+        tags=PII,
+        code_version=sql_version(*reader_sql(source.format)),
         partitions_def=partitions_def,
         description=(
             f"Registry drop of source `{source.id}` ({source.format}): the newest drop dated on or before the "
@@ -195,6 +201,8 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
         deps=[extract_asset],
         group_name=VALIDATE_GROUP,
         kinds={"pandera", "duckdb"},
+        owners=OWNERS,
+        tags=PII,
         partitions_def=partitions_def,
         description=(
             f"Source `{source.id}` checked against the canonical Pandera models, lazily: every failing row "
