@@ -70,6 +70,11 @@ def test_every_asset_has_an_owner_and_personal_data_is_tagged_pii(settings):
             "diagnostics/excluded_persons", "exports/validation_files"} <= pii
     assert not pii & {"roster/schools", "roster/groups", "diagnostics/excluded_groups", "diagnostics/sources"}
     assert graph.get(dg.AssetKey(["roster", "users"])).metadata["dagster/table_name"] == "roster.users"
+    # The roster is late after a day and a few hours without a new night.
+    fresh = graph.get(dg.AssetKey(["roster", "users"])).freshness_policy
+    assert fresh.warn_window.to_timedelta() == dt.timedelta(hours=27)
+    assert fresh.fail_window.to_timedelta() == dt.timedelta(hours=36)
+    assert graph.get(dg.AssetKey(["diagnostics", "exclusions"])).freshness_policy is None
 
 
 def test_code_versions_follow_the_sql_that_computes_each_asset(settings):
@@ -115,6 +120,10 @@ def test_materialize_publishes_the_night_with_checks_and_metadata(settings):
     users = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(["roster", "users"])]
     metadata = users[0].materialization.metadata
     assert metadata["dagster/row_count"].value == 2
+    assert metadata["source/testby"].value == 2  # a number per source every night: the UI plots it
+    exclusions = next(m for m in result.get_asset_materialization_events()
+                      if m.asset_key == dg.AssetKey(["diagnostics", "exclusions"])).materialization.metadata
+    assert exclusions["reason/INVALID_RECORD"].value >= 1
     assert [c.name for c in metadata["dagster/column_schema"].schema.columns][:7] == [
         "as_of", "user_id", "source_id", "given_name", "family_name", "email", "role"]
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:

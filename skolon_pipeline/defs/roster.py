@@ -1,5 +1,6 @@
 """The rules stage (all sources at once) and the publish stage (the warehouse's roster and diagnostics)."""
 
+import datetime as dt
 from collections import Counter
 
 import dagster as dg
@@ -21,6 +22,9 @@ DIAGNOSTICS_GROUP = "diagnostics"
 ELIGIBILITY_KEY = dg.AssetKey(["rules", "eligibility"])
 SOURCES_KEY = dg.AssetKey(["diagnostics", "sources"])
 CONSERVATION_CHECK = "conservation"
+# The roster is published every night at about 02:00: a day and a few hours without a new night is late (warn),
+# a day and a half is a failure the UI and freshness alerts show.
+ROSTER_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=36), warn_window=dt.timedelta(hours=27))
 
 # published table → (asset key, group, description): roster/<table> or diagnostics/<table>, as its view.
 PUBLISHED: dict[str, tuple[dg.AssetKey, str, str]] = {
@@ -83,7 +87,8 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
             dg.AssetSpec(key, group_name=group, description=description, deps=[ELIGIBILITY_KEY, CHANGE_SET_KEY],
                          kinds={"duckdb"}, partitions_def=partitions_def, owners=OWNERS,
                          tags=PII if table in PII_TABLES else {}, code_version=sql_version(*RULES_SQL),
-                         metadata={"dagster/table_name": ".".join(key.path)})
+                         metadata={"dagster/table_name": ".".join(key.path)},
+                         freshness_policy=ROSTER_FRESHNESS if group == ROSTER_GROUP else None)
             for table, (key, group, description) in PUBLISHED.items()
         ],
         partitions_def=partitions_def,
@@ -114,6 +119,7 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
                     "history": f"history.{table}",
                     "latest_night": latest.isoformat() if latest else "",
                 }
+                metadata.update({f"source/{source}": n for source, n in _source_counts(con, table, night_date)})
                 if table == "exclusions":
                     metadata.update({f"reason/{code}": n for code, n in sorted(reasons.items())})
                 yield dg.MaterializeResult(asset_key=key, metadata=metadata)
@@ -143,6 +149,15 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
         return dg.MaterializeResult(metadata={"fresh_sources": ", ".join(source_ids)})
 
     return [eligibility, *build_guard_assets(ELIGIBILITY_KEY, RULES_GROUP, partitions_def), publish_night, sources_fresh]
+
+
+def _source_counts(con: duckdb.DuckDBPyConnection, table: str, night_date) -> list[tuple[str, int]]:
+    """Rows per source of a published table that night (numbers, so the UI plots them night by night)."""
+    if "source_id" not in tables.BY_NAME[table].column_names:
+        return []
+    # `table` is one of the code's own table names (tables.PUBLISHED), never registry data.
+    return con.execute(f"SELECT source_id, count(*) FROM nightly.{table} WHERE as_of = ? GROUP BY 1 ORDER BY 1",
+                       [night_date]).fetchall()
 
 
 def _reason_counts(con: duckdb.DuckDBPyConnection, night_date) -> Counter:
