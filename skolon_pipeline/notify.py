@@ -69,7 +69,7 @@ def alert_for_failed_run(warehouse: Path, night: dt.date, run_id: str, failures:
         return Alert(NIGHT_HELD, night, run_id, f"skolon_pipeline: night {night} HELD by the mass-removal guard", (
             *(_line(r) for r in reasons),
             "Nothing of it was published; the previous roster and validation files stay as they were.",
-            f"Review: SELECT * FROM history.held_changes WHERE as_of = DATE '{night}' AND change = 'removed';",
+            f"Review: SELECT * FROM history.held_changes WHERE as_of = DATE '{night.isoformat()}' AND change = 'removed';",
             f"If the registry is right, publish it: skolon-pipeline approve --as-of {night}",
         ))
     if failures and all(step == sources_step for step, _ in failures):
