@@ -67,4 +67,5 @@ def test_step_processes_are_built_from_the_runs_own_settings_whatever_the_enviro
         job = pointer.load_target()  # as the step process does
         extracts = {k.path[1] for k in job.asset_layer.executable_asset_keys if k.path[0] == "extract"}
         assert extracts == {source}
-        assert pointer.reconstructable_args == [str(data), str(settings.warehouse), str(settings.export_dir)]
+        # the executor choice travels too (`auto`: by the number of sources, as for a scheduled run)
+        assert pointer.reconstructable_args == [str(data), str(settings.warehouse), str(settings.export_dir), "auto"]
