@@ -24,7 +24,7 @@ def sql_version(*files: str) -> str:
 
 
 RULES_SQL = ("rules/roster.sql", "rules/school_counts.sql")
-EXPORTS_SQL = ("exports/people.sql", "exports/sheets.sql")
+EXPORTS_SQL = ("exports/people.sql", "exports/sheets.sql", "exports/workbook.sql")
 
 
 def reader_sql(source_format: str) -> tuple[str, ...]:
