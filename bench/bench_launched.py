@@ -30,9 +30,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from skolon_pipeline.demo import DEMO_NIGHT, generate_demo  # noqa: E402
 from skolon_pipeline.defs.schedules import NIGHTLY_JOB  # noqa: E402
-
+from skolon_pipeline.demo import DEMO_NIGHT, generate_demo  # noqa: E402
 
 
 def former_default_defs():

@@ -101,7 +101,7 @@ def add_admin(data_dir: Path, warehouse: Path, username: str, *scope: str) -> No
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def summary(label: str, times: list[float]) -> str:
@@ -262,7 +262,7 @@ def bench_run(work: Path, persons: int, sessions: int, think: float, rounds: int
                 t.join(timeout=120)
             return elapsed
 
-        for i in range(rounds):
+        for _i in range(rounds):
             alone.append(run(next(nights)))
             time.sleep(3)
             loaded.append(with_sessions(next(nights)))
@@ -280,8 +280,8 @@ def bench_run(work: Path, persons: int, sessions: int, think: float, rounds: int
           + f" s (mean {base:.1f}); with {sessions} sessions (a page every ~{think:g} s each) "
           + ", ".join(f"{t:.1f}" for t in loaded) + f" s (mean {under:.1f})")
     print(f"  slowdown with the sessions: ratio {under / base:.3f} ({100 * (under / base - 1):+.1f} %; target at most +10 %)")
-    print(f"  the server's CPU during those runs: " + ", ".join(f"{c:.1f}" for c in server_cpu) + " s ("
-          + ", ".join(f"{100 * c / t:.0f} %" for c, t in zip(server_cpu, loaded)) + " of one core)")
+    print("  the server's CPU during those runs: " + ", ".join(f"{c:.1f}" for c in server_cpu) + " s ("
+          + ", ".join(f"{100 * c / t:.0f} %" for c, t in zip(server_cpu, loaded, strict=False)) + " of one core)")
     answered = sum(n for s, n in statuses.items() if s < 500)
     print("  " + summary("pages answered during runs", latencies) if latencies else "  no page answered")
     print(f"  {answered} answered, {statuses.get(503, 0)} busy (503, try again), "

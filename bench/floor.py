@@ -64,7 +64,7 @@ def read_floor(drop: Path, con: duckdb.DuckDBPyConnection | None = None) -> dict
         if not files:
             continue
         con.execute(
-            f"CREATE OR REPLACE TABLE {entity} AS SELECT unnest(data, recursive := false) FROM ("  # noqa: S608 (constants)
+            f"CREATE OR REPLACE TABLE {entity} AS SELECT unnest(data, recursive := false) FROM ("
             f"  SELECT unnest(data) AS data FROM read_json(?, columns = {{'data': '{RECORD_TYPES[entity]}[]'}},"
             f"  format = 'unstructured', maximum_object_size = ?))",
             [files, max(largest + 1, 16 * 2**20)],

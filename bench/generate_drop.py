@@ -108,7 +108,7 @@ def generate(data_dir: Path, persons: int, seed: int = 1) -> Path:
         organisations.append({"id": school, "meta": META, "displayName": f"Skola {s}", "organisationType": "Skolenhet",
                               "schoolUnitCode": f"{10000000 + s}", "parentOrganisation": {"id": authority}})
         teachers = []
-        for t in range(STUDENTS_PER_SCHOOL // TEACHER_RATIO):
+        for _t in range(STUDENTS_PER_SCHOOL // TEACHER_RATIO):
             pid, did = new_id(), new_id()
             page.append(_person(pid, n, [{"value": f"t{n}@bench.se", "type": "Skola personal"}]))
             teachers.append({"id": did, "meta": META, "person": {"id": pid}, "dutyAt": {"id": school},

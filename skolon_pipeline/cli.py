@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import zoneinfo
 from dataclasses import dataclass
@@ -80,12 +79,12 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
     """
     import dagster as dg
 
+    from skolon_pipeline.definitions import reconstructable_nightly_job
     from skolon_pipeline.defs.guard import CHANGE_SET_KEY, DRY_RUN_TAG
     from skolon_pipeline.defs.resources import WAREHOUSE_POOL
-    from skolon_pipeline.files import owner_only
     from skolon_pipeline.defs.roster import ELIGIBILITY_KEY
     from skolon_pipeline.defs.sources import REPULL_TAG, extract_key, pull_key, validate_key
-    from skolon_pipeline.definitions import reconstructable_nightly_job
+    from skolon_pipeline.files import owner_only
     from skolon_pipeline.instance import dagster_home, open_instance
 
     run_config = {
@@ -155,19 +154,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.Namespace, dry_run: bool) -> int:
-    from skolon_pipeline.publish import guard
     from skolon_pipeline import night
-    from skolon_pipeline.summary import print_summary, stale_sources
-
-    from skolon_pipeline.publish import snapshot
-
     from skolon_pipeline.defs.schedules import runs_in_parallel
+    from skolon_pipeline.publish import guard, snapshot
+    from skolon_pipeline.summary import print_summary, stale_sources
 
     parallel = runs_in_parallel(args.executor, len(installation.sources))
     # Under the run lock no other run of this warehouse is alive: what earlier runs left behind is garbage.
     night.remove_leftovers(settings.staging_dir)
     snapshot.remove_dead_writing_copies(settings.warehouse)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     try:
         with runs.interrupt_on_sigterm():
             result = _execute_night(as_of, settings, parallel=parallel, verbose=args.verbose, dry_run=dry_run,
@@ -270,8 +266,8 @@ def _held_reasons(warehouse_path: Path, as_of: dt.date, run_id: str) -> list[str
 
 
 def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, reasons: list[str]) -> None:
-    from skolon_pipeline.publish import guard
     from skolon_pipeline import night
+    from skolon_pipeline.publish import guard
 
     err = sys.stderr
     print(f"night {as_of}: HELD by the mass-removal guard (run {run_id}). Nothing of it was published; the "

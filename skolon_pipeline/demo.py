@@ -216,11 +216,11 @@ _PROTECTED = {
 }
 # Members of the special groups (school, class, seats).
 _SPECIAL_MEMBERS = {
-    "unknown_school": (0, 2, range(0, 4)),
-    "not_started": (2, 0, range(0, 3)),
+    "unknown_school": (0, 2, range(4)),
+    "not_started": (2, 0, range(3)),
     "ended": (1, 4, range(10, 14)),
     "mentor_group": (1, 0, range(13, 19)),
-    "schema_group": (0, 5, range(0, 6)),
+    "schema_group": (0, 5, range(6)),
 }
 
 
@@ -470,8 +470,8 @@ class _Plan:
 
 _GR_CORE = ("Svenska", "Matematik", "Engelska")
 _PLANS = (
-    _Plan("GR", (1, 2, 3, 4, 5, 6), 1, 11, {y: _GR_CORE for y in range(1, 7)}),
-    _Plan("GR", (7, 8, 9), 2, 11, {y: _GR_CORE for y in range(7, 10)}),
+    _Plan("GR", (1, 2, 3, 4, 5, 6), 1, 11, dict.fromkeys(range(1, 7), _GR_CORE)),
+    _Plan("GR", (7, 8, 9), 2, 11, dict.fromkeys(range(7, 10), _GR_CORE)),
     _Plan(
         "GY",
         (1, 2, 3),

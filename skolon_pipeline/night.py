@@ -15,22 +15,22 @@ from pathlib import Path
 import duckdb
 
 from skolon_pipeline import duck
+from skolon_pipeline.config import Installation, Source
+from skolon_pipeline.duck import scalar
+from skolon_pipeline.files import owner_only, private_dir, private_file
 from skolon_pipeline.publish import publish as publishing
 from skolon_pipeline.publish import snapshot
-from skolon_pipeline.validate.canonical import TableReport, validate_staging
-from skolon_pipeline.config import Installation, Source
-from skolon_pipeline.files import owner_only, private_dir, private_file
 from skolon_pipeline.publish.guard import GuardResult, Policies
 from skolon_pipeline.pull.drop import read_status as read_pull_status
-from skolon_pipeline.sources.civic import KEY_FILE, is_demo_drop, pseudonym_key
-from skolon_pipeline.sources.drops import SourceError, find_drop
-from skolon_pipeline.sources.oneroster import extract_oneroster
-from skolon_pipeline.sources.ss12000 import extract_ss12000
-from skolon_pipeline.duck import scalar
 from skolon_pipeline.rules.carry_over import carry_over
 from skolon_pipeline.rules.conservation import conservation_gaps
 from skolon_pipeline.rules.engine import run_rules
 from skolon_pipeline.rules.freshness import Drop
+from skolon_pipeline.sources.civic import KEY_FILE, is_demo_drop, pseudonym_key
+from skolon_pipeline.sources.drops import SourceError, find_drop
+from skolon_pipeline.sources.oneroster import extract_oneroster
+from skolon_pipeline.sources.ss12000 import extract_ss12000
+from skolon_pipeline.validate.canonical import TableReport, validate_staging
 
 RULES_DB = "_rules.duckdb"  # source ids are [a-z0-9-]+, so this never clashes with a source's file
 

@@ -11,7 +11,6 @@ value is printed through `text.printable`: a name with terminal escapes shows th
 from __future__ import annotations
 
 import csv
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
@@ -79,10 +78,10 @@ def print_table(columns: list[str], rows: Iterable[tuple], out: TextIO, limit: i
             more += 1
     header = [_cell(c, MAX_CELL) for c in columns]
     widths = [max([len(header[i]), *(len(r[i]) for r in shown)]) for i in range(len(columns))]
-    print(" | ".join(h.ljust(w) for h, w in zip(header, widths)), file=out)
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)), file=out)
     print("-+-".join("-" * w for w in widths), file=out)
     for r in shown:
-        print(" | ".join(v.ljust(w) for v, w in zip(r, widths)), file=out)
+        print(" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)), file=out)
     total = len(shown) + more
     print(f"({total} row{'s' if total != 1 else ''}" + (f"; {more} not shown: --csv prints every row)" if more else ")"),
           file=out)

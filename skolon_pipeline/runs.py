@@ -130,7 +130,7 @@ def error_line(error) -> str:
     # Dagster's message is "<qualified class>: <text>"
     qualified, sep, rest = message.partition(": ")
     if sep and qualified.split(".")[-1] == (error.cls_name or ""):
-        is_duckdb = qualified.startswith("duckdb.") or qualified.startswith("_duckdb.")
+        is_duckdb = qualified.startswith(("duckdb.", "_duckdb."))
         message = rest if error.cls_name in _SELF_EXPLAINING or is_duckdb else f"{error.cls_name}: {rest}"
     return text.one_line(message)
 
@@ -220,7 +220,7 @@ def wait_for_pools(instance, pools: tuple[str, ...], wait_seconds: float) -> Non
 
 def make_private(folder: Path) -> None:
     """Makes a folder tree owner-only (DAGSTER_HOME: run records, event logs and compute logs)."""
-    for root, dirs, files in os.walk(folder):
+    for root, _dirs, files in os.walk(folder):
         os.chmod(root, 0o700)
         for name in files:
             p = Path(root) / name

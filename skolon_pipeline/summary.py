@@ -14,8 +14,8 @@ TOP_REASONS = 5
 def summary_lines(warehouse_path: Path, as_of: dt.date, staging_dir: Path | None = None) -> list[str]:
     with snapshot.connect_published(warehouse_path) as con:
         latest = warehouse.latest_night(con)
-        included = dict(
-            ((s, k), n)
+        included = {
+            (s, k): n
             for s, k, n in con.execute(
                 """
                 SELECT source_id, role, count(*) FROM nightly.users WHERE as_of = $d GROUP BY ALL
@@ -25,27 +25,27 @@ def summary_lines(warehouse_path: Path, as_of: dt.date, staging_dir: Path | None
                 """,
                 {"d": as_of},
             ).fetchall()
-        )
-        excluded = dict(
-            ((s, e), n)
+        }
+        excluded = {
+            (s, e): n
             for s, e, n in con.execute(
                 """SELECT source_id, entity_type, count(DISTINCT record_id) FROM nightly.exclusions
                    WHERE as_of = ? GROUP BY ALL""",
                 [as_of],
             ).fetchall()
-        )
+        }
         reasons = con.execute(
             """SELECT source_id, reason_code, count(*) AS n FROM nightly.exclusions WHERE as_of = ?
                GROUP BY ALL ORDER BY source_id, n DESC, reason_code""",
             [as_of],
         ).fetchall()
-        changes = dict(
-            ((s, e, c), n)
+        changes = {
+            (s, e, c): n
             for s, e, c, n in con.execute(
                 "SELECT source_id, entity_type, change, count(*) FROM history.changes WHERE as_of = ? GROUP BY ALL",
                 [as_of],
             ).fetchall()
-        )
+        }
         compared_with = con.execute("SELECT max(compared_with) FROM history.changes WHERE as_of = ?", [as_of]).fetchall()
         drops = {r[0]: r[1:] for r in con.execute(
             """SELECT source_id, drop_date, drop_age_days, max_drop_age_days, status FROM nightly.source_drops

@@ -133,7 +133,7 @@ def test_a_20_mb_bogus_date_is_reported_in_a_line_and_never_stored(run_registry,
 
 def test_a_long_detail_is_cut_short(run_registry):
     # A membership naming a group id of 900 000 characters: below the value limit, but no detail repeats it.
-    reg, odd, fine = _two_students()
+    reg, _odd, _fine = _two_students()
     reg.groups[0]["groupMemberships"].append({"person": {"id": "g" * 900_000}})
     night = run_registry(reg)
     assert max(len(d) for (d,) in night.query("SELECT detail FROM nightly.exclusions")) <= MAX_MESSAGE

@@ -14,8 +14,16 @@ import duckdb
 import pytest
 
 from skolon_pipeline.config import ConfigError
-from skolon_pipeline.sources.civic import (DEMO_MARKER, DEMO_MARKER_TEXT, KEY_ENV, PseudonymKey, hash_civic_no,
-                                           is_demo_drop, pseudonym_key, pseudonymise)
+from skolon_pipeline.sources.civic import (
+    DEMO_MARKER,
+    DEMO_MARKER_TEXT,
+    KEY_ENV,
+    PseudonymKey,
+    hash_civic_no,
+    is_demo_drop,
+    pseudonym_key,
+    pseudonymise,
+)
 from skolon_pipeline_tests.registry import Registry
 
 SECRET = "a test key that is long enough, 0123456789"

@@ -66,7 +66,7 @@ def test_configuration_errors_name_the_key(tmp_path, change, message):
 
 
 def test_missing_file_says_where_it_looked(tmp_path):
-    with pytest.raises(ConfigError, match="sources.yaml: not found"):
+    with pytest.raises(ConfigError, match=r"sources\.yaml: not found"):
         load_installation(tmp_path)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +19,13 @@ from skolon_pipeline.defs.partitions import nightly_partitions
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
 from skolon_pipeline.defs.roster import CONSERVATION_CHECK, ELIGIBILITY_KEY, PUBLISHED
 from skolon_pipeline.defs.schedules import MAX_RUNTIME_SECONDS, NIGHTLY_JOB, NIGHTLY_SCHEDULE
-from skolon_pipeline.defs.sources import READABLE_CHECK, build_source_assets, extract_key, table_check_name, validate_key
+from skolon_pipeline.defs.sources import (
+    READABLE_CHECK,
+    build_source_assets,
+    extract_key,
+    table_check_name,
+    validate_key,
+)
 from skolon_pipeline_tests.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]

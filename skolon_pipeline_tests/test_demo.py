@@ -72,7 +72,7 @@ def drop(demo) -> dict[str, list[dict]]:
 
 def test_generating_twice_gives_identical_bytes(tmp_path):
     a = generate_demo(tmp_path / "a")
-    b = generate_demo(tmp_path / "b")
+    generate_demo(tmp_path / "b")
     assert a.relative_to(tmp_path / "a") == Path("registries", DEMO_SOURCE_ID, DEMO_DROP_DATE.isoformat())
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
 
@@ -271,12 +271,12 @@ def test_defects_cover_every_reason_code():
 
 def test_every_reason_code_occurs_on_the_demo_night(demo, tmp_path):
     """Runs the reader and the rules (no Dagster) on the demo night: each defect gets its code."""
-    from skolon_pipeline.validate.canonical import validate_staging
     from skolon_pipeline.config import load_installation
-    from skolon_pipeline.sources.civic import is_demo_drop, pseudonym_key
-    from skolon_pipeline.sources.ss12000 import extract_ss12000
     from skolon_pipeline.rules.conservation import conservation_gaps
     from skolon_pipeline.rules.engine import run_rules
+    from skolon_pipeline.sources.civic import is_demo_drop, pseudonym_key
+    from skolon_pipeline.sources.ss12000 import extract_ss12000
+    from skolon_pipeline.validate.canonical import validate_staging
 
     staging = tmp_path / "staging.duckdb"
     with duckdb.connect(str(staging)) as con:

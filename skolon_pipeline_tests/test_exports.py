@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import functools
 import datetime as dt
+import functools
 import json
 import re
 import stat
@@ -19,8 +19,8 @@ from python_calamine import CalamineWorkbook
 
 from skolon_pipeline.demo import DEMO_NIGHT, PROTECTED_PERSON_IDS, drop_folder
 from skolon_pipeline.exports.explanations import EXPLANATIONS, MASK, WARNINGS, explain
-from skolon_pipeline.exports.xlsx import WRAP_STYLE
 from skolon_pipeline.exports.validation_file import BOOK, SHEETS, ExportError, workbook_name, write_validation_files
+from skolon_pipeline.exports.xlsx import WRAP_STYLE
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO / "data"
@@ -141,7 +141,7 @@ def test_school_counts_equal_counts_from_the_roster_tables(demo_warehouse):
         expected[school_id]["classes" if group_type == "Klass" else "groups"] += 1
     for (group_id,) in q(demo_warehouse, "SELECT group_id FROM roster.memberships"):
         expected[school_of[group_id]]["memberships"] += 1
-    for entity, record_id, school_id in set(
+    for entity, _record_id, school_id in set(
         q(demo_warehouse, "SELECT entity_type, record_id, school_id FROM diagnostics.exclusions")
     ):
         if school_id in expected:

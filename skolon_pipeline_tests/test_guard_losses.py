@@ -89,7 +89,7 @@ def test_six_nights_of_eight_percent_loss_are_held_against_the_week(tmp_path):
 
 
 def test_every_username_changing_at_once_is_held(tmp_path):
-    reg, school, klass, students, _ = _school(10)
+    reg, school, _klass, _students, _ = _school(10)
     wh = Warehouse(tmp_path)
     wh.drop(reg, NIGHTS[0])
     wh.run(NIGHTS[0])
@@ -104,7 +104,7 @@ def test_every_username_changing_at_once_is_held(tmp_path):
 
 
 def test_a_few_username_changes_publish(tmp_path):
-    reg, school, klass, students, _ = _school(10)
+    reg, school, _klass, students, _ = _school(10)
     wh = Warehouse(tmp_path)
     wh.drop(reg, NIGHTS[0])
     wh.run(NIGHTS[0])

@@ -10,10 +10,10 @@ import shutil
 import duckdb
 import pytest
 
-from skolon_pipeline.publish import publish, tables, warehouse
 from skolon_pipeline import night
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.exports.validation_file import write_validation_files
+from skolon_pipeline.publish import publish, tables, warehouse
 from skolon_pipeline.publish.guard import Policies
 from skolon_pipeline_tests.registry import Registry
 

@@ -72,7 +72,7 @@ def test_a_cycle_through_a_lazy_import_is_found():
 def _writes_environ(node: ast.AST) -> bool:
     """os.environ[...] = / del os.environ[...] / os.environ.update|setdefault|pop|clear(...) / os.putenv(...)"""
     def is_environ(n: ast.AST) -> bool:
-        return isinstance(n, ast.Attribute) and n.attr == "environ" or isinstance(n, ast.Name) and n.id == "environ"
+        return (isinstance(n, ast.Attribute) and n.attr == "environ") or (isinstance(n, ast.Name) and n.id == "environ")
 
     if isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
         targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]

@@ -70,7 +70,7 @@ def test_dagster_job_execute_without_run_config_publishes_with_the_jobs_executor
 
     with duckdb.connect(str(tmp_path / "wh" / "w.duckdb"), read_only=True) as con:
         per_source = dict(con.execute("SELECT source_id, count(*) FROM roster.users GROUP BY 1").fetchall())
-    assert per_source == {s: 4 for s in source_ids}
+    assert per_source == dict.fromkeys(source_ids, 4)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_runs()[0]
         events = [r.dagster_event for r in instance.all_logs(run.run_id) if r.dagster_event]

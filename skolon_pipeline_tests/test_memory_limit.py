@@ -27,7 +27,7 @@ def test_connections_take_the_configured_limit(monkeypatch):
     monkeypatch.setenv(duck.MEMORY_LIMIT_ENV, "123MB")
     with duck.connect() as con:
         limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    assert limit.startswith("117") or limit.startswith("123")  # DuckDB shows MiB
+    assert limit.startswith(("117", "123"))  # DuckDB shows MiB
 
 
 def test_a_night_under_a_small_limit_gives_the_same_roster(tmp_path, monkeypatch):

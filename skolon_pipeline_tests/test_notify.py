@@ -36,7 +36,7 @@ class _Inbox:
         self.messages: list[str] = []
         self.logins: list[tuple[bytes, bytes]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's handler protocol
+    async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(f"Subject: {message['Subject']}\nTo: {message['To']}\n\n{message.get_content()}")
         return "250 OK"
@@ -70,7 +70,7 @@ def webhook():
     status = {"code": 200}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((self.path, json.loads(body)))
             self.send_response(status["code"])

@@ -21,7 +21,7 @@ from skolon_pipeline.pull.client import PullError, PullPolicy
 from skolon_pipeline.pull.drop import DELTA_DIR, MANIFEST, pull_source
 from skolon_pipeline.testing.ss12000_server import Fault, Registry, read_drop, serving
 
-SECRET = "s3cr3t-Ylva-9f2b7c"  # noqa: S105 - made up; the tests search for it everywhere
+SECRET = "s3cr3t-Ylva-9f2b7c"
 ENV = {"TESTBY_CLIENT_SECRET": SECRET}
 FAST = PullPolicy(request_timeout=2.0, max_attempts=4, initial_wait=0.01, max_wait=0.05, jitter=0.01)
 D1 = dt.date(2026, 11, 30)
@@ -187,7 +187,7 @@ def test_a_delta_night_equals_a_full_pull_of_the_same_state(server, tmp_path):
     assert delta.kind == "delta"
     assert delta.changed["persons"] == 2 and delta.deleted["persons"] == 1 and delta.deleted["groups"] == 1
     assert delta.deleted["activities"] == 1 and delta.changed["duties"] == 1
-    first_requests = {path: q for path, q in reversed(registry.requests)}
+    first_requests = dict(reversed(registry.requests))
     assert any(k == "meta.modified.after" for k, _ in first_requests["persons"])
     assert ("entities", "Person") in first_requests["deletedEntities"]
 
@@ -313,7 +313,7 @@ def test_faults_fail_the_pull_with_one_line_and_leave_the_previous_drop(server, 
 
 def test_a_missing_secret_fails_naming_the_variable(server, tmp_path):
     _, url = server
-    with pytest.raises(PullError, match="TESTBY_CLIENT_SECRET .client_secret_env. is not set"):
+    with pytest.raises(PullError, match=r"TESTBY_CLIENT_SECRET \(client_secret_env\) is not set"):
         _pull(_source(tmp_path / "reg", url), environ={})
     assert not (tmp_path / "reg").exists() or not any((tmp_path / "reg").iterdir())
 
@@ -587,8 +587,8 @@ def test_demo_serve_starts_a_local_api_the_demo_source_pulls_from(tmp_path):
 
 def test_the_pull_is_the_first_stage_of_lineage(tmp_path):
     from skolon_pipeline.config import Settings
-    from skolon_pipeline.defs.sources import extract_key, pull_key
     from skolon_pipeline.definitions import build_defs
+    from skolon_pipeline.defs.sources import extract_key, pull_key
 
     _write_installation(tmp_path / "data", "https://registry.example/ss12000/v2.0")
     graph = build_defs(Settings(tmp_path / "data", tmp_path / "w.duckdb", tmp_path / "ex")).resolve_asset_graph()

@@ -88,7 +88,7 @@ def test_unreadable_file_fails_the_source_naming_file_and_problem(reg, tmp_path,
 def test_missing_entity_file_is_named(reg, tmp_path):
     drop = reg.write(tmp_path)
     (drop / "duties.json").unlink()
-    with pytest.raises(SourceError, match="duties.json: missing"):
+    with pytest.raises(SourceError, match=r"duties\.json: missing"):
         _extract(drop)
 
 

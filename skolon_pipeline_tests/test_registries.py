@@ -34,7 +34,7 @@ def test_far_end_dates_are_dates_not_invalid_records(reg, run_registry):
     school = reg.school()
     student = reg.student(school, end="9999-12-31")
     klass = reg.group(school, end="9999-12-31", members=[{"person": {"id": student["id"]}, "endDate": "9999-12-31"}])
-    teacher, duty = reg.teach(school, klass, end="9999-12-31")
+    teacher, _duty = reg.teach(school, klass, end="9999-12-31")
     reg.activities[-1]["endDate"] = "9999-12-31"
 
     night = run_registry(reg)
@@ -223,7 +223,7 @@ def test_a_group_on_a_skola_counts_at_the_unit_of_its_school_type(reg, run_regis
     s = Skola(reg)
     student = reg.student(s.gy)
     course = reg.group(s.skola, group_type="Undervisning", schoolType="GY", members=[student])
-    teacher, _ = reg.teach(s.gy, course)
+    _teacher, _ = reg.teach(s.gy, course)
     pre = reg.group(s.skola, schoolType="FS", members=[reg.student(s.gr)], name="Förskoleklass")
     untyped = reg.group(s.skola, name="Okänd")
 
@@ -269,7 +269,7 @@ def test_a_forvaltning_two_levels_up_resolves_too(reg, run_registry):
     forvaltning = reg.org("Utbildningsförvaltningen", "Förvaltning", parent=reg.authority)
     skola = reg.org("Ekbacken", "Skola", parent=forvaltning)
     unit = reg.org("Ekbacken 7-9", "Skolenhet", parent=skola, schoolTypes=["GR"])
-    principal, duty = reg.staff(forvaltning, role="Rektor")
+    principal, _duty = reg.staff(forvaltning, role="Rektor")
     night = run_registry(reg)
     assert night.users() == {principal["id"]: "staff"}
     assert night.query("SELECT school_id FROM nightly.school_affiliations") == [(unit,)]

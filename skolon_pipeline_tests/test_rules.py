@@ -255,7 +255,7 @@ def test_unknown_school_names_the_organisation(reg, run_registry):
     school = reg.school()
     area = reg.org("Skolområdet", "Skola", parent=reg.authority)
     at_area = reg.student(area)
-    nowhere, duty = reg.staff("00000000-0000-0000-0000-0000000000ff")
+    nowhere, _duty = reg.staff("00000000-0000-0000-0000-0000000000ff")
     night = run_registry(reg)
     assert "is a Skola, not a Skolenhet" in night.exclusion(at_area["id"], "UNKNOWN_SCHOOL")["detail"]
     assert "is not in the drop" in night.exclusion(nowhere["id"], "UNKNOWN_SCHOOL")["detail"]
@@ -332,7 +332,7 @@ def test_membership_reasons(reg, run_registry):
 def test_activity_teacher_given_as_person_is_accepted_with_warning(reg, run_registry):
     school = reg.school()
     klass = reg.group(school)
-    teacher, duty = reg.staff(school)
+    teacher, _duty = reg.staff(school)
     activity = reg.activity(school, [klass], [])
     activity["teachers"] = [{"person": {"id": teacher["id"]}, "allocationPercent": 50}]
     night = run_registry(reg)

@@ -165,7 +165,8 @@ def test_a_run_killed_at_any_point_never_blocks_the_next_night(tmp_path, capsys)
         night = next(nights)
         run = subprocess.Popen([sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, night, "--wait", "5")],
                                env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        _wait_for(lambda: _stage_seen(warehouse, night, point) or run.poll() is not None, RUN_TIMEOUT, point)
+        # The lambda is called within this iteration only, so binding the loop variables late is what we want.
+        _wait_for(lambda: _stage_seen(warehouse, night, point) or run.poll() is not None, RUN_TIMEOUT, point)  # noqa: B023
         assert run.poll() is None, f"the run ended before reaching {point}: {run.stderr.read()}"
         os.killpg(run.pid, 9)  # kill -9 of the whole process tree
         run.wait(timeout=30)

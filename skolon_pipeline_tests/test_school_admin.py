@@ -13,8 +13,17 @@ import pytest
 
 from skolon_pipeline.serve import accounts, oidc
 from skolon_pipeline.serve.scope import Scope, build
-from skolon_pipeline_tests.school_admin import (GYMNASIUM, LINDBYSKOLAN, NORRBY, PASSWORD, app_for, client, csrf_of,
-                                                demo_site, login)
+from skolon_pipeline_tests.school_admin import (
+    GYMNASIUM,
+    LINDBYSKOLAN,
+    NORRBY,
+    PASSWORD,
+    app_for,
+    client,
+    csrf_of,
+    demo_site,
+    login,
+)
 
 CIVIC = re.compile(r"(?<!\d)(19|20)\d{6}[-+]?\w{4}(?!\d)")
 
@@ -155,7 +164,7 @@ def test_the_validation_file_holds_the_admins_school_only(site, gymnasium, org):
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/vnd.openxml")
     assert "valideringsfil_lindby-kommun_2025-12-15.xlsx" in r.headers["content-disposition"]
     book = openpyxl.load_workbook(io.BytesIO(r.content), read_only=True)
-    summary = [row for row in book[book.sheetnames[0]].iter_rows(values_only=True)]
+    summary = list(book[book.sheetnames[0]].iter_rows(values_only=True))
     text = json.dumps([list(map(str, r)) for s in book.sheetnames for r in book[s].iter_rows(values_only=True)])
     assert GYMNASIUM in text and NORRBY not in text and LINDBYSKOLAN not in text
     assert len(summary) >= 2

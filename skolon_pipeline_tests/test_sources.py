@@ -77,7 +77,7 @@ def test_a_broken_source_is_carried_over_and_the_other_publishes(installation):
     assert "required header 'enabledUser' is missing" in evaluated.failed[0].message
     assert new_student["id"] in second.users()  # the good source published
     rows = second.query("SELECT user_id, stale_since FROM nightly.users WHERE as_of = ?", [second.as_of])
-    stale = {u: s for u, s in rows}
+    stale = dict(rows)
     assert {u for u in stale if u.startswith("friskola:")} == or_users
     assert {stale[u] for u in or_users} == {dt.date(2026, 11, 1)}
     assert stale[new_student["id"]] is None

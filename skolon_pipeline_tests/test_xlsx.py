@@ -62,7 +62,7 @@ def test_sheet_longer_than_excel_allows_continues_on_numbered_sheets(con, tmp_pa
     assert rows == {"Memberships": 8}
     wb = load_workbook(path)
     assert wb.sheetnames == ["Memberships", "Memberships (2)", "Memberships (3)"]
-    got = [[c.value for c in r][0] for name in wb.sheetnames for r in wb[name].iter_rows(min_row=2)]
+    got = [next(c.value for c in r) for name in wb.sheetnames for r in wb[name].iter_rows(min_row=2)]
     assert got == list(range(8))
     assert all(wb[name]["A1"].value == "i" for name in wb.sheetnames)
 

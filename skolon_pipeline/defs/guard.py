@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from skolon_pipeline.defs.meta import OWNERS, PII
 from skolon_pipeline import night
+from skolon_pipeline.defs.meta import OWNERS, PII
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
 

@@ -7,13 +7,13 @@ import dagster as dg
 import duckdb
 
 from skolon_pipeline import night
-from skolon_pipeline.publish import snapshot, tables, warehouse
 from skolon_pipeline.config import Installation
 from skolon_pipeline.defs.guard import CHANGE_SET_KEY, build_guard_assets
 from skolon_pipeline.defs.meta import OWNERS, PII, PII_TABLES, RULES_SQL, sql_version
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import WAREHOUSE_POOL, SkolonResource
 from skolon_pipeline.defs.sources import validate_key
+from skolon_pipeline.publish import snapshot, tables, warehouse
 
 RULES_GROUP = "rules"
 ROSTER_GROUP = "roster"

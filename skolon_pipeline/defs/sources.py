@@ -10,17 +10,17 @@ the others have been published."""
 
 import dagster as dg
 
-from skolon_pipeline.defs.meta import OWNERS, PII, reader_sql, sql_version
 from skolon_pipeline import night
-from skolon_pipeline.pull.drop import ENTITIES as PULLED_ENTITIES
-from skolon_pipeline.pull.drop import PullResult, public_url, pull_source, write_status
-from skolon_pipeline.sources.drops import SourceError
-from skolon_pipeline.validate.canonical import CANONICAL_TABLES
 from skolon_pipeline.config import Source
+from skolon_pipeline.defs.meta import OWNERS, PII, reader_sql, sql_version
 from skolon_pipeline.defs.partitions import as_of
 from skolon_pipeline.defs.resources import SkolonResource
+from skolon_pipeline.pull.drop import ENTITIES as PULLED_ENTITIES
+from skolon_pipeline.pull.drop import PullResult, public_url, pull_source, write_status
 from skolon_pipeline.rules.freshness import DROP_STALE, Drop
 from skolon_pipeline.sources.civic import DEMO_KEY_WARNING, KEY_CREATED_WARNING
+from skolon_pipeline.sources.drops import SourceError
+from skolon_pipeline.validate.canonical import CANONICAL_TABLES
 
 PULL_GROUP = "pull"
 PULLED_CHECK = "pulled"

@@ -16,10 +16,10 @@ SELECT source_id, person_id, included, role, protected_identity,
        CASE WHEN protected_identity THEN getvariable('mask') ELSE email END AS email,
        school_id
 FROM (SELECT source_id, user_id AS person_id, given_name, family_name, email, role,
-             coalesce(protected_identity, false) AS protected_identity, true AS included, NULL::VARCHAR AS school_id
+             coalesce(protected_identity, FALSE) AS protected_identity, TRUE AS included, NULL::VARCHAR AS school_id
       FROM users
       UNION ALL
-      SELECT source_id, person_id, given_name, family_name, email, role, coalesce(protected_identity, false), false,
+      SELECT source_id, person_id, given_name, family_name, email, role, coalesce(protected_identity, FALSE), FALSE,
              school_id
       FROM excluded_persons);
 
@@ -27,17 +27,18 @@ FROM (SELECT source_id, user_id AS person_id, given_name, family_name, email, ro
 -- (the plain columns, so that DuckDB compares the few distinct names rather than 200 000 computed ones).
 CREATE OR REPLACE TEMP VIEW findable_people AS
 SELECT source_id, user_id AS person_id, given_name, family_name, email FROM users
-WHERE NOT coalesce(protected_identity, false)
+WHERE NOT coalesce(protected_identity, FALSE)
 UNION ALL
 SELECT source_id, person_id, given_name, family_name, email FROM excluded_persons
-WHERE NOT coalesce(protected_identity, false);
+WHERE NOT coalesce(protected_identity, FALSE);
 
 -- The ids of everyone who had a protected identity on any published night (a few in a thousand), for the
 -- details that name other persons, also in the reasons of past nights that `explain` shows.
 SET VARIABLE protected_ids = (
     SELECT coalesce(list(DISTINCT person_id), []::VARCHAR[])
     FROM (SELECT user_id AS person_id FROM history.users WHERE protected_identity
-          UNION ALL SELECT person_id FROM history.excluded_persons WHERE protected_identity));
+          UNION ALL
+          SELECT person_id FROM history.excluded_persons WHERE protected_identity));
 
 -- A DUPLICATE_EMAIL detail lists the other persons' ids ("... is used by a, b"; across sources too); the only
 -- reason whose detail names someone else.
@@ -48,7 +49,8 @@ CREATE OR REPLACE TEMP MACRO duplicate_email_others(detail) AS
 CREATE OR REPLACE TEMP MACRO shown_detail(code, detail) AS
     CASE WHEN code = 'DUPLICATE_EMAIL' AND list_has_any(duplicate_email_others(detail), getvariable('protected_ids'))
          THEN coalesce('the same school e-mail is used by ' || nullif(array_to_string(list_filter(
-                  duplicate_email_others(detail), lambda o: NOT list_contains(getvariable('protected_ids'), o)), ', '), ''),
+                  duplicate_email_others(detail),
+                  LAMBDA o: NOT list_contains(getvariable('protected_ids'), o)), ', '), ''),
               'the same school e-mail is used by another record in the registry')
          ELSE detail END;
 
@@ -59,6 +61,6 @@ SET VARIABLE protected_keys = (SELECT coalesce(list(source_id || '/' || person_i
 CREATE OR REPLACE TEMP VIEW shown_exclusions AS
 SELECT source_id, entity_type, record_id, person_id, group_id, school_id, reason_code, visible_from,
        protected_identity, CASE WHEN protected_identity THEN NULL ELSE shown_detail(reason_code, detail) END AS detail
-FROM (SELECT *, coalesce(list_contains(getvariable('protected_keys'), source_id || '/' || person_id), false)
+FROM (SELECT *, coalesce(list_contains(getvariable('protected_keys'), source_id || '/' || person_id), FALSE)
                     AS protected_identity
       FROM exclusions);

@@ -114,7 +114,8 @@ ORDER BY school, "group", m.role DESC, name, m.user_id;
 
 -- ─── Excluded: every exclusion row, with who or what, the explanation and visible_from ─────────────────
 CREATE OR REPLACE TEMP TABLE sheet_excluded AS
-SELECT e._authority, CASE WHEN x.school_id IS NULL OR xs.school_id IS NULL THEN []::VARCHAR[] ELSE [x.school_id] END AS _schools,
+SELECT e._authority,
+       CASE WHEN x.school_id IS NULL OR xs.school_id IS NULL THEN []::VARCHAR[] ELSE [x.school_id] END AS _schools,
        x.entity_type, x.record_id, p.name AS person, p.email, p.role, g.name AS "group",
        coalesce(xs.name, x.school_id) AS school,
        x.reason_code,

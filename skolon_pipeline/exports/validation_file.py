@@ -30,13 +30,13 @@ from pathlib import Path
 
 import duckdb
 
-from skolon_pipeline.files import private_dir, safe_path, slug
-from skolon_pipeline.publish import snapshot, warehouse
 from skolon_pipeline.exports import xlsx
 from skolon_pipeline.exports.cells import csv_safe_query
 from skolon_pipeline.exports.explanations import EXPLANATIONS, explain
-from skolon_pipeline.exports.summary_sheet import Header, summary_layout
 from skolon_pipeline.exports.people import show_night
+from skolon_pipeline.exports.summary_sheet import Header, summary_layout
+from skolon_pipeline.files import private_dir, safe_path, slug
+from skolon_pipeline.publish import snapshot, warehouse
 
 LANGUAGES = ("sv", "en")
 

@@ -15,11 +15,11 @@ import duckdb
 
 from skolon_pipeline.bounds import MAX_MESSAGE
 from skolon_pipeline.calendar import effective_start, term_windows
-from skolon_pipeline.validate.canonical import CANONICAL_TABLES, OPTIONAL_TABLES
 from skolon_pipeline.config import Source
 from skolon_pipeline.duck import row_counts
-from skolon_pipeline.rules.freshness import Drop, record_drops
 from skolon_pipeline.publish import tables
+from skolon_pipeline.rules.freshness import Drop, record_drops
+from skolon_pipeline.validate.canonical import CANONICAL_TABLES, OPTIONAL_TABLES
 
 # Everything the rules read from a source's staging database.
 STAGING_INPUTS = (*CANONICAL_TABLES, *(t for t in OPTIONAL_TABLES if t not in CANONICAL_TABLES), "invalid_records",
@@ -65,7 +65,7 @@ def load_settings(con: duckdb.DuckDBPyConnection, sources: list[Source], as_of: 
 def attach_staging(con: duckdb.DuckDBPyConnection, staging_files: Mapping[str, Path]) -> None:
     """Attaches each source's staging file and unions its tables into c_<table> views."""
     aliases = []
-    for n, (source_id, path) in enumerate(sorted(staging_files.items())):
+    for n, (_source_id, path) in enumerate(sorted(staging_files.items())):
         alias = f"src_{n}"  # never the source id itself: ids are data, not identifiers
         con.execute(f"ATTACH ? AS {alias} (READ_ONLY)", [str(path)])
         aliases.append(alias)

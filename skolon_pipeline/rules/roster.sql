@@ -16,7 +16,7 @@ CREATE OR REPLACE TEMP MACRO d(x) AS CASE WHEN x >= '0001' THEN TRY_CAST(x AS DA
 -- the effective start date (absent: it always has), and has ended when its inclusive end date lies before the
 -- night (absent: open-ended). End dates are never brought forward.
 CREATE OR REPLACE TEMP MACRO has_started(s, effective_start) AS (s IS NULL OR s <= effective_start);
-CREATE OR REPLACE TEMP MACRO has_ended(e, as_of) AS coalesce(e < as_of, false);
+CREATE OR REPLACE TEMP MACRO has_ended(e, as_of) AS coalesce(e < as_of, FALSE);
 
 -- The first night after the as-of date on which something starting on `s` and ending on `e` is active,
 -- taking the look-ahead windows into account; NULL when it will have ended by then.
@@ -30,7 +30,7 @@ CREATE OR REPLACE TEMP MACRO first_visible(src, s, e) AS (
 -- ─── Schools, their school authority, and the organisations above them ──────────────────────────────────
 CREATE OR REPLACE TEMP TABLE known_schools AS
 SELECT source_id, org_id AS school_id, name, school_unit_code, org_type,
-       list_transform(coalesce(school_types, []::VARCHAR[]), lambda t: upper(t)) AS school_types
+       list_transform(coalesce(school_types, []::VARCHAR[]), LAMBDA t: upper(t)) AS school_types
 FROM c_organisations WHERE org_type = 'Skolenhet';
 
 -- Each school unit with the organisations above it, up to its nearest Huvudman (a parent cycle in the registry
@@ -79,11 +79,13 @@ CREATE OR REPLACE TEMP TABLE typed_resolution AS
 WITH refs AS (
     SELECT DISTINCT source_id, school_id AS org_id, upper(school_type) AS school_type FROM c_enrolments
     UNION
-    SELECT DISTINCT source_id, school_id, upper(school_type) FROM c_groups),
+    SELECT DISTINCT source_id, school_id, upper(school_type) FROM c_groups
+),
 candidates AS (
     SELECT r.source_id, r.org_id, r.school_type, u.unit_id, u.unit_label, u.school_types,
-           coalesce(list_contains(u.school_types, r.school_type), false) AS matches
-    FROM refs r JOIN units_below u USING (source_id, org_id))
+           coalesce(list_contains(u.school_types, r.school_type), FALSE) AS matches
+    FROM refs r JOIN units_below u USING (source_id, org_id)
+)
 SELECT source_id, org_id, school_type,
        CASE WHEN count(*) FILTER (WHERE matches) = 1 THEN min(unit_id) FILTER (WHERE matches)
             WHEN count(*) = 1 THEN min(unit_id) END AS unit_id,
@@ -98,7 +100,8 @@ GROUP BY source_id, org_id, school_type;
 
 -- An organisation as the details name it.
 CREATE OR REPLACE TEMP MACRO org_label(src, org) AS coalesce(
-    (SELECT 'organisation ' || org || ' (' || coalesce(o.name, 'no name') || ', ' || coalesce(o.org_type, 'no type') || ')'
+    (SELECT 'organisation ' || org || ' (' || coalesce(o.name, 'no name') || ', '
+            || coalesce(o.org_type, 'no type') || ')'
      FROM c_organisations o WHERE o.source_id = src AND o.org_id = org LIMIT 1),
     'organisation ' || org);
 
@@ -145,7 +148,7 @@ FROM (
     SELECT g.source_id, g.group_id, coalesce(ks.school_id, tr.unit_id, g.school_id) AS school_id,
            g.school_id AS org_ref, g.school_type, CASE WHEN ks.school_id IS NULL THEN tr.chosen END AS resolved_at,
            g.name, g.group_type, g.duplicate_contents,
-           coalesce(g.to_be_deleted, false) AS to_be_deleted,
+           coalesce(g.to_be_deleted, FALSE) AS to_be_deleted,
            CASE WHEN ct.group_id IS NULL THEN d(g.start_date) ELSE ct.s END AS s,
            CASE WHEN ct.group_id IS NULL THEN d(g.end_date) ELSE ct.e END AS e,
            rs.as_of, rs.effective_start,
@@ -192,14 +195,14 @@ WHERE NOT EXISTS (SELECT 1 FROM group_reasons r WHERE r.source_id = g.source_id 
 -- ─── Teacher assignments and student memberships ────────────────────────────────────────────────────────
 CREATE OR REPLACE TEMP TABLE assignment_eval AS
 SELECT t.source_id, t.group_id, t.person_id, t.duty_id, t.origin, t.origin_id, d(t.start_date) AS s, d(t.end_date) AS e,
-       coalesce(t.to_be_deleted, false) AS deleted,
+       coalesce(t.to_be_deleted, FALSE) AS deleted,
        has_started(d(t.start_date), rs.effective_start) AS started,
        has_ended(d(t.end_date), rs.as_of) AS ended
 FROM c_teacher_assignments t JOIN rule_settings rs USING (source_id);
 
 CREATE OR REPLACE TEMP TABLE student_membership_eval AS
 SELECT m.source_id, m.group_id, m.person_id, d(m.start_date) AS s, d(m.end_date) AS e,
-       coalesce(m.to_be_deleted, false) AS deleted,
+       coalesce(m.to_be_deleted, FALSE) AS deleted,
        has_started(d(m.start_date), rs.effective_start) AS started,
        has_ended(d(m.end_date), rs.as_of) AS ended
 FROM c_group_memberships m JOIN rule_settings rs USING (source_id);
@@ -241,7 +244,7 @@ SELECT en.source_id, en.person_id, en.ordinal, coalesce(ks.school_id, tr.unit_id
        en.school_id AS org_ref, en.school_type, CASE WHEN ks.school_id IS NULL THEN tr.chosen END AS resolved_at,
        d(en.start_date) AS s, d(en.end_date) AS e,
        coalesce(ks.school_id, tr.unit_id) IS NOT NULL AS school_known,
-       coalesce(en.cancelled = 'true', false) AS cancelled,
+       coalesce(en.cancelled = 'true', FALSE) AS cancelled,
        has_started(d(en.start_date), rs.effective_start) AS started,
        has_ended(d(en.end_date), rs.as_of) AS ended
 FROM c_enrolments en JOIN rule_settings rs USING (source_id)
@@ -269,7 +272,7 @@ CREATE OR REPLACE TEMP TABLE person_links AS
 SELECT p.source_id, p.person_id,
        d.person_id IS NOT NULL AS has_duty,
        e.person_id IS NOT NULL AS has_enrolment,
-       EXISTS (SELECT 1 FROM c_responsibles r WHERE r.source_id = p.source_id AND r.responsible_id = p.person_id) AS is_guardian
+       EXISTS (SELECT 1 FROM c_responsibles r WHERE r.source_id = p.source_id AND r.responsible_id = p.person_id) AS is_guardian  -- noqa: LT06
 FROM c_persons p
 LEFT JOIN person_duty_facts d USING (source_id, person_id)
 LEFT JOIN person_enrolment_facts e USING (source_id, person_id);
@@ -279,14 +282,15 @@ WITH assigned AS (SELECT DISTINCT source_id, person_id FROM teaching_units),
 in_group AS (
     SELECT DISTINCT m.source_id, m.person_id FROM student_membership_eval m
     SEMI JOIN out_groups g ON g.source_id = m.source_id AND g.group_id = m.group_id
-    WHERE m.started AND NOT m.ended AND NOT m.deleted)
+    WHERE m.started AND NOT m.ended AND NOT m.deleted
+)
 SELECT p.source_id, p.person_id, p.given_name, p.family_name, p.person_status, p.security_marking,
-       p.civic_no_hash, p.inactive_reason, coalesce(p.to_be_deleted, false) AS to_be_deleted,
+       p.civic_no_hash, p.inactive_reason, coalesce(p.to_be_deleted, FALSE) AS to_be_deleted,
        coalesce(p.private_emails, 0) AS private_emails, p.duplicate_contents,
        rs.teacher_requires_group, rs.student_requires_group, l.has_duty, l.has_enrolment,
-       coalesce(d.teaching_active, false) AS teaching_active,
-       coalesce(d.other_duty_active, false) AS other_duty_active,
-       coalesce(e.enrolment_active, false) AS enrolment_active,
+       coalesce(d.teaching_active, FALSE) AS teaching_active,
+       coalesce(d.other_duty_active, FALSE) AS other_duty_active,
+       coalesce(e.enrolment_active, FALSE) AS enrolment_active,
        a.person_id IS NOT NULL AS assigned,
        g.person_id IS NOT NULL AS in_group,
        coalesce(d.school_id, e.school_id) AS school_id
@@ -327,11 +331,13 @@ SELECT source_id, person_id, 'DUPLICATE_ID' AS reason_code,
 FROM person_eval WHERE duplicate_contents > 1
 UNION ALL
 SELECT p.source_id, p.person_id, 'INVALID_RECORD', i.detail, NULL
-FROM person_eval p JOIN c_invalid_records i ON i.source_id = p.source_id AND i.entity_type = 'person' AND i.record_id = p.person_id
+FROM person_eval p
+JOIN c_invalid_records i ON i.source_id = p.source_id AND i.entity_type = 'person' AND i.record_id = p.person_id
 UNION ALL
 SELECT source_id, person_id, 'MISSING_GIVEN_NAME', 'givenName is blank', NULL FROM person_eval WHERE given_name IS NULL
 UNION ALL
-SELECT source_id, person_id, 'MISSING_FAMILY_NAME', 'familyName is blank', NULL FROM person_eval WHERE family_name IS NULL
+SELECT source_id, person_id, 'MISSING_FAMILY_NAME', 'familyName is blank', NULL
+FROM person_eval WHERE family_name IS NULL
 UNION ALL
 SELECT source_id, person_id, 'PERSON_INACTIVE', 'personStatus is ' || person_status, NULL
 FROM person_eval WHERE person_status IN ('Utvandrad', 'Avliden')
@@ -346,7 +352,7 @@ SELECT p.source_id, p.person_id, 'MISSING_EMAIL',
                                                   WHERE pe.source_id = p.source_id AND pe.person_id = p.person_id)
             THEN 'only a private e-mail address (type Privat); a school address is needed'
             ELSE 'no e-mail address' END, NULL
-FROM person_eval p ANTI JOIN chosen_email c USING (source_id, person_id)
+FROM person_eval p ANTI JOIN chosen_email USING (source_id, person_id)
 UNION ALL
 SELECT c.source_id, c.person_id, 'INVALID_EMAIL', 'the school e-mail address is not a valid address', NULL
 FROM chosen_email c SEMI JOIN person_eval USING (source_id, person_id)
@@ -369,7 +375,8 @@ UNION ALL
 SELECT x.source_id, x.person_id, 'EMPLOYMENT_NOT_STARTED', 'the duty starts on ' || min(x.s),
        min(first_visible(x.source_id, x.s, x.e))
 FROM duty_eval x JOIN person_eval p USING (source_id, person_id) JOIN person_role r USING (source_id, person_id)
-WHERE r.role IS NULL AND NOT p.teaching_active AND NOT p.other_duty_active AND x.school_known AND NOT x.started AND NOT x.ended
+WHERE r.role IS NULL AND NOT p.teaching_active AND NOT p.other_duty_active
+      AND x.school_known AND NOT x.started AND NOT x.ended
 GROUP BY x.source_id, x.person_id
 UNION ALL
 SELECT x.source_id, x.person_id, 'EMPLOYMENT_ENDED', 'the last duty ended on ' || max(x.e), NULL
@@ -479,7 +486,8 @@ WITH agg AS (
            CASE WHEN bool_or(m.e IS NULL AND m.started) THEN NULL
                 ELSE max(m.e) FILTER (WHERE m.started AND NOT m.ended) END AS end_date
     FROM membership_rows m
-    GROUP BY m.source_id, m.group_id, m.member_id, m.role)
+    GROUP BY m.source_id, m.group_id, m.member_id, m.role
+)
 SELECT a.*, g.school_id, g.group_id IS NOT NULL AS group_known, p.person_id IS NOT NULL AS person_known
 FROM agg a
 LEFT JOIN group_eval g ON g.source_id = a.source_id AND g.group_id = a.group_id
@@ -509,10 +517,12 @@ SELECT m.source_id, m.group_id, m.member_id, m.role, 'MEMBER_EXCLUDED',
            'not a roster user (only a guardian)'),
        NULL
 FROM membership_eval m
-WHERE m.person_known AND NOT EXISTS (SELECT 1 FROM source_users u WHERE u.source_id = m.source_id AND u.user_id = m.person_id)
+WHERE m.person_known
+      AND NOT EXISTS (SELECT 1 FROM source_users u WHERE u.source_id = m.source_id AND u.user_id = m.person_id)
 UNION ALL
 SELECT source_id, group_id, member_id, role, 'MEMBERSHIP_NOT_STARTED',
-       'the ' || CASE role WHEN 'student' THEN 'membership' ELSE 'teacher assignment' END || ' starts on ' || next_start,
+       'the ' || CASE role WHEN 'student' THEN 'membership' ELSE 'teacher assignment' END
+       || ' starts on ' || next_start,
        first_visible(source_id, next_start, NULL)
 FROM membership_eval WHERE NOT active AND next_start IS NOT NULL
 UNION ALL
@@ -520,7 +530,8 @@ SELECT source_id, group_id, member_id, role, 'TO_BE_DELETED', 'status is tobedel
 FROM membership_eval WHERE deleted
 UNION ALL
 SELECT source_id, group_id, member_id, role, 'MEMBERSHIP_ENDED',
-       'the ' || CASE role WHEN 'student' THEN 'membership' ELSE 'teacher assignment' END || ' ended on ' || last_end, NULL
+       'the ' || CASE role WHEN 'student' THEN 'membership' ELSE 'teacher assignment' END
+       || ' ended on ' || last_end, NULL
 FROM membership_eval WHERE NOT active AND next_start IS NULL AND NOT deleted
 UNION ALL
 SELECT m.source_id, m.group_id, m.member_id, m.role, 'INVALID_RECORD', i.detail, NULL
@@ -535,7 +546,7 @@ SELECT rs.as_of, m.group_id, m.member_id AS user_id, m.role,
        coalesce(m.start_date, g.start_date) AS start_date, coalesce(m.end_date, g.end_date) AS end_date, m.source_id
 FROM membership_eval m JOIN rule_settings rs USING (source_id)
 JOIN out_groups g USING (source_id, group_id)
-ANTI JOIN membership_reasons r USING (source_id, group_id, member_id, role);
+ANTI JOIN membership_reasons USING (source_id, group_id, member_id, role);
 
 -- ─── Exclusions, with visible_from ──────────────────────────────────────────────────────────────────────
 -- visible_from is the first night the record will appear if nothing in the registry changes: only for a record
@@ -552,11 +563,13 @@ FROM person_reasons GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE membership_visible AS
 SELECT r.source_id, r.group_id, r.member_id, r.role,
-       CASE WHEN bool_and(r.candidate IS NOT NULL OR (r.reason_code = 'MEMBER_EXCLUDED' AND pv.visible_from IS NOT NULL))
+       CASE WHEN bool_and(r.candidate IS NOT NULL
+                          OR (r.reason_code = 'MEMBER_EXCLUDED' AND pv.visible_from IS NOT NULL))
             THEN greatest(max(r.candidate), max(pv.visible_from)) END AS visible_from
 FROM membership_reasons r
 LEFT JOIN membership_eval m USING (source_id, group_id, member_id, role)
-LEFT JOIN person_visible pv ON r.reason_code = 'MEMBER_EXCLUDED' AND pv.source_id = r.source_id AND pv.person_id = m.person_id
+LEFT JOIN person_visible pv
+    ON r.reason_code = 'MEMBER_EXCLUDED' AND pv.source_id = r.source_id AND pv.person_id = m.person_id
 GROUP BY ALL;
 
 CREATE OR REPLACE TABLE out_exclusions AS
@@ -575,7 +588,7 @@ SELECT rs.as_of, r.source_id, 'membership', r.group_id || '/' || r.member_id, m.
 FROM membership_reasons r JOIN rule_settings rs USING (source_id)
 JOIN membership_eval m USING (source_id, group_id, member_id, role)
 JOIN membership_visible v USING (source_id, group_id, member_id, role)
-ORDER BY 2, 3, 4, 8;
+ORDER BY source_id, entity_type, record_id, reason_code;
 
 -- Who and what is held back, for the validation files and `explain`: names, the school e-mail, the role the
 -- person would have (by their links), the school, and the protected-identity flag for masking. Never a civic

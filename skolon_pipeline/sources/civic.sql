@@ -29,7 +29,7 @@ CREATE OR REPLACE TEMP MACRO civic_century(s, sep) AS
 -- Luhn over the last ten digits of a 12-digit number: weights 2,1,2,... on the first nine, digit sums of the
 -- products, and the check digit makes the total a multiple of ten.
 CREATE OR REPLACE TEMP MACRO civic_luhn_ok(s) AS (
-    list_sum(list_transform(range(3, 12), lambda i:
+    list_sum(list_transform(range(3, 12), LAMBDA i:
         (civic_int(s, i, 1) * (2 - (i - 3) % 2)) // 10 + (civic_int(s, i, 1) * (2 - (i - 3) % 2)) % 10))
     + civic_int(s, 12, 1)) % 10 = 0;
 

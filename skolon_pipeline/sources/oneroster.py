@@ -35,11 +35,17 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
-from skolon_pipeline.validate.canonical import CANONICAL_TABLES, INVALID_RECORDS_DDL, Owner, complete_staging, failure_rows
 from skolon_pipeline.config import ArchiveLimits, Source
 from skolon_pipeline.duck import row_counts
 from skolon_pipeline.sources.drops import SourceError, inside
 from skolon_pipeline.sources.enums import normalise_enums
+from skolon_pipeline.validate.canonical import (
+    CANONICAL_TABLES,
+    INVALID_RECORDS_DDL,
+    Owner,
+    complete_staging,
+    failure_rows,
+)
 
 MANIFEST = "manifest.csv"
 VERSIONS = ("1.1", "1.2")
@@ -347,7 +353,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, source_id: str, package: Package) -
                 SELECT row_number() OVER () AS idx, {select}
                 FROM read_csv(?, delim = ?, quote = '"', escape = '"', header = true, auto_detect = false,
                               null_padding = true, columns = ?)""",
-                [str(package.files[spec.name]), package.delimiters[spec.name], {h: "VARCHAR" for h in header}],
+                [str(package.files[spec.name]), package.delimiters[spec.name], dict.fromkeys(header, "VARCHAR")],
             )
         except duckdb.Error as exc:
             message = str(exc).splitlines()[0]

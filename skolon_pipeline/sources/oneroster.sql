@@ -9,12 +9,13 @@
 -- canonical models to report as INVALID_RECORD.
 
 CREATE OR REPLACE TEMP MACRO txt(v) AS nullif(trim(v), '');
-CREATE OR REPLACE TEMP MACRO iso(v) AS regexp_full_match(trim(v), '\d{4}-\d{2}-\d{2}') AND try_strptime(trim(v), '%Y-%m-%d') IS NOT NULL;
+CREATE OR REPLACE TEMP MACRO iso(v) AS
+    regexp_full_match(trim(v), '\d{4}-\d{2}-\d{2}') AND try_strptime(trim(v), '%Y-%m-%d') IS NOT NULL;
 CREATE OR REPLACE TEMP MACRO incl_end(v) AS CASE
     WHEN txt(v) IS NULL THEN NULL
     WHEN iso(v) THEN CAST(CAST(trim(v) AS DATE) - 1 AS VARCHAR)
     ELSE trim(v) END;
-CREATE OR REPLACE TEMP MACRO deleted(v) AS coalesce(txt(v) = 'tobedeleted', false);
+CREATE OR REPLACE TEMP MACRO deleted(v) AS coalesce(txt(v) = 'tobedeleted', FALSE);
 
 -- One copy of each id: exact repeats are dropped quietly; duplicate_contents > 1 marks a conflicting repeat
 -- (DUPLICATE_ID in the rules).
@@ -48,7 +49,8 @@ FROM up JOIN or_orgs o ON o.org_id = up.ancestor AND o.type = 'school'
 GROUP BY up.org_id;
 
 -- An org reference as the school it stands for.
-CREATE OR REPLACE TEMP MACRO school_ref(v) AS coalesce((SELECT ds.school_id FROM department_school ds WHERE ds.org_id = pid(v)), pid(v));
+CREATE OR REPLACE TEMP MACRO school_ref(v) AS
+    coalesce((SELECT ds.school_id FROM department_school ds WHERE ds.org_id = pid(v)), pid(v));
 
 CREATE TABLE organisations AS
 SELECT getvariable('source_id') AS source_id, o.org_id, o.name,
@@ -135,12 +137,13 @@ FROM class_term_refs r JOIN or_sessions s USING (session_id);
 
 INSERT INTO reader_invalid_records
 SELECT getvariable('source_id'), 'classes', 'group', r.group_id, NULL, r.group_id, NULL, 'termSourcedIds',
-       'reference', 'classes.termSourcedIds names academic session ' || r.session_id || ', which is not in academicSessions.csv'
-FROM class_term_refs r ANTI JOIN or_sessions s USING (session_id)
+       'reference',
+       'classes.termSourcedIds names academic session ' || r.session_id || ', which is not in academicSessions.csv'
+FROM class_term_refs r ANTI JOIN or_sessions USING (session_id)
 UNION ALL
 SELECT getvariable('source_id'), 'classes', 'group', c.group_id, NULL, c.group_id, NULL, 'termSourcedIds',
        'not_null', 'classes.termSourcedIds is blank'
-FROM or_classes c ANTI JOIN class_term_refs r USING (group_id);
+FROM or_classes c ANTI JOIN class_term_refs USING (group_id);
 
 CREATE TABLE groups AS
 SELECT getvariable('source_id') AS source_id, c.group_id, c.name,
@@ -166,7 +169,11 @@ SELECT getvariable('source_id') AS source_id, group_id,
        row_number() OVER (PARTITION BY group_id ORDER BY idx) AS ordinal,
        person_id, start_date, end_date, to_be_deleted
 FROM or_enrollments
-WHERE role IS NULL OR role NOT IN (SELECT role FROM staff_enrollment_roles UNION ALL SELECT unnest(['parent', 'guardian', 'relative']));
+WHERE role IS NULL OR role NOT IN (
+    SELECT role FROM staff_enrollment_roles
+    UNION ALL
+    SELECT unnest(['parent', 'guardian', 'relative'])
+);
 
 CREATE TABLE teacher_assignments AS
 SELECT getvariable('source_id') AS source_id, group_id, person_id, NULL::VARCHAR AS duty_id,
@@ -186,5 +193,6 @@ FROM organisations WHERE org_type = 'Skolenhet' AND org_id IN (SELECT org_id FRO
 
 INSERT INTO warnings
 SELECT getvariable('source_id'), 'person', r.person_id, 'UNKNOWN_USER',
-       'a ' || coalesce(r.role, '(no role)') || ' role names user ' || r.person_id || ', who is not in users.csv; ignored'
-FROM or_roles r ANTI JOIN or_users u USING (person_id);
+       'a ' || coalesce(r.role, '(no role)') || ' role names user ' || r.person_id
+       || ', who is not in users.csv; ignored'
+FROM or_roles r ANTI JOIN or_users USING (person_id);

@@ -8,6 +8,7 @@ record without `id`) raises `SourceError` naming the source, the file and the pr
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -17,12 +18,11 @@ from pathlib import Path
 import duckdb
 
 from skolon_pipeline.bounds import MAX_VALUE, OVERSIZED, OVERSIZED_HEAD
-from skolon_pipeline.validate.canonical import CANONICAL_TABLES, complete_staging
 from skolon_pipeline.duck import row_counts
-
 from skolon_pipeline.sources.civic import PseudonymKey, pseudonymise
 from skolon_pipeline.sources.drops import SourceError, inside
 from skolon_pipeline.sources.enums import normalise_enums
+from skolon_pipeline.validate.canonical import CANONICAL_TABLES, complete_staging
 
 # entity → required. `placements` (preschool and after-school care only) is not used for rostering.
 ENTITIES: dict[str, bool] = {
@@ -51,7 +51,7 @@ def page_chain(source_id: str, folder: Path) -> list[Path]:
         if first > 1:
             raise SourceError(source_id, folder, f"page chain of {folder.name}/ starts at page {first}: "
                               f"page {first - 1} and earlier are missing (a broken export)")
-        for (n, page), (m, _) in zip(by_number, by_number[1:]):
+        for (n, page), (m, _) in itertools.pairwise(by_number):
             if m == n:
                 raise SourceError(source_id, folder, f"page chain of {folder.name}/ has page {n} twice ({page.name})")
             if m != n + 1:

@@ -8,7 +8,8 @@
 CREATE OR REPLACE TEMP MACRO txt(v) AS nullif(trim(v), '');
 CREATE OR REPLACE TEMP MACRO sid(v) AS nullif(lower(trim(v)), '');
 -- An object reference {"id": ...}; a bare string id is tolerated.
-CREATE OR REPLACE TEMP MACRO ref(j) AS sid(CASE json_type(j) WHEN 'OBJECT' THEN j->>'id' WHEN 'VARCHAR' THEN j->>'$' END);
+CREATE OR REPLACE TEMP MACRO ref(j) AS
+    sid(CASE json_type(j) WHEN 'OBJECT' THEN j->>'id' WHEN 'VARCHAR' THEN j->>'$' END);
 -- An array of JSON values; a single value where an array belongs ("assignmentRole": "REKTOR") becomes a list of one.
 CREATE OR REPLACE TEMP MACRO arr(j) AS CASE
     WHEN json_type(j) = 'ARRAY' THEN from_json(j, '["json"]')
@@ -25,12 +26,14 @@ CREATE OR REPLACE TEMP MACRO first_copies(raw_table) AS TABLE
     WITH ranked AS (
         SELECT id, file, idx, count(*) OVER (PARTITION BY id) AS copies,
                row_number() OVER (PARTITION BY id ORDER BY file, idx) AS copy_no
-        FROM query_table(raw_table)),
+        FROM query_table(raw_table)
+),
     conflicting AS (
         SELECT r.id, count(DISTINCT md5(raw.rec::VARCHAR)) AS duplicate_contents
         FROM ranked r JOIN query_table(raw_table) raw ON raw.file = r.file AND raw.idx = r.idx
         WHERE r.copies > 1
-        GROUP BY r.id)
+        GROUP BY r.id
+)
     SELECT r.id, raw.rec, r.file, r.idx, coalesce(c.duplicate_contents, 1) AS duplicate_contents
     FROM ranked r
     JOIN query_table(raw_table) raw ON raw.file = r.file AND raw.idx = r.idx
@@ -47,7 +50,7 @@ SELECT getvariable('source_id') AS source_id, id AS org_id,
        txt(rec->>'schoolUnitCode') AS school_unit_code,
        txt(rec->>'organisationCode') AS organisation_code,
        ref(rec->'parentOrganisation') AS parent_id,
-       list_filter(list_transform(arr(rec->'schoolTypes'), lambda t: val(t)), lambda t: t IS NOT NULL) AS school_types,
+       list_filter(list_transform(arr(rec->'schoolTypes'), LAMBDA t: val(t)), LAMBDA t: t IS NOT NULL) AS school_types,
        val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
        duplicate_contents, file, idx
 FROM first_organisations;
@@ -62,7 +65,7 @@ CREATE TEMP TABLE all_emails AS
 SELECT person_id, ordinal, txt(el->>'value') AS email, txt(el->>'type') AS email_type,
        coalesce(lower(txt(el->>'type')) IN ('skola elev', 'skola personal', 'arbete övrigt')
                 OR list_contains(getvariable('school_email_domains'), lower(split_part(txt(el->>'value'), '@', -1))),
-                false) AS choosable
+                FALSE) AS choosable
 FROM (SELECT person_id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
       FROM (SELECT id AS person_id, arr(rec->'emails') AS els FROM first_persons))
 WHERE json_type(el) = 'OBJECT';
@@ -87,7 +90,8 @@ DROP TABLE all_emails;
 -- civicNo is an object {"value", "nationality"} in 2.1; a bare string is tolerated.
 CREATE OR REPLACE TEMP TABLE civic_numbers AS
 SELECT id AS person_id,
-       CASE json_type(rec->'civicNo') WHEN 'OBJECT' THEN val(rec->'civicNo'->'value') ELSE val(rec->'civicNo') END AS raw,
+       CASE json_type(rec->'civicNo') WHEN 'OBJECT' THEN val(rec->'civicNo'->'value') ELSE val(rec->'civicNo') END
+           AS raw,
        CASE json_type(rec->'civicNo') WHEN 'OBJECT' THEN val(rec->'civicNo'->'nationality') END AS nationality
 FROM first_persons
 WHERE (rec->'civicNo') IS NOT NULL AND json_type(rec->'civicNo') <> 'NULL';
@@ -233,10 +237,14 @@ CREATE OR REPLACE TEMP MACRO number_id(rec) AS json_type(rec->'id') IN ('BIGINT'
 CREATE OR REPLACE TEMP VIEW first_records AS
 SELECT 'organisations' AS table_name, 'organisation' AS entity, id, rec, id AS owner_id, NULL AS person_id,
        NULL AS group_id FROM first_organisations
-UNION ALL SELECT 'persons', 'person', id, rec, id, id, NULL FROM first_persons
-UNION ALL SELECT 'duties', 'duty', id, rec, id, ref(rec->'person'), NULL FROM first_duties
-UNION ALL SELECT 'groups', 'group', id, rec, id, NULL, id FROM first_groups
-UNION ALL SELECT 'activities', 'activity', id, rec, id, NULL, NULL FROM first_activities;
+UNION ALL
+SELECT 'persons', 'person', id, rec, id, id, NULL FROM first_persons
+UNION ALL
+SELECT 'duties', 'duty', id, rec, id, ref(rec->'person'), NULL FROM first_duties
+UNION ALL
+SELECT 'groups', 'group', id, rec, id, NULL, id FROM first_groups
+UNION ALL
+SELECT 'activities', 'activity', id, rec, id, NULL, NULL FROM first_activities;
 
 INSERT INTO reader_invalid_records
 SELECT getvariable('source_id'), table_name,
@@ -260,27 +268,35 @@ SELECT id, 'NOT_A_LIST' AS code,
 FROM query_table(tbl) WHERE json_type(rec->field) NOT IN ('ARRAY', 'NULL')
 UNION ALL
 SELECT id, 'ENTRY_IGNORED', label || '.' || field || '[' || n || '] is ' || kind || ', not an object; ignored'
-FROM (SELECT id, types, unnest(list_filter(generate_series(1, len(types)),
-                                           lambda i: types[i] <> 'OBJECT' AND NOT (bare_ids AND types[i] = 'VARCHAR'))) AS n
+FROM (SELECT id, types,
+             unnest(list_filter(generate_series(1, len(types)),
+                                LAMBDA i: types[i] <> 'OBJECT' AND NOT (bare_ids AND types[i] = 'VARCHAR'))) AS n
       FROM (SELECT id, json_type(rec, '$.' || field || '[*]') AS types FROM query_table(tbl)
             WHERE json_type(rec->field) = 'ARRAY'))
      , LATERAL (SELECT CASE types[n] WHEN 'VARCHAR' THEN 'a string' WHEN 'ARRAY' THEN 'a list' WHEN 'NULL' THEN 'null'
                        WHEN 'BOOLEAN' THEN 'a boolean' ELSE 'a number' END AS kind);
 
 INSERT INTO warnings
-SELECT getvariable('source_id'), 'person', id, code, detail FROM list_problems(first_persons, 'emails', 'Person', false)
+SELECT getvariable('source_id'), 'person', id, code, detail
+FROM list_problems(first_persons, 'emails', 'Person', FALSE)
 UNION ALL
-SELECT getvariable('source_id'), 'person', id, code, detail FROM list_problems(first_persons, 'enrolments', 'Person', false)
+SELECT getvariable('source_id'), 'person', id, code, detail
+FROM list_problems(first_persons, 'enrolments', 'Person', FALSE)
 UNION ALL
-SELECT getvariable('source_id'), 'person', id, code, detail FROM list_problems(first_persons, 'responsibles', 'Person', false)
+SELECT getvariable('source_id'), 'person', id, code, detail
+FROM list_problems(first_persons, 'responsibles', 'Person', FALSE)
 UNION ALL
-SELECT getvariable('source_id'), 'duty', id, code, detail FROM list_problems(first_duties, 'assignmentRole', 'Duty', false)
+SELECT getvariable('source_id'), 'duty', id, code, detail
+FROM list_problems(first_duties, 'assignmentRole', 'Duty', FALSE)
 UNION ALL
-SELECT getvariable('source_id'), 'group', id, code, detail FROM list_problems(first_groups, 'groupMemberships', 'Group', false)
+SELECT getvariable('source_id'), 'group', id, code, detail
+FROM list_problems(first_groups, 'groupMemberships', 'Group', FALSE)
 UNION ALL
-SELECT getvariable('source_id'), 'activity', id, code, detail FROM list_problems(first_activities, 'teachers', 'Activity', false)
+SELECT getvariable('source_id'), 'activity', id, code, detail
+FROM list_problems(first_activities, 'teachers', 'Activity', FALSE)
 UNION ALL
-SELECT getvariable('source_id'), 'activity', id, code, detail FROM list_problems(first_activities, 'groups', 'Activity', true);
+SELECT getvariable('source_id'), 'activity', id, code, detail
+FROM list_problems(first_activities, 'groups', 'Activity', TRUE);
 
 -- Entries that are objects but name nothing the roster can use.
 INSERT INTO warnings
@@ -297,7 +313,7 @@ UNION ALL
 -- an activity with teachers but no group assigns no one: say so, so that the teacher's missing class is explained
 SELECT getvariable('source_id'), 'activity', a.activity_id, 'ACTIVITY_WITHOUT_GROUPS',
        'Activity has ' || count(*) || ' teacher(s) but no groups; it assigns no one'
-FROM activity_teachers a ANTI JOIN activity_groups g USING (activity_id)
+FROM activity_teachers a ANTI JOIN activity_groups USING (activity_id)
 WHERE a.duty_id IS NOT NULL OR a.person_id IS NOT NULL
 GROUP BY a.activity_id;
 
