@@ -437,9 +437,15 @@ def test_end_dates_are_never_brought_forward(reg, run_registry):
 def test_record_that_ends_before_it_would_be_visible_has_no_visible_from(reg, run_registry):
     school = reg.school()
     never = reg.student(school, start="2027-03-01", end="2027-02-01")
+    later = reg.student(school, start="2027-03-01")  # the same start without the end: it does get a date
     night = run_registry(reg)
-    # end before start is itself invalid; a record with a fix needed never gets a date
-    assert night.query("SELECT max(visible_from) FROM nightly.exclusions WHERE record_id = ?", [never["id"]]) == [(None,)]
+    # End before start is itself invalid, and a record with a fix needed never gets a date: held back with both
+    # reasons, neither with a visible_from (a row per reason, so an included record would fail here too).
+    assert never["id"] not in night.users()
+    rows = night.query("SELECT reason_code, visible_from FROM nightly.exclusions WHERE as_of = ? AND record_id = ?",
+                       [night.as_of, never["id"]])
+    assert sorted(rows) == [("INVALID_RECORD", None), ("PLACEMENT_NOT_STARTED", None)]
+    assert night.exclusion(later["id"], "PLACEMENT_NOT_STARTED")["visible_from"] == dt.date(2027, 3, 1)
 
 
 def test_overlapping_windows_take_the_latest_term_start(reg, run_registry):
