@@ -21,6 +21,7 @@ import pytest
 
 from skolon_pipeline.demo import DEMO_NIGHT, PROTECTED_PERSON_IDS
 from skolon_pipeline.sources.civic import KEY_ENV
+from skolon_pipeline_tests.modes import not_owner_only, tree
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO / "data"
@@ -150,8 +151,7 @@ def test_dagster_storage_and_cli_output_carry_no_names_emails_or_civic_numbers(d
 
 def test_everything_written_is_owner_only(demo_run):
     tmp, _ = demo_run
-    written = [p for root in ("wh", "exports") for p in (tmp / root).rglob("*")]
-    assert any(p.suffix == ".csv" for p in written) and any(p.suffix == ".duckdb" for p in written)
-    wrong = {str(p.relative_to(tmp)): oct(p.stat().st_mode & 0o777) for p in written
-             if p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)}
-    assert wrong == {}
+    written = [*tree(tmp / "wh"), *tree(tmp / "exports")]
+    assert any(p.suffix == ".csv" for p in written) and any(p.suffix == ".xlsx" for p in written)
+    assert any(p.suffix == ".duckdb" for p in written)
+    assert not_owner_only(written) == {}

@@ -333,6 +333,7 @@ def test_a_publish_killed_midway_leaves_the_previous_night_and_history_intact(tm
             publish.publish_night(Proxy(con, die_at), evaluated.rules_db, D2, "r", ["testby"], policies)
         assert wh.snapshot() == before
         assert wh.history() == history_before
+        assert wh.query("SELECT count(*) FROM nightly.users WHERE as_of = ?", [D2]) == [(0,)], die_at
 
 
 def test_validation_file_shows_first_synced_and_last_changed_by_sync_as_of_its_night(tmp_path):

