@@ -105,6 +105,7 @@ def test_a_reversed_name_is_an_invalid_record(run_registry):
     assert "persons.given_name failed no_control_characters" in night.exclusion(odd["id"], "INVALID_RECORD")["detail"]
 
 
+@pytest.mark.slow
 def test_a_50_mb_name_is_an_invalid_record_within_the_memory_limit(run_registry, monkeypatch, tmp_path):
     # 1 GB: the 50 MB file fits, but holding the name through every step did not (the source failed).
     monkeypatch.setenv("SKOLON_DUCKDB_MEMORY_LIMIT", "1GB")
@@ -119,6 +120,7 @@ def test_a_50_mb_name_is_an_invalid_record_within_the_memory_limit(run_registry,
     assert max(p.stat().st_size for p in written) < 10_000_000
 
 
+@pytest.mark.slow
 def test_a_20_mb_bogus_date_is_reported_in_a_line_and_never_stored(run_registry, tmp_path):
     reg, odd, fine = _two_students()
     odd["enrolments"][0]["startDate"] = "2026-" + "9" * 20_000_000

@@ -55,6 +55,7 @@ def demo_night(tmp_path_factory):
     return tmp / "wh" / "warehouse.duckdb"
 
 
+@pytest.mark.slow
 def test_demo_night_shows_every_reason_code(demo_night):
     with duckdb.connect(str(demo_night), read_only=True) as con:
         codes = {r[0] for r in con.execute("SELECT DISTINCT reason_code FROM diagnostics.exclusions").fetchall()}
@@ -71,6 +72,7 @@ def test_demo_night_shows_every_reason_code(demo_night):
         f"valideringsfil_lindby-kommun_{DEMO_NIGHT}.xlsx"]
 
 
+@pytest.mark.slow
 def test_demo_night_conserves_every_record(demo_night):
     with duckdb.connect(str(demo_night), read_only=True) as con:
         users = con.execute("SELECT count(*) FROM roster.users").fetchone()[0]
@@ -94,6 +96,7 @@ def test_demo_night_conserves_every_record(demo_night):
     assert users + excluded == raw
 
 
+@pytest.mark.slow
 def test_run_prints_a_summary_without_personal_data(tmp_path, capsys):
     assert _run(tmp_path) == 0
     out = capsys.readouterr().out
@@ -103,6 +106,7 @@ def test_run_prints_a_summary_without_personal_data(tmp_path, capsys):
     assert f"validation files: {tmp_path / 'exports' / DEMO_NIGHT.isoformat()}/" in out
 
 
+@pytest.mark.slow
 def test_run_records_the_run_on_the_dagster_home_instance(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -114,6 +118,7 @@ def test_run_records_the_run_on_the_dagster_home_instance(tmp_path, monkeypatch)
         assert len(runs) == 1 and runs[0].tags["dagster/partition"] == str(DEMO_NIGHT)
 
 
+@pytest.mark.slow
 def test_without_dagster_home_the_run_is_on_the_data_folders_instance_with_its_checks_and_metadata(tmp_path, monkeypatch):
     # A fresh clone: no DAGSTER_HOME. The run lands on <data dir>/dagster_home, the instance `dagster dev` opens
     # with the README's UI command, so the night is in the UI's run list, materialized for its partition.
@@ -141,6 +146,7 @@ def test_without_dagster_home_the_run_is_on_the_data_folders_instance_with_its_c
         assert len(instance.get_runs()) == 2
 
 
+@pytest.mark.slow
 def test_broken_drop_exits_non_zero_naming_step_and_file(tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(DEMO_DATA, data)

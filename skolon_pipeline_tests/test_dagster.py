@@ -107,6 +107,7 @@ def test_schedule_tick_runs_the_night_that_has_just_begun(settings):
     assert run_request.partition_key == "2026-11-21"
 
 
+@pytest.mark.slow
 def test_materialize_publishes_the_night_with_checks_and_metadata(settings):
     defs = build_defs(settings)
     job = defs.resolve_job_def(NIGHTLY_JOB)
@@ -151,6 +152,7 @@ def test_materialize_publishes_the_night_with_checks_and_metadata(settings):
     assert personal and not [v for v in personal if v in shown]
 
 
+@pytest.mark.slow
 def test_materialize_with_dg_materialize_and_a_tmp_warehouse(settings):
     installation = load_installation(settings.data_dir)
     assets = build_source_assets(installation.sources[0], nightly_partitions(installation.timezone))
@@ -162,6 +164,7 @@ def test_materialize_with_dg_materialize_and_a_tmp_warehouse(settings):
         assert con.execute("SELECT count(*) FROM invalid_records").fetchone()[0] == 1
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_json_fails_the_source_and_publishes_nothing(settings):
     defs = build_defs(settings)
     job = defs.resolve_job_def(NIGHTLY_JOB)
@@ -189,6 +192,7 @@ def test_a_file_that_is_not_json_fails_the_source_and_publishes_nothing(settings
         assert con.execute("SELECT DISTINCT as_of FROM roster.users").fetchall() == [(dt.date(2026, 11, 20),)]
 
 
+@pytest.mark.slow
 def test_dg_check_defs_passes(settings):
     """`dg check defs` ([tool.dg] in pyproject.toml) loads the code location as `dagster dev` would."""
     env = {"SKOLON_DATA_DIR": str(settings.data_dir), "PATH": _path(), "PYTHONPATH": str(REPO),

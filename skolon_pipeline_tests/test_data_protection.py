@@ -23,6 +23,8 @@ from skolon_pipeline.demo import DEMO_NIGHT, PROTECTED_PERSON_IDS
 from skolon_pipeline.sources.civic import KEY_ENV
 from skolon_pipeline_tests.modes import not_owner_only, tree
 
+pytestmark = pytest.mark.slow  # the demo night through the CLI, then every table, file and log it wrote
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO / "data"
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from skolon_pipeline import cli
 from skolon_pipeline.demo import DEFECTS, DEMO_NIGHT, PROTECTED_PERSON_IDS
@@ -130,6 +131,7 @@ def test_no_match_says_where_to_look(demo_warehouse, capsys):
     assert "night 2025-01-01 is not published" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_answers_fast_on_a_200000_person_warehouse(tmp_path, record_property):
     started = time.perf_counter()
     wh = synthetic.build(tmp_path / "big.duckdb", persons=200_000)
@@ -204,6 +206,7 @@ def test_by_the_raw_invalid_address_and_by_the_address_as_typed(demo_warehouse):
     assert "the name in the address (anna berg)" in by_name[invalid].matched_by
 
 
+@pytest.mark.slow
 def test_a_person_removed_three_nights_ago_by_name_with_date_and_reason(run_registry):
     from skolon_pipeline_tests.registry import Registry
 

@@ -8,6 +8,7 @@ import datetime as dt
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +17,8 @@ from skolon_pipeline.config import load_installation
 from skolon_pipeline.sources.drops import SourceError
 from skolon_pipeline_tests.oneroster_drop import OneRosterDrop, oneroster_source
 from skolon_pipeline_tests.registry import write_sources
+
+pytestmark = pytest.mark.slow  # Hypothesis: many generated drops
 
 NIGHT = dt.date(2026, 12, 1)
 

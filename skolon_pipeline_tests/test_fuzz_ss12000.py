@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +23,8 @@ from skolon_pipeline import night
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.sources.drops import SourceError
 from skolon_pipeline_tests.registry import Registry
+
+pytestmark = pytest.mark.slow  # Hypothesis: many generated drops
 
 NIGHT = dt.date(2026, 12, 1)
 ENTITIES = ("persons", "groups", "duties", "activities", "organisations")

@@ -6,9 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pytest
 
 from skolon_pipeline import cli
 from skolon_pipeline_tests.registry import Registry
+
+pytestmark = pytest.mark.slow  # nights run through the CLI and Dagster
 
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 

@@ -17,6 +17,8 @@ from skolon_pipeline.publish import publish, tables, warehouse
 from skolon_pipeline.publish.guard import Policies
 from skolon_pipeline_tests.registry import Registry
 
+pytestmark = pytest.mark.slow  # several nights published one after another
+
 D1, D2, D3 = dt.date(2026, 12, 1), dt.date(2026, 12, 2), dt.date(2026, 12, 3)
 
 

@@ -31,6 +31,7 @@ def _run(data: Path, tmp_path: Path):
     return night.run_night(load_installation(data), NIGHT, tmp_path / "wh.duckdb", tmp_path / "staging")
 
 
+@pytest.mark.slow
 def test_hostile_record_ids_are_data_not_sql(tmp_path):
     reg = Registry()
     school = reg.school()

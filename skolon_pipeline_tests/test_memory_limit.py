@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from skolon_pipeline import duck, night
 from skolon_pipeline.config import Settings, load_installation
@@ -30,6 +31,7 @@ def test_connections_take_the_configured_limit(monkeypatch):
     assert limit.startswith(("117", "123"))  # DuckDB shows MiB
 
 
+@pytest.mark.slow
 def test_a_night_under_a_small_limit_gives_the_same_roster(tmp_path, monkeypatch):
     data = tmp_path / "data"
     generate_demo(data)

@@ -104,6 +104,7 @@ def _published(warehouse: Path, as_of: dt.date) -> dict[str, set]:
         }
 
 
+@pytest.mark.slow
 def test_pulled_roster_equals_the_file_drop_roster(demo_warehouse, tmp_path):
     """The shipped demo drop (every reason code occurs in it) served by the API, pulled, and run: the same roster,
     exclusions and warnings as the file drop's night."""
@@ -462,6 +463,7 @@ def _write_installation(data_dir: Path, url: str) -> None:
     ])
 
 
+@pytest.mark.slow
 def test_a_pulled_night_through_dagster_and_a_failed_pull_carried_over(server, tmp_path, monkeypatch, capsys, caplog):
     import duckdb
 

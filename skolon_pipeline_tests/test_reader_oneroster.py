@@ -85,6 +85,7 @@ def test_minimal_11_sample_loads_cleanly(tmp_path, run_oneroster):
     assert ("or:org-sch-222-456", "DEPARTMENT_AS_SCHOOL") in warning_codes(n)
 
 
+@pytest.mark.slow
 def test_minimal_11_sample_with_addresses_publishes_its_class_lists(tmp_path, run_oneroster):
     drop = copy_sample(MINIMAL_11, drop_dir(tmp_path, "2022-10-01"))
     edit(drop / "users.csv", "usr-222-123456,,,TRUE,org-sch-222-456,teacher,john.doe,,John,Doe,,jogn.doe,,",
@@ -162,6 +163,7 @@ def test_moodle_12_sample_with_a_misspelled_header_fails_naming_file_and_header(
     assert "required header 'dateLastModified' is missing (found 'dataLastModified': misspelled?)" in str(err.value)
 
 
+@pytest.mark.slow
 def test_nonconformant_sample_loads_what_it_can_and_reports_the_rest(tmp_path, run_oneroster):
     copy_sample(NONCONFORMANT, drop_dir(tmp_path, "2017-09-01"))
     n = run_oneroster("2017-09-15")
@@ -268,6 +270,7 @@ def test_a_zip_drop_and_oneroster_11(tmp_path, run_oneroster):
 # ── record stage, dates and bulk semantics ─────────────────────────────────────────────────────────────
 
 
+@pytest.mark.slow
 def test_end_dates_are_exclusive(tmp_path, run_oneroster):
     drop = OneRosterDrop()
     ids = drop.basic()
@@ -285,6 +288,7 @@ def test_end_dates_are_exclusive(tmp_path, run_oneroster):
     assert next_day.reasons(f"or:{ids['student2']}") == {"PLACEMENT_ENDED"}
 
 
+@pytest.mark.slow
 def test_a_class_is_active_when_one_of_its_terms_is(tmp_path, run_oneroster):
     drop = OneRosterDrop()
     school = drop.school()
@@ -332,6 +336,7 @@ def test_bad_codes_are_invalid_records_and_the_run_goes_on(tmp_path, run_onerost
         "enrollments.status failed isin ('deleted')")
 
 
+@pytest.mark.slow
 def test_role_mapping_decides_who_teaches(tmp_path, run_oneroster):
     drop = OneRosterDrop()
     ids = drop.basic()

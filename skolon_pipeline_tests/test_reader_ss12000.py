@@ -101,6 +101,7 @@ def test_newest_drop_on_or_before_the_night(tmp_path):
         find_drop("s", tmp_path, dt.date(2026, 10, 31))
 
 
+@pytest.mark.slow
 def test_mixed_case_ids_are_matched(tmp_path, run_registry):
     reg = Registry()
     school = reg.school()

@@ -135,6 +135,7 @@ def test_nights_outside_the_partitions_are_refused_in_one_line(tmp_path, capsys,
     assert not (tmp_path / "wh.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_a_night_in_2019_runs_through_dagster(tmp_path, capsys, monkeypatch):
     """An SS12000 drop from 2019 is a partition like any other (it used to end in `CheckError: Invariant failed`)."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -465,6 +466,7 @@ def test_a_page_object_with_a_null_token_and_a_plain_array_are_complete(reg, tmp
         _extract(tmp_path, drop)
 
 
+@pytest.mark.slow
 def test_a_truncated_chain_is_carried_over_like_any_failed_source(tmp_path):
     import duckdb
 

@@ -156,6 +156,7 @@ def test_a_school_admin_by_school_id_sees_that_school(app, site):
     assert LINDBYSKOLAN in page and GYMNASIUM not in page
 
 
+@pytest.mark.slow
 def test_the_validation_file_holds_the_admins_school_only(site, gymnasium, org):
     listing = gymnasium.get("/validation-file").text
     authority = site.schools[GYMNASIUM]["authority"]
@@ -237,6 +238,7 @@ def test_english_switch(gymnasium):
 
 
 # ─── Civic numbers, the access log, headers ────────────────────────────────────────────────────────────────
+@pytest.mark.slow
 def test_no_page_shows_a_civic_number_and_none_is_searched_or_logged(site, app, org):
     pages_seen = [org.get(p).text for p in ("/", "/search?q=lind", f"/schools/{site.schools[NORRBY]['school_id']}")]
     pages_seen += [org.get(f"/persons/{p}").text for (p,) in site.query("SELECT user_id FROM roster.users LIMIT 20")]
@@ -368,6 +370,7 @@ def test_admins_file_that_others_may_read_is_refused(site, tmp_path):
 
 
 # ─── A new night, and a run holding the warehouse ──────────────────────────────────────────────────────────
+@pytest.mark.slow
 def test_the_new_night_is_shown_once_published(site, tmp_path):
     import datetime as dt
     import shutil

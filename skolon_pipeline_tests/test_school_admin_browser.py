@@ -24,8 +24,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions"]
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("chromium") is None,
-                                reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = [
+    pytest.mark.slow,  # a real browser
+    pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("chromium") is None,
+                       reason="Debian's chromium is not installed (.ci/run installs it)"),
+]
 
 
 @pytest.fixture(scope="module")

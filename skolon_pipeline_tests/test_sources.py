@@ -60,6 +60,7 @@ def _run(settings: Settings, date: str) -> tuple[Night, night.Evaluated]:
     return Night(settings.warehouse, as_of, evaluated.conservation), evaluated
 
 
+@pytest.mark.slow
 def test_a_broken_source_is_carried_over_and_the_other_publishes(installation):
     settings, ids = installation["settings"], installation["ids"]
     installation["write"]("2026-11-01")
@@ -103,6 +104,7 @@ def test_a_broken_source_is_carried_over_and_the_other_publishes(installation):
     assert fourth.query("SELECT count(*) FROM roster.users WHERE stale_since IS NOT NULL") == [(0,)]
 
 
+@pytest.mark.slow
 def test_a_broken_ss12000_source_is_carried_over_and_the_oneroster_source_publishes(installation):
     settings, drop = installation["settings"], installation["drop"]
     installation["write"]("2026-11-01")
@@ -155,6 +157,7 @@ def test_a_teacher_in_two_sources_is_one_user_with_both_affiliations(tmp_path):
     assert n.reasons(clash_b["id"]) == {"DUPLICATE_EMAIL"}
 
 
+@pytest.mark.slow
 def test_oneroster_ids_are_namespaced_unless_declared_global(tmp_path):
     data = tmp_path / "data"
     for source_id in ("a", "b"):
@@ -176,6 +179,7 @@ def test_oneroster_ids_are_namespaced_unless_declared_global(tmp_path):
 # ── Dagster and the command line ───────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.slow
 def test_dagster_run_shows_the_failed_source_and_publishes_the_other(installation):
     settings = installation["settings"]
     installation["write"]("2026-11-01")
@@ -198,6 +202,7 @@ def test_dagster_run_shows_the_failed_source_and_publishes_the_other(installatio
                            "AND stale_since = DATE '2026-11-01'").fetchone()[0] == 3
 
 
+@pytest.mark.slow
 def test_cli_exits_with_its_own_code_naming_the_failed_source(installation):
     settings = installation["settings"]
     installation["write"]("2026-11-01")

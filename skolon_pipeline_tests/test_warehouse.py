@@ -29,6 +29,7 @@ def installation(tmp_path):
     return load_installation(tmp_path / "data")
 
 
+@pytest.mark.slow
 def test_rerunning_a_night_replaces_exactly_that_night(installation, tmp_path):
     wh, staging = tmp_path / "wh.duckdb", tmp_path / "staging"
     night.run_night(installation, dt.date(2026, 11, 20), wh, staging)
@@ -42,6 +43,7 @@ def test_rerunning_a_night_replaces_exactly_that_night(installation, tmp_path):
         assert con.execute("SELECT count(*) FROM nightly.nights").fetchone()[0] == 2
 
 
+@pytest.mark.slow
 def test_backfilling_an_old_night_never_replaces_the_latest(installation, tmp_path):
     wh, staging = tmp_path / "wh.duckdb", tmp_path / "staging"
     night.run_night(installation, dt.date(2026, 11, 26), wh, staging)
@@ -54,6 +56,7 @@ def test_backfilling_an_old_night_never_replaces_the_latest(installation, tmp_pa
         assert con.execute("SELECT count(*) FROM nightly.users WHERE as_of = '2026-11-10'").fetchone()[0] == 2
 
 
+@pytest.mark.slow
 def test_every_file_of_a_night_is_owner_only(installation, tmp_path):
     """Warehouse, staging files, their WALs and every folder the pipeline creates: 0600 / 0700."""
     wh, staging = tmp_path / "new" / "deeper" / "wh.duckdb", tmp_path / "wh-staging" / "staging"
