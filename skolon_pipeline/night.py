@@ -259,14 +259,20 @@ def publish(installation: Installation, warehouse_path: Path, rules_db: Path, as
     return result
 
 
-def run_night(installation: Installation, as_of: dt.date, warehouse_path: Path, staging_dir: Path, run_id: str = "local"):
-    """All stages in one call, without Dagster: for tests and the benchmark's floor, not for production runs.
-    A source that cannot be read is isolated (carried over, listed in `Evaluated.failed`). Raises NightHeld
-    when the guard holds the night."""
+def evaluate_night(installation: Installation, as_of: dt.date, staging_dir: Path, warehouse_path: Path | None = None
+                   ) -> Evaluated:
+    """Extract, validate and the rules in one call, without Dagster and without publishing: for tests of the rules
+    and the readers. A source that cannot be read is isolated (carried over, listed in `Evaluated.failed`)."""
     for source in installation.sources:
         extracted = extract_isolated(source, as_of, staging_dir)
         if isinstance(extracted, Extracted):
             validate(source.id, extracted.staging_file)
-    evaluated = evaluate(installation, as_of, staging_dir, warehouse_path)
+    return evaluate(installation, as_of, staging_dir, warehouse_path)
+
+
+def run_night(installation: Installation, as_of: dt.date, warehouse_path: Path, staging_dir: Path, run_id: str = "local"):
+    """All stages in one call, without Dagster: for tests and the benchmark's floor, not for production runs.
+    Raises NightHeld when the guard holds the night."""
+    evaluated = evaluate_night(installation, as_of, staging_dir, warehouse_path)
     publish(installation, warehouse_path, evaluated.rules_db, as_of, run_id)
     return evaluated

@@ -9,6 +9,7 @@ import pytest
 
 from skolon_pipeline import night
 from skolon_pipeline.config import Settings, load_installation
+from skolon_pipeline.publish import tables
 from skolon_pipeline_tests import hypothesis_profiles  # noqa: F401 - registers and loads the Hypothesis profiles
 from skolon_pipeline_tests.registry import Registry
 
@@ -71,6 +72,28 @@ def run_registry(tmp_path):
         night_date = dt.date.fromisoformat(as_of)
         evaluated = night.run_night(load_installation(data_dir), night_date, settings.warehouse, settings.staging_dir)
         return Night(settings.warehouse, night_date, evaluated.conservation)
+
+    return run
+
+
+@pytest.fixture
+def evaluate_registry(tmp_path):
+    """Like run_registry, but the night stops after the rules (nothing is published): its Night reads the rules'
+    output under the names it is published as (nightly.*, the rows publish_night would insert). For tests of the
+    rules and the readers; publishing is tested in test_warehouse and test_history."""
+
+    def run(registry: Registry, as_of: str = "2026-12-01", drop_date: str | None = None, rules: dict | None = None
+            ) -> Night:
+        data_dir = tmp_path / "data"
+        registry.write(data_dir, drop_date=drop_date or as_of, rules=rules)
+        night_date = dt.date.fromisoformat(as_of)
+        evaluated = night.evaluate_night(load_installation(data_dir), night_date, tmp_path / "staging")
+        with duckdb.connect(str(evaluated.rules_db)) as con:
+            con.execute("CREATE SCHEMA nightly")
+            for table in tables.PUBLISHED:
+                con.execute(f"""CREATE VIEW nightly.{table.name} AS SELECT DISTINCT DATE '{night_date}' AS as_of,
+                                {', '.join(table.content_columns)} FROM main.{table.rules_output}""")
+        return Night(evaluated.rules_db, night_date, evaluated.conservation)
 
     return run
 
