@@ -87,15 +87,20 @@ def evaluate_registry(tmp_path):
         data_dir = tmp_path / "data"
         registry.write(data_dir, drop_date=drop_date or as_of, rules=rules)
         night_date = dt.date.fromisoformat(as_of)
-        evaluated = night.evaluate_night(load_installation(data_dir), night_date, tmp_path / "staging")
-        with duckdb.connect(str(evaluated.rules_db)) as con:
-            con.execute("CREATE SCHEMA nightly")
-            for table in tables.PUBLISHED:
-                con.execute(f"""CREATE VIEW nightly.{table.name} AS SELECT DISTINCT DATE '{night_date}' AS as_of,
-                                {', '.join(table.content_columns)} FROM main.{table.rules_output}""")
-        return Night(evaluated.rules_db, night_date, evaluated.conservation)
+        return rules_night(night.evaluate_night(load_installation(data_dir), night_date, tmp_path / "staging"), night_date)
 
     return run
+
+
+def rules_night(evaluated: night.Evaluated, as_of: dt.date) -> Night:
+    """The night as the rules left it, read under the names it is published as: nightly.<table> holds the rows
+    publish_night would insert (the distinct rows of the rules' out_<table>)."""
+    with duckdb.connect(str(evaluated.rules_db)) as con:
+        con.execute("CREATE SCHEMA nightly")
+        for table in tables.PUBLISHED:
+            con.execute(f"""CREATE VIEW nightly.{table.name} AS SELECT DISTINCT DATE '{as_of}' AS as_of,
+                            {', '.join(table.content_columns)} FROM main.{table.rules_output}""")
+    return Night(evaluated.rules_db, as_of, evaluated.conservation)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from skolon_pipeline import night
-from skolon_pipeline.config import Settings, load_installation
+from skolon_pipeline.config import load_installation
 from skolon_pipeline.sources.drops import SourceError
-from skolon_pipeline_tests.conftest import SHARED, Night
+from skolon_pipeline_tests.conftest import SHARED, Night, rules_night
 from skolon_pipeline_tests.oneroster_drop import OneRosterDrop, oneroster_source
 from skolon_pipeline_tests.registry import write_sources
 
@@ -24,16 +24,15 @@ NONCONFORMANT = SAMPLES / "oneroster-import" / "OneRosterv1p1BaseCSV"
 
 @pytest.fixture
 def run_oneroster(tmp_path):
-    """Runs one night over OneRoster drops already written under tmp_path/data/registries/<id>/."""
+    """Runs one night over OneRoster drops already written under tmp_path/data/registries/<id>/, up to the rules."""
 
     def run(as_of: str, sources: list[dict] | None = None, rules: dict | None = None) -> Night:
         data_dir = tmp_path / "data"
         write_sources(data_dir, sources or [oneroster_source()], rules)
-        settings = Settings(data_dir, tmp_path / "warehouse.duckdb", tmp_path / "exports")
         night_date = dt.date.fromisoformat(as_of)
-        evaluated = night.run_night(load_installation(data_dir), night_date, settings.warehouse, settings.staging_dir)
+        evaluated = night.evaluate_night(load_installation(data_dir), night_date, tmp_path / "staging")
         assert not any(g["missing"] for g in evaluated.conservation.values()), evaluated.conservation
-        return Night(settings.warehouse, night_date, evaluated.conservation)
+        return rules_night(evaluated, night_date)
 
     return run
 
@@ -299,7 +298,7 @@ def test_a_class_is_active_when_one_of_its_terms_is(tmp_path, run_oneroster):
     assert run_oneroster("2026-12-01").groups() == {f"or:{klass}"}
     between = run_oneroster("2026-12-28", rules={"lookahead_days": 3})
     assert between.exclusion(f"or:{klass}", "GROUP_NOT_STARTED")["visible_from"] == dt.date(2027, 1, 8)
-    assert run_oneroster("2027-02-01").query("SELECT start_date, end_date FROM roster.groups") == [
+    assert run_oneroster("2027-02-01").query("SELECT start_date, end_date FROM nightly.groups") == [
         (dt.date(2027, 1, 11), dt.date(2027, 6, 10))]
 
 
