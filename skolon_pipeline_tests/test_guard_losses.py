@@ -11,6 +11,8 @@ from skolon_pipeline import night
 from skolon_pipeline.publish import publish, warehouse
 from skolon_pipeline_tests.test_history import Warehouse, _drop_student, _school
 
+pytestmark = pytest.mark.slow  # several nights published one after another
+
 NIGHTS = [dt.date(2026, 12, 1) + dt.timedelta(days=i) for i in range(8)]
 
 
