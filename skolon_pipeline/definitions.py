@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from skolon_pipeline.config import ConfigError, Settings, load_installation
-from skolon_pipeline.defs.alerts import build_alert_sensor
+from skolon_pipeline.defs.alerts import build_alert_sensor, build_stale_drop_sensor
 from skolon_pipeline.defs.exports import build_export_assets
 from skolon_pipeline.defs.partitions import nightly_partitions
 from skolon_pipeline.defs.resources import SkolonResource
@@ -47,7 +47,7 @@ def build_defs(settings: Settings | None = None, executor: str = "auto") -> dg.D
         jobs=[job],
         executor=executor_def,  # also for the UI's "Materialize" of a selection (Dagster's implicit asset job)
         schedules=[build_nightly_schedule(job, installation.timezone)],
-        sensors=[build_alert_sensor(resource)],
+        sensors=[build_alert_sensor(resource), build_stale_drop_sensor(resource)],
         resources={"skolon": resource},
     )
 

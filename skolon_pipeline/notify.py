@@ -25,7 +25,7 @@ import httpx
 from skolon_pipeline import text
 from skolon_pipeline.config import EmailNotify, NotifyConfig, WebhookNotify, local_host
 
-NIGHT_HELD, SOURCE_FAILED, RUN_FAILED = "night_held", "source_failed", "run_failed"
+NIGHT_HELD, SOURCE_FAILED, SOURCE_STALE, RUN_FAILED = "night_held", "source_failed", "source_stale", "run_failed"
 LINE_LIMIT = 400
 TIMEOUT_SECONDS = 30
 
@@ -36,7 +36,7 @@ class NotifyError(Exception):
 
 @dataclass(frozen=True)
 class Alert:
-    event: str  # NIGHT_HELD, SOURCE_FAILED or RUN_FAILED
+    event: str  # NIGHT_HELD, SOURCE_FAILED, SOURCE_STALE or RUN_FAILED
     night: dt.date
     run_id: str
     title: str
@@ -81,6 +81,27 @@ def alert_for_failed_run(warehouse: Path, night: dt.date, run_id: str, failures:
         *(_line(f"step {step}: {message}") for step, message in failures),
         "Unless a step after publishing failed, nothing of the night was published; the previous roster stays.",
         f"Run it again once the cause is fixed: skolon-pipeline run --as-of {night}",
+    ))
+
+
+def alert_for_stale_sources(warehouse: Path, night: dt.date, run_id: str) -> Alert | None:
+    """A night that published from a drop older than its source's max_drop_age_days (DROP_STALE): the run is
+    green, but the registry may have stopped exporting. None when every source's drop was fresh."""
+    from skolon_pipeline.publish import snapshot
+
+    if not Path(warehouse).is_file():
+        return None
+    with snapshot.connect_published(warehouse) as con:
+        stale = con.execute(
+            "SELECT source_id, drop_date, drop_age_days, max_drop_age_days FROM diagnostics.source_drops "
+            "WHERE as_of = ? AND status = 'stale' ORDER BY source_id", [night]).fetchall()
+    if not stale:
+        return None
+    return Alert(SOURCE_STALE, night, run_id, f"skolon_pipeline: night {night} published from a STALE drop", (
+        *(_line(f"source {source}: the newest drop is dated {drop_date}, {age} days before the night "
+                f"(max_drop_age_days {limit})") for source, drop_date, age, limit in stale),
+        "The registry may have stopped exporting: the roster shows its state of that date.",
+        "Check the registry's export (or its API pull) and the drop folder.",
     ))
 
 

@@ -22,7 +22,12 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from skolon_pipeline import cli, notify
 from skolon_pipeline.config import ConfigError, load_installation
-from skolon_pipeline.defs.alerts import ALERT_SENSOR, build_alert_sensor
+from skolon_pipeline.defs.alerts import (
+    ALERT_SENSOR,
+    STALE_ALERT_SENSOR,
+    build_alert_sensor,
+    build_stale_drop_sensor,
+)
 from skolon_pipeline.defs.resources import SkolonResource
 from skolon_pipeline_tests.registry import Registry
 
@@ -231,6 +236,51 @@ def test_the_sensor_is_on_by_default_and_looks_twice_a_minute(tmp_path):
     reg = Registry()
     reg.teach(reg.school(), reg.group(reg.school()))
     reg.write(tmp_path / "data", drop_date=D1.isoformat())
-    sensor = build_defs(Settings(tmp_path / "data", tmp_path / "w.duckdb", tmp_path / "ex")).resolve_sensor_def(ALERT_SENSOR)
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.minimum_interval_seconds <= 30
+    defs = build_defs(Settings(tmp_path / "data", tmp_path / "w.duckdb", tmp_path / "ex"))
+    for name in (ALERT_SENSOR, STALE_ALERT_SENSOR):  # failed runs, and green runs from a stale drop
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+        assert sensor.minimum_interval_seconds <= 30
+
+
+def _evaluate_stale_sensor_on_the_last_run(tmp_path, home: Path):
+    resource = SkolonResource(data_dir=str(tmp_path / "data"), warehouse=str(tmp_path / "wh" / "warehouse.duckdb"),
+                              export_dir=str(tmp_path / "ex"))
+    sensor = build_stale_drop_sensor(resource)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)[0]
+        success = next(r.dagster_event for r in instance.all_logs(run.run_id)
+                       if r.dagster_event and r.dagster_event.event_type_value == "PIPELINE_SUCCESS")
+        context = dg.build_run_status_sensor_context(
+            sensor_name=STALE_ALERT_SENSOR, dagster_instance=instance, dagster_run=run, dagster_event=success,
+        )
+        return sensor(context)
+
+
+def test_a_night_from_a_stale_drop_sends_an_alert_naming_the_source_and_its_date(tmp_path, isolated, webhook,
+                                                                                  monkeypatch):
+    """The registry stopped exporting: the night publishes (the run is green, `run` exits 5), and the alert
+    names the source, the drop's date and its age; a night from a fresh drop sends nothing."""
+    url, received, _ = webhook
+    reg = Registry()
+    school = reg.school()
+    students = [reg.student(school, given=f"Elevnamn{i}") for i in range(3)]
+    reg.teach(school, reg.group(school, members=students))
+    reg.write(tmp_path / "data", drop_date=D1.isoformat())
+    _with_notify(tmp_path / "data", {"webhook": {"url_env": "TEST_WEBHOOK_URL"}})
+    monkeypatch.setenv("TEST_WEBHOOK_URL", url)
+    source = load_installation(tmp_path / "data").sources[0].id
+
+    assert _cli(tmp_path, D1) == 0
+    assert isinstance(_evaluate_stale_sensor_on_the_last_run(tmp_path, isolated), dg.SkipReason)
+    assert received == []  # a fresh drop: no alert
+
+    late = D1 + dt.timedelta(days=10)
+    assert _cli(tmp_path, late) == cli.EXIT_STALE
+    _evaluate_stale_sensor_on_the_last_run(tmp_path, isolated)
+    assert len(received) == 1
+    payload = received[0][1]
+    assert payload["event"] == notify.SOURCE_STALE and payload["night"] == late.isoformat()
+    assert f"source {source}: the newest drop is dated {D1}, 10 days before the night" in payload["text"]
+    assert not any(s["givenName"] in json.dumps(payload) for s in students)
+
