@@ -46,7 +46,7 @@ def build_defs(settings: Settings | None = None, executor: str = "auto") -> dg.D
         assets=assets,
         jobs=[job],
         executor=executor_def,  # also for the UI's "Materialize" of a selection (Dagster's implicit asset job)
-        schedules=[build_nightly_schedule(job, installation.timezone)],
+        schedules=[build_nightly_schedule(job)],
         sensors=[build_alert_sensor(resource), build_stale_drop_sensor(resource)],
         resources={"skolon": resource},
     )

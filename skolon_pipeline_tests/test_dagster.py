@@ -95,16 +95,19 @@ def test_code_versions_follow_the_sql_that_computes_each_asset(settings):
     assert len(versions) == 3 and None not in versions
 
 
-def test_schedule_tick_runs_the_night_that_has_just_begun(settings):
+@pytest.mark.parametrize("tick, night", [
+    # 02:00 Stockholm is 01:00 UTC in winter and 00:00 UTC in summer: the partition is the Stockholm date.
+    (dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))), "2026-11-21"),
+    (dt.datetime(2026, 6, 15, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))), "2026-06-15"),
+], ids=["winter", "summer"])
+def test_schedule_tick_runs_the_night_that_has_just_begun(settings, tick, night):
     defs = build_defs(settings)
-    schedule = defs.resolve_schedule_def(NIGHTLY_SCHEDULE)
+    schedule = defs.resolve_schedule_def(NIGHTLY_SCHEDULE)  # built from the partitioned job
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "Europe/Stockholm"
-    # 02:00 Stockholm on 2026-11-21 is 01:00 UTC: the partition is the Stockholm date, 2026-11-21.
-    tick = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     with dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def()) as context:
         run_request = schedule.evaluate_tick(context).run_requests[0]
-    assert run_request.partition_key == "2026-11-21"
+    assert run_request.partition_key == night
 
 
 @pytest.mark.slow

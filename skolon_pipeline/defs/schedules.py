@@ -6,7 +6,6 @@ import dagster as dg
 
 NIGHTLY_JOB = "nightly_roster"
 NIGHTLY_SCHEDULE = "nightly_roster_schedule"
-NIGHTLY_CRON = "0 2 * * *"
 # A nightly run still going after 6 hours (waiting for a pool slot a stuck run holds, say) is ended by Dagster's
 # run monitoring (enabled in the shipped dagster.yaml), so it can never block the next night; `skolon-pipeline
 # run` bounds its own wait with --wait.
@@ -46,17 +45,14 @@ def build_nightly_job(executor_def: dg.ExecutorDefinition | None = None):
     )
 
 
-def build_nightly_schedule(job, timezone: str) -> dg.ScheduleDefinition:
-    @dg.schedule(
+def build_nightly_schedule(job) -> dg.ScheduleDefinition:
+    """Dagster's schedule of the partitioned job: at 02:00 in the partitions' time zone it runs the newest
+    partition, which (end_offset=1, defs/partitions.py) is the night that has just begun (CONTRACT §6)."""
+    return dg.build_schedule_from_partitioned_job(
+        job,
         name=NIGHTLY_SCHEDULE,
-        cron_schedule=NIGHTLY_CRON,
-        execution_timezone=timezone,
-        job=job,
+        hour_of_day=2,
+        minute_of_hour=0,
         default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Every night at 02:00 (the installation's time zone): the night that has just begun.",
     )
-    def nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        # The tick's own date in the installation's zone is the night's partition (CONTRACT §6).
-        night = context.scheduled_execution_time.date().isoformat()
-        return dg.RunRequest(run_key=night, partition_key=night)
-
-    return nightly
