@@ -80,4 +80,7 @@ def build(path: Path, persons: int = 200_000) -> Path:
                        'group-' || (i % getvariable('schools')) || '-' || ((i // getvariable('schools')) % 10) || '/' || pid,
                        pid, 'group-' || (i % getvariable('schools')) || '-' || ((i // getvariable('schools')) % 10),
                        school_id, 'MEMBER_EXCLUDED', 'the person is not in the roster', NULL FROM p WHERE excluded""")
+        # the drop the night was read from: the day before
+        con.execute("""INSERT INTO history.source_drops (valid_from, source_id, drop_date, drop_age_days, max_drop_age_days,
+                       status) VALUES (getvariable('d'), 'big', getvariable('d') - 1, 1, 3, 'fresh')""")
     return path
