@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from skolon_pipeline import cli, notify
-from skolon_pipeline.config import ConfigError, load_installation
+from skolon_pipeline.config import ConfigError, NotifyConfig, load_installation
 from skolon_pipeline.defs.alerts import (
     ALERT_SENSOR,
     STALE_ALERT_SENSOR,
@@ -284,3 +284,63 @@ def test_a_night_from_a_stale_drop_sends_an_alert_naming_the_source_and_its_date
     assert f"source {source}: the newest drop is dated {D1}, 10 days before the night" in payload["text"]
     assert not any(s["givenName"] in json.dumps(payload) for s in students)
 
+
+
+def _self_signed_for_localhost(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (made up here, valid for a day) and its key, as PEM files."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_the_login_goes_over_starttls_with_the_certificate_verified(tmp_path, monkeypatch):
+    """starttls: true (the default): the client upgrades the connection, verifies the server's certificate
+    against the trusted CAs, and only then logs in; a server whose certificate is not trusted gets no password."""
+    import ssl
+
+    cert_file, key_file = _self_signed_for_localhost(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), authenticator=inbox.authenticate,
+                            tls_context=server_tls, require_starttls=True, auth_require_tls=True,
+                            auth_exclude_mechanism=["LOGIN"], ready_timeout=10)
+    controller.start()
+    try:
+        config = _notify_config(controller.port)
+        config["email"]["starttls"] = True
+        del config["webhook"]
+        settings = NotifyConfig.model_validate(config)
+        alert = notify.Alert(notify.RUN_FAILED, D1, "run-1", "skolon_pipeline: night 2026-11-20 FAILED", ("step x",))
+
+        # Not trusted (the system's CAs only): the TLS handshake fails and no password is sent.
+        problems = notify.send(alert, settings, {"TEST_SMTP_PASSWORD": PASSWORD})
+        assert len(problems) == 1 and problems[0].startswith("notify.email: 127.0.0.1:")
+        assert "CERTIFICATE_VERIFY_FAILED" in problems[0] and PASSWORD not in problems[0]
+        assert inbox.logins == [] and inbox.messages == []
+
+        # Trusted (SSL_CERT_FILE, as OpenSSL reads it): STARTTLS, then the login, then the message.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        assert notify.send(alert, settings, {"TEST_SMTP_PASSWORD": PASSWORD}) == []
+        assert inbox.logins == [(b"roster", PASSWORD.encode())]
+        assert len(inbox.messages) == 1 and "Subject: skolon_pipeline: night 2026-11-20 FAILED" in inbox.messages[0]
+    finally:
+        controller.stop()
