@@ -128,18 +128,23 @@ def _held_night(tmp_path) -> list[dict]:
     return students
 
 
-def _evaluate_sensor_on_the_failed_run(tmp_path, home: Path):
+def _evaluate_on_the_last_run(tmp_path, home: Path, build_sensor, sensor_name: str, failed: bool):
+    """Evaluates the sensor, as the daemon would, on the installation's last failed (or successful) run."""
     resource = SkolonResource(data_dir=str(tmp_path / "data"), warehouse=str(tmp_path / "wh" / "warehouse.duckdb"),
                               export_dir=str(tmp_path / "ex"))
-    sensor = build_alert_sensor(resource)
+    status, event_type = ((dg.DagsterRunStatus.FAILURE, "PIPELINE_FAILURE") if failed
+                          else (dg.DagsterRunStatus.SUCCESS, "PIPELINE_SUCCESS"))
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        run = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=1)[0]
-        failure = next(r.dagster_event for r in instance.all_logs(run.run_id)
-                       if r.dagster_event and r.dagster_event.event_type_value == "PIPELINE_FAILURE")
+        run = instance.get_runs(filters=dg.RunsFilter(statuses=[status]), limit=1)[0]
+        event = next(r.dagster_event for r in instance.all_logs(run.run_id)
+                     if r.dagster_event and r.dagster_event.event_type_value == event_type)
         context = dg.build_run_status_sensor_context(
-            sensor_name=ALERT_SENSOR, dagster_instance=instance, dagster_run=run, dagster_event=failure,
-        ).for_run_failure()
-        return sensor(context)
+            sensor_name=sensor_name, dagster_instance=instance, dagster_run=run, dagster_event=event)
+        return build_sensor(resource)(context.for_run_failure() if failed else context)
+
+
+def _evaluate_sensor_on_the_failed_run(tmp_path, home: Path):
+    return _evaluate_on_the_last_run(tmp_path, home, build_alert_sensor, ALERT_SENSOR, failed=True)
 
 
 @pytest.fixture
@@ -244,17 +249,7 @@ def test_the_sensor_is_on_by_default_and_looks_twice_a_minute(tmp_path):
 
 
 def _evaluate_stale_sensor_on_the_last_run(tmp_path, home: Path):
-    resource = SkolonResource(data_dir=str(tmp_path / "data"), warehouse=str(tmp_path / "wh" / "warehouse.duckdb"),
-                              export_dir=str(tmp_path / "ex"))
-    sensor = build_stale_drop_sensor(resource)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        run = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)[0]
-        success = next(r.dagster_event for r in instance.all_logs(run.run_id)
-                       if r.dagster_event and r.dagster_event.event_type_value == "PIPELINE_SUCCESS")
-        context = dg.build_run_status_sensor_context(
-            sensor_name=STALE_ALERT_SENSOR, dagster_instance=instance, dagster_run=run, dagster_event=success,
-        )
-        return sensor(context)
+    return _evaluate_on_the_last_run(tmp_path, home, build_stale_drop_sensor, STALE_ALERT_SENSOR, failed=False)
 
 
 def test_a_night_from_a_stale_drop_sends_an_alert_naming_the_source_and_its_date(tmp_path, isolated, webhook,
