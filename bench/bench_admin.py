@@ -36,16 +36,25 @@ def main() -> None:
         started = time.perf_counter()
         synthetic.build(wh, persons=args.persons)
         print(f"built {wh} in {time.perf_counter() - started:.1f} s")
-    queries = [synthetic.UNIQUE_ID, "p123457.jakobsson@skola.test", "p123457.jakobsson@@skola.test",
-               " ".join(synthetic.UNIQUE_NAME), "bjork", synthetic.EXCLUDED_ID, "nobody at all"]
+    queries = [
+        synthetic.UNIQUE_ID,
+        "p123457.jakobsson@skola.test",
+        "p123457.jakobsson@@skola.test",
+        " ".join(synthetic.UNIQUE_NAME),
+        "bjork",
+        synthetic.EXCLUDED_ID,
+        "nobody at all",
+    ]
     for query in queries:
         times = []
         for _ in range(args.repeat):
             started = time.perf_counter()
             answer = find(wh, query)
             times.append(time.perf_counter() - started)
-        print(f"explain {query!r}: {statistics.median(times) * 1000:.0f} ms (median of {args.repeat}; "
-              f"{len(answer.found)} shown, {answer.more} more)")
+        print(
+            f"explain {query!r}: {statistics.median(times) * 1000:.0f} ms (median of {args.repeat}; "
+            f"{len(answer.found)} shown, {answer.more} more)"
+        )
     out = args.work / "exports"
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()

@@ -43,8 +43,12 @@ def former_default_defs():
     from skolon_pipeline.defs.schedules import build_nightly_job
 
     defs = build_defs()
-    return dg.Definitions(assets=defs.assets, jobs=[build_nightly_job(dg.multi_or_in_process_executor)],
-                          resources=defs.resources, executor=dg.multi_or_in_process_executor)
+    return dg.Definitions(
+        assets=defs.assets,
+        jobs=[build_nightly_job(dg.multi_or_in_process_executor)],
+        resources=defs.resources,
+        executor=dg.multi_or_in_process_executor,
+    )
 
 
 def demo_data(work: Path, sources: int) -> Path:
@@ -66,19 +70,49 @@ def demo_data(work: Path, sources: int) -> Path:
 
 def command(mode: str, data: Path, out: Path) -> list[str]:
     if mode == "cli":
-        return [sys.executable, "-m", "skolon_pipeline.cli", "run", "--as-of", DEMO_NIGHT.isoformat(), "--data-dir", str(data),
-                "--warehouse", str(out / "warehouse.duckdb"), "--export-dir", str(out / "exports")]
-    target = (["-f", str(Path(__file__).resolve()), "-a", "former_default_defs"] if mode == "spawn"
-              else ["-m", "skolon_pipeline.definitions", "-a", "defs"])
-    return [sys.executable, "-m", "dagster", "job", "execute", *target, "-j", NIGHTLY_JOB,
-            "--tags", json.dumps({"dagster/partition": DEMO_NIGHT.isoformat()})]
+        return [
+            sys.executable,
+            "-m",
+            "skolon_pipeline.cli",
+            "run",
+            "--as-of",
+            DEMO_NIGHT.isoformat(),
+            "--data-dir",
+            str(data),
+            "--warehouse",
+            str(out / "warehouse.duckdb"),
+            "--export-dir",
+            str(out / "exports"),
+        ]
+    target = (
+        ["-f", str(Path(__file__).resolve()), "-a", "former_default_defs"]
+        if mode == "spawn"
+        else ["-m", "skolon_pipeline.definitions", "-a", "defs"]
+    )
+    return [
+        sys.executable,
+        "-m",
+        "dagster",
+        "job",
+        "execute",
+        *target,
+        "-j",
+        NIGHTLY_JOB,
+        "--tags",
+        json.dumps({"dagster/partition": DEMO_NIGHT.isoformat()}),
+    ]
 
 
 def timed_run(mode: str, data: Path, work: Path) -> float:
     out = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=work))
-    env = {**os.environ, "DAGSTER_HOME": str(out / "dagster_home"), "SKOLON_DATA_DIR": str(data),
-           "SKOLON_WAREHOUSE": str(out / "warehouse.duckdb"), "SKOLON_EXPORT_DIR": str(out / "exports"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(out / "dagster_home"),
+        "SKOLON_DATA_DIR": str(data),
+        "SKOLON_WAREHOUSE": str(out / "warehouse.duckdb"),
+        "SKOLON_EXPORT_DIR": str(out / "exports"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     (out / "dagster_home").mkdir(mode=0o700)
     shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", out / "dagster_home" / "dagster.yaml")
     start = time.perf_counter()
@@ -105,13 +139,18 @@ def main() -> None:
         for mode in modes:
             walls[mode].append(timed_run(mode, data, args.work))
             print(f"{mode}: {walls[mode][-1]:.1f} s", flush=True)
-    labels = {"cli": "skolon-pipeline run", "launched": "dagster job execute (the job's own executor)",
-              "spawn": "dagster job execute, former default (spawn per step)"}
+    labels = {
+        "cli": "skolon-pipeline run",
+        "launched": "dagster job execute (the job's own executor)",
+        "spawn": "dagster job execute, former default (spawn per step)",
+    }
     print(f"\nthe demo night {DEMO_NIGHT}, {args.sources} source(s), {args.rounds} rounds, {os.cpu_count()} cores\n")
     print("| how | median s | runs s |")
     print("|---|---:|---|")
     for mode in modes:
-        print(f"| {labels[mode]} | {statistics.median(walls[mode]):.1f} | {', '.join(f'{w:.1f}' for w in walls[mode])} |")
+        print(
+            f"| {labels[mode]} | {statistics.median(walls[mode]):.1f} | {', '.join(f'{w:.1f}' for w in walls[mode])} |"
+        )
     cli = statistics.median(walls["cli"])
     print(f"\nlaunched / CLI = {statistics.median(walls['launched']) / cli:.2f}x (target <= 1.3x)")
     if args.with_spawn:

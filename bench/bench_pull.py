@@ -62,8 +62,13 @@ def main() -> None:
         url = ready.get(timeout=600)
         root = args.work / f"pulled-{args.persons}"
         shutil.rmtree(root, ignore_errors=True)
-        api = ApiConfig(url=url, token_url=f"{url}/token", client_id="bench", client_secret_env="BENCH_SECRET",
-                        page_size=args.page_size)
+        api = ApiConfig(
+            url=url,
+            token_url=f"{url}/token",
+            client_id="bench",
+            client_secret_env="BENCH_SECRET",
+            page_size=args.page_size,
+        )
         source = Source("bench", "ss12000", root, Rules(), api=api)
         night = dt.date.fromisoformat(drop.name)
         baseline = _rss_mb()
@@ -78,9 +83,13 @@ def main() -> None:
             server.terminate()
     persons = result.counts.get("persons", 0)
     page_mb = max(f.stat().st_size for f in (root / night.isoformat()).rglob("page-*.json")) / 2**20
-    print(f"pulled {persons:,} persons ({sum(result.counts.values()):,} records, {sum(result.pages.values()):,} pages of "
-          f"{args.page_size}) in {wall:.1f} s: {persons / wall:,.0f} persons/s (target >= 5 000)")
-    print(f"pull process peak RSS {peak:.0f} MB (before the pull {baseline:.0f} MB; largest page file {page_mb:.1f} MB)")
+    print(
+        f"pulled {persons:,} persons ({sum(result.counts.values()):,} records, {sum(result.pages.values()):,} pages of "
+        f"{args.page_size}) in {wall:.1f} s: {persons / wall:,.0f} persons/s (target >= 5 000)"
+    )
+    print(
+        f"pull process peak RSS {peak:.0f} MB (before the pull {baseline:.0f} MB; largest page file {page_mb:.1f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,14 @@ def free_port() -> int:
 
 
 def cli(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "skolon_pipeline.cli", *args], input=stdin, text=True,
-                          capture_output=True, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "skolon_pipeline.cli", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env=env,
+        check=False,
+    )
 
 
 class Server:
@@ -58,8 +64,23 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "skolon_pipeline.cli", "serve", "--port", str(self.port), "--data-dir", str(data_dir),
-             "--warehouse", str(warehouse), *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "skolon_pipeline.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                "--warehouse",
+                str(warehouse),
+                *flags,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -94,8 +115,19 @@ def session(url: str, username: str) -> httpx.Client:
 
 
 def add_admin(data_dir: Path, warehouse: Path, username: str, *scope: str) -> None:
-    r = cli("admin", "add", username, *scope, "--password-stdin", "--data-dir", str(data_dir), "--warehouse",
-            str(warehouse), stdin=PASSWORD + "\n", env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = cli(
+        "admin",
+        "add",
+        username,
+        *scope,
+        "--password-stdin",
+        "--data-dir",
+        str(data_dir),
+        "--warehouse",
+        str(warehouse),
+        stdin=PASSWORD + "\n",
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -106,8 +138,10 @@ def pct(values: list[float], p: float) -> float:
 
 def summary(label: str, times: list[float]) -> str:
     ms = [t * 1000 for t in times]
-    return (f"{label:<28} n={len(ms):>4}  p50 {statistics.median(ms):7.1f} ms  p95 {pct(ms, 95):7.1f} ms  "
-            f"max {max(ms):7.1f} ms")
+    return (
+        f"{label:<28} n={len(ms):>4}  p50 {statistics.median(ms):7.1f} ms  p95 {pct(ms, 95):7.1f} ms  "
+        f"max {max(ms):7.1f} ms"
+    )
 
 
 # ─── 1. Pages ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -134,9 +168,12 @@ def bench_pages(work: Path, persons: int, requests: int) -> None:
             started = time.perf_counter()
             assert c.get("/").status_code == 200
             print(f"{username}: first page (the scoped copy built) {1000 * (time.perf_counter() - started):.0f} ms")
+
             # people of the school (school-7 has persons i with i % schools == 7)
             def person(rng=rng, school=school):
-                i = (school if school is not None else rng.randrange(schools)) + schools * rng.randrange(persons // schools)
+                i = (school if school is not None else rng.randrange(schools)) + schools * rng.randrange(
+                    persons // schools
+                )
                 return f"person-{i - i % 40 + 1 if i % 40 == 0 else i}"
 
             def school_page(rng=rng, school=school):
@@ -148,7 +185,9 @@ def bench_pages(work: Path, persons: int, requests: int) -> None:
             kinds = {
                 "Översikt /": lambda: "/",
                 "Skola /schools/<id>": school_page,
-                "Sök ?q=name": lambda: "/search?q=" + rng.choice(synthetic.FAMILY).lower()[:5] + " " + rng.choice(synthetic.GIVEN).lower(),
+                "Sök ?q=name": lambda: (
+                    "/search?q=" + rng.choice(synthetic.FAMILY).lower()[:5] + " " + rng.choice(synthetic.GIVEN).lower()
+                ),
                 "Sök ?q=id": lambda: "/search?q=" + person(),
                 "Person /persons/<id>": lambda: "/persons/" + person(),
                 "Grupp /groups/<id>": group,
@@ -163,8 +202,11 @@ def bench_pages(work: Path, persons: int, requests: int) -> None:
                 times[kind].append(time.perf_counter() - started)
                 assert r.status_code in (200, 404), (path, r.status_code)
             every = [t for ts in times.values() for t in ts]
-            scope = f"school admin (1 school, {persons // schools} persons)" if school is not None else \
-                f"organisation admin ({persons} persons)"
+            scope = (
+                f"school admin (1 school, {persons // schools} persons)"
+                if school is not None
+                else f"organisation admin ({persons} persons)"
+            )
             print(f"{username}: {scope}, {requests} requests")
             for kind, ts in times.items():
                 print("  " + summary(kind, ts))
@@ -196,8 +238,18 @@ def bench_run(work: Path, persons: int, sessions: int, think: float, rounds: int
 
     def run(night: dt.date) -> float:
         started = time.perf_counter()
-        r = cli("run", "--as-of", night.isoformat(), "--data-dir", str(data_dir), "--warehouse", str(wh),
-                "--export-dir", str(exports), env=env)
+        r = cli(
+            "run",
+            "--as-of",
+            night.isoformat(),
+            "--data-dir",
+            str(data_dir),
+            "--warehouse",
+            str(wh),
+            "--export-dir",
+            str(exports),
+            env=env,
+        )
         elapsed = time.perf_counter() - started
         if r.returncode not in (0, 5):
             print(r.stdout[-2000:], r.stderr[-2000:], file=sys.stderr)
@@ -249,8 +301,10 @@ def bench_run(work: Path, persons: int, sessions: int, think: float, rounds: int
 
         def with_sessions(night: dt.date) -> float:
             stop = threading.Event()
-            threads = [threading.Thread(target=reader, args=(c, len(loaded) * 1000 + i, stop), daemon=True)
-                       for i, c in enumerate(clients)]
+            threads = [
+                threading.Thread(target=reader, args=(c, len(loaded) * 1000 + i, stop), daemon=True)
+                for i, c in enumerate(clients)
+            ]
             for t in threads:
                 t.start()
             time.sleep(think)  # the sessions under way before the run starts
@@ -276,16 +330,29 @@ def bench_run(work: Path, persons: int, sessions: int, think: float, rounds: int
     finally:
         server.stop()
     base, under = statistics.mean(alone), statistics.mean(loaded)
-    print(f"nightly run ({persons} persons), interleaved: alone " + ", ".join(f"{t:.1f}" for t in alone)
-          + f" s (mean {base:.1f}); with {sessions} sessions (a page every ~{think:g} s each) "
-          + ", ".join(f"{t:.1f}" for t in loaded) + f" s (mean {under:.1f})")
-    print(f"  slowdown with the sessions: ratio {under / base:.3f} ({100 * (under / base - 1):+.1f} %; target at most +10 %)")
-    print("  the server's CPU during those runs: " + ", ".join(f"{c:.1f}" for c in server_cpu) + " s ("
-          + ", ".join(f"{100 * c / t:.0f} %" for c, t in zip(server_cpu, loaded, strict=False)) + " of one core)")
+    print(
+        f"nightly run ({persons} persons), interleaved: alone "
+        + ", ".join(f"{t:.1f}" for t in alone)
+        + f" s (mean {base:.1f}); with {sessions} sessions (a page every ~{think:g} s each) "
+        + ", ".join(f"{t:.1f}" for t in loaded)
+        + f" s (mean {under:.1f})"
+    )
+    print(
+        f"  slowdown with the sessions: ratio {under / base:.3f} ({100 * (under / base - 1):+.1f} %; target at most +10 %)"
+    )
+    print(
+        "  the server's CPU during those runs: "
+        + ", ".join(f"{c:.1f}" for c in server_cpu)
+        + " s ("
+        + ", ".join(f"{100 * c / t:.0f} %" for c, t in zip(server_cpu, loaded, strict=False))
+        + " of one core)"
+    )
     answered = sum(n for s, n in statuses.items() if s < 500)
     print("  " + summary("pages answered during runs", latencies) if latencies else "  no page answered")
-    print(f"  {answered} answered, {statuses.get(503, 0)} busy (503, try again), "
-          f"{sum(n for s, n in statuses.items() if s >= 500 and s != 503)} errors; statuses {dict(sorted(statuses.items()))}")
+    print(
+        f"  {answered} answered, {statuses.get(503, 0)} busy (503, try again), "
+        f"{sum(n for s, n in statuses.items() if s >= 500 and s != 503)} errors; statuses {dict(sorted(statuses.items()))}"
+    )
     print(f"  the latest night shown after the last run: {shown}")
 
 
@@ -297,7 +364,9 @@ def main() -> None:
     parser.add_argument("--run-persons", type=int, default=20_000, help="drop size for the nightly runs")
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--think", type=float, default=2.0, help="seconds between a session's pages")
-    parser.add_argument("--rounds", type=int, default=2, help="runs with the sessions (interleaved with rounds + 1 alone)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="runs with the sessions (interleaved with rounds + 1 alone)"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/skolon-school-admin-bench"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)

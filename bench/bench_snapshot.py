@@ -34,8 +34,10 @@ def main(persons: int) -> None:
             users = con.execute("SELECT count(*) FROM roster.users").fetchone()[0]
         opened = time.perf_counter() - started
     print(f"persons={persons} users={users} warehouse={size / 1e6:.1f} MB (built in {build:.1f} s)")
-    print(f"rewrite (copy + ensure_schema + checkpoint + fsync + rename): best {min(times):.2f} s, "
-          f"median {sorted(times)[1]:.2f} s  ({size / 1e6 / min(times):.0f} MB/s)")
+    print(
+        f"rewrite (copy + ensure_schema + checkpoint + fsync + rename): best {min(times):.2f} s, "
+        f"median {sorted(times)[1]:.2f} s  ({size / 1e6 / min(times):.0f} MB/s)"
+    )
     print(f"connect_published + count: {opened:.3f} s")
 
 

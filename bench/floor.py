@@ -22,18 +22,18 @@ ENTITIES = ("organisations", "persons", "duties", "groups", "activities")
 # The typed shape of each entity's records, as far as the roster needs it.
 RECORD_TYPES = {
     "organisations": "STRUCT(id VARCHAR, displayName VARCHAR, organisationType VARCHAR, schoolUnitCode VARCHAR, "
-                     "parentOrganisation STRUCT(id VARCHAR), schoolTypes VARCHAR[])",
+    "parentOrganisation STRUCT(id VARCHAR), schoolTypes VARCHAR[])",
     "persons": "STRUCT(id VARCHAR, givenName VARCHAR, familyName VARCHAR, securityMarking VARCHAR, "
-               "personStatus VARCHAR, emails STRUCT(\"value\" VARCHAR, \"type\" VARCHAR)[], "
-               "enrolments STRUCT(enroledAt STRUCT(id VARCHAR), schoolType VARCHAR, startDate DATE, endDate DATE)[])",
+    'personStatus VARCHAR, emails STRUCT("value" VARCHAR, "type" VARCHAR)[], '
+    "enrolments STRUCT(enroledAt STRUCT(id VARCHAR), schoolType VARCHAR, startDate DATE, endDate DATE)[])",
     "duties": "STRUCT(id VARCHAR, person STRUCT(id VARCHAR), dutyAt STRUCT(id VARCHAR), dutyRole VARCHAR, "
-              "startDate DATE, endDate DATE, assignmentRole STRUCT(\"group\" STRUCT(id VARCHAR), "
-              "assignmentRoleType VARCHAR, startDate DATE, endDate DATE)[])",
+    'startDate DATE, endDate DATE, assignmentRole STRUCT("group" STRUCT(id VARCHAR), '
+    "assignmentRoleType VARCHAR, startDate DATE, endDate DATE)[])",
     "groups": "STRUCT(id VARCHAR, displayName VARCHAR, groupType VARCHAR, organisation STRUCT(id VARCHAR), "
-              "startDate DATE, endDate DATE, groupMemberships STRUCT(person STRUCT(id VARCHAR), startDate DATE, "
-              "endDate DATE)[])",
+    "startDate DATE, endDate DATE, groupMemberships STRUCT(person STRUCT(id VARCHAR), startDate DATE, "
+    "endDate DATE)[])",
     "activities": "STRUCT(id VARCHAR, displayName VARCHAR, organisation STRUCT(id VARCHAR), startDate DATE, "
-                  "endDate DATE, groups STRUCT(id VARCHAR)[], teachers STRUCT(duty STRUCT(id VARCHAR))[])",
+    "endDate DATE, groups STRUCT(id VARCHAR)[], teachers STRUCT(duty STRUCT(id VARCHAR))[])",
 }
 
 # Nested arrays become their own tables, as the canonical model has them.
@@ -72,8 +72,10 @@ def read_floor(drop: Path, con: duckdb.DuckDBPyConnection | None = None) -> dict
         counts[entity] = con.execute(f"SELECT count(*) FROM {entity}").fetchone()[0]
     for table, (parent, column) in CHILD_TABLES.items():
         if parent in counts:
-            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT id AS parent_id, unnest({column}, recursive := true) "
-                        f"FROM {parent}")
+            con.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT id AS parent_id, unnest({column}, recursive := true) "
+                f"FROM {parent}"
+            )
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return counts
 

@@ -53,8 +53,15 @@ class _Ids:
 
 
 def _person(pid: str, n: int, emails: list[dict], **extra) -> dict:
-    return {"id": pid, "meta": META, "givenName": GIVEN[n % len(GIVEN)], "familyName": FAMILY[n % len(FAMILY)],
-            "securityMarking": "Ingen", "emails": emails, **extra}
+    return {
+        "id": pid,
+        "meta": META,
+        "givenName": GIVEN[n % len(GIVEN)],
+        "familyName": FAMILY[n % len(FAMILY)],
+        "securityMarking": "Ingen",
+        "emails": emails,
+        **extra,
+    }
 
 
 def _defect(rng: random.Random, person: dict, school_id: str) -> None:
@@ -100,33 +107,62 @@ def generate(data_dir: Path, persons: int, seed: int = 1) -> Path:
             page = []
         elif final and pages:  # the last full page was the last one: it must not point to a next page
             last = drop / "persons" / f"page-{pages:05d}.json"
-            last.write_text(json.dumps({**json.loads(last.read_text("utf-8")), "pageToken": None},
-                                       ensure_ascii=False), "utf-8")
+            last.write_text(
+                json.dumps({**json.loads(last.read_text("utf-8")), "pageToken": None}, ensure_ascii=False), "utf-8"
+            )
 
     for s in range(schools):
         school = new_id()
-        organisations.append({"id": school, "meta": META, "displayName": f"Skola {s}", "organisationType": "Skolenhet",
-                              "schoolUnitCode": f"{10000000 + s}", "parentOrganisation": {"id": authority}})
+        organisations.append(
+            {
+                "id": school,
+                "meta": META,
+                "displayName": f"Skola {s}",
+                "organisationType": "Skolenhet",
+                "schoolUnitCode": f"{10000000 + s}",
+                "parentOrganisation": {"id": authority},
+            }
+        )
         teachers = []
         for _t in range(STUDENTS_PER_SCHOOL // TEACHER_RATIO):
             pid, did = new_id(), new_id()
             page.append(_person(pid, n, [{"value": f"t{n}@bench.se", "type": "Skola personal"}]))
-            teachers.append({"id": did, "meta": META, "person": {"id": pid}, "dutyAt": {"id": school},
-                             "dutyRole": "Lärare", "startDate": "2020-08-01"})
+            teachers.append(
+                {
+                    "id": did,
+                    "meta": META,
+                    "person": {"id": pid},
+                    "dutyAt": {"id": school},
+                    "dutyRole": "Lärare",
+                    "startDate": "2020-08-01",
+                }
+            )
             n += 1
         for _ in range(OTHER_STAFF):
             pid = new_id()
             page.append(_person(pid, n, [{"value": f"s{n}@bench.se", "type": "Skola personal"}]))
-            duties.append({"id": new_id(), "meta": META, "person": {"id": pid}, "dutyAt": {"id": school},
-                           "dutyRole": "Skoladministratör", "startDate": "2019-08-01"})
+            duties.append(
+                {
+                    "id": new_id(),
+                    "meta": META,
+                    "person": {"id": pid},
+                    "dutyAt": {"id": school},
+                    "dutyRole": "Skoladministratör",
+                    "startDate": "2019-08-01",
+                }
+            )
             n += 1
         t_next = 0
         for c in range(STUDENTS_PER_SCHOOL // CLASS_SIZE):
             members = []
             for _ in range(CLASS_SIZE):
                 pid = new_id()
-                person = _person(pid, n, [{"value": f"e{n}@elev.bench.se", "type": "Skola elev"}],
-                                 enrolments=[{"enroledAt": {"id": school}, "schoolType": "GR", "startDate": GROUP_START}])
+                person = _person(
+                    pid,
+                    n,
+                    [{"value": f"e{n}@elev.bench.se", "type": "Skola elev"}],
+                    enrolments=[{"enroledAt": {"id": school}, "schoolType": "GR", "startDate": GROUP_START}],
+                )
                 if rng.random() < DEFECT_SHARE:
                     _defect(rng, person, school)
                 page.append(person)
@@ -134,34 +170,64 @@ def generate(data_dir: Path, persons: int, seed: int = 1) -> Path:
                 n += 1
                 flush()
             klass = new_id()
-            groups.append({"id": klass, "meta": META, "displayName": f"{c}A", "groupType": "Klass",
-                           "organisation": {"id": school}, "startDate": GROUP_START, "endDate": GROUP_END,
-                           "groupMemberships": members})
+            groups.append(
+                {
+                    "id": klass,
+                    "meta": META,
+                    "displayName": f"{c}A",
+                    "groupType": "Klass",
+                    "organisation": {"id": school},
+                    "startDate": GROUP_START,
+                    "endDate": GROUP_END,
+                    "groupMemberships": members,
+                }
+            )
             mentor = teachers[c % len(teachers)]
             mentor.setdefault("assignmentRole", []).append({"group": {"id": klass}, "assignmentRoleType": "Mentor"})
             for subject in SUBJECTS:
                 gid = new_id()
-                groups.append({"id": gid, "meta": META, "displayName": f"{subject} {c}A", "groupType": "Undervisning",
-                               "organisation": {"id": school}, "startDate": GROUP_START, "endDate": GROUP_END,
-                               "groupMemberships": members})
+                groups.append(
+                    {
+                        "id": gid,
+                        "meta": META,
+                        "displayName": f"{subject} {c}A",
+                        "groupType": "Undervisning",
+                        "organisation": {"id": school},
+                        "startDate": GROUP_START,
+                        "endDate": GROUP_END,
+                        "groupMemberships": members,
+                    }
+                )
                 teacher = teachers[t_next % len(teachers)]
                 t_next += 1
-                activities.append({"id": new_id(), "meta": META, "displayName": f"{subject} {c}A",
-                                   "calendarEventsRequired": False, "organisation": {"id": school},
-                                   "startDate": GROUP_START, "endDate": GROUP_END, "groups": [{"id": gid}],
-                                   "teachers": [{"duty": {"id": teacher["id"]}}]})
+                activities.append(
+                    {
+                        "id": new_id(),
+                        "meta": META,
+                        "displayName": f"{subject} {c}A",
+                        "calendarEventsRequired": False,
+                        "organisation": {"id": school},
+                        "startDate": GROUP_START,
+                        "endDate": GROUP_END,
+                        "groups": [{"id": gid}],
+                        "teachers": [{"duty": {"id": teacher["id"]}}],
+                    }
+                )
         duties.extend(teachers)
         flush()
     flush(final=True)
-    (drop / "organisations.json").write_text(json.dumps({"data": organisations, "pageToken": None},
-                                                         ensure_ascii=False), "utf-8")
+    (drop / "organisations.json").write_text(
+        json.dumps({"data": organisations, "pageToken": None}, ensure_ascii=False), "utf-8"
+    )
     # As a registry's API hands them out: pages of PAGE_SIZE records, one file per page.
     for name, records in (("duties", duties), ("groups", groups), ("activities", activities)):
         (drop / name).mkdir(exist_ok=True)
         for i in range(0, max(len(records), 1), PAGE_SIZE):
             last = i + PAGE_SIZE >= len(records)
-            body = {"data": records[i:i + PAGE_SIZE], "pageToken": None if last else f"page-{i // PAGE_SIZE + 2}"}
-            (drop / name / f"page-{i // PAGE_SIZE + 1:05d}.json").write_text(json.dumps(body, ensure_ascii=False), "utf-8")
+            body = {"data": records[i : i + PAGE_SIZE], "pageToken": None if last else f"page-{i // PAGE_SIZE + 2}"}
+            (drop / name / f"page-{i // PAGE_SIZE + 1:05d}.json").write_text(
+                json.dumps(body, ensure_ascii=False), "utf-8"
+            )
     return drop
 
 

@@ -100,17 +100,41 @@ def bench_size(persons: int, work: Path, shape: str) -> dict:
     shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     wall, rss, rc = measure(
-        [sys.executable, "-m", "skolon_pipeline.cli", "run", "--as-of", NIGHT, "--data-dir", str(data_dir),
-         "--warehouse", str(out / "warehouse.duckdb"), "--export-dir", str(out / "exports")],
+        [
+            sys.executable,
+            "-m",
+            "skolon_pipeline.cli",
+            "run",
+            "--as-of",
+            NIGHT,
+            "--data-dir",
+            str(data_dir),
+            "--warehouse",
+            str(out / "warehouse.duckdb"),
+            "--export-dir",
+            str(out / "exports"),
+        ],
         env,
     )
     files = [f for e in ENTITIES if e != "organisations" for f in entity_files(drop, e)]
-    scan_wall, _, _ = measure([sys.executable, "-c", f"import duckdb; duckdb.sql({SCAN_SQL.format(files=files)!r}).fetchall()"])
-    floor_wall, floor_rss, floor_rc = measure([sys.executable, "-c", FLOOR_CODE.format(bench=str(Path(__file__).parent),
-                                                                                         drop=str(drop))])
-    return {"persons": persons, "shape": shape, "json_mb": size_mb, "wall": wall, "rss": rss, "ok": rc == 0,
-            "floor_wall": floor_wall if floor_rc == 0 else float("nan"), "floor_rss": floor_rss,
-            "scan_wall": scan_wall, "steps": step_seconds(home)}
+    scan_wall, _, _ = measure(
+        [sys.executable, "-c", f"import duckdb; duckdb.sql({SCAN_SQL.format(files=files)!r}).fetchall()"]
+    )
+    floor_wall, floor_rss, floor_rc = measure(
+        [sys.executable, "-c", FLOOR_CODE.format(bench=str(Path(__file__).parent), drop=str(drop))]
+    )
+    return {
+        "persons": persons,
+        "shape": shape,
+        "json_mb": size_mb,
+        "wall": wall,
+        "rss": rss,
+        "ok": rc == 0,
+        "floor_wall": floor_wall if floor_rc == 0 else float("nan"),
+        "floor_rss": floor_rss,
+        "scan_wall": scan_wall,
+        "steps": step_seconds(home),
+    }
 
 
 def step_seconds(home: Path) -> dict[str, float]:
@@ -121,7 +145,9 @@ def step_seconds(home: Path) -> dict[str, float]:
         runs = instance.get_runs(limit=1)
         if not runs:
             return {}
-        return {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(runs[0].run_id)}
+        return {
+            s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(runs[0].run_id)
+        }
 
 
 def ratio_lines(rows: list[dict]) -> list[str]:
@@ -140,8 +166,10 @@ def ratio_lines(rows: list[dict]) -> list[str]:
     for r in paged_rows:
         if base and r["persons"] > base["persons"]:
             target = " (target <= 4.2x)" if r["persons"] == 800_000 else ""
-            lines.append(f"{r['persons']:,} / {base['persons']:,} persons: {r['wall'] / base['wall']:.2f}x the time "
-                         f"for {r['persons'] / base['persons']:.0f}x the size{target}")
+            lines.append(
+                f"{r['persons']:,} / {base['persons']:,} persons: {r['wall'] / base['wall']:.2f}x the time "
+                f"for {r['persons'] / base['persons']:.0f}x the size{target}"
+            )
     return lines
 
 
@@ -153,22 +181,34 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = [bench_size(n, args.work, shape) for n in args.sizes for shape in args.shapes]
-    print(f"\nmachine: {platform.machine()}, {psutil.cpu_count()} cores, "
-          f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM, Python {platform.python_version()}\n")
+    print(
+        f"\nmachine: {platform.machine()}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM, Python {platform.python_version()}\n"
+    )
     print("| persons | shape | JSON MB | night s | night peak RSS MB | floor s | floor RSS MB | scan s |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         status = "" if r["ok"] else " (FAILED)"
-        print(f"| {r['persons']:,} | {r['shape']} | {r['json_mb']:.0f} | {r['wall']:.1f}{status} | {r['rss']:.0f} | "
-              f"{r['floor_wall']:.1f} | {r['floor_rss']:.0f} | {r['scan_wall']:.1f} |")
-    steps = sorted({k for r in rows for k in r["steps"]}, key=lambda k: min(
-        (list(r["steps"]).index(k) for r in rows if k in r["steps"]), default=0))
+        print(
+            f"| {r['persons']:,} | {r['shape']} | {r['json_mb']:.0f} | {r['wall']:.1f}{status} | {r['rss']:.0f} | "
+            f"{r['floor_wall']:.1f} | {r['floor_rss']:.0f} | {r['scan_wall']:.1f} |"
+        )
+    steps = sorted(
+        {k for r in rows for k in r["steps"]},
+        key=lambda k: min((list(r["steps"]).index(k) for r in rows if k in r["steps"]), default=0),
+    )
     if steps:
-        print("\nseconds per step (Dagster's step statistics; the rest of the wall time is start-up and the summary):\n")
+        print(
+            "\nseconds per step (Dagster's step statistics; the rest of the wall time is start-up and the summary):\n"
+        )
         print("| persons | shape | " + " | ".join(steps) + " |")
         print("|---:|---|" + "---:|" * len(steps))
         for r in rows:
-            print(f"| {r['persons']:,} | {r['shape']} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps) + " |")
+            print(
+                f"| {r['persons']:,} | {r['shape']} | "
+                + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps)
+                + " |"
+            )
     print()
     for line in ratio_lines(rows):
         print(line)

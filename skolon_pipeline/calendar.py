@@ -31,5 +31,7 @@ def effective_start(as_of: dt.date, term_starts: Iterable[dt.date], lookahead_da
     The latest term start whose window holds `as_of` wins when windows overlap, so the effective start never
     moves backwards while the night moves forward through overlapping windows.
     """
-    inside = [w.term_start for w in term_windows(term_starts, lookahead_days) if w.window_start <= as_of <= w.term_start]
+    inside = [
+        w.term_start for w in term_windows(term_starts, lookahead_days) if w.window_start <= as_of <= w.term_start
+    ]
     return max(inside) if inside else as_of

@@ -33,7 +33,9 @@ def _location_flags() -> argparse.ArgumentParser:
     """The flags every command takes: where the data, the warehouse and the validation files are."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--data-dir", help="folder with sources.yaml and the drops (env SKOLON_DATA_DIR, default data)")
-    parent.add_argument("--warehouse", help="DuckDB warehouse file (env SKOLON_WAREHOUSE, default data/warehouse.duckdb)")
+    parent.add_argument(
+        "--warehouse", help="DuckDB warehouse file (env SKOLON_WAREHOUSE, default data/warehouse.duckdb)"
+    )
     parent.add_argument("--export-dir", help="validation file folder (env SKOLON_EXPORT_DIR, default data/exports)")
     return parent
 
@@ -45,13 +47,25 @@ def _run_flags() -> argparse.ArgumentParser:
     """The flags of the commands that run a night through Dagster (run, approve)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--verbose", action="store_true", help="show Dagster's step log")
-    parent.add_argument("--executor", choices=("auto", "in_process", "multiprocess"), default="auto",
-                        help="auto: sources in parallel processes when there are several, else in this process")
-    parent.add_argument("--wait", type=float, default=DEFAULT_WAIT_SECONDS, metavar="SECONDS",
-                        help="when another run is writing the warehouse, wait this long for it, then refuse "
-                             f"(default {DEFAULT_WAIT_SECONDS:g}; 0 refuses at once)")
-    parent.add_argument("--allow-stale", action="store_true",
-                        help="exit 0, not 5, when a source's drop is older than max_drop_age_days (DROP_STALE)")
+    parent.add_argument(
+        "--executor",
+        choices=("auto", "in_process", "multiprocess"),
+        default="auto",
+        help="auto: sources in parallel processes when there are several, else in this process",
+    )
+    parent.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="when another run is writing the warehouse, wait this long for it, then refuse "
+        f"(default {DEFAULT_WAIT_SECONDS:g}; 0 refuses at once)",
+    )
+    parent.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="exit 0, not 5, when a source's drop is older than max_drop_age_days (DROP_STALE)",
+    )
     return parent
 
 
@@ -60,8 +74,15 @@ def settings_from(args: argparse.Namespace, environ=None) -> Settings:
     return Settings.resolve(args.data_dir, args.warehouse, args.export_dir, environ=environ)
 
 
-def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: bool, dry_run: bool = False,
-                   wait_seconds: float = 0.0, repull: bool = False):
+def _execute_night(
+    as_of: dt.date,
+    settings: Settings,
+    parallel: bool,
+    verbose: bool,
+    dry_run: bool = False,
+    wait_seconds: float = 0.0,
+    repull: bool = False,
+):
     """Runs the nightly job for one partition on the installation's Dagster instance (`skolon_pipeline.instance`:
     `$DAGSTER_HOME`, else `<data dir>/dagster_home`), so the run is in the UI's run list.
 
@@ -99,18 +120,31 @@ def _execute_night(as_of: dt.date, settings: Settings, parallel: bool, verbose: 
                 reconstructable_nightly_job(settings, "multiprocess" if parallel else "in_process"),
                 instance=instance,
                 run_config=run_config,
-                tags={"dagster/partition": as_of.isoformat(), **runs.process_tags(),
-                      **({DRY_RUN_TAG: "true"} if dry_run else {}), **({REPULL_TAG: "true"} if repull else {})},
+                tags={
+                    "dagster/partition": as_of.isoformat(),
+                    **runs.process_tags(),
+                    **({DRY_RUN_TAG: "true"} if dry_run else {}),
+                    **({REPULL_TAG: "true"} if repull else {}),
+                },
                 raise_on_error=False,
                 asset_selection=[
-                    *(k for s in load_installation(settings.data_dir).sources
-                      for k in ((pull_key(s.id),) if s.api else ()) + (extract_key(s.id), validate_key(s.id))),
-                    ELIGIBILITY_KEY, CHANGE_SET_KEY,
-                ] if dry_run else None,
+                    *(
+                        k
+                        for s in load_installation(settings.data_dir).sources
+                        for k in ((pull_key(s.id),) if s.api else ()) + (extract_key(s.id), validate_key(s.id))
+                    ),
+                    ELIGIBILITY_KEY,
+                    CHANGE_SET_KEY,
+                ]
+                if dry_run
+                else None,
             )
             # Read what the summary needs while the run's storage still exists.
             failures = [
-                (e.step_key, runs.error_line(e.step_failure_data.error) if e.step_failure_data.error else "(no message)")
+                (
+                    e.step_key,
+                    runs.error_line(e.step_failure_data.error) if e.step_failure_data.error else "(no message)",
+                )
                 for e in result.all_events
                 if e.is_step_failure
             ]
@@ -134,8 +168,10 @@ def night_refused(installation, as_of: dt.date) -> str | None:
     invariant error)."""
     today = _today(installation)
     if as_of < installation.first_night:
-        return (f"night {as_of} is before first_night ({installation.first_night}, sources.yaml); "
-                f"set first_night to {as_of} or earlier to run it")
+        return (
+            f"night {as_of} is before first_night ({installation.first_night}, sources.yaml); "
+            f"set first_night to {as_of} or earlier to run it"
+        )
     if as_of > today:
         return f"night {as_of} is in the future (today is {today} in timezone {installation.timezone}, sources.yaml)"
     return None
@@ -166,16 +202,31 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
     started = dt.datetime.now(dt.UTC)
     try:
         with runs.interrupt_on_sigterm():
-            result = _execute_night(as_of, settings, parallel=parallel, verbose=args.verbose, dry_run=dry_run,
-                                    wait_seconds=args.wait, repull=getattr(args, "repull", False))
+            result = _execute_night(
+                as_of,
+                settings,
+                parallel=parallel,
+                verbose=args.verbose,
+                dry_run=dry_run,
+                wait_seconds=args.wait,
+                repull=getattr(args, "repull", False),
+            )
     except runs.interrupted_exceptions():
         published = _published_since(settings.warehouse, as_of, started)
-        print(f"night {as_of}: run interrupted (SIGTERM or Ctrl-C); "
-              + ("it had been published before." if published
-                 else "nothing of it was published; the previous roster stays as it was."), file=sys.stderr)
+        print(
+            f"night {as_of}: run interrupted (SIGTERM or Ctrl-C); "
+            + (
+                "it had been published before."
+                if published
+                else "nothing of it was published; the previous roster stays as it was."
+            ),
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if dry_run and result.success:
-        verdict = night.check(installation, settings.warehouse, settings.staging_dir, as_of, result.run_id, record=False)
+        verdict = night.check(
+            installation, settings.warehouse, settings.staging_dir, as_of, result.run_id, record=False
+        )
         print(f"night {as_of} (dry run, nothing published):")
         for line in guard.describe(verdict):
             print(text.printable(f"  {line}"))
@@ -201,8 +252,11 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
         print(f"night {as_of}: published, but a later step FAILED", file=sys.stderr)
         for step_key, message in result.failures:
             print(f"  step {step_key}: {message}", file=sys.stderr)
-        print(f"  The roster of {as_of} is published; once the cause is fixed, "
-              f"`skolon-pipeline export --as-of {as_of}` writes its validation files.", file=sys.stderr)
+        print(
+            f"  The roster of {as_of} is published; once the cause is fixed, "
+            f"`skolon-pipeline export --as-of {as_of}` writes its validation files.",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if not result.success:
         reasons = _held_reasons(settings.warehouse, as_of, result.run_id)
@@ -217,13 +271,18 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
     print_summary(settings.warehouse, as_of, run_id=result.run_id, staging_dir=settings.staging_dir)
     exports = settings.export_dir / as_of.isoformat()
     if exports.is_dir():
-        print(f"  validation files: {exports}/<school authority>/ "
-              "(`skolon-pipeline explain QUERY` says why someone is missing)")
+        print(
+            f"  validation files: {exports}/<school authority>/ "
+            "(`skolon-pipeline explain QUERY` says why someone is missing)"
+        )
     stale = stale_sources(settings.warehouse, as_of)
     if stale:
         allowed = args.allow_stale
-        print(f"night {as_of}: published, but {len(stale)} source(s) sent no new drop (DROP_STALE)"
-              + (" — allowed by --allow-stale" if allowed else ""), file=sys.stderr)
+        print(
+            f"night {as_of}: published, but {len(stale)} source(s) sent no new drop (DROP_STALE)"
+            + (" — allowed by --allow-stale" if allowed else ""),
+            file=sys.stderr,
+        )
         for source, drop_date, age in stale:
             print(f"  source {source}: the newest drop is dated {drop_date}, {age} days old", file=sys.stderr)
         if not allowed:
@@ -270,15 +329,19 @@ def _print_held(settings: Settings, installation, as_of: dt.date, run_id: str, r
     from skolon_pipeline.publish import guard
 
     err = sys.stderr
-    print(f"night {as_of}: HELD by the mass-removal guard (run {run_id}). Nothing of it was published; the "
-          "previous roster and validation files stay as they were.", file=err)
+    print(
+        f"night {as_of}: HELD by the mass-removal guard (run {run_id}). Nothing of it was published; the "
+        "previous roster and validation files stay as they were.",
+        file=err,
+    )
     for reason in reasons:
         print(text.printable(f"  {reason}"), file=err)
     verdict = night.check(installation, settings.warehouse, settings.staging_dir, as_of, run_id, record=False)
     for line in guard.describe(verdict):
         print(text.printable(f"  {line}"), file=err)
-    print(f"  Review:  SELECT * FROM history.held_changes WHERE as_of = DATE '{as_of}' AND change = 'removed';",
-          file=err)
+    print(
+        f"  Review:  SELECT * FROM history.held_changes WHERE as_of = DATE '{as_of}' AND change = 'removed';", file=err
+    )
     print(f"  If the registry is right, publish it:  skolon-pipeline approve --as-of {as_of}", file=err)
 
 
@@ -330,8 +393,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from skolon_pipeline.exports.validation_file import write_validation_files
 
     settings = settings_from(args)
-    result = _read_warehouse(settings, lambda: write_validation_files(
-        settings.warehouse, settings.export_dir, args.as_of, args.school, lang=args.lang))
+    result = _read_warehouse(
+        settings,
+        lambda: write_validation_files(
+            settings.warehouse, settings.export_dir, args.as_of, args.school, lang=args.lang
+        ),
+    )
     if result is None:
         return EXIT_FAILED
     night, files = result
@@ -339,10 +406,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     for f in files:
         print(text.printable(f"  {f.authority.name}: {f.xlsx} (+ {len(f.csv)} CSV files)"))
         for school in f.schools:
-            print(text.printable(f"    {school['school']}: {school['students']} students, {school['teachers']} teachers, "
-                  f"{school['staff']} staff, {school['classes']} classes, {school['teaching_groups']} teaching groups; "
-                  f"held back {school['excluded_persons']} persons, {school['excluded_groups']} groups, "
-                  f"{school['excluded_memberships']} memberships"))
+            print(
+                text.printable(
+                    f"    {school['school']}: {school['students']} students, {school['teachers']} teachers, "
+                    f"{school['staff']} staff, {school['classes']} classes, {school['teaching_groups']} teaching groups; "
+                    f"held back {school['excluded_persons']} persons, {school['excluded_groups']} groups, "
+                    f"{school['excluded_memberships']} memberships"
+                )
+            )
     return 0
 
 
@@ -394,8 +465,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
     sources = [s for s in installation.sources if s.api is not None and (args.source is None or s.id == args.source)]
     if args.source is not None and not sources:
         known = ", ".join(s.id for s in installation.sources if s.api is not None) or "none"
-        print(f"error: no source {args.source!r} with an api block in sources.yaml (API sources: {known})",
-              file=sys.stderr)
+        print(
+            f"error: no source {args.source!r} with an api block in sources.yaml (API sources: {known})",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if not sources:
         print("no source in sources.yaml has an api block; nothing to pull")
@@ -403,8 +476,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
     failed = 0
     for source in sources:
         try:
-            result = pull_source(source, today, repull=args.repull, timezone=installation.timezone,
-                                 log=(lambda m: print(f"  {m}", file=sys.stderr)) if args.verbose else None)
+            result = pull_source(
+                source,
+                today,
+                repull=args.repull,
+                timezone=installation.timezone,
+                log=(lambda m: print(f"  {m}", file=sys.stderr)) if args.verbose else None,
+            )
         except SourceError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr)
@@ -434,53 +512,70 @@ def build_parser() -> argparse.ArgumentParser:
 
     locations, running = _location_flags(), _run_flags()
 
-    run = sub.add_parser("run", parents=[running, locations],
-                         help="materialize the nightly asset graph for one night through Dagster")
+    run = sub.add_parser(
+        "run", parents=[running, locations], help="materialize the nightly asset graph for one night through Dagster"
+    )
     run.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: today in the configured zone")
-    run.add_argument("--dry-run", action="store_true",
-                     help="compute and show the night's change set and the guard's verdict; publish nothing")
-    run.add_argument("--repull", action="store_true",
-                     help="pull the API sources again for a night whose drop exists")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compute and show the night's change set and the guard's verdict; publish nothing",
+    )
+    run.add_argument("--repull", action="store_true", help="pull the API sources again for a night whose drop exists")
     run.set_defaults(func=cmd_run)
 
-    pull = sub.add_parser("pull", parents=[locations],
-                          help="pull today's drop of the API sources without running the night")
+    pull = sub.add_parser(
+        "pull", parents=[locations], help="pull today's drop of the API sources without running the night"
+    )
     pull.add_argument("--source", help="only this source (its id in sources.yaml)")
     pull.add_argument("--repull", action="store_true", help="pull again when today's drop exists")
     pull.add_argument("--verbose", action="store_true", help="show every retry")
     pull.set_defaults(func=cmd_pull)
 
-    approve = sub.add_parser("approve", parents=[running, locations],
-                             help="publish a night the mass-removal guard held (runs it again)")
+    approve = sub.add_parser(
+        "approve", parents=[running, locations], help="publish a night the mass-removal guard held (runs it again)"
+    )
     approve.add_argument("--as-of", type=_date, required=True, help="the held night (YYYY-MM-DD)")
     approve.set_defaults(func=cmd_approve)
 
-    export = sub.add_parser("export", parents=[locations],
-                            help="write the validation files of a published night (read-only warehouse)")
+    export = sub.add_parser(
+        "export", parents=[locations], help="write the validation files of a published night (read-only warehouse)"
+    )
     export.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: the latest published night")
     export.add_argument("--school", help="one school unit only: its school unit code or id")
-    export.add_argument("--lang", choices=("sv", "en"), default="sv",
-                        help="the workbook's language (sheets, headers, roles and reasons; default sv)")
+    export.add_argument(
+        "--lang",
+        choices=("sv", "en"),
+        default="sv",
+        help="the workbook's language (sheets, headers, roles and reasons; default sv)",
+    )
     export.set_defaults(func=cmd_export)
 
-    explain = sub.add_parser("explain", parents=[locations],
-                             help="is this person or group in the roster; if not, why, and from when?")
+    explain = sub.add_parser(
+        "explain", parents=[locations], help="is this person or group in the roster; if not, why, and from when?"
+    )
     explain.add_argument("query", help="an id, an e-mail address, or part of a name (case and accents ignored)")
     explain.add_argument("--as-of", type=_date, help="the night (YYYY-MM-DD); default: the latest published night")
     explain.set_defaults(func=cmd_explain)
 
-    sql = sub.add_parser("sql", parents=[locations],
-                         help="run a read-only query on the warehouse, or open a read-only SQL prompt")
+    sql = sub.add_parser(
+        "sql", parents=[locations], help="run a read-only query on the warehouse, or open a read-only SQL prompt"
+    )
     sql.add_argument("query", nargs="?", help="the query; without it, a prompt (statements end with ;)")
     sql.add_argument("--csv", action="store_true", help="print the result as CSV, every row")
     sql.set_defaults(func=cmd_sql)
 
-    demo = sub.add_parser("demo", parents=[locations], help="write the made-up demo registry (sources.yaml and one drop)")
+    demo = sub.add_parser(
+        "demo", parents=[locations], help="write the made-up demo registry (sources.yaml and one drop)"
+    )
     demo.add_argument("--drop-date", type=_date, help="the drop's date")
     demo.add_argument("--scale", type=int, default=1, help="multiply the number of schools")
-    demo.add_argument("--serve", action="store_true",
-                      help="also serve the demo registry through a local SS12000 API (127.0.0.1) and configure "
-                           "the source to pull from it; runs until Ctrl-C")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="also serve the demo registry through a local SS12000 API (127.0.0.1) and configure "
+        "the source to pull from it; runs until Ctrl-C",
+    )
     demo.add_argument("--port", type=int, default=0, help="with --serve: the port (default: any free one)")
     demo.set_defaults(func=cmd_demo)
 

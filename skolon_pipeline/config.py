@@ -461,8 +461,11 @@ def _resolve_api_files(data_dir: Path, api: ApiConfig | None) -> ApiConfig | Non
     """Certificate, key and CA paths relative to the data directory become absolute; absolute ones stay."""
     if api is None:
         return None
-    update = {k: str((data_dir / v).absolute()) for k in ("client_cert", "client_key", "ca_bundle")
-              if (v := getattr(api, k)) is not None and not Path(v).is_absolute()}
+    update = {
+        k: str((data_dir / v).absolute())
+        for k in ("client_cert", "client_key", "ca_bundle")
+        if (v := getattr(api, k)) is not None and not Path(v).is_absolute()
+    }
     return api.model_copy(update=update)
 
 
@@ -499,8 +502,14 @@ def load_installation(data_dir: Path | str) -> Installation:
         )
         for s in parsed.sources
     )
-    return Installation(timezone=parsed.timezone, rules=parsed.rules, sources=sources, data_dir=data_dir,
-                        first_night=parsed.first_night, notify=parsed.notify)
+    return Installation(
+        timezone=parsed.timezone,
+        rules=parsed.rules,
+        sources=sources,
+        data_dir=data_dir,
+        first_night=parsed.first_night,
+        notify=parsed.notify,
+    )
 
 
 # Settings field → (environment variable, default) (CONTRACT §1)
@@ -523,17 +532,22 @@ class Settings:
 
     @classmethod
     def resolve(
-        cls, data_dir: str | Path | None = None, warehouse: str | Path | None = None,
-        export_dir: str | Path | None = None, environ: Mapping[str, str] | None = None,
+        cls,
+        data_dir: str | Path | None = None,
+        warehouse: str | Path | None = None,
+        export_dir: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> Settings:
         """A flag given (made absolute, so step processes started elsewhere find the same folders), else the
         environment variable, else the contract's default."""
         env = os.environ if environ is None else environ
         flags = {"data_dir": data_dir, "warehouse": warehouse, "export_dir": export_dir}
-        return cls(**{
-            field: Path(flags[field]).absolute() if flags[field] else Path(env.get(var, default))
-            for field, (var, default) in SETTINGS_ENV.items()
-        })
+        return cls(
+            **{
+                field: Path(flags[field]).absolute() if flags[field] else Path(env.get(var, default))
+                for field, (var, default) in SETTINGS_ENV.items()
+            }
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -37,7 +37,9 @@ def build_defs(settings: Settings | None = None, executor: str = "auto") -> dg.D
     settings = settings or Settings.from_env()
     installation = load_installation(settings.data_dir)
     partitions = nightly_partitions(installation.timezone, installation.first_night)
-    assets = [a for source in installation.sources for a in build_source_assets(source, partitions, installation.timezone)]
+    assets = [
+        a for source in installation.sources for a in build_source_assets(source, partitions, installation.timezone)
+    ]
     assets += build_roster_assets(installation, partitions)
     assets += build_export_assets(partitions)
     executor_def = executor_from_env() or nightly_executor(runs_in_parallel(executor, len(installation.sources)))
@@ -57,8 +59,9 @@ def defs() -> dg.Definitions:
     return build_defs()
 
 
-def nightly_job(data_dir: str | None = None, warehouse: str | None = None, export_dir: str | None = None,
-                executor: str = "auto") -> dg.JobDefinition:
+def nightly_job(
+    data_dir: str | None = None, warehouse: str | None = None, export_dir: str | None = None, executor: str = "auto"
+) -> dg.JobDefinition:
     """The nightly job: the target of `dg.build_reconstructable_job` for runs whose steps execute in their own
     processes. The settings travel as arguments, so every step process builds the same graph as the process that
     planned the run (and a second run in one process is not served a cached graph of the first)."""

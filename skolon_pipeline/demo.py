@@ -266,8 +266,8 @@ class Defect(NamedTuple):
 
 
 DEFECTS: list[Defect] = [
-    Defect("MISSING_GIVEN_NAME", "student with givenName \"\"", (_seat("missing_given"),)),
-    Defect("MISSING_FAMILY_NAME", "student with familyName \"  \"", (_seat("missing_family"),)),
+    Defect("MISSING_GIVEN_NAME", 'student with givenName ""', (_seat("missing_given"),)),
+    Defect("MISSING_FAMILY_NAME", 'student with familyName "  "', (_seat("missing_family"),)),
     Defect("MISSING_EMAIL", "student whose only e-mail is a Privat address at exempel.se", (_seat("privat_only"),)),
     Defect("MISSING_EMAIL", "student without an emails key", (_seat("no_emails"),)),
     Defect("INVALID_EMAIL", "student whose Skola elev address is anna.berg@@elev.lindby.se", (_seat("invalid_email"),)),
@@ -426,26 +426,149 @@ PROTECTED_PERSON_IDS: tuple[str, ...] = tuple(_student(*seat) for seat in _PROTE
 
 # ─── Made-up names and contact details ───────────────────────────────────────────────────────────────────
 _GIVEN_FEMALE = (
-    "Agnes", "Alice", "Alma", "Anna", "Astrid", "Britt", "Ebba", "Elin", "Ella", "Ellen", "Elsa", "Emma", "Eva",
-    "Freja", "Hanna", "Ida", "Ingrid", "Karin", "Klara", "Lena", "Linnea", "Maja", "Maria", "Märta", "Olivia",
-    "Saga", "Sara", "Selma", "Signe", "Sofia", "Stina", "Vera", "Wilma", "Ylva", "Åsa",
+    "Agnes",
+    "Alice",
+    "Alma",
+    "Anna",
+    "Astrid",
+    "Britt",
+    "Ebba",
+    "Elin",
+    "Ella",
+    "Ellen",
+    "Elsa",
+    "Emma",
+    "Eva",
+    "Freja",
+    "Hanna",
+    "Ida",
+    "Ingrid",
+    "Karin",
+    "Klara",
+    "Lena",
+    "Linnea",
+    "Maja",
+    "Maria",
+    "Märta",
+    "Olivia",
+    "Saga",
+    "Sara",
+    "Selma",
+    "Signe",
+    "Sofia",
+    "Stina",
+    "Vera",
+    "Wilma",
+    "Ylva",
+    "Åsa",
 )
 _GIVEN_MALE = (
-    "Adam", "Alexander", "Anders", "Anton", "Axel", "Björn", "Elias", "Erik", "Göran", "Hugo", "Håkan", "Isak",
-    "Johan", "Jonas", "Jörgen", "Karl", "Lars", "Leo", "Liam", "Lucas", "Ludvig", "Mikael", "Måns", "Nils",
-    "Noah", "Olle", "Oliver", "Oscar", "Per", "Pär", "Sören", "Viktor", "William", "Åke",
+    "Adam",
+    "Alexander",
+    "Anders",
+    "Anton",
+    "Axel",
+    "Björn",
+    "Elias",
+    "Erik",
+    "Göran",
+    "Hugo",
+    "Håkan",
+    "Isak",
+    "Johan",
+    "Jonas",
+    "Jörgen",
+    "Karl",
+    "Lars",
+    "Leo",
+    "Liam",
+    "Lucas",
+    "Ludvig",
+    "Mikael",
+    "Måns",
+    "Nils",
+    "Noah",
+    "Olle",
+    "Oliver",
+    "Oscar",
+    "Per",
+    "Pär",
+    "Sören",
+    "Viktor",
+    "William",
+    "Åke",
 )
 _FAMILY = (
-    "Andersson", "Axelsson", "Bengtsson", "Berg", "Berglund", "Bergström", "Björk", "Danielsson", "Ek",
-    "Engström", "Eriksson", "Forsberg", "Fredriksson", "Gustafsson", "Hansson", "Hedlund", "Henriksson", "Holm",
-    "Håkansson", "Jakobsson", "Jansson", "Johansson", "Jonsson", "Jönsson", "Karlsson", "Larsson", "Lind",
-    "Lindberg", "Lindgren", "Lindqvist", "Lindström", "Lund", "Lundberg", "Lundgren", "Lundin", "Magnusson",
-    "Mattsson", "Nilsson", "Nyström", "Olofsson", "Olsson", "Persson", "Pettersson", "Sandberg", "Sjöberg",
-    "Sjögren", "Ström", "Sundberg", "Svensson", "Söderberg", "Wallin", "Åberg", "Åström", "Öberg",
+    "Andersson",
+    "Axelsson",
+    "Bengtsson",
+    "Berg",
+    "Berglund",
+    "Bergström",
+    "Björk",
+    "Danielsson",
+    "Ek",
+    "Engström",
+    "Eriksson",
+    "Forsberg",
+    "Fredriksson",
+    "Gustafsson",
+    "Hansson",
+    "Hedlund",
+    "Henriksson",
+    "Holm",
+    "Håkansson",
+    "Jakobsson",
+    "Jansson",
+    "Johansson",
+    "Jonsson",
+    "Jönsson",
+    "Karlsson",
+    "Larsson",
+    "Lind",
+    "Lindberg",
+    "Lindgren",
+    "Lindqvist",
+    "Lindström",
+    "Lund",
+    "Lundberg",
+    "Lundgren",
+    "Lundin",
+    "Magnusson",
+    "Mattsson",
+    "Nilsson",
+    "Nyström",
+    "Olofsson",
+    "Olsson",
+    "Persson",
+    "Pettersson",
+    "Sandberg",
+    "Sjöberg",
+    "Sjögren",
+    "Ström",
+    "Sundberg",
+    "Svensson",
+    "Söderberg",
+    "Wallin",
+    "Åberg",
+    "Åström",
+    "Öberg",
 )
 _STREETS = (
-    "Storgatan", "Skolgatan", "Kyrkvägen", "Björkvägen", "Ängsvägen", "Åvägen", "Tallstigen", "Östra Ringvägen",
-    "Sjövägen", "Lärkgatan", "Granvägen", "Kvarngatan", "Mossvägen", "Hagtornsvägen",
+    "Storgatan",
+    "Skolgatan",
+    "Kyrkvägen",
+    "Björkvägen",
+    "Ängsvägen",
+    "Åvägen",
+    "Tallstigen",
+    "Östra Ringvägen",
+    "Sjövägen",
+    "Lärkgatan",
+    "Granvägen",
+    "Kvarngatan",
+    "Mossvägen",
+    "Hagtornsvägen",
 )
 _LOCALITIES = ("Lindby", "Norrby", "Lindby strand")
 _ASCII = str.maketrans({"å": "a", "ä": "a", "ö": "o", "é": "e", "ü": "u"})
@@ -549,8 +672,9 @@ class _Builder:
         span = (latest - earliest).days
         created = earliest + dt.timedelta(days=self.rng.randint(0, span))
         modified = created + dt.timedelta(days=self.rng.randint(0, (latest - created).days))
-        created, modified = (min(_add_years(d, _YEARS_MOVED), self.drop_date - dt.timedelta(days=1))
-                             for d in (created, modified))
+        created, modified = (
+            min(_add_years(d, _YEARS_MOVED), self.drop_date - dt.timedelta(days=1)) for d in (created, modified)
+        )
 
         def stamp(d: dt.date) -> str:
             hour, minute, second = self.rng.randint(1, 22), self.rng.randint(0, 59), self.rng.randint(0, 59)
@@ -606,8 +730,17 @@ class _Builder:
                 self.staff_emails.add(address)
                 return given, family, sex, address
 
-    def person(self, pid: str, given: str, family: str, sex: str, civic: tuple[str, str], earliest: dt.date,
-               emails: list[dict], address: dict) -> dict:
+    def person(
+        self,
+        pid: str,
+        given: str,
+        family: str,
+        sex: str,
+        civic: tuple[str, str],
+        earliest: dt.date,
+        emails: list[dict],
+        address: dict,
+    ) -> dict:
         return {
             "id": pid,
             "meta": self.meta(earliest),
@@ -623,14 +756,23 @@ class _Builder:
             "addresses": [address],
         }
 
-    def staff_member(self, out: _Cycle, pid: str, role: str, school_id: str, start: dt.date,
-                     end: dt.date | None = None) -> dict:
+    def staff_member(
+        self, out: _Cycle, pid: str, role: str, school_id: str, start: dt.date, end: dt.date | None = None
+    ) -> dict:
         given, family, sex, address = self.staff_name()
         emails = [{"value": address, "type": "Skola personal"}]
         if self.rng.random() < 0.5:
             emails.append(self.private_email(given, family))
-        person = self.person(pid, given, family, sex, self.civic_no(SCHOOL_YEAR - 64, SCHOOL_YEAR - 28),
-                             start - dt.timedelta(days=30), emails, self.address())
+        person = self.person(
+            pid,
+            given,
+            family,
+            sex,
+            self.civic_no(SCHOOL_YEAR - 64, SCHOOL_YEAR - 28),
+            start - dt.timedelta(days=30),
+            emails,
+            self.address(),
+        )
         out.staff.append(person)
         duty = {
             "id": _duty(pid),
@@ -647,8 +789,18 @@ class _Builder:
         out.duties.append(duty)
         return duty
 
-    def group(self, out: _Cycle, gid: str, name: str, group_type: str, school_type: str, org_id: str,
-              members: list[str], start: dt.date = YEAR_START, end: dt.date = YEAR_END) -> dict:
+    def group(
+        self,
+        out: _Cycle,
+        gid: str,
+        name: str,
+        group_type: str,
+        school_type: str,
+        org_id: str,
+        members: list[str],
+        start: dt.date = YEAR_START,
+        end: dt.date = YEAR_END,
+    ) -> dict:
         group = {
             "id": gid,
             "meta": self.meta(start - dt.timedelta(days=75)),
@@ -684,27 +836,44 @@ class _Builder:
     def organisations(self) -> list[dict]:
         huvudman, forvaltning, skola = _org("huvudman"), _org("forvaltning"), _org("skolomrade")
         orgs = [
-            {"id": huvudman, "meta": self.meta(_on(-7, 1, 1)), "displayName": "Lindby kommun",
-             "organisationType": "Huvudman", "organisationNumber": "212000-9990", "municipalityCode": "9990"},
-            {"id": forvaltning, "meta": self.meta(_on(-7, 1, 1)),
-             "displayName": "Barn- och utbildningsförvaltningen", "organisationType": "Förvaltning",
-             "parentOrganisation": {"id": huvudman}},
+            {
+                "id": huvudman,
+                "meta": self.meta(_on(-7, 1, 1)),
+                "displayName": "Lindby kommun",
+                "organisationType": "Huvudman",
+                "organisationNumber": "212000-9990",
+                "municipalityCode": "9990",
+            },
+            {
+                "id": forvaltning,
+                "meta": self.meta(_on(-7, 1, 1)),
+                "displayName": "Barn- och utbildningsförvaltningen",
+                "organisationType": "Förvaltning",
+                "parentOrganisation": {"id": huvudman},
+            },
             # A Skola is an organisational level above school units, not a school itself (CONTRACT §3).
-            {"id": skola, "meta": self.meta(_on(-7, 1, 1)), "displayName": "Lindby skolområde",
-             "organisationType": "Skola", "parentOrganisation": {"id": forvaltning}},
+            {
+                "id": skola,
+                "meta": self.meta(_on(-7, 1, 1)),
+                "displayName": "Lindby skolområde",
+                "organisationType": "Skola",
+                "parentOrganisation": {"id": forvaltning},
+            },
         ]
         for cycle in range(self.scale):
             for s, plan in enumerate(_PLANS):
-                orgs.append({
-                    "id": _school(cycle, s),
-                    "meta": self.meta(_on(-7, 1, 1)),
-                    "displayName": _school_name(cycle, s),
-                    "organisationType": "Skolenhet",
-                    "schoolUnitCode": f"{self.rng.randint(10_000_000, 99_999_999)}",
-                    "schoolTypes": [plan.school_type],
-                    "municipalityCode": "9990",
-                    "parentOrganisation": {"id": forvaltning},
-                })
+                orgs.append(
+                    {
+                        "id": _school(cycle, s),
+                        "meta": self.meta(_on(-7, 1, 1)),
+                        "displayName": _school_name(cycle, s),
+                        "organisationType": "Skolenhet",
+                        "schoolUnitCode": f"{self.rng.randint(10_000_000, 99_999_999)}",
+                        "schoolTypes": [plan.school_type],
+                        "municipalityCode": "9990",
+                        "parentOrganisation": {"id": forvaltning},
+                    }
+                )
         return orgs
 
     # ── one cycle of three schools ──
@@ -726,19 +895,37 @@ class _Builder:
                     for pid in seats:
                         self.student(out, families, pid, plan, year, school_id)
                     year_students += seats
-                    klasses.append(self.group(out, _klass(s, k, cycle), cname, "Klass", plan.school_type,
-                                              school_id, seats))
+                    klasses.append(
+                        self.group(out, _klass(s, k, cycle), cname, "Klass", plan.school_type, school_id, seats)
+                    )
                     for i, subject in enumerate(plan.core_subjects[year]):
-                        teaching.append(self.group(out, _core(s, k, i, cycle), f"{subject} {cname}",
-                                                   "Undervisning", plan.school_type, school_id, seats))
+                        teaching.append(
+                            self.group(
+                                out,
+                                _core(s, k, i, cycle),
+                                f"{subject} {cname}",
+                                "Undervisning",
+                                plan.school_type,
+                                school_id,
+                                seats,
+                            )
+                        )
                     if plan.school_type == "GR" and year >= 3:
                         # Slöjd in half classes: each student in one of the two.
                         half = self.rng.sample(seats, len(seats) // 2)
                         rest = [p for p in seats if p not in half]
                         for i, (craft, members) in enumerate((("trä", half), ("textil", rest))):
-                            teaching.append(self.group(
-                                out, _uid("group", f"slojd:{cycle}:{s}:{k}:{i}"), f"Slöjd {craft} {cname}",
-                                "Undervisning", plan.school_type, school_id, sorted(members)))
+                            teaching.append(
+                                self.group(
+                                    out,
+                                    _uid("group", f"slojd:{cycle}:{s}:{k}:{i}"),
+                                    f"Slöjd {craft} {cname}",
+                                    "Undervisning",
+                                    plan.school_type,
+                                    school_id,
+                                    sorted(members),
+                                )
+                            )
                     k += 1
                 label = f"åk {year}" if plan.school_type == "GR" else f"GY{year}"
                 if plan.school_type == "GY" or year >= 6:
@@ -748,12 +935,29 @@ class _Builder:
                         if self.rng.random() < 0.8:
                             chosen[self.rng.randrange(len(_LANGUAGES))].append(pid)
                     for i, language in enumerate(_LANGUAGES):
-                        teaching.append(self.group(out, _language(s, year, i, cycle), f"{language} {label}",
-                                                   "Undervisning", plan.school_type, school_id, chosen[i]))
+                        teaching.append(
+                            self.group(
+                                out,
+                                _language(s, year, i, cycle),
+                                f"{language} {label}",
+                                "Undervisning",
+                                plan.school_type,
+                                school_id,
+                                chosen[i],
+                            )
+                        )
                 support = [pid for pid in year_students if self.rng.random() < 0.15]
-                teaching.append(self.group(out, _uid("group", f"support:{cycle}:{s}:{year}"),
-                                           f"Studiestöd {label}", "Undervisning", plan.school_type, school_id,
-                                           support))
+                teaching.append(
+                    self.group(
+                        out,
+                        _uid("group", f"support:{cycle}:{s}:{year}"),
+                        f"Studiestöd {label}",
+                        "Undervisning",
+                        plan.school_type,
+                        school_id,
+                        support,
+                    )
+                )
             # Teachers: round-robin over the school's teaching staff, so everyone teaches something; about a
             # quarter of the groups get a second teacher.
             duties = [d for d in out.duties if d["id"] in pool]
@@ -767,28 +971,44 @@ class _Builder:
             for n, klass in enumerate(klasses):
                 duty = duties[(n * 5 + 1) % len(duties)]
                 duty.setdefault("assignmentRole", []).append(
-                    {"group": {"id": klass["id"]}, "assignmentRoleType": "Mentor"})
+                    {"group": {"id": klass["id"]}, "assignmentRoleType": "Mentor"}
+                )
         # Staff outside the schools' teaching pools.
-        self.staff_member(out, _uid("person", f"staff:{cycle}:admin"), "Skoladministratör", _school(cycle, 0),
-                          _term_start(self.rng.randint(SCHOOL_YEAR - 14, SCHOOL_YEAR - 2)))
-        self.staff_member(out, _uid("person", f"staff:{cycle}:kurator"), "Kurator", _school(cycle, 1),
-                          _term_start(self.rng.randint(SCHOOL_YEAR - 14, SCHOOL_YEAR - 2)))
+        self.staff_member(
+            out,
+            _uid("person", f"staff:{cycle}:admin"),
+            "Skoladministratör",
+            _school(cycle, 0),
+            _term_start(self.rng.randint(SCHOOL_YEAR - 14, SCHOOL_YEAR - 2)),
+        )
+        self.staff_member(
+            out,
+            _uid("person", f"staff:{cycle}:kurator"),
+            "Kurator",
+            _school(cycle, 1),
+            _term_start(self.rng.randint(SCHOOL_YEAR - 14, SCHOOL_YEAR - 2)),
+        )
         return out
 
     def school_staff(self, out: _Cycle, cycle: int, s: int, plan: _Plan, school_id: str) -> list[str]:
         """The Rektor and the teachers; returns the teaching staff's duty ids."""
-        self.staff_member(out, _staff(s, 0, cycle), "Rektor", school_id,
-                          _term_start(self.rng.randint(SCHOOL_YEAR - 12, SCHOOL_YEAR - 3)))
+        self.staff_member(
+            out,
+            _staff(s, 0, cycle),
+            "Rektor",
+            school_id,
+            _term_start(self.rng.randint(SCHOOL_YEAR - 12, SCHOOL_YEAR - 3)),
+        )
         pool = []
         for n in range(1, plan.teachers + 2):
             role = "Förstelärare" if n == plan.teachers + 1 else "Lärare"
-            duty = self.staff_member(out, _staff(s, n, cycle), role, school_id,
-                                     _term_start(self.rng.randint(SCHOOL_YEAR - 18, SCHOOL_YEAR)))
+            duty = self.staff_member(
+                out, _staff(s, n, cycle), role, school_id, _term_start(self.rng.randint(SCHOOL_YEAR - 18, SCHOOL_YEAR))
+            )
             pool.append(duty["id"])
         return pool
 
-    def student(self, out: _Cycle, families: list[_Family], pid: str, plan: _Plan, year: int,
-                school_id: str) -> None:
+    def student(self, out: _Cycle, families: list[_Family], pid: str, plan: _Plan, year: int, school_id: str) -> None:
         given, family_name, sex = self.name()
         if families and self.rng.random() < 0.12:
             family = self.rng.choice(families)  # a sibling: same family name, guardians and address
@@ -800,15 +1020,25 @@ class _Builder:
             emails.append(self.private_email(given, family.family_name))
         born = _birth_year(plan, year)
         start = _term_start(SCHOOL_YEAR - (year - plan.years[0]))
-        person = self.person(pid, given, family.family_name, sex, self.civic_no(born, born),
-                             start - dt.timedelta(days=90), emails, dict(family.address))
-        person["enrolments"] = [{
-            "enroledAt": {"id": school_id},
-            "schoolType": plan.school_type,
-            "schoolYear": year,
-            "startDate": start.isoformat(),
-            "endDate": _term_end(SCHOOL_YEAR + 1 + plan.years[-1] - year).isoformat(),
-        }]
+        person = self.person(
+            pid,
+            given,
+            family.family_name,
+            sex,
+            self.civic_no(born, born),
+            start - dt.timedelta(days=90),
+            emails,
+            dict(family.address),
+        )
+        person["enrolments"] = [
+            {
+                "enroledAt": {"id": school_id},
+                "schoolType": plan.school_type,
+                "schoolYear": year,
+                "startDate": start.isoformat(),
+                "endDate": _term_end(SCHOOL_YEAR + 1 + plan.years[-1] - year).isoformat(),
+            }
+        ]
         person["responsibles"] = [{"person": {"id": g}, "relationType": "Vårdnadshavare"} for g in family.guardians]
         out.students.append(person)
 
@@ -820,9 +1050,18 @@ class _Builder:
             surname = family_name if g == 0 or self.rng.random() < 0.6 else other_family
             self.guardian_count += 1
             gid = _uid("person", f"guardian:{self.guardian_count}")
-            out.guardians.append(self.person(gid, given, surname, sex,
-                                             self.civic_no(SCHOOL_YEAR - 61, SCHOOL_YEAR - 31), _on(-7, 1, 1),
-                                             [self.private_email(given, surname)], dict(address)))
+            out.guardians.append(
+                self.person(
+                    gid,
+                    given,
+                    surname,
+                    sex,
+                    self.civic_no(SCHOOL_YEAR - 61, SCHOOL_YEAR - 31),
+                    _on(-7, 1, 1),
+                    [self.private_email(given, surname)],
+                    dict(address),
+                )
+            )
             guardians.append(gid)
         return _Family(family_name, guardians, address)
 
@@ -851,8 +1090,10 @@ class _Builder:
         p["givenName"], p["familyName"], p["sex"] = "Anna", "Berg", "Kvinna"
         p["emails"] = [{"value": "anna.berg@@elev.lindby.se", "type": "Skola elev"}]
         # Two students of the same name given one address (the generated ones always carry a number).
-        for name, address in (("dup_email_a", "elias.lund@elev.lindby.se"),
-                              ("dup_email_b", "Elias.Lund@elev.lindby.se")):
+        for name, address in (
+            ("dup_email_a", "elias.lund@elev.lindby.se"),
+            ("dup_email_b", "Elias.Lund@elev.lindby.se"),
+        ):
             p = student(name)
             p["givenName"], p["familyName"], p["sex"] = "Elias", "Lund", "Man"
             p["emails"] = [{"value": address, "type": "Skola elev"}]
@@ -883,54 +1124,97 @@ class _Builder:
         activities[_PERSON_REF_ACTIVITY]["teachers"] = [{"person": {"id": _PERSON_REF_TEACHER}, "grader": True}]
 
         # Staff with date and link problems.
-        lookahead = self.staff_member(out, _special_person("teacher_lookahead"), "Lärare", _school(0, 0),
-                                      _TEACHER_LOOKAHEAD_START)
+        lookahead = self.staff_member(
+            out, _special_person("teacher_lookahead"), "Lärare", _school(0, 0), _TEACHER_LOOKAHEAD_START
+        )
         activities[_activity(_core(0, 0, 1))]["teachers"].append({"duty": {"id": lookahead["id"]}, "grader": False})
-        self.staff_member(out, _special_person("admin_not_started"), "Skoladministratör", _school(0, 2),
-                          _ADMIN_START)
-        ended = self.staff_member(out, _special_person("teacher_ended"), "Lärare", _school(0, 1),
-                                  _TEACHER_ENDED_START, _TEACHER_ENDED_END)
+        self.staff_member(out, _special_person("admin_not_started"), "Skoladministratör", _school(0, 2), _ADMIN_START)
+        ended = self.staff_member(
+            out, _special_person("teacher_ended"), "Lärare", _school(0, 1), _TEACHER_ENDED_START, _TEACHER_ENDED_END
+        )
         activities[_activity(_core(1, 1, 2))]["teachers"].append({"duty": {"id": ended["id"]}, "grader": False})
         self.staff_member(out, _special_person("teacher_no_group"), "Lärare", _school(0, 2), YEAR_START)
-        self.staff_member(out, _special_person("staff_unknown_school"), "Skolsköterska", _MISSING_ORG,
-                          _term_start(SCHOOL_YEAR - 5))
+        self.staff_member(
+            out, _special_person("staff_unknown_school"), "Skolsköterska", _MISSING_ORG, _term_start(SCHOOL_YEAR - 5)
+        )
         given, family, sex, address = self.staff_name()
-        out.staff.append(self.person(_special_person("no_school_link"), given, family, sex,
-                                     self.civic_no(SCHOOL_YEAR - 56, SCHOOL_YEAR - 31), _on(-2, 1, 1),
-                                     [{"value": address, "type": "Skola personal"}], self.address()))
+        out.staff.append(
+            self.person(
+                _special_person("no_school_link"),
+                given,
+                family,
+                sex,
+                self.civic_no(SCHOOL_YEAR - 56, SCHOOL_YEAR - 31),
+                _on(-2, 1, 1),
+                [{"value": address, "type": "Skola personal"}],
+                self.address(),
+            )
+        )
 
         # Groups with their own problems, and references to groups that were not exported.
         special = (
-            ("unknown_school", "Simskola åk 3", "Undervisning", "GR", _org("skolomrade"), YEAR_START, YEAR_END,
-             _staff(0, 3)),
-            ("not_started", f"Programmering 1 vt{_yy(SCHOOL_YEAR + 1)}", "Undervisning", "GY", _school(0, 2),
-             _GROUP_START, YEAR_END, _staff(2, 4)),
-            ("ended", f"Matematik 8A {_yy(SCHOOL_YEAR - 1)}/{_yy(SCHOOL_YEAR)}", "Undervisning", "GR", _school(0, 1),
-             _ENDED_GROUP_START, _ENDED_GROUP_END, _staff(1, 5)),
+            (
+                "unknown_school",
+                "Simskola åk 3",
+                "Undervisning",
+                "GR",
+                _org("skolomrade"),
+                YEAR_START,
+                YEAR_END,
+                _staff(0, 3),
+            ),
+            (
+                "not_started",
+                f"Programmering 1 vt{_yy(SCHOOL_YEAR + 1)}",
+                "Undervisning",
+                "GY",
+                _school(0, 2),
+                _GROUP_START,
+                YEAR_END,
+                _staff(2, 4),
+            ),
+            (
+                "ended",
+                f"Matematik 8A {_yy(SCHOOL_YEAR - 1)}/{_yy(SCHOOL_YEAR)}",
+                "Undervisning",
+                "GR",
+                _school(0, 1),
+                _ENDED_GROUP_START,
+                _ENDED_GROUP_END,
+                _staff(1, 5),
+            ),
             ("mentor_group", "Mentorsgrupp 7A", "Mentor", "GR", _school(0, 1), YEAR_START, YEAR_END, None),
             ("schema_group", "Halvklass 6A grupp 1", "Schema", "GR", _school(0, 0), YEAR_START, YEAR_END, None),
         )
         for name, display, group_type, school_type, org_id, start, end, teacher in special:
-            group = self.group(out, _special_group(name), display, group_type, school_type, org_id,
-                               _members(name), start, end)
+            group = self.group(
+                out, _special_group(name), display, group_type, school_type, org_id, _members(name), start, end
+            )
             if teacher is not None:
                 self.activity(out, group, [_duty(teacher)])
         duties[_duty(_staff(1, 6))].setdefault("assignmentRole", []).append(
-            {"group": {"id": _special_group("mentor_group")}, "assignmentRoleType": "Mentor"})
+            {"group": {"id": _special_group("mentor_group")}, "assignmentRoleType": "Mentor"}
+        )
         klass_im = self.group(out, _special_group("klass_im"), _KLASS_IM, "Klass", "GY", _school(0, 2), [])
         del klass_im["groupMemberships"]
         duties[_duty(_staff(2, 1))].setdefault("assignmentRole", []).append(
-            {"group": {"id": klass_im["id"]}, "assignmentRoleType": "Mentor"})
+            {"group": {"id": klass_im["id"]}, "assignmentRoleType": "Mentor"}
+        )
 
         self.activity(
             out,
-            {"id": _special_group("missing_activity_group"), "displayName": "Modersmål arabiska",
-             "startDate": YEAR_START.isoformat(), "endDate": YEAR_END.isoformat(),
-             "organisation": {"id": _school(0, 1)}},
+            {
+                "id": _special_group("missing_activity_group"),
+                "displayName": "Modersmål arabiska",
+                "startDate": YEAR_START.isoformat(),
+                "endDate": YEAR_END.isoformat(),
+                "organisation": {"id": _school(0, 1)},
+            },
             [_duty(_TEACHER_MISSING_ACTIVITY_GROUP)],
         )
         duties[_duty(_TEACHER_MISSING_MENTOR_GROUP)].setdefault("assignmentRole", []).append(
-            {"group": {"id": _special_group("missing_mentor_group")}, "assignmentRoleType": "Mentor"})
+            {"group": {"id": _special_group("missing_mentor_group")}, "assignmentRoleType": "Mentor"}
+        )
 
     def build(self) -> dict[str, list[dict]]:
         organisations = self.organisations()

@@ -180,17 +180,28 @@ def search(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer
     q = query.lower()
     tokens = _tokens(query)
     _indexed(con, night)
+
     # by id (protected persons too, shown masked), or by e-mail or name among those findable (never a protected
     # person: the search tables have no name or address keys for them)
     def matching(where: str, params: list) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in con.execute(
-            f"""SELECT source_id, person_id FROM search_people WHERE NOT protected_identity AND ({where})
-                ORDER BY family_name, given_name, person_id""", params).fetchall()]
+        return [
+            (r[0], r[1])
+            for r in con.execute(
+                f"""SELECT source_id, person_id FROM search_people WHERE NOT protected_identity AND ({where})
+                ORDER BY family_name, given_name, person_id""",
+                params,
+            ).fetchall()
+        ]
 
-    by_id = [(r[0], r[1]) for r in con.execute(
-        "SELECT DISTINCT source_id, person_id FROM search_people WHERE person_id = ? ORDER BY ALL", [q]).fetchall()]
-    keys = by_id + [k for k in matching(f"email_key = ? OR ({_name_match(tokens)})", [q, *_twice(tokens)])
-                    if k not in by_id]
+    by_id = [
+        (r[0], r[1])
+        for r in con.execute(
+            "SELECT DISTINCT source_id, person_id FROM search_people WHERE person_id = ? ORDER BY ALL", [q]
+        ).fetchall()
+    ]
+    keys = by_id + [
+        k for k in matching(f"email_key = ? OR ({_name_match(tokens)})", [q, *_twice(tokens)]) if k not in by_id
+    ]
     matched_by = None
     if not keys and "@" in q:
         keys = matching(f"address_key = {_ADDRESS_KEY.format('?')}", [q])
@@ -199,10 +210,14 @@ def search(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer
         if not keys and words:
             keys = matching(_name_match(words), _twice(words))
             matched_by = f"the name in the address ({' '.join(words)}); no one has this address"
-    shown = {(r[0], r[1]): r for r in con.execute(
-        """SELECT source_id, person_id, given_name, family_name, email, role, protected_identity, included, school_id
+    shown = {
+        (r[0], r[1]): r
+        for r in con.execute(
+            """SELECT source_id, person_id, given_name, family_name, email, role, protected_identity, included, school_id
            FROM search_people WHERE list_contains(?, person_id)""",
-        [[p for _, p in keys[:MAX_MATCHES]]]).fetchall()}
+            [[p for _, p in keys[:MAX_MATCHES]]],
+        ).fetchall()
+    }
     people = _persons(con, [shown[k] for k in keys[:MAX_MATCHES] if k in shown], night)
     for f in people:
         f.matched_by = None if (f.source_id, f.id) in by_id else matched_by
@@ -237,12 +252,21 @@ def search(con: duckdb.DuckDBPyConnection, query: str, night: dt.date) -> Answer
                 continue
             if entity_type == "membership" and protected:
                 continue
-            found.append(_membership(con, source_id, record_id) if entity_type == "membership"
-                         else Found(entity_type, record_id, source_id, False, reasons=_reasons(con, source_id, record_id)))
+            found.append(
+                _membership(con, source_id, record_id)
+                if entity_type == "membership"
+                else Found(entity_type, record_id, source_id, False, reasons=_reasons(con, source_id, record_id))
+            )
             total += 1
     # persons of earlier nights the registry no longer sends
-    n_gone, gone = _gone(con, q, tokens, night, {(f.source_id, f.id) for f in found if f.kind == "person"},
-                         max(0, MAX_MATCHES - len(found)))
+    n_gone, gone = _gone(
+        con,
+        q,
+        tokens,
+        night,
+        {(f.source_id, f.id) for f in found if f.kind == "person"},
+        max(0, MAX_MATCHES - len(found)),
+    )
     total += n_gone
     found += gone
     return Answer(query, night, found, more=max(0, total - len(found)))
@@ -272,7 +296,8 @@ def _warnings(con, source_id: str, entity_type: str, record_id: str, protected: 
 
 def _school_names(con, source_id: str, school_ids: list[str]) -> dict[str, str]:
     rows = con.execute(
-        "SELECT school_id, name FROM schools WHERE source_id = ? AND list_contains(?, school_id)", [source_id, school_ids]
+        "SELECT school_id, name FROM schools WHERE source_id = ? AND list_contains(?, school_id)",
+        [source_id, school_ids],
     ).fetchall()
     return dict(rows)
 
@@ -302,12 +327,16 @@ def _persons(con, rows: list[tuple], night: dt.date, in_drop: bool = True) -> li
         for f, (name, r, s, e) in each(
             """WITH a AS MATERIALIZED (SELECT * FROM school_affiliations WHERE list_contains(?, user_id))
                SELECT a.source_id, a.user_id, coalesce(s.name, a.school_id), a.role, a.start_date, a.end_date
-               FROM a LEFT JOIN schools s USING (source_id, school_id) ORDER BY 3""", []):
+               FROM a LEFT JOIN schools s USING (source_id, school_id) ORDER BY 3""",
+            [],
+        ):
             f.schools.append(f"{name} ({r}, {_span(s, e)})")
         for f, (name, gtype, r, s, e) in each(
             """WITH m AS MATERIALIZED (SELECT * FROM memberships WHERE list_contains(?, user_id))
                SELECT m.source_id, m.user_id, g.name, g.group_type, m.role, m.start_date, m.end_date
-               FROM m JOIN groups g USING (source_id, group_id) ORDER BY g.group_type, g.name""", []):
+               FROM m JOIN groups g USING (source_id, group_id) ORDER BY g.group_type, g.name""",
+            [],
+        ):
             if not f.protected:
                 f.groups.append(f"{name} ({gtype}, {r}" + (f", {_span(s, e)})" if s or e else ")"))
         held_schools = {(r[0], r[1]): r[8] for r in rows if not r[7] and r[8]}
@@ -316,12 +345,18 @@ def _persons(con, rows: list[tuple], night: dt.date, in_drop: bool = True) -> li
             by_key[(source_id, _)].schools = [names.get(school_id, f"{school_id} (not a school unit in the drop)")]
         for f, (code, detail, visible) in each(
             """SELECT source_id, record_id, reason_code, detail, visible_from FROM shown_exclusions
-               WHERE list_contains(?, record_id) AND entity_type = 'person' ORDER BY reason_code, detail""", []):
+               WHERE list_contains(?, record_id) AND entity_type = 'person' ORDER BY reason_code, detail""",
+            [],
+        ):
             f.reasons.append(Reason(code, explain(code, visible), detail, visible))
         for f, (code, detail) in each(
             """SELECT source_id, record_id, code, detail FROM warnings
-               WHERE list_contains(?, record_id) AND entity_type = 'person' ORDER BY ALL""", []):
-            f.warnings.append(f"{code}: {explain_warning(code)}" + ("" if f.protected or not detail else f" ({detail})"))
+               WHERE list_contains(?, record_id) AND entity_type = 'person' ORDER BY ALL""",
+            [],
+        ):
+            f.warnings.append(
+                f"{code}: {explain_warning(code)}" + ("" if f.protected or not detail else f" ({detail})")
+            )
         # a protected person's groups could identify them: their held-back memberships are counted, never named
         for f, (code, detail, visible, group) in each(
             """WITH x AS MATERIALIZED (
@@ -331,17 +366,22 @@ def _persons(con, rows: list[tuple], night: dt.date, in_drop: bool = True) -> li
                FROM x
                LEFT JOIN groups g ON g.source_id = x.source_id AND g.group_id = x.group_id
                LEFT JOIN excluded_groups eg ON eg.source_id = x.source_id AND eg.group_id = x.group_id
-               ORDER BY about, x.record_id, x.reason_code""", []):
+               ORDER BY about, x.record_id, x.reason_code""",
+            [],
+        ):
             f.held_back_memberships.append(
-                Reason(code, explain(code, visible), detail, visible, None if f.protected else group))
+                Reason(code, explain(code, visible), detail, visible, None if f.protected else group)
+            )
     _pasts(con, found, night)
     return found
 
 
 def _pasts(con, found: list[Found], night: dt.date) -> None:
     """When each person was in the roster and in the registry's drops, up to `night`, from the history intervals."""
-    nights = [n for (n,) in con.execute(
-        "SELECT as_of FROM nightly.nights WHERE as_of <= ? ORDER BY as_of", [night]).fetchall()]
+    nights = [
+        n
+        for (n,) in con.execute("SELECT as_of FROM nightly.nights WHERE as_of <= ? ORDER BY as_of", [night]).fetchall()
+    ]
     spans: dict[tuple[str, str], list[tuple[str, dt.date, dt.date | None]]] = {}
     for source_id, person_id, kind, vf, vt in con.execute(
         """SELECT source_id, user_id, 'roster', valid_from, valid_to FROM history.users
@@ -392,12 +432,16 @@ def _reasons_on(con, source_id: str, person_id: str, d: dt.date) -> list[Reason]
     ]
 
 
-def _gone(con, q: str, tokens: list[str], night: dt.date, seen: set[tuple[str, str]],
-          limit: int) -> tuple[int, list[Found]]:
+def _gone(
+    con, q: str, tokens: list[str], night: dt.date, seen: set[tuple[str, str]], limit: int
+) -> tuple[int, list[Found]]:
     """Persons of published nights before `night` who are not in its drop, by id, e-mail or name (the latest
     row of each; a protected person by id only, masked): how many, and the first `limit` of them."""
-    rows = [(s, p, g, f, MASK if prot else e, r, prot, False, None)
-            for s, p, g, f, e, r, prot in _gone_rows(con, q, tokens, night) if (s, p) not in seen]
+    rows = [
+        (s, p, g, f, MASK if prot else e, r, prot, False, None)
+        for s, p, g, f, e, r, prot in _gone_rows(con, q, tokens, night)
+        if (s, p) not in seen
+    ]
     return len(rows), _persons(con, rows[:limit], night, in_drop=False)
 
 
@@ -501,8 +545,11 @@ def past_lines(f: Found, words: dict[str, str] = PAST_EN, problem=_problem_en) -
         line = words["until"].format(p.last_in_roster)
         if p.removed_on is not None:
             gone = p.gone_since == p.removed_on or not p.removal_reasons
-            line += words["removed"].format(p.removed_on) + (words["left_export"] if gone else "; ".join(
-                problem(r.code) + (f" ({r.detail})" if r.detail else "") for r in p.removal_reasons))
+            line += words["removed"].format(p.removed_on) + (
+                words["left_export"]
+                if gone
+                else "; ".join(problem(r.code) + (f" ({r.detail})" if r.detail else "") for r in p.removal_reasons)
+            )
         lines.append(line)
     elif f.in_roster and p.first_synced is not None:
         lines.append(words["since"].format(p.first_synced))
@@ -530,7 +577,9 @@ def render(answer: Answer) -> list[str]:
         if f.protected:
             lines.append("  Protected identity (skyddad identitet): only id, role and school are shown.")
         if f.kind == "person":
-            verdict = f"yes, as {f.role}" if f.in_roster else "NO" + (f" (would be {f.role})" if f.role and f.in_drop else "")
+            verdict = (
+                f"yes, as {f.role}" if f.in_roster else "NO" + (f" (would be {f.role})" if f.role and f.in_drop else "")
+            )
         else:
             verdict = "yes" if f.in_roster else "NO"
         lines.append(f"  In the roster: {verdict}")
@@ -547,12 +596,17 @@ def render(answer: Answer) -> list[str]:
                 if r.detail:
                     lines.append(f"      ({r.detail})")
             if f.visible_from:
-                lines.append(f"  Visible from: {f.visible_from} (the first night it appears if nothing changes in the registry)")
+                lines.append(
+                    f"  Visible from: {f.visible_from} (the first night it appears if nothing changes in the registry)"
+                )
             else:
                 lines.append("  Visible from: — (something must be fixed in the registry first)")
         if f.held_back_memberships:
-            lines.append(f"  Memberships held back: {len({(r.about, r.code) for r in f.held_back_memberships})}"
-                         if not f.protected else f"  Memberships held back: {len(f.held_back_memberships)}")
+            lines.append(
+                f"  Memberships held back: {len({(r.about, r.code) for r in f.held_back_memberships})}"
+                if not f.protected
+                else f"  Memberships held back: {len(f.held_back_memberships)}"
+            )
             if not f.protected:
                 for r in f.held_back_memberships:
                     where = f"{r.about}: " if r.about else ""

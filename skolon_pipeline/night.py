@@ -131,8 +131,10 @@ def _extract_into(path: Path, source: Source, as_of: dt.date, staging_dir: Path,
 # Every staging file records whether its source could be read tonight (source isolation: a source that fails
 # leaves a file holding only this table, and the others go on).
 # drop_date: the drop read (rules/freshness.py: DROP_STALE when it is too old).
-_STATUS_DDL = ("CREATE OR REPLACE TABLE source_status (source_id VARCHAR, ok BOOLEAN, file VARCHAR, message VARCHAR, "
-               "drop_date DATE)")
+_STATUS_DDL = (
+    "CREATE OR REPLACE TABLE source_status (source_id VARCHAR, ok BOOLEAN, file VARCHAR, message VARCHAR, "
+    "drop_date DATE)"
+)
 
 
 @dataclass(frozen=True)
@@ -179,8 +181,11 @@ def source_drop_date(staging_dir: Path, as_of: dt.date, source_id: str) -> dt.da
     if not path.exists():
         return None
     with duckdb.connect(str(path), read_only=True) as con:
-        has = scalar(con, """SELECT count(*) FROM duckdb_columns()
-                             WHERE table_name = 'source_status' AND column_name = 'drop_date'""")
+        has = scalar(
+            con,
+            """SELECT count(*) FROM duckdb_columns()
+                             WHERE table_name = 'source_status' AND column_name = 'drop_date'""",
+        )
         return scalar(con, "SELECT max(drop_date) FROM source_status") if has else None
 
 
@@ -202,12 +207,15 @@ class AllSourcesFailed(SourceError):
     """No source could be read: there is nothing to evaluate, and the previous roster stays as it was."""
 
     def __init__(self, failed: tuple[SourceFailed, ...]):
-        RuntimeError.__init__(self, "every source failed; nothing is published: " + "; ".join(f.message for f in failed))
+        RuntimeError.__init__(
+            self, "every source failed; nothing is published: " + "; ".join(f.message for f in failed)
+        )
         self.source_id, self.file, self.problem = failed[0].source_id, failed[0].file, "every source failed"
 
 
-def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path, warehouse_path: Path | None = None
-             ) -> Evaluated:
+def evaluate(
+    installation: Installation, as_of: dt.date, staging_dir: Path, warehouse_path: Path | None = None
+) -> Evaluated:
     """The rules over every source read tonight; a failed source's last published rows are carried over from
     the warehouse (when given) and flagged stale."""
     failed = tuple(f for s in installation.sources if (f := source_failure(staging_dir, as_of, s.id)))
@@ -218,8 +226,10 @@ def evaluate(installation: Installation, as_of: dt.date, staging_dir: Path, ware
     files = {s.id: staging_file(staging_dir, as_of, s.id) for s in sources}
     rules_db = night_dir(staging_dir, as_of) / RULES_DB
     with owner_only(), _fresh(rules_db) as con:
-        drops = [Drop(s.id, source_drop_date(staging_dir, as_of, s.id), s.rules.max_drop_age_days,
-                      s.id not in failed_ids) for s in installation.sources]
+        drops = [
+            Drop(s.id, source_drop_date(staging_dir, as_of, s.id), s.rules.max_drop_age_days, s.id not in failed_ids)
+            for s in installation.sources
+        ]
         counts = run_rules(con, sources, files, as_of, drops)
         gaps = conservation_gaps(con)
         carried = carry_over(con, warehouse_path, as_of, failed)
@@ -239,28 +249,48 @@ def rules_db(staging_dir: Path, as_of: dt.date) -> Path:
     return night_dir(staging_dir, as_of) / RULES_DB
 
 
-def check(installation: Installation, warehouse_path: Path, staging_dir: Path, as_of: dt.date, run_id: str,
-          record: bool = True) -> GuardResult:
+def check(
+    installation: Installation,
+    warehouse_path: Path,
+    staging_dir: Path,
+    as_of: dt.date,
+    run_id: str,
+    record: bool = True,
+) -> GuardResult:
     """The night's change set against the last published night, and the guard's verdict (publishes nothing)."""
     with owner_only():
-        return publishing.check_night(warehouse_path, rules_db(staging_dir, as_of), as_of,
-                                 Policies.for_night(installation, as_of), run_id, record=record)
+        return publishing.check_night(
+            warehouse_path,
+            rules_db(staging_dir, as_of),
+            as_of,
+            Policies.for_night(installation, as_of),
+            run_id,
+            record=record,
+        )
 
 
-def publish(installation: Installation, warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str
-            ) -> publishing.Published:
+def publish(
+    installation: Installation, warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str
+) -> publishing.Published:
     """Publishes the night unless the guard holds it (then NightHeld, and nothing of it is published)."""
     # A held night is recorded (history.held_nights), so the new warehouse replaces the published one either way.
     with snapshot.rewrite(warehouse_path) as writer:
-        result = publishing.publish_night(writer.con, rules_db, as_of, run_id, [s.id for s in installation.sources],
-                                         Policies.for_night(installation, as_of))
+        result = publishing.publish_night(
+            writer.con,
+            rules_db,
+            as_of,
+            run_id,
+            [s.id for s in installation.sources],
+            Policies.for_night(installation, as_of),
+        )
     if not result.published:
         raise NightHeld(result.guard)
     return result
 
 
-def evaluate_night(installation: Installation, as_of: dt.date, staging_dir: Path, warehouse_path: Path | None = None
-                   ) -> Evaluated:
+def evaluate_night(
+    installation: Installation, as_of: dt.date, staging_dir: Path, warehouse_path: Path | None = None
+) -> Evaluated:
     """Extract, validate and the rules in one call, without Dagster and without publishing: for tests of the rules
     and the readers. A source that cannot be read is isolated (carried over, listed in `Evaluated.failed`)."""
     for source in installation.sources:
@@ -270,7 +300,9 @@ def evaluate_night(installation: Installation, as_of: dt.date, staging_dir: Path
     return evaluate(installation, as_of, staging_dir, warehouse_path)
 
 
-def run_night(installation: Installation, as_of: dt.date, warehouse_path: Path, staging_dir: Path, run_id: str = "local"):
+def run_night(
+    installation: Installation, as_of: dt.date, warehouse_path: Path, staging_dir: Path, run_id: str = "local"
+):
     """All stages in one call, without Dagster: for tests and the benchmark's floor, not for production runs.
     Raises NightHeld when the guard holds the night."""
     evaluated = evaluate_night(installation, as_of, staging_dir, warehouse_path)

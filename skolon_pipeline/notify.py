@@ -47,16 +47,23 @@ class Alert:
 
     def payload(self) -> dict:
         """The webhook's JSON: `text` for chat tools' incoming webhooks, the fields for everything else."""
-        return {"text": self.body(), "event": self.event, "night": self.night.isoformat(), "run_id": self.run_id,
-                "title": self.title, "lines": list(self.lines)}
+        return {
+            "text": self.body(),
+            "event": self.event,
+            "night": self.night.isoformat(),
+            "run_id": self.run_id,
+            "title": self.title,
+            "lines": list(self.lines),
+        }
 
 
 def _line(value: object) -> str:
     return text.one_line(value, LINE_LIMIT)
 
 
-def alert_for_failed_run(warehouse: Path, night: dt.date, run_id: str, failures: Sequence[tuple[str, str]],
-                         sources_step: str) -> Alert:
+def alert_for_failed_run(
+    warehouse: Path, night: dt.date, run_id: str, failures: Sequence[tuple[str, str]], sources_step: str
+) -> Alert:
     """What a failed nightly run means for the roster: held by the guard (the run's check failed and the night is
     recorded as held), published with a failed source (only `diagnostics/sources` failed), or failed."""
     from skolon_pipeline.publish import publish, snapshot
@@ -66,22 +73,40 @@ def alert_for_failed_run(warehouse: Path, night: dt.date, run_id: str, failures:
         with snapshot.connect_published(warehouse) as con:
             reasons = publish.held_run(con, night, run_id)
     if reasons is not None:
-        return Alert(NIGHT_HELD, night, run_id, f"skolon_pipeline: night {night} HELD by the mass-removal guard", (
-            *(_line(r) for r in reasons),
-            "Nothing of it was published; the previous roster and validation files stay as they were.",
-            f"Review: SELECT * FROM history.held_changes WHERE as_of = DATE '{night.isoformat()}' AND change = 'removed';",
-            f"If the registry is right, publish it: skolon-pipeline approve --as-of {night}",
-        ))
+        return Alert(
+            NIGHT_HELD,
+            night,
+            run_id,
+            f"skolon_pipeline: night {night} HELD by the mass-removal guard",
+            (
+                *(_line(r) for r in reasons),
+                "Nothing of it was published; the previous roster and validation files stay as they were.",
+                f"Review: SELECT * FROM history.held_changes WHERE as_of = DATE '{night.isoformat()}' AND change = 'removed';",
+                f"If the registry is right, publish it: skolon-pipeline approve --as-of {night}",
+            ),
+        )
     if failures and all(step == sources_step for step, _ in failures):
-        return Alert(SOURCE_FAILED, night, run_id, f"skolon_pipeline: night {night} published, but a source FAILED", (
-            *(_line(message) for _, message in failures),
-            "The failed source's last published roster is carried over (stale_since); the others are up to date.",
-        ))
-    return Alert(RUN_FAILED, night, run_id, f"skolon_pipeline: night {night} FAILED", (
-        *(_line(f"step {step}: {message}") for step, message in failures),
-        "Unless a step after publishing failed, nothing of the night was published; the previous roster stays.",
-        f"Run it again once the cause is fixed: skolon-pipeline run --as-of {night}",
-    ))
+        return Alert(
+            SOURCE_FAILED,
+            night,
+            run_id,
+            f"skolon_pipeline: night {night} published, but a source FAILED",
+            (
+                *(_line(message) for _, message in failures),
+                "The failed source's last published roster is carried over (stale_since); the others are up to date.",
+            ),
+        )
+    return Alert(
+        RUN_FAILED,
+        night,
+        run_id,
+        f"skolon_pipeline: night {night} FAILED",
+        (
+            *(_line(f"step {step}: {message}") for step, message in failures),
+            "Unless a step after publishing failed, nothing of the night was published; the previous roster stays.",
+            f"Run it again once the cause is fixed: skolon-pipeline run --as-of {night}",
+        ),
+    )
 
 
 def alert_for_stale_sources(warehouse: Path, night: dt.date, run_id: str) -> Alert | None:
@@ -94,15 +119,28 @@ def alert_for_stale_sources(warehouse: Path, night: dt.date, run_id: str) -> Ale
     with snapshot.connect_published(warehouse) as con:
         stale = con.execute(
             "SELECT source_id, drop_date, drop_age_days, max_drop_age_days FROM diagnostics.source_drops "
-            "WHERE as_of = ? AND status = 'stale' ORDER BY source_id", [night]).fetchall()
+            "WHERE as_of = ? AND status = 'stale' ORDER BY source_id",
+            [night],
+        ).fetchall()
     if not stale:
         return None
-    return Alert(SOURCE_STALE, night, run_id, f"skolon_pipeline: night {night} published from a STALE drop", (
-        *(_line(f"source {source}: the newest drop is dated {drop_date}, {age} days before the night "
-                f"(max_drop_age_days {limit})") for source, drop_date, age, limit in stale),
-        "The registry may have stopped exporting: the roster shows its state of that date.",
-        "Check the registry's export (or its API pull) and the drop folder.",
-    ))
+    return Alert(
+        SOURCE_STALE,
+        night,
+        run_id,
+        f"skolon_pipeline: night {night} published from a STALE drop",
+        (
+            *(
+                _line(
+                    f"source {source}: the newest drop is dated {drop_date}, {age} days before the night "
+                    f"(max_drop_age_days {limit})"
+                )
+                for source, drop_date, age, limit in stale
+            ),
+            "The registry may have stopped exporting: the roster shows its state of that date.",
+            "Check the registry's export (or its API pull) and the drop folder.",
+        ),
+    )
 
 
 def send(alert: Alert, notify: NotifyConfig, environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -142,7 +180,9 @@ def _send_email(alert: Alert, config: EmailNotify, environ: Mapping[str, str]) -
                 smtp.login(config.username, password or "")
             smtp.send_message(message)
     except smtplib.SMTPAuthenticationError as exc:
-        raise NotifyError(f"{config.host}:{config.port} refused the login of {config.username!r} ({exc.smtp_code})") from None
+        raise NotifyError(
+            f"{config.host}:{config.port} refused the login of {config.username!r} ({exc.smtp_code})"
+        ) from None
     except (smtplib.SMTPException, OSError) as exc:
         # smtplib's messages hold the server's answer, never what the client sent (the password included).
         raise NotifyError(f"{config.host}:{config.port}: {_line(type(exc).__name__ + ': ' + str(exc))}") from None

@@ -25,10 +25,12 @@ MAX_CELL = 60  # characters a table cell shows (--csv shows the whole value)
 PROMPT, CONTINUATION = "sql> ", "...> "
 HELP = """Statements end with `;`. `.tables` lists the tables, `.quit` (or Ctrl-D) ends.
 Start with: SELECT * FROM roster.users LIMIT 10;   (docs/analysts.md has more)"""
-DOT_COMMANDS = {".tables": "SELECT schema_name || '.' || table_name AS name, 'table' AS kind FROM duckdb_tables() "
-                           "WHERE database_name = current_database() UNION ALL "
-                           "SELECT schema_name || '.' || view_name, 'view' FROM duckdb_views() "
-                           "WHERE database_name = current_database() AND NOT internal ORDER BY 1"}
+DOT_COMMANDS = {
+    ".tables": "SELECT schema_name || '.' || table_name AS name, 'table' AS kind FROM duckdb_tables() "
+    "WHERE database_name = current_database() UNION ALL "
+    "SELECT schema_name || '.' || view_name, 'view' FROM duckdb_views() "
+    "WHERE database_name = current_database() AND NOT internal ORDER BY 1"
+}
 
 
 class QueryError(Exception):
@@ -83,8 +85,10 @@ def print_table(columns: list[str], rows: Iterable[tuple], out: TextIO, limit: i
     for r in shown:
         print(" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)), file=out)
     total = len(shown) + more
-    print(f"({total} row{'s' if total != 1 else ''}" + (f"; {more} not shown: --csv prints every row)" if more else ")"),
-          file=out)
+    print(
+        f"({total} row{'s' if total != 1 else ''}" + (f"; {more} not shown: --csv prints every row)" if more else ")"),
+        file=out,
+    )
 
 
 def print_csv(columns: list[str], rows: Iterable[tuple], out: TextIO) -> None:

@@ -48,8 +48,10 @@ def _holder(fd: int) -> str:
         info = {}
     if not info:
         return "another run"
-    return (f"the run of night {info.get('night', '?')} (process {info.get('pid', '?')}, "
-            f"started {info.get('started', '?')})")
+    return (
+        f"the run of night {info.get('night', '?')} (process {info.get('pid', '?')}, "
+        f"started {info.get('started', '?')})"
+    )
 
 
 @contextmanager
@@ -77,8 +79,12 @@ def run_lock(warehouse: Path, night: dt.date, wait_seconds: float, command: str 
                     print(f"waiting up to {wait_seconds:g} s for {holder} to finish", file=sys.stderr, flush=True)
                     announced = True
                 time.sleep(POLL_SECONDS)
-        info = {"pid": os.getpid(), "night": night.isoformat(), "command": command,
-                "started": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+        info = {
+            "pid": os.getpid(),
+            "night": night.isoformat(),
+            "command": command,
+            "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         try:
@@ -96,6 +102,7 @@ def interrupt_on_sigterm() -> Iterator[None]:
     does: Dagster stops the step, marks the run failed and frees its pool slots, and the CLI says so, within
     seconds. (While its steps execute Dagster maps SIGTERM onto its own interrupt handling; this covers the
     rest: waiting for the lock or a slot, the summary.)"""
+
     def interrupt(_signum, _frame):
         signal.raise_signal(signal.SIGINT)
 
@@ -115,8 +122,16 @@ def interrupted_exceptions() -> tuple[type[BaseException], ...]:
 # Dagster's wrappers around the exception a step raised: the cause is inside.
 _WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError", "DagsterUserCodeProcessError"}
 # Exceptions whose message already says everything (their class name would only add noise).
-_SELF_EXPLAINING = {"Failure", "SourceError", "AllSourcesFailed", "NightHeld", "SnapshotError", "ExportError",
-                    "ConfigError", "OSError"}
+_SELF_EXPLAINING = {
+    "Failure",
+    "SourceError",
+    "AllSourcesFailed",
+    "NightHeld",
+    "SnapshotError",
+    "ExportError",
+    "ConfigError",
+    "OSError",
+}
 
 
 def error_line(error) -> str:
@@ -147,6 +162,7 @@ def exception_line(exc: BaseException) -> str:
 
 # --- what a run that died leaves behind -------------------------------------------------------------------
 
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -168,14 +184,23 @@ def release_dead_runs(instance, pools: tuple[str, ...]) -> list[str]:
     killed run never frees its slot, and the next night would wait for it forever). Returns their run ids."""
     import dagster as dg
 
-    in_progress = instance.get_runs(filters=dg.RunsFilter(statuses=[
-        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]))
+    in_progress = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.NOT_STARTED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ]
+        )
+    )
     released = []
     for run in in_progress:
         if _run_is_dead(run):
             instance.report_run_failed(
-                run, message=f"its process {run.tags[PID_TAG]} is gone (killed or crashed); released by a later run")
+                run, message=f"its process {run.tags[PID_TAG]} is gone (killed or crashed); released by a later run"
+            )
             released.append(run.run_id)
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
@@ -205,14 +230,22 @@ def wait_for_pools(instance, pools: tuple[str, ...], wait_seconds: float) -> Non
             return
         pool, slot = holders[0]
         run = instance.get_run_by_id(slot.run_id)
-        who = (f"run {slot.run_id} (step {slot.step_key}"
-               + (f", process {run.tags[PID_TAG]}" if run is not None and PID_TAG in run.tags else "") + ")")
+        who = (
+            f"run {slot.run_id} (step {slot.step_key}"
+            + (f", process {run.tags[PID_TAG]}" if run is not None and PID_TAG in run.tags else "")
+            + ")"
+        )
         if time.monotonic() >= deadline:
-            raise RunRefused(f"{who} holds the {pool!r} pool slot; not started after waiting {wait_seconds:g} s "
-                             "(--wait SECONDS waits longer; a run that is gone is released by the next run)")
+            raise RunRefused(
+                f"{who} holds the {pool!r} pool slot; not started after waiting {wait_seconds:g} s "
+                "(--wait SECONDS waits longer; a run that is gone is released by the next run)"
+            )
         if not announced:
-            print(f"waiting up to {wait_seconds:g} s for {who} to free the {pool!r} pool slot", file=sys.stderr,
-                  flush=True)
+            print(
+                f"waiting up to {wait_seconds:g} s for {who} to free the {pool!r} pool slot",
+                file=sys.stderr,
+                flush=True,
+            )
             announced = True
         time.sleep(POLL_SECONDS)
         release_dead_runs(instance, pools)

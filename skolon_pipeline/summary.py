@@ -46,10 +46,17 @@ def summary_lines(warehouse_path: Path, as_of: dt.date, staging_dir: Path | None
                 [as_of],
             ).fetchall()
         }
-        compared_with = con.execute("SELECT max(compared_with) FROM history.changes WHERE as_of = ?", [as_of]).fetchall()
-        drops = {r[0]: r[1:] for r in con.execute(
-            """SELECT source_id, drop_date, drop_age_days, max_drop_age_days, status FROM nightly.source_drops
-               WHERE as_of = ?""", [as_of]).fetchall()}
+        compared_with = con.execute(
+            "SELECT max(compared_with) FROM history.changes WHERE as_of = ?", [as_of]
+        ).fetchall()
+        drops = {
+            r[0]: r[1:]
+            for r in con.execute(
+                """SELECT source_id, drop_date, drop_age_days, max_drop_age_days, status FROM nightly.source_drops
+               WHERE as_of = ?""",
+                [as_of],
+            ).fetchall()
+        }
         sources = sorted({s for s, _ in included} | {s for s, _ in excluded} | set(drops))
     pulls = _pulls(staging_dir, as_of)
     sources = sorted(set(sources) | set(pulls))
@@ -82,7 +89,8 @@ def summary_lines(warehouse_path: Path, as_of: dt.date, staging_dir: Path | None
                 )
                 + "".join(
                     f", {changes[(source, e, 'removal_held')]} {e} removals held"
-                    for e in ("user", "group", "membership") if (source, e, "removal_held") in changes
+                    for e in ("user", "group", "membership")
+                    if (source, e, "removal_held") in changes
                 )
             )
         top = [(code, n) for s, code, n in reasons if s == source][:TOP_REASONS]
@@ -106,7 +114,9 @@ def stale_sources(warehouse_path: Path, as_of: dt.date) -> list[tuple[str, dt.da
     with snapshot.connect_published(warehouse_path) as con:
         return con.execute(
             """SELECT source_id, drop_date, drop_age_days FROM nightly.source_drops
-               WHERE as_of = ? AND status = 'stale' ORDER BY source_id""", [as_of]).fetchall()
+               WHERE as_of = ? AND status = 'stale' ORDER BY source_id""",
+            [as_of],
+        ).fetchall()
 
 
 def _pulls(staging_dir: Path | None, as_of: dt.date) -> dict[str, str]:
@@ -116,12 +126,15 @@ def _pulls(staging_dir: Path | None, as_of: dt.date) -> dict[str, str]:
     folder = staging_dir / as_of.isoformat() if staging_dir is not None else None
     if folder is None or not folder.is_dir():
         return {}
-    return {path.name.removesuffix(PULL_STATUS_SUFFIX): describe_status(path)
-            for path in sorted(folder.glob(f"*{PULL_STATUS_SUFFIX}"))}
+    return {
+        path.name.removesuffix(PULL_STATUS_SUFFIX): describe_status(path)
+        for path in sorted(folder.glob(f"*{PULL_STATUS_SUFFIX}"))
+    }
 
 
-def print_summary(warehouse_path: Path, as_of: dt.date, run_id: str | None = None, staging_dir: Path | None = None
-                  ) -> None:
+def print_summary(
+    warehouse_path: Path, as_of: dt.date, run_id: str | None = None, staging_dir: Path | None = None
+) -> None:
     for line in summary_lines(warehouse_path, as_of, staging_dir):
         print(text.printable(line))
     if run_id:

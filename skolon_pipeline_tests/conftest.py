@@ -64,8 +64,13 @@ class Night:
 def run_registry(tmp_path):
     """Writes a Registry as a drop, runs the night's stages without Dagster, returns a Night."""
 
-    def run(registry: Registry, as_of: str = "2026-12-01", drop_date: str | None = None, rules: dict | None = None,
-            warehouse: Path | None = None) -> Night:
+    def run(
+        registry: Registry,
+        as_of: str = "2026-12-01",
+        drop_date: str | None = None,
+        rules: dict | None = None,
+        warehouse: Path | None = None,
+    ) -> Night:
         data_dir = tmp_path / "data"
         registry.write(data_dir, drop_date=drop_date or as_of, rules=rules)
         settings = Settings(data_dir, warehouse or tmp_path / "warehouse.duckdb", tmp_path / "exports")
@@ -82,12 +87,15 @@ def evaluate_registry(tmp_path):
     output under the names it is published as (nightly.*, the rows publish_night would insert). For tests of the
     rules and the readers; publishing is tested in test_warehouse and test_history."""
 
-    def run(registry: Registry, as_of: str = "2026-12-01", drop_date: str | None = None, rules: dict | None = None
-            ) -> Night:
+    def run(
+        registry: Registry, as_of: str = "2026-12-01", drop_date: str | None = None, rules: dict | None = None
+    ) -> Night:
         data_dir = tmp_path / "data"
         registry.write(data_dir, drop_date=drop_date or as_of, rules=rules)
         night_date = dt.date.fromisoformat(as_of)
-        return rules_night(night.evaluate_night(load_installation(data_dir), night_date, tmp_path / "staging"), night_date)
+        return rules_night(
+            night.evaluate_night(load_installation(data_dir), night_date, tmp_path / "staging"), night_date
+        )
 
     return run
 
@@ -99,7 +107,7 @@ def rules_night(evaluated: night.Evaluated, as_of: dt.date) -> Night:
         con.execute("CREATE SCHEMA nightly")
         for table in tables.PUBLISHED:
             con.execute(f"""CREATE VIEW nightly.{table.name} AS SELECT DISTINCT DATE '{as_of}' AS as_of,
-                            {', '.join(table.content_columns)} FROM main.{table.rules_output}""")
+                            {", ".join(table.content_columns)} FROM main.{table.rules_output}""")
     return Night(evaluated.rules_db, as_of, evaluated.conservation)
 
 
@@ -110,5 +118,7 @@ def demo_warehouse(tmp_path_factory) -> Path:
 
     tmp = tmp_path_factory.mktemp("demo-warehouse")
     wh = tmp / "wh" / "warehouse.duckdb"
-    night.run_night(load_installation(Path(__file__).resolve().parents[1] / "data"), DEMO_NIGHT, wh, tmp / "wh" / "staging")
+    night.run_night(
+        load_installation(Path(__file__).resolve().parents[1] / "data"), DEMO_NIGHT, wh, tmp / "wh" / "staging"
+    )
     return wh

@@ -19,8 +19,11 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 EXAMPLES = DirectoryBasedExampleDatabase(
     os.environ.get("SKOLON_HYPOTHESIS_DB") or Path(__file__).resolve().parents[1] / ".hypothesis" / "examples"
 )
-_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
-         "print_blob": True}
+_FUZZ = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    "print_blob": True,
+}
 settings.register_profile("ci", max_examples=8, derandomize=True, database=None, **_FUZZ)
 # derandomize=False said explicitly: with CI set in the environment Hypothesis' own default is derandomised, and a
 # profile inherits what it does not say.

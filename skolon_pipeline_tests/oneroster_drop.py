@@ -10,21 +10,101 @@ from pathlib import Path
 
 COLUMNS = {
     "orgs": ["sourcedId", "status", "dateLastModified", "name", "type", "identifier", "parentSourcedId"],
-    "academicSessions": ["sourcedId", "status", "dateLastModified", "title", "type", "startDate", "endDate",
-                         "parentSourcedId", "schoolYear"],
-    "classes": ["sourcedId", "status", "dateLastModified", "title", "grades", "courseSourcedId", "classCode",
-                "classType", "location", "schoolSourcedId", "termSourcedIds", "subjects", "subjectCodes", "periods"],
-    "users_1.2": ["sourcedId", "status", "dateLastModified", "enabledUser", "username", "userIds", "givenName",
-                  "familyName", "middleName", "identifier", "email", "sms", "phone", "agentSourcedIds", "grades",
-                  "password", "userMasterIdentifier", "preferredGivenName", "preferredMiddleName",
-                  "preferredFamilyName", "primaryOrgSourcedId", "pronouns"],
-    "users_1.1": ["sourcedId", "status", "dateLastModified", "enabledUser", "orgSourcedIds", "role", "username",
-                  "userIds", "givenName", "familyName", "middleName", "identifier", "email", "sms", "phone",
-                  "agentSourcedIds", "grades", "password"],
-    "roles": ["sourcedId", "status", "dateLastModified", "userSourcedId", "roleType", "role", "beginDate", "endDate",
-              "orgSourcedId", "userProfileSourcedId"],
-    "enrollments": ["sourcedId", "status", "dateLastModified", "classSourcedId", "schoolSourcedId", "userSourcedId",
-                    "role", "primary", "beginDate", "endDate"],
+    "academicSessions": [
+        "sourcedId",
+        "status",
+        "dateLastModified",
+        "title",
+        "type",
+        "startDate",
+        "endDate",
+        "parentSourcedId",
+        "schoolYear",
+    ],
+    "classes": [
+        "sourcedId",
+        "status",
+        "dateLastModified",
+        "title",
+        "grades",
+        "courseSourcedId",
+        "classCode",
+        "classType",
+        "location",
+        "schoolSourcedId",
+        "termSourcedIds",
+        "subjects",
+        "subjectCodes",
+        "periods",
+    ],
+    "users_1.2": [
+        "sourcedId",
+        "status",
+        "dateLastModified",
+        "enabledUser",
+        "username",
+        "userIds",
+        "givenName",
+        "familyName",
+        "middleName",
+        "identifier",
+        "email",
+        "sms",
+        "phone",
+        "agentSourcedIds",
+        "grades",
+        "password",
+        "userMasterIdentifier",
+        "preferredGivenName",
+        "preferredMiddleName",
+        "preferredFamilyName",
+        "primaryOrgSourcedId",
+        "pronouns",
+    ],
+    "users_1.1": [
+        "sourcedId",
+        "status",
+        "dateLastModified",
+        "enabledUser",
+        "orgSourcedIds",
+        "role",
+        "username",
+        "userIds",
+        "givenName",
+        "familyName",
+        "middleName",
+        "identifier",
+        "email",
+        "sms",
+        "phone",
+        "agentSourcedIds",
+        "grades",
+        "password",
+    ],
+    "roles": [
+        "sourcedId",
+        "status",
+        "dateLastModified",
+        "userSourcedId",
+        "roleType",
+        "role",
+        "beginDate",
+        "endDate",
+        "orgSourcedId",
+        "userProfileSourcedId",
+    ],
+    "enrollments": [
+        "sourcedId",
+        "status",
+        "dateLastModified",
+        "classSourcedId",
+        "schoolSourcedId",
+        "userSourcedId",
+        "role",
+        "primary",
+        "beginDate",
+        "endDate",
+    ],
 }
 
 # OneRoster end dates are exclusive: this term's last day is 2027-06-10.
@@ -35,8 +115,9 @@ class OneRosterDrop:
     def __init__(self, version: str = "1.2", prefix: str = ""):
         self.version = version
         self.prefix = prefix
-        self.rows: dict[str, list[dict]] = {name: [] for name in
-                                            ("orgs", "academicSessions", "classes", "users", "roles", "enrollments")}
+        self.rows: dict[str, list[dict]] = {
+            name: [] for name in ("orgs", "academicSessions", "classes", "users", "roles", "enrollments")
+        }
         self._n = 0
         self.district = self.org("Testby kommun", "district")
         self.term = self.session("HT26-VT27", *TERM)
@@ -47,8 +128,9 @@ class OneRosterDrop:
 
     def org(self, name: str, type_: str, parent: str | None = None, **extra) -> str:
         sid = self.new_id("org")
-        self.rows["orgs"].append({"sourcedId": sid, "name": name, "type": type_, "parentSourcedId": parent or "",
-                                  **extra})
+        self.rows["orgs"].append(
+            {"sourcedId": sid, "name": name, "type": type_, "parentSourcedId": parent or "", **extra}
+        )
         return sid
 
     def school(self, name: str = "Testskolan", identifier: str = "12345678") -> str:
@@ -56,37 +138,89 @@ class OneRosterDrop:
 
     def session(self, title: str, start: str, end: str, type_: str = "term", **extra) -> str:
         sid = self.new_id("term")
-        self.rows["academicSessions"].append({"sourcedId": sid, "title": title, "type": type_, "startDate": start,
-                                              "endDate": end, "schoolYear": start[:4], **extra})
+        self.rows["academicSessions"].append(
+            {
+                "sourcedId": sid,
+                "title": title,
+                "type": type_,
+                "startDate": start,
+                "endDate": end,
+                "schoolYear": start[:4],
+                **extra,
+            }
+        )
         return sid
 
-    def user(self, role: str, school: str, given: str = "Test", family: str = "Person", email: str | None = None,
-             user_id: str | None = None, begin: str = "", end: str = "", **extra) -> str:
+    def user(
+        self,
+        role: str,
+        school: str,
+        given: str = "Test",
+        family: str = "Person",
+        email: str | None = None,
+        user_id: str | None = None,
+        begin: str = "",
+        end: str = "",
+        **extra,
+    ) -> str:
         sid = user_id or self.new_id("usr")
         email = f"{sid.lower().replace(':', '.')}@skola.test" if email is None else email
-        row = {"sourcedId": sid, "enabledUser": "true", "username": sid, "givenName": given, "familyName": family,
-               "email": email, **extra}
+        row = {
+            "sourcedId": sid,
+            "enabledUser": "true",
+            "username": sid,
+            "givenName": given,
+            "familyName": family,
+            "email": email,
+            **extra,
+        }
         if self.version == "1.1":
             row.update({"orgSourcedIds": school, "role": role})
         else:
-            self.rows["roles"].append({"sourcedId": self.new_id("role"), "userSourcedId": sid, "roleType": "primary",
-                                       "role": role, "orgSourcedId": school, "beginDate": begin, "endDate": end})
+            self.rows["roles"].append(
+                {
+                    "sourcedId": self.new_id("role"),
+                    "userSourcedId": sid,
+                    "roleType": "primary",
+                    "role": role,
+                    "orgSourcedId": school,
+                    "beginDate": begin,
+                    "endDate": end,
+                }
+            )
         self.rows["users"].append(row)
         return sid
 
-    def klass(self, school: str, class_type: str = "homeroom", title: str = "7A", terms: list[str] | None = None,
-              **extra) -> str:
+    def klass(
+        self, school: str, class_type: str = "homeroom", title: str = "7A", terms: list[str] | None = None, **extra
+    ) -> str:
         sid = self.new_id("cls")
-        self.rows["classes"].append({"sourcedId": sid, "title": title, "classType": class_type,
-                                     "schoolSourcedId": school, "termSourcedIds": ",".join(terms or [self.term]),
-                                     **extra})
+        self.rows["classes"].append(
+            {
+                "sourcedId": sid,
+                "title": title,
+                "classType": class_type,
+                "schoolSourcedId": school,
+                "termSourcedIds": ",".join(terms or [self.term]),
+                **extra,
+            }
+        )
         return sid
 
     def enrol(self, klass: str, user: str, role: str, school: str, begin: str = "", end: str = "", **extra) -> str:
         sid = self.new_id("enr")
-        self.rows["enrollments"].append({"sourcedId": sid, "classSourcedId": klass, "schoolSourcedId": school,
-                                         "userSourcedId": user, "role": role, "beginDate": begin, "endDate": end,
-                                         **extra})
+        self.rows["enrollments"].append(
+            {
+                "sourcedId": sid,
+                "classSourcedId": klass,
+                "schoolSourcedId": school,
+                "userSourcedId": user,
+                "role": role,
+                "beginDate": begin,
+                "endDate": end,
+                **extra,
+            }
+        )
         return sid
 
     def basic(self) -> dict[str, str]:
@@ -102,8 +236,13 @@ class OneRosterDrop:
 
     # ── writing ────────────────────────────────────────────────────────────────────────────────────────
     def files(self) -> dict[str, list[dict]]:
-        files = {"orgs": self.rows["orgs"], "academicSessions": self.rows["academicSessions"],
-                 "classes": self.rows["classes"], "users": self.rows["users"], "enrollments": self.rows["enrollments"]}
+        files = {
+            "orgs": self.rows["orgs"],
+            "academicSessions": self.rows["academicSessions"],
+            "classes": self.rows["classes"],
+            "users": self.rows["users"],
+            "enrollments": self.rows["enrollments"],
+        }
         if self.version == "1.2":
             files["roles"] = self.rows["roles"]
         return files
@@ -130,8 +269,9 @@ class OneRosterDrop:
         texts["manifest.csv"] = out.getvalue()
         return texts
 
-    def write(self, drop: Path, delimiter: str = ",", line_end: str = "\n", encoding: str = "utf-8",
-              as_zip: bool = False) -> Path:
+    def write(
+        self, drop: Path, delimiter: str = ",", line_end: str = "\n", encoding: str = "utf-8", as_zip: bool = False
+    ) -> Path:
         """Writes the drop folder (or `<drop>.zip` when as_zip) and returns it."""
         texts = self.csv_texts(delimiter, line_end)
         if as_zip:

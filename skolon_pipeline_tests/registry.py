@@ -56,10 +56,24 @@ class Registry:
             enrolment["endDate"] = end
         return self.person(enrolments=[enrolment], **extra)
 
-    def duty(self, person: dict, school: str, role: str = "Lärare", start: str = "2020-08-01",
-             end: str | None = None, **extra) -> dict:
-        rec = {"id": self.new_id(), "meta": META, "person": {"id": person["id"]}, "dutyAt": {"id": school},
-               "dutyRole": role, "startDate": start, **extra}
+    def duty(
+        self,
+        person: dict,
+        school: str,
+        role: str = "Lärare",
+        start: str = "2020-08-01",
+        end: str | None = None,
+        **extra,
+    ) -> dict:
+        rec = {
+            "id": self.new_id(),
+            "meta": META,
+            "person": {"id": person["id"]},
+            "dutyAt": {"id": school},
+            "dutyRole": role,
+            "startDate": start,
+            **extra,
+        }
         if end:
             rec["endDate"] = end
         self.duties.append(rec)
@@ -71,21 +85,51 @@ class Registry:
         return person, self.duty(person, school, role, **duty_extra)
 
     # ── groups and activities ──────────────────────────────────────────────────────────────────────────
-    def group(self, school: str, group_type: str = "Klass", members: list[dict] | None = None,
-              start: str = TERM_START, end: str | None = TERM_END, name: str = "7A", **extra) -> dict:
-        rec = {"id": self.new_id(), "meta": META, "displayName": name, "groupType": group_type,
-               "organisation": {"id": school}, "startDate": start, **extra}
+    def group(
+        self,
+        school: str,
+        group_type: str = "Klass",
+        members: list[dict] | None = None,
+        start: str = TERM_START,
+        end: str | None = TERM_END,
+        name: str = "7A",
+        **extra,
+    ) -> dict:
+        rec = {
+            "id": self.new_id(),
+            "meta": META,
+            "displayName": name,
+            "groupType": group_type,
+            "organisation": {"id": school},
+            "startDate": start,
+            **extra,
+        }
         if end:
             rec["endDate"] = end
         rec["groupMemberships"] = [m if "person" in m else {"person": {"id": m["id"]}} for m in (members or [])]
         self.groups.append(rec)
         return rec
 
-    def activity(self, school: str, groups: list[dict], duties: list[dict], start: str = TERM_START,
-                 end: str | None = TERM_END, **extra) -> dict:
-        rec = {"id": self.new_id(), "meta": META, "displayName": "Matematik", "calendarEventsRequired": False,
-               "organisation": {"id": school}, "startDate": start, "groups": [{"id": g["id"]} for g in groups],
-               "teachers": [{"duty": {"id": d["id"]}} for d in duties], **extra}
+    def activity(
+        self,
+        school: str,
+        groups: list[dict],
+        duties: list[dict],
+        start: str = TERM_START,
+        end: str | None = TERM_END,
+        **extra,
+    ) -> dict:
+        rec = {
+            "id": self.new_id(),
+            "meta": META,
+            "displayName": "Matematik",
+            "calendarEventsRequired": False,
+            "organisation": {"id": school},
+            "startDate": start,
+            "groups": [{"id": g["id"]} for g in groups],
+            "teachers": [{"duty": {"id": d["id"]}} for d in duties],
+            **extra,
+        }
         if end:
             rec["endDate"] = end
         self.activities.append(rec)
@@ -99,25 +143,50 @@ class Registry:
 
     # ── writing ────────────────────────────────────────────────────────────────────────────────────────
     def entities(self) -> dict[str, list[dict]]:
-        return {"organisations": self.organisations, "persons": self.persons, "duties": self.duties,
-                "groups": self.groups, "activities": self.activities}
+        return {
+            "organisations": self.organisations,
+            "persons": self.persons,
+            "duties": self.duties,
+            "groups": self.groups,
+            "activities": self.activities,
+        }
 
-    def write(self, data_dir: Path, drop_date: str = "2026-12-01", source_id: str = "testby",
-              rules: dict | None = None, source_rules: dict | None = None) -> Path:
+    def write(
+        self,
+        data_dir: Path,
+        drop_date: str = "2026-12-01",
+        source_id: str = "testby",
+        rules: dict | None = None,
+        source_rules: dict | None = None,
+    ) -> Path:
         """Writes sources.yaml and the drop as page objects; returns the drop folder."""
         drop = data_dir / "registries" / source_id / drop_date
         drop.mkdir(parents=True, exist_ok=True)
         for entity, records in self.entities().items():
-            (drop / f"{entity}.json").write_text(json.dumps({"data": records, "pageToken": None}, ensure_ascii=False),
-                                                 encoding="utf-8")
-        write_sources(data_dir, [{"id": source_id, "format": "ss12000", "path": f"registries/{source_id}",
-                                  **({"rules": source_rules} if source_rules else {})}], rules)
+            (drop / f"{entity}.json").write_text(
+                json.dumps({"data": records, "pageToken": None}, ensure_ascii=False), encoding="utf-8"
+            )
+        write_sources(
+            data_dir,
+            [
+                {
+                    "id": source_id,
+                    "format": "ss12000",
+                    "path": f"registries/{source_id}",
+                    **({"rules": source_rules} if source_rules else {}),
+                }
+            ],
+            rules,
+        )
         return drop
 
 
 def write_sources(data_dir: Path, sources: list[dict], rules: dict | None = None) -> None:
-    config = {"timezone": "Europe/Stockholm", "rules": {"term_starts": ["2026-08-17", "2027-01-11"], **(rules or {})},
-              "sources": sources}
+    config = {
+        "timezone": "Europe/Stockholm",
+        "rules": {"term_starts": ["2026-08-17", "2027-01-11"], **(rules or {})},
+        "sources": sources,
+    }
     (data_dir / "sources.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
 
 

@@ -48,8 +48,9 @@ def demo_site(tmp: Path, warehouse: Path) -> Demo:
     shutil.copytree(demo_data / "registries", data_dir / "registries")
     schools = {
         name: {"school_id": sid, "code": code, "authority": org}
-        for sid, code, name, org in duckdb.connect(str(wh), read_only=True).execute(
-            "SELECT school_id, school_unit_code, name, organisation_id FROM roster.schools").fetchall()
+        for sid, code, name, org in duckdb.connect(str(wh), read_only=True)
+        .execute("SELECT school_id, school_unit_code, name, organisation_id FROM roster.schools")
+        .fetchall()
     }
     path = accounts.path_in(data_dir)
     for user, scope in (

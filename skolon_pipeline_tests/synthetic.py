@@ -19,11 +19,55 @@ SOURCE = "big"
 UNIQUE_ID = "person-123457"
 UNIQUE_NAME = ("Åsa-Britt", "Zätterström")
 EXCLUDED_ID = "person-4000"  # every 40th person is held back
-FAMILY = ["Andersson", "Björk", "Öberg", "Åberg", "Lindström", "Ekström", "Nyström", "Sjögren", "Håkansson",
-          "Karlsson", "Nilsson", "Eriksson", "Larsson", "Olsson", "Persson", "Svensson", "Gustafsson", "Pettersson",
-          "Jönsson", "Jansson", "Hansson", "Bengtsson", "Jakobsson", "Magnusson", "Lindberg"]
-GIVEN = ["Anna", "Erik", "Maria", "Lars", "Karin", "Per", "Sofia", "Johan", "Märta", "Örjan", "Åsa", "Elin", "Emil",
-         "Ida", "Oskar", "Saga", "Hugo", "Alva", "Nils", "Wilma"]
+FAMILY = [
+    "Andersson",
+    "Björk",
+    "Öberg",
+    "Åberg",
+    "Lindström",
+    "Ekström",
+    "Nyström",
+    "Sjögren",
+    "Håkansson",
+    "Karlsson",
+    "Nilsson",
+    "Eriksson",
+    "Larsson",
+    "Olsson",
+    "Persson",
+    "Svensson",
+    "Gustafsson",
+    "Pettersson",
+    "Jönsson",
+    "Jansson",
+    "Hansson",
+    "Bengtsson",
+    "Jakobsson",
+    "Magnusson",
+    "Lindberg",
+]
+GIVEN = [
+    "Anna",
+    "Erik",
+    "Maria",
+    "Lars",
+    "Karin",
+    "Per",
+    "Sofia",
+    "Johan",
+    "Märta",
+    "Örjan",
+    "Åsa",
+    "Elin",
+    "Emil",
+    "Ida",
+    "Oskar",
+    "Saga",
+    "Hugo",
+    "Alva",
+    "Nils",
+    "Wilma",
+]
 
 
 def build(path: Path, persons: int = 200_000) -> Path:
@@ -34,19 +78,24 @@ def build(path: Path, persons: int = 200_000) -> Path:
         con.execute("SET VARIABLE schools = ?", [schools])
         con.execute("SET VARIABLE given = ?", [GIVEN])
         con.execute("SET VARIABLE family = ?", [FAMILY])
-        con.execute("INSERT INTO nightly.nights (as_of, published_at, run_id, sources) VALUES (getvariable('d'), current_timestamp, 'synthetic', ['big'])")
+        con.execute(
+            "INSERT INTO nightly.nights (as_of, published_at, run_id, sources) VALUES (getvariable('d'), current_timestamp, 'synthetic', ['big'])"
+        )
         con.execute("""INSERT INTO history.schools (valid_from, school_id, source_id, name, school_unit_code, organisation_id, organisation_name)
             SELECT getvariable('d'), 'school-' || i, 'big', 'Skola ' || i, lpad(CAST(10000000 + i AS VARCHAR), 8, '0'),
                    'authority-1', 'Stora kommunen'
             FROM range(getvariable('schools')) t(i)""")
-        con.execute("""CREATE TEMP TABLE p AS
+        con.execute(
+            """CREATE TEMP TABLE p AS
             SELECT i, 'person-' || i AS pid, 'school-' || (i % getvariable('schools')) AS school_id,
                    getvariable('given')[1 + i % 20] AS given_name,
                    getvariable('family')[1 + (i // 20) % 25] AS family_name,
                    lower(strip_accents('p' || i || '.' || getvariable('family')[1 + (i // 20) % 25])) || '@skola.test' AS email,
                    CASE WHEN i % 12 = 0 THEN 'teacher' ELSE 'student' END AS role,
                    i % 1000 = 7 AS protected, i % 40 = 0 AS excluded
-            FROM range(?) t(i)""", [persons])
+            FROM range(?) t(i)""",
+            [persons],
+        )
         con.execute("UPDATE p SET given_name = ?, family_name = ? WHERE pid = ?", [*UNIQUE_NAME, UNIQUE_ID])
         con.execute("""INSERT INTO history.users (valid_from, user_id, source_id, given_name, family_name, email, role, protected_identity)
                        SELECT getvariable('d'), pid, 'big', given_name, family_name, email, role,

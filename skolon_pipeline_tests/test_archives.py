@@ -24,13 +24,15 @@ def _patch_entry(zip_path: Path, name: str, flags: int = 0, method: int | None =
     header and in the central directory, as an archiver writing such an entry would."""
     data = bytearray(zip_path.read_bytes())
     encoded = name.encode()
-    for signature, flag_at, method_at, name_len_at, name_at in ((b"PK\x03\x04", 6, 8, 26, 30),
-                                                                  (b"PK\x01\x02", 8, 10, 28, 46)):
+    for signature, flag_at, method_at, name_len_at, name_at in (
+        (b"PK\x03\x04", 6, 8, 26, 30),
+        (b"PK\x01\x02", 8, 10, 28, 46),
+    ):
         start = 0
         while (pos := data.find(signature, start)) != -1:
             start = pos + 4
             length = struct.unpack_from("<H", data, pos + name_len_at)[0]
-            if bytes(data[pos + name_at: pos + name_at + length]) != encoded:
+            if bytes(data[pos + name_at : pos + name_at + length]) != encoded:
                 continue
             struct.pack_into("<H", data, pos + flag_at, struct.unpack_from("<H", data, pos + flag_at)[0] | flags)
             if method is not None:
@@ -80,8 +82,13 @@ def test_bad_archives_fail_only_their_source_naming_it_and_the_file(tmp_path, da
     bomb = _zip_source(data, "bomb")
     _bomb(bomb, "export/users.csv", 60 * 1024**2)
     assert bomb.stat().st_size < 1024**2
-    write_sources(data, [{"id": "kommun", "format": "ss12000", "path": "registries/kommun"},
-                         *(oneroster_source(s) for s in ("encrypted", "deflate64", "bomb"))])
+    write_sources(
+        data,
+        [
+            {"id": "kommun", "format": "ss12000", "path": "registries/kommun"},
+            *(oneroster_source(s) for s in ("encrypted", "deflate64", "bomb")),
+        ],
+    )
     settings = Settings(data, tmp_path / "wh" / "warehouse.duckdb", tmp_path / "exports")
     as_of = dt.date.fromisoformat(NIGHT)
 
@@ -89,10 +96,13 @@ def test_bad_archives_fail_only_their_source_naming_it_and_the_file(tmp_path, da
 
     failed = {f.source_id: f for f in evaluated.failed}
     assert set(failed) == {"encrypted", "deflate64", "bomb"}
-    assert failed["encrypted"].message == (f"source 'encrypted': file {encrypted}: entry 'export/users.csv' is "
-                                           "encrypted (password-protected); export the drop without a password")
-    assert failed["deflate64"].message.startswith(f"source 'deflate64': file {deflate64}: entry "
-                                                  "'export/enrollments.csv' is compressed with Deflate64")
+    assert failed["encrypted"].message == (
+        f"source 'encrypted': file {encrypted}: entry 'export/users.csv' is "
+        "encrypted (password-protected); export the drop without a password"
+    )
+    assert failed["deflate64"].message.startswith(
+        f"source 'deflate64': file {deflate64}: entry 'export/enrollments.csv' is compressed with Deflate64"
+    )
     assert failed["bomb"].message.startswith(f"source 'bomb': file {bomb}: entry 'export/users.csv' expands")
     assert "zip bomb" in failed["bomb"].message
     for f in failed.values():
@@ -106,12 +116,16 @@ def test_bad_archives_fail_only_their_source_naming_it_and_the_file(tmp_path, da
 
 def test_an_archive_larger_than_the_configured_size_is_refused(tmp_path, data):
     big = _zip_source(data, "big")
-    config = {"timezone": "Europe/Stockholm", "archives": {"max_expanded_bytes": 1000},
-              "sources": [{"id": "kommun", "format": "ss12000", "path": "registries/kommun"}, oneroster_source("big")]}
+    config = {
+        "timezone": "Europe/Stockholm",
+        "archives": {"max_expanded_bytes": 1000},
+        "sources": [{"id": "kommun", "format": "ss12000", "path": "registries/kommun"}, oneroster_source("big")],
+    }
     (data / "sources.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     settings = Settings(data, tmp_path / "wh" / "warehouse.duckdb", tmp_path / "exports")
-    evaluated = night.run_night(load_installation(data), dt.date.fromisoformat(NIGHT), settings.warehouse,
-                                settings.staging_dir)
+    evaluated = night.run_night(
+        load_installation(data), dt.date.fromisoformat(NIGHT), settings.warehouse, settings.staging_dir
+    )
     [failed] = evaluated.failed
     assert failed.source_id == "big" and failed.file == str(big)
     assert "more than the limit of 1000 (archives.max_expanded_bytes)" in failed.message

@@ -81,6 +81,7 @@ def test_shorten_says_how_much_was_left_out():
 
 # ─── registry values ───────────────────────────────────────────────────────────────────────────────────
 
+
 def _two_students(**first) -> tuple[Registry, dict, dict]:
     reg = Registry()
     school = reg.school()
@@ -114,7 +115,8 @@ def test_a_50_mb_name_is_an_invalid_record_within_the_memory_limit(run_registry,
     assert set(night.users()) == {fine["id"]}
     assert night.reasons(odd["id"]) == {"INVALID_RECORD"}
     assert night.exclusion(odd["id"], "INVALID_RECORD")["detail"] == (
-        "persons.given_name failed max_size (50000000 characters; at most 1000000)")
+        "persons.given_name failed max_size (50000000 characters; at most 1000000)"
+    )
     # The name is not kept anywhere: the staging files and the warehouse stay small.
     written = [p for p in tmp_path.rglob("*") if p.is_file() and "registries" not in p.parts]
     assert max(p.stat().st_size for p in written) < 10_000_000

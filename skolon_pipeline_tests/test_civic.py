@@ -52,7 +52,9 @@ def _check(values: dict[str, str | tuple[str, str]]) -> dict[str, tuple[str | No
     """person_id → (civic_no_hash, [(code, detail)]) after pseudonymising `values` (raw or (raw, nationality))."""
     con = duckdb.connect()
     con.execute("CREATE TABLE persons (person_id VARCHAR)")
-    con.execute("CREATE TABLE warnings (source_id VARCHAR, entity_type VARCHAR, record_id VARCHAR, code VARCHAR, detail VARCHAR)")
+    con.execute(
+        "CREATE TABLE warnings (source_id VARCHAR, entity_type VARCHAR, record_id VARCHAR, code VARCHAR, detail VARCHAR)"
+    )
     con.execute("CREATE TEMP TABLE civic_numbers (person_id VARCHAR, raw VARCHAR, nationality VARCHAR)")
     for pid, value in values.items():
         raw, nationality = value if isinstance(value, tuple) else (value, None)
@@ -68,7 +70,7 @@ def _check(values: dict[str, str | tuple[str, str]]) -> dict[str, tuple[str | No
 
 def test_hash_is_hmac_sha256_of_the_twelve_digit_form():
     number = valid("19811218", "987")
-    (got, warnings), = _check({"p": number}).values()
+    ((got, warnings),) = _check({"p": number}).values()
     assert got == hmac.new(SECRET.encode(), number.encode(), hashlib.sha256).hexdigest()
     assert got == hash_civic_no(number, KEY)
     assert warnings == []
@@ -77,15 +79,15 @@ def test_hash_is_hmac_sha256_of_the_twelve_digit_form():
 @pytest.mark.parametrize(
     "number",
     [
-        valid("20120101"),                 # personnummer
-        valid("20120161"),                 # samordningsnummer: day 01 + 60
-        valid("20000229"),                 # 29 February of a leap year
-        "20120101TF01",                    # temporary number (no check digit)
-        "20120101tf01",                    # ... in lower case
+        valid("20120101"),  # personnummer
+        valid("20120161"),  # samordningsnummer: day 01 + 60
+        valid("20000229"),  # 29 February of a leap year
+        "20120101TF01",  # temporary number (no check digit)
+        "20120101tf01",  # ... in lower case
     ],
 )
 def test_valid_numbers_are_hashed_without_warning(number):
-    (got, warnings), = _check({"p": number}).values()
+    ((got, warnings),) = _check({"p": number}).values()
     assert got == hash_civic_no(number.upper(), KEY)
     assert warnings == []
 
@@ -103,11 +105,11 @@ def test_valid_numbers_are_hashed_without_warning(number):
         (wrong_check(valid("20120101"))[2:], "wrong check digit"),  # 10 digits, bad check digit
         ("201201011234567", "not a civic number"),
         ("20120101XY01", "not a civic number"),
-        ("{\"value\": 1}", "not a civic number"),
+        ('{"value": 1}', "not a civic number"),
     ],
 )
 def test_invalid_numbers_are_dropped_with_a_warning_that_does_not_repeat_them(number, problem):
-    (got, warnings), = _check({"p": number}).values()
+    ((got, warnings),) = _check({"p": number}).values()
     assert got is None
     assert [c for c, _ in warnings] == ["INVALID_CIVIC_NO"]
     assert problem in warnings[0][1]
@@ -119,15 +121,15 @@ def test_invalid_numbers_are_dropped_with_a_warning_that_does_not_repeat_them(nu
     [
         (valid("20120101")[:8] + "-" + valid("20120101")[8:], valid("20120101"), "with a hyphen"),
         ("20120101-TF01", "20120101TF01", "with a hyphen"),
-        (valid("20120101")[2:], valid("20120101"), "in 10 digits"),                       # born 2012
-        (valid("19811218")[2:], valid("19811218"), "in 10 digits"),                       # 811218 is after the night in 2025
-        (valid("20251215")[2:], valid("20251215"), "in 10 digits"),                       # born on the night itself
+        (valid("20120101")[2:], valid("20120101"), "in 10 digits"),  # born 2012
+        (valid("19811218")[2:], valid("19811218"), "in 10 digits"),  # 811218 is after the night in 2025
+        (valid("20251215")[2:], valid("20251215"), "in 10 digits"),  # born on the night itself
         (valid("19811218")[2:8] + "-" + valid("19811218")[8:], valid("19811218"), "with a separator"),
         (valid("18811218")[2:8] + "+" + valid("18811218")[8:], valid("18811218"), "with a separator"),  # 100+
     ],
 )
 def test_hyphen_and_ten_digit_forms_are_normalised_with_a_warning(sent, read_as, form):
-    (got, warnings), = _check({"p": sent}).values()
+    ((got, warnings),) = _check({"p": sent}).values()
     assert got == hash_civic_no(read_as, KEY)
     assert [c for c, _ in warnings] == ["CIVIC_NO_NORMALISED"]
     assert form in warnings[0][1] and sent not in warnings[0][1]
@@ -214,4 +216,7 @@ def test_a_bad_civic_number_is_a_warning_and_the_person_stays(run_registry, monk
         bare["id"]: hash_civic_no("20120104TF02", KEY),
         none["id"]: None,
     }
-    assert {(r, c) for r, c, _ in night.warnings()} == {(bad["id"], "INVALID_CIVIC_NO"), (hyphen["id"], "CIVIC_NO_NORMALISED")}
+    assert {(r, c) for r, c, _ in night.warnings()} == {
+        (bad["id"], "INVALID_CIVIC_NO"),
+        (hyphen["id"], "CIVIC_NO_NORMALISED"),
+    }

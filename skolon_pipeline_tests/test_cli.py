@@ -22,11 +22,32 @@ DEMO_DATA = REPO / "data"
 
 # CONTRACT §4, every code
 REASON_CODES = {
-    "MISSING_GIVEN_NAME", "MISSING_FAMILY_NAME", "MISSING_EMAIL", "INVALID_EMAIL", "DUPLICATE_EMAIL", "DUPLICATE_ID",
-    "INVALID_RECORD", "PERSON_INACTIVE", "NO_SCHOOL_LINK", "EMPLOYMENT_NOT_STARTED", "EMPLOYMENT_ENDED",
-    "NO_GROUP_ASSIGNMENT", "PLACEMENT_NOT_STARTED", "PLACEMENT_ENDED", "PLACEMENT_CANCELLED", "NO_ACTIVE_GROUP",
-    "UNKNOWN_SCHOOL", "GROUP_UNKNOWN_SCHOOL", "GROUP_NOT_STARTED", "GROUP_ENDED", "GROUP_TYPE_NOT_SYNCED",
-    "MEMBERSHIP_NOT_STARTED", "MEMBERSHIP_ENDED", "MEMBER_EXCLUDED", "GROUP_EXCLUDED", "UNKNOWN_PERSON",
+    "MISSING_GIVEN_NAME",
+    "MISSING_FAMILY_NAME",
+    "MISSING_EMAIL",
+    "INVALID_EMAIL",
+    "DUPLICATE_EMAIL",
+    "DUPLICATE_ID",
+    "INVALID_RECORD",
+    "PERSON_INACTIVE",
+    "NO_SCHOOL_LINK",
+    "EMPLOYMENT_NOT_STARTED",
+    "EMPLOYMENT_ENDED",
+    "NO_GROUP_ASSIGNMENT",
+    "PLACEMENT_NOT_STARTED",
+    "PLACEMENT_ENDED",
+    "PLACEMENT_CANCELLED",
+    "NO_ACTIVE_GROUP",
+    "UNKNOWN_SCHOOL",
+    "GROUP_UNKNOWN_SCHOOL",
+    "GROUP_NOT_STARTED",
+    "GROUP_ENDED",
+    "GROUP_TYPE_NOT_SYNCED",
+    "MEMBERSHIP_NOT_STARTED",
+    "MEMBERSHIP_ENDED",
+    "MEMBER_EXCLUDED",
+    "GROUP_EXCLUDED",
+    "UNKNOWN_PERSON",
     "UNKNOWN_GROUP",
 }
 
@@ -41,9 +62,20 @@ def _isolated_env(monkeypatch, tmp_path):
 
 
 def _run(tmp_path, data_dir=DEMO_DATA, night=DEMO_NIGHT, *extra):
-    return cli.main(["run", "--as-of", str(night), "--data-dir", str(data_dir),
-                     "--warehouse", str(tmp_path / "wh" / "warehouse.duckdb"),
-                     "--export-dir", str(tmp_path / "exports"), *extra])
+    return cli.main(
+        [
+            "run",
+            "--as-of",
+            str(night),
+            "--data-dir",
+            str(data_dir),
+            "--warehouse",
+            str(tmp_path / "wh" / "warehouse.duckdb"),
+            "--export-dir",
+            str(tmp_path / "exports"),
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +96,19 @@ def test_demo_night_shows_every_reason_code(demo_night):
         roles = dict(con.execute("SELECT role, count(*) FROM roster.users GROUP BY 1").fetchall())
         assert roles["student"] > 400 and roles["teacher"] > 20 and roles["staff"] >= 3
         # Some records are only visible through the look-ahead, and some will become visible on a known night.
-        assert con.execute("SELECT count(*) FROM diagnostics.exclusions WHERE visible_from IS NOT NULL").fetchone()[0] > 0
+        assert (
+            con.execute("SELECT count(*) FROM diagnostics.exclusions WHERE visible_from IS NOT NULL").fetchone()[0] > 0
+        )
     # the nightly run wrote the demo municipality's validation file too
     folder = demo_night.parents[1] / "exports" / DEMO_NIGHT.isoformat() / "lindby-kommun"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "excluded.csv", "groups.csv", "memberships.csv", "summary.csv", "users.csv",
-        f"valideringsfil_lindby-kommun_{DEMO_NIGHT}.xlsx"]
+        "excluded.csv",
+        "groups.csv",
+        "memberships.csv",
+        "summary.csv",
+        "users.csv",
+        f"valideringsfil_lindby-kommun_{DEMO_NIGHT}.xlsx",
+    ]
 
 
 @pytest.mark.slow
@@ -119,12 +158,16 @@ def test_run_records_the_run_on_the_dagster_home_instance(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_without_dagster_home_the_run_is_on_the_data_folders_instance_with_its_checks_and_metadata(tmp_path, monkeypatch):
+def test_without_dagster_home_the_run_is_on_the_data_folders_instance_with_its_checks_and_metadata(
+    tmp_path, monkeypatch
+):
     # A fresh clone: no DAGSTER_HOME. The run lands on <data dir>/dagster_home, the instance `dagster dev` opens
     # with the README's UI command, so the night is in the UI's run list, materialized for its partition.
     monkeypatch.delenv("DAGSTER_HOME")
     data = tmp_path / "data"
-    shutil.copytree(DEMO_DATA, data, ignore=shutil.ignore_patterns("dagster_home", "warehouse.duckdb*", "staging", "exports"))
+    shutil.copytree(
+        DEMO_DATA, data, ignore=shutil.ignore_patterns("dagster_home", "warehouse.duckdb*", "staging", "exports")
+    )
     assert _run(tmp_path, data) == 0
     home = data / "dagster_home"
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
@@ -137,7 +180,8 @@ def test_without_dagster_home_the_run_is_on_the_data_folders_instance_with_its_c
         event = instance.get_latest_materialization_event(users)
         assert event.run_id == run.run_id and event.asset_materialization.metadata
         checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [dg.AssetCheckKey(ELIGIBILITY_KEY, CONSERVATION_CHECK)])
+            [dg.AssetCheckKey(ELIGIBILITY_KEY, CONSERVATION_CHECK)]
+        )
         [check] = checks.values()
         assert check.run_id == run.run_id and check.status.value == "SUCCEEDED"
     # A second night on the same folder is the second run of the same instance.

@@ -50,7 +50,10 @@ def test_defaults_and_per_source_overrides(tmp_path):
         (('"2026-08-17"', '"2026-08-32"'), "rules.term_starts: '2026-08-32' is not a date"),
         (("id: friskola-2", "id: lindby"), "duplicate source id 'lindby'"),
         (("id: friskola-2", "id: Friskola 2"), "sources[1].id"),
-        (("format: ss12000\n    path: registries/friskola", "format: csv\n    path: registries/friskola"), "sources[1].format"),
+        (
+            ("format: ss12000\n    path: registries/friskola", "format: csv\n    path: registries/friskola"),
+            "sources[1].format",
+        ),
         (("timezone: Europe/Stockholm", "timezone: Europe/Lindby"), "unknown time zone 'Europe/Lindby'"),
         (("path: registries/friskola", "path: ../outside"), "sources[1].path"),
         (("path: registries/friskola", "path: /etc"), "sources[1].path"),
@@ -85,13 +88,16 @@ def test_source_ids_and_oneroster_roles(tmp_path):
         "sources:\n"
         "  - {id: a, format: ss12000, path: a}\n"
         "  - {id: b, format: oneroster, path: b, oneroster_roles: {aide: Lärare}}\n"
-        "  - {id: c, format: oneroster, path: c, global_ids: true}\n", encoding="utf-8")
+        "  - {id: c, format: oneroster, path: c, global_ids: true}\n",
+        encoding="utf-8",
+    )
     installation = load_installation(tmp_path)
     assert [s.id_prefix for s in installation.sources] == ["", "b:", ""]
     roles = dict(installation.source("b").oneroster_roles)
     assert roles["aide"] == "Lärare" and roles["teacher"] == "Lärare" and roles["principal"] == "Rektor"
     (tmp_path / "sources.yaml").write_text(
-        "sources:\n  - {id: a, format: ss12000, path: a, oneroster_roles: {aide: Lärare}}\n", encoding="utf-8")
+        "sources:\n  - {id: a, format: ss12000, path: a, oneroster_roles: {aide: Lärare}}\n", encoding="utf-8"
+    )
     with pytest.raises(ConfigError, match=r"oneroster_roles: only for format oneroster"):
         load_installation(tmp_path)
 
@@ -108,6 +114,7 @@ def test_settings_come_from_flags_then_environment_then_defaults(tmp_path, monke
         args = cli.build_parser().parse_args([*command, "--data-dir", "mydata", "--export-dir", "out"])
         before = dict(os.environ)
         assert cli.settings_from(args, environ=env) == Settings(
-            tmp_path / "mydata", Path("/srv/wh.duckdb"), tmp_path / "out"), command
+            tmp_path / "mydata", Path("/srv/wh.duckdb"), tmp_path / "out"
+        ), command
         assert dict(os.environ) == before
     assert Settings.from_env({}) == Settings(Path("data"), Path("data/warehouse.duckdb"), Path("data/exports"))

@@ -71,8 +71,15 @@ def test_every_asset_has_an_owner_and_personal_data_is_tagged_pii(settings):
     for key in graph.get_all_asset_keys():
         assert graph.get(key).owners == ["team:skolon-sync"], key
     pii = {key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).tags.get("pii") == "true"}
-    assert {"extract/testby", "validate/testby", "rules/eligibility", "roster/users", "roster/memberships",
-            "diagnostics/excluded_persons", "exports/validation_files"} <= pii
+    assert {
+        "extract/testby",
+        "validate/testby",
+        "rules/eligibility",
+        "roster/users",
+        "roster/memberships",
+        "diagnostics/excluded_persons",
+        "exports/validation_files",
+    } <= pii
     assert not pii & {"roster/schools", "roster/groups", "diagnostics/excluded_groups", "diagnostics/sources"}
     assert graph.get(dg.AssetKey(["roster", "users"])).metadata["dagster/table_name"] == "roster.users"
     # The roster is late after a day and a few hours without a new night.
@@ -95,11 +102,15 @@ def test_code_versions_follow_the_sql_that_computes_each_asset(settings):
     assert len(versions) == 3 and None not in versions
 
 
-@pytest.mark.parametrize("tick, night", [
-    # 02:00 Stockholm is 01:00 UTC in winter and 00:00 UTC in summer: the partition is the Stockholm date.
-    (dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))), "2026-11-21"),
-    (dt.datetime(2026, 6, 15, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))), "2026-06-15"),
-], ids=["winter", "summer"])
+@pytest.mark.parametrize(
+    "tick, night",
+    [
+        # 02:00 Stockholm is 01:00 UTC in winter and 00:00 UTC in summer: the partition is the Stockholm date.
+        (dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))), "2026-11-21"),
+        (dt.datetime(2026, 6, 15, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))), "2026-06-15"),
+    ],
+    ids=["winter", "summer"],
+)
 def test_schedule_tick_runs_the_night_that_has_just_begun(settings, tick, night):
     defs = build_defs(settings)
     schedule = defs.resolve_schedule_def(NIGHTLY_SCHEDULE)  # built from the partitioned job
@@ -130,15 +141,26 @@ def test_materialize_publishes_the_night_with_checks_and_metadata(settings):
     metadata = users[0].materialization.metadata
     assert metadata["dagster/row_count"].value == 2
     assert metadata["source/testby"].value == 2  # a number per source every night: the UI plots it
-    exclusions = next(m for m in result.get_asset_materialization_events()
-                      if m.asset_key == dg.AssetKey(["diagnostics", "exclusions"])).materialization.metadata
+    exclusions = next(
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["diagnostics", "exclusions"])
+    ).materialization.metadata
     assert exclusions["reason/INVALID_RECORD"].value >= 1
     assert [c.name for c in metadata["dagster/column_schema"].schema.columns][:7] == [
-        "as_of", "user_id", "source_id", "given_name", "family_name", "email", "role"]
+        "as_of",
+        "user_id",
+        "source_id",
+        "given_name",
+        "family_name",
+        "email",
+        "role",
+    ]
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*), min(as_of) FROM roster.users").fetchone() == (2, dt.date(2026, 11, 20))
-        assert con.execute("SELECT reason_code FROM diagnostics.exclusions WHERE entity_type = 'person'").fetchall() == [
-            ("INVALID_RECORD",)]
+        assert con.execute(
+            "SELECT reason_code FROM diagnostics.exclusions WHERE entity_type = 'person'"
+        ).fetchall() == [("INVALID_RECORD",)]
         personal = [v for row in con.execute("SELECT user_id, email FROM roster.users").fetchall() for v in row]
 
     exports = [m for m in result.get_asset_materialization_events() if m.asset_key == VALIDATION_FILES_KEY]
@@ -147,11 +169,24 @@ def test_materialize_publishes_the_night_with_checks_and_metadata(settings):
     assert len(files) == 1 and Path(files[0]).is_file() and Path(files[0]).parts[-3] == NIGHT
     (school,) = metadata["schools"].value.records
     assert (school.data["students"], school.data["teachers"], school.data["excluded_persons"]) == (1, 1, 1)
-    assert set(school.data) <= {"authority", "school", "school_unit_code", "school_id", "students", "teachers", "staff",
-                                "classes", "teaching_groups", "memberships", "excluded_persons", "excluded_groups",
-                                "excluded_memberships"}
-    shown = json.dumps({k: str(v.value) for k, v in metadata.items()}) + json.dumps([r.data for r in
-                                                                                     metadata["schools"].value.records])
+    assert set(school.data) <= {
+        "authority",
+        "school",
+        "school_unit_code",
+        "school_id",
+        "students",
+        "teachers",
+        "staff",
+        "classes",
+        "teaching_groups",
+        "memberships",
+        "excluded_persons",
+        "excluded_groups",
+        "excluded_memberships",
+    }
+    shown = json.dumps({k: str(v.value) for k, v in metadata.items()}) + json.dumps(
+        [r.data for r in metadata["schools"].value.records]
+    )
     assert personal and not [v for v in personal if v in shown]
 
 
@@ -178,8 +213,9 @@ def test_a_file_that_is_not_json_fails_the_source_and_publishes_nothing(settings
         (drop / f.name).write_bytes(f.read_bytes())
     (drop / "groups.json").write_text("<html>502 Bad Gateway</html>", encoding="utf-8")
 
-    result = job.execute_in_process(partition_key="2026-11-21", instance=dg.DagsterInstance.ephemeral(),
-                                    raise_on_error=False)
+    result = job.execute_in_process(
+        partition_key="2026-11-21", instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
     assert not result.success
     # The source's extract reports it as a failed ERROR check (source isolation: it does not raise); with no
     # other source to publish, the rules step fails and nothing is published.
@@ -198,13 +234,23 @@ def test_a_file_that_is_not_json_fails_the_source_and_publishes_nothing(settings
 @pytest.mark.slow
 def test_dg_check_defs_passes(settings):
     """`dg check defs` ([tool.dg] in pyproject.toml) loads the code location as `dagster dev` would."""
-    env = {"SKOLON_DATA_DIR": str(settings.data_dir), "PATH": _path(), "PYTHONPATH": str(REPO),
-           "HOME": str(settings.data_dir)}
+    env = {
+        "SKOLON_DATA_DIR": str(settings.data_dir),
+        "PATH": _path(),
+        "PYTHONPATH": str(REPO),
+        "HOME": str(settings.data_dir),
+    }
     proc = subprocess.run(["dg", "check", "defs"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "All definitions loaded successfully" in proc.stdout + proc.stderr
-    broken = subprocess.run(["dg", "check", "defs"], cwd=REPO, env={**env, "SKOLON_DATA_DIR": str(settings.data_dir / "x")},
-                            capture_output=True, text=True, timeout=300)
+    broken = subprocess.run(
+        ["dg", "check", "defs"],
+        cwd=REPO,
+        env={**env, "SKOLON_DATA_DIR": str(settings.data_dir / "x")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert broken.returncode != 0
 
 

@@ -69,9 +69,25 @@ def demo_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKOLON_") and k != KEY_ENV}
     env.update(DAGSTER_HOME=str(home), PYTHONPATH=str(REPO))
     done = subprocess.run(
-        [sys.executable, "-m", "skolon_pipeline.cli", "run", "--as-of", str(DEMO_NIGHT), "--data-dir", str(DEMO_DATA),
-         "--warehouse", str(tmp / "wh" / "warehouse.duckdb"), "--export-dir", str(tmp / "exports"), "--verbose"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "skolon_pipeline.cli",
+            "run",
+            "--as-of",
+            str(DEMO_NIGHT),
+            "--data-dir",
+            str(DEMO_DATA),
+            "--warehouse",
+            str(tmp / "wh" / "warehouse.duckdb"),
+            "--export-dir",
+            str(tmp / "exports"),
+            "--verbose",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp, done.stdout + done.stderr
@@ -112,9 +128,12 @@ def test_no_civic_number_and_no_private_detail_of_a_protected_person_in_any_tabl
         raw = db.read_bytes()
         assert not [n for n in CIVIC_NUMBERS if n.encode() in raw], f"{db.name}: a civic number in the file's bytes"
     with duckdb.connect(str(tmp / "wh" / "staging" / str(DEMO_NIGHT) / "lindby.duckdb"), read_only=True) as con:
-        links = con.execute("SELECT count(*) FROM responsibles WHERE list_contains(?, person_id)",
-                            [list(PROTECTED_PERSON_IDS)]).fetchone()[0]
-        guardians = con.execute("SELECT count(DISTINCT responsible_id) FROM responsibles WHERE person_id IS NULL").fetchone()[0]
+        links = con.execute(
+            "SELECT count(*) FROM responsibles WHERE list_contains(?, person_id)", [list(PROTECTED_PERSON_IDS)]
+        ).fetchone()[0]
+        guardians = con.execute(
+            "SELECT count(DISTINCT responsible_id) FROM responsibles WHERE person_id IS NULL"
+        ).fetchone()[0]
     assert links == 0 and guardians > 0  # their guardians are known as guardians, not as theirs
     with duckdb.connect(str(tmp / "wh" / "warehouse.duckdb"), read_only=True) as con:
         users = dict(con.execute("SELECT user_id, civic_no_hash FROM roster.users WHERE protected_identity").fetchall())

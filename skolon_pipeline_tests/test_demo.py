@@ -33,12 +33,33 @@ BOM = b"\xef\xbb\xbf"
 
 # CONTRACT §4, copied from the contract's table on purpose: a code added there must be added to the demo.
 CONTRACT_REASON_CODES = {
-    "MISSING_GIVEN_NAME", "MISSING_FAMILY_NAME", "MISSING_EMAIL", "INVALID_EMAIL", "DUPLICATE_EMAIL",
-    "DUPLICATE_ID", "INVALID_RECORD", "PERSON_INACTIVE", "NO_SCHOOL_LINK", "EMPLOYMENT_NOT_STARTED",
-    "EMPLOYMENT_ENDED", "NO_GROUP_ASSIGNMENT", "PLACEMENT_NOT_STARTED", "PLACEMENT_ENDED", "PLACEMENT_CANCELLED",
-    "NO_ACTIVE_GROUP", "UNKNOWN_SCHOOL", "GROUP_UNKNOWN_SCHOOL", "GROUP_NOT_STARTED", "GROUP_ENDED",
-    "GROUP_TYPE_NOT_SYNCED", "MEMBERSHIP_NOT_STARTED", "MEMBERSHIP_ENDED", "MEMBER_EXCLUDED", "GROUP_EXCLUDED",
-    "UNKNOWN_PERSON", "UNKNOWN_GROUP",
+    "MISSING_GIVEN_NAME",
+    "MISSING_FAMILY_NAME",
+    "MISSING_EMAIL",
+    "INVALID_EMAIL",
+    "DUPLICATE_EMAIL",
+    "DUPLICATE_ID",
+    "INVALID_RECORD",
+    "PERSON_INACTIVE",
+    "NO_SCHOOL_LINK",
+    "EMPLOYMENT_NOT_STARTED",
+    "EMPLOYMENT_ENDED",
+    "NO_GROUP_ASSIGNMENT",
+    "PLACEMENT_NOT_STARTED",
+    "PLACEMENT_ENDED",
+    "PLACEMENT_CANCELLED",
+    "NO_ACTIVE_GROUP",
+    "UNKNOWN_SCHOOL",
+    "GROUP_UNKNOWN_SCHOOL",
+    "GROUP_NOT_STARTED",
+    "GROUP_ENDED",
+    "GROUP_TYPE_NOT_SYNCED",
+    "MEMBERSHIP_NOT_STARTED",
+    "MEMBERSHIP_ENDED",
+    "MEMBER_EXCLUDED",
+    "GROUP_EXCLUDED",
+    "UNKNOWN_PERSON",
+    "UNKNOWN_GROUP",
 }
 # DEFECTS entries for records that must reach the roster.
 INCLUDED_MARKERS = {"LOOKAHEAD_INCLUDED", "EXACT_REPEAT"}
@@ -99,8 +120,14 @@ def test_scale_two_about_doubles_the_people(tmp_path, drop):
 
 def test_every_file_form_is_exercised(demo):
     names = sorted(p.name for p in demo.iterdir())
-    assert names == ["MADE-UP-DEMO-DATA.txt", "activities.json", "duties.json", "groups.json", "organisations.json",
-                     "persons"]
+    assert names == [
+        "MADE-UP-DEMO-DATA.txt",
+        "activities.json",
+        "duties.json",
+        "groups.json",
+        "organisations.json",
+        "persons",
+    ]
     for name in ("organisations", "duties"):
         raw = (demo / f"{name}.json").read_bytes()
         assert not raw.startswith(BOM) and raw.endswith(b"\n")
@@ -186,7 +213,9 @@ def test_shape(drop):
     assert by_type == {"Huvudman": 1, "Förvaltning": 1, "Skola": 1, "Skolenhet": 3}
     schools = {o["displayName"]: o for o in orgs.values() if o["organisationType"] == "Skolenhet"}
     assert {n: s["schoolTypes"] for n, s in schools.items()} == {
-        "Lindbyskolan": ["GR"], "Norrby skola": ["GR"], "Lindby gymnasium": ["GY"]
+        "Lindbyskolan": ["GR"],
+        "Norrby skola": ["GR"],
+        "Lindby gymnasium": ["GY"],
     }
     forvaltning = next(o for o in orgs.values() if o["organisationType"] == "Förvaltning")
     assert orgs[forvaltning["parentOrganisation"]["id"]]["displayName"] == "Lindby kommun"
@@ -210,7 +239,8 @@ def test_shape(drop):
     assert all(p.get("addresses") and p.get("phoneNumbers") for p in persons.values())
     assert any(re.search("[åäöÅÄÖ]", p["familyName"] + p["givenName"]) for p in persons.values())
     assert {persons[pid]["securityMarking"] for pid in PROTECTED_PERSON_IDS} == {
-        "Skyddad folkbokföring", "Sekretessmarkering"
+        "Skyddad folkbokföring",
+        "Sekretessmarkering",
     }
 
     # Each student in exactly one class, and in 3-6 teaching groups (a few defects aside).

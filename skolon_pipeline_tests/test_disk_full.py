@@ -23,8 +23,9 @@ DEMO_DATA = Path(__file__).resolve().parents[1] / "data"
 def small_volume(tmp_path):
     volume = tmp_path / "volume"
     volume.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(volume)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(volume)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -89,8 +90,10 @@ def test_a_full_staging_volume_fails_the_source_and_loses_nothing(tmp_path, smal
     assert "lindby" in message and "No space left on device" in message, message
     assert warehouse.read_bytes() == published  # nothing published, nothing lost
     with snapshot.connect_published(warehouse) as con:
-        assert con.execute("SELECT max(as_of), (SELECT count(*) FROM roster.users) FROM nightly.nights").fetchone() \
-            == (DEMO_NIGHT, users)
+        assert con.execute("SELECT max(as_of), (SELECT count(*) FROM roster.users) FROM nightly.nights").fetchone() == (
+            DEMO_NIGHT,
+            users,
+        )
     # What the failed night left of a civic-number-bearing staging file: nothing.
     assert not [p for p in (staging / second.isoformat()).rglob("*") if p.is_file() and p.suffix in {".duckdb", ".tmp"}]
 

@@ -36,7 +36,9 @@ def test_the_analysts_page_documents_queries():
 @pytest.fixture(scope="module")
 def excluded_person(demo_warehouse) -> str:
     with duckdb.connect(str(demo_warehouse), read_only=True) as con:
-        return con.execute("SELECT min(person_id) FROM diagnostics.exclusions WHERE entity_type = 'person'").fetchone()[0]
+        return con.execute("SELECT min(person_id) FROM diagnostics.exclusions WHERE entity_type = 'person'").fetchone()[
+            0
+        ]
 
 
 @pytest.mark.parametrize(("page", "sql"), QUERIES, ids=[f"{p}:{s[:60]}" for p, s in QUERIES])

@@ -27,16 +27,59 @@ AUTHORITY = "lindby-kommun"
 
 # The CSV files, for machines: English column codes, one row per exclusion (unchanged by the workbook for admins).
 HEADERS = {
-    "Users": ["user_id", "username", "given_name", "family_name", "role", "schools", "classes", "groups",
-              "first_synced", "last_changed_by_sync"],
-    "Groups": ["group_id", "name", "school", "type", "students", "teachers", "start_date", "end_date",
-               "first_synced", "last_changed_by_sync"],
+    "Users": [
+        "user_id",
+        "username",
+        "given_name",
+        "family_name",
+        "role",
+        "schools",
+        "classes",
+        "groups",
+        "first_synced",
+        "last_changed_by_sync",
+    ],
+    "Groups": [
+        "group_id",
+        "name",
+        "school",
+        "type",
+        "students",
+        "teachers",
+        "start_date",
+        "end_date",
+        "first_synced",
+        "last_changed_by_sync",
+    ],
     "Memberships": ["group", "group_id", "school", "user_id", "username", "name", "role", "start_date", "end_date"],
-    "Excluded": ["entity_type", "record_id", "person", "email", "role", "group", "school", "reason_code",
-                 "explanation", "detail", "visible_from"],
+    "Excluded": [
+        "entity_type",
+        "record_id",
+        "person",
+        "email",
+        "role",
+        "group",
+        "school",
+        "reason_code",
+        "explanation",
+        "detail",
+        "visible_from",
+    ],
 }
-SUMMARY_COUNTS = ["school", "school_unit_code", "school_id", "students", "teachers", "staff", "classes",
-                  "teaching_groups", "memberships", "excluded_persons", "excluded_groups", "excluded_memberships"]
+SUMMARY_COUNTS = [
+    "school",
+    "school_unit_code",
+    "school_id",
+    "students",
+    "teachers",
+    "staff",
+    "classes",
+    "teaching_groups",
+    "memberships",
+    "excluded_persons",
+    "excluded_groups",
+    "excluded_memberships",
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +98,7 @@ def q(warehouse: Path, sql: str, params=None) -> list[tuple]:
 
 def sheet_rows(f, sheet: str) -> list[dict]:
     """A CSV file's rows as dicts: empty → None, counts → int, ISO dates → datetime (as a workbook reader gives)."""
+
     def typed(column: str, value: str):
         if value == "":
             return None
@@ -86,7 +130,7 @@ def book_rows(path: Path, key: str, lang: str = "sv") -> list[dict]:
     top = rows.index(list(book.headers(lang)))
     columns = [c[0] for c in book.columns]
     out = []
-    for r in rows[top + 1:]:
+    for r in rows[top + 1 :]:
         if key == "Summary" and not any(r):
             break
         out.append({c: (None if v == "" else v) for c, v in zip(columns, r, strict=False)})
@@ -103,6 +147,7 @@ def demo_person(pid: str) -> dict:
 
 # ─── explanations ───────────────────────────────────────────────────────────────────────────────────────
 
+
 def test_every_reason_code_the_rules_emit_has_an_explanation():
     sql = (REPO / "skolon_pipeline" / "rules" / "roster.sql").read_text(encoding="utf-8")
     literals = set(re.findall(r"'([A-Z][A-Z_]{3,})'", sql))
@@ -116,15 +161,18 @@ def test_every_reason_code_the_rules_emit_has_an_explanation():
 def test_explanation_says_when_or_what_to_fix():
     assert explain("EMPLOYMENT_NOT_STARTED", dt.date(2026, 12, 12)) == (
         "Anställningen har inte börjat ännu — visas från 2026-12-12 / "
-        "Employment has not started yet — visible from 2026-12-12")
+        "Employment has not started yet — visible from 2026-12-12"
+    )
     assert explain("MISSING_EMAIL") == (
         "Skolans e-postadress saknas (en privat adress räcker inte) — lägg in en e-postadress av typen Skola elev "
         "eller Skola personal i elevregistret / The school e-mail address is missing (a private address is not "
-        "enough) — add an address of type Skola elev or Skola personal in the registry")
+        "enough) — add an address of type Skola elev or Skola personal in the registry"
+    )
     assert explain("SOME_NEW_CODE") == "SOME_NEW_CODE / SOME_NEW_CODE"
 
 
 # ─── diagnostics.school_counts ──────────────────────────────────────────────────────────────────────────
+
 
 def test_school_counts_equal_counts_from_the_roster_tables(demo_warehouse):
     roles = dict(q(demo_warehouse, "SELECT user_id, role FROM roster.users"))
@@ -135,7 +183,9 @@ def test_school_counts_equal_counts_from_the_roster_tables(demo_warehouse):
             seen.add((user_id, school_id))
             expected[school_id][{"student": "students", "teacher": "teachers", "staff": "staff"}[roles[user_id]]] += 1
     school_of = {}
-    for group_id, school_id, group_type in q(demo_warehouse, "SELECT group_id, school_id, group_type FROM roster.groups"):
+    for group_id, school_id, group_type in q(
+        demo_warehouse, "SELECT group_id, school_id, group_type FROM roster.groups"
+    ):
         school_of[group_id] = school_id
         expected[school_id]["classes" if group_type == "Klass" else "groups"] += 1
     for (group_id,) in q(demo_warehouse, "SELECT group_id FROM roster.memberships"):
@@ -146,11 +196,23 @@ def test_school_counts_equal_counts_from_the_roster_tables(demo_warehouse):
         if school_id in expected:
             expected[school_id][f"excluded_{entity}s"] += 1
 
-    rows = q(demo_warehouse, """SELECT school_id, students, teachers, staff, classes, groups, memberships,
+    rows = q(
+        demo_warehouse,
+        """SELECT school_id, students, teachers, staff, classes, groups, memberships,
                                        excluded_persons, excluded_groups, excluded_memberships, as_of
-                                FROM diagnostics.school_counts""")
-    columns = ["students", "teachers", "staff", "classes", "groups", "memberships", "excluded_persons",
-               "excluded_groups", "excluded_memberships"]
+                                FROM diagnostics.school_counts""",
+    )
+    columns = [
+        "students",
+        "teachers",
+        "staff",
+        "classes",
+        "groups",
+        "memberships",
+        "excluded_persons",
+        "excluded_groups",
+        "excluded_memberships",
+    ]
     assert {r[0]: dict(zip(columns, r[1:10], strict=True)) for r in rows} == {
         s: {c: counts[c] for c in columns} for s, counts in expected.items()
     }
@@ -177,8 +239,19 @@ def test_workbook_is_named_for_authority_and_night_with_swedish_sheets_and_heade
     book = CalamineWorkbook.from_path(str(export.xlsx))
     assert book.sheet_names == SV_SHEETS
     users = values(export.xlsx, "Användare")
-    assert users[0] == ["Förnamn", "Efternamn", "Användarnamn (e-post)", "Roll", "Skolor", "Klasser", "Grupper",
-                        "Först synkad", "Senast ändrad av synken", "Rollkod", "Id"]
+    assert users[0] == [
+        "Förnamn",
+        "Efternamn",
+        "Användarnamn (e-post)",
+        "Roll",
+        "Skolor",
+        "Klasser",
+        "Grupper",
+        "Först synkad",
+        "Senast ändrad av synken",
+        "Rollkod",
+        "Id",
+    ]
     roles = {r[3]: r[9] for r in users[1:]}
     assert roles == {"Elev": "student", "Lärare": "teacher", "Personal": "staff"}  # words first, codes later
     assert values(export.xlsx, "Grupper")[0][:3] == ["Namn", "Skola", "Typ"]
@@ -194,8 +267,11 @@ def test_excluded_sheet_puts_name_role_school_and_explanation_first_and_ids_last
     assert rows[0][:6] == ["Namn", "Roll", "Skola", "Vad är fel och vad ska göras", "Visas från", "Väntar också"]
     assert rows[0][-2:] == ["Orsakskod", "Id"]
     admin = next(r for r in book_rows(export.xlsx, "Excluded") if r["reason_codes"] == "EMPLOYMENT_NOT_STARTED")
-    assert (admin["role_word"], admin["school"], admin["visible_from"]) == ("Personal", "Lindby gymnasium",
-                                                                           dt.date(2026, 2, 1))
+    assert (admin["role_word"], admin["school"], admin["visible_from"]) == (
+        "Personal",
+        "Lindby gymnasium",
+        dt.date(2026, 2, 1),
+    )
     assert admin["explanation"] == "Anställningen har inte börjat ännu — visas från 2026-02-01"
     assert admin["entity"] == "Person" and admin["name"] and admin["record_id"]
 
@@ -206,13 +282,20 @@ def test_one_row_per_held_back_person_with_the_memberships_waiting_for_them(expo
     held = q(demo_warehouse, "SELECT DISTINCT record_id FROM diagnostics.exclusions WHERE entity_type = 'person'")
     assert sorted(r["record_id"] for r in persons) == sorted(r for (r,) in held)  # each person once
     invalid = next(r for r in persons if r["reason_codes"] == "INVALID_EMAIL")
-    waiting = q(demo_warehouse, """SELECT count(*) FROM diagnostics.exclusions
-                                   WHERE person_id = ? AND reason_code = 'MEMBER_EXCLUDED'""", [invalid["record_id"]])
+    waiting = q(
+        demo_warehouse,
+        """SELECT count(*) FROM diagnostics.exclusions
+                                   WHERE person_id = ? AND reason_code = 'MEMBER_EXCLUDED'""",
+        [invalid["record_id"]],
+    )
     assert invalid["also_held"] == f"och {waiting[0][0]} gruppmedlemskap" and waiting[0][0] >= 5
     assert invalid["email"] == "anna.berg@@elev.lindby.se"
     # no row for a membership held back only because its person is; one for a membership's own reason
-    only_person = q(demo_warehouse, """SELECT record_id FROM diagnostics.exclusions WHERE entity_type = 'membership'
-                                       GROUP BY 1 HAVING bool_and(reason_code = 'MEMBER_EXCLUDED')""")
+    only_person = q(
+        demo_warehouse,
+        """SELECT record_id FROM diagnostics.exclusions WHERE entity_type = 'membership'
+                                       GROUP BY 1 HAVING bool_and(reason_code = 'MEMBER_EXCLUDED')""",
+    )
     ids = {r["record_id"] for r in rows}
     assert only_person and not ids & {r for (r,) in only_person}
     ended = q(demo_warehouse, "SELECT record_id FROM diagnostics.exclusions WHERE reason_code = 'MEMBERSHIP_ENDED'")
@@ -233,7 +316,10 @@ def test_long_text_wraps_and_every_sheet_prints_landscape_fitted_to_width(export
         assert '<pageSetUpPr fitToPage="1"/>' in xml and 'orientation="landscape"' in xml and 'fitToWidth="1"' in xml
         assert ('fitToHeight="1"' in xml) == (name == "Sammanfattning"), name  # the Summary on one page
         top = values(export.xlsx, name).index(list(BOOK[n].headers("sv"))) + 1
-        assert f'<definedName name="_xlnm.Print_Titles" localSheetId="{n}">\'{name}\'!${top}:${top}</definedName>' in workbook
+        assert (
+            f'<definedName name="_xlnm.Print_Titles" localSheetId="{n}">\'{name}\'!${top}:${top}</definedName>'
+            in workbook
+        )
     ws = load_workbook(export.xlsx)["Ej synkade"]
     assert ws.page_setup.orientation == "landscape" and ws.print_title_rows == "$1:$1"
 
@@ -248,11 +334,12 @@ def test_summary_starts_with_authority_night_drop_dates_and_when_it_was_made(exp
     assert rows[5][:2] == ["Källor", "lindby"]
     schools = book_rows(export.xlsx, "Summary")
     assert [r["school"] for r in schools][-1] == "utan skola"
-    reasons = rows[rows.index(["Orsak", "Antal poster", "Kod"] + [""] * 9) + 1:]
+    reasons = rows[rows.index(["Orsak", "Antal poster", "Kod"] + [""] * 9) + 1 :]
     by_code = {r[2]: (r[0], r[1]) for r in reasons if r[2]}
     assert by_code["EMPLOYMENT_NOT_STARTED"] == ("Anställningen har inte börjat ännu", 1)
     assert sum(r["excluded_persons"] for r in schools) == sum(
-        r["excluded_persons"] for r in sheet_rows(export, "Summary"))
+        r["excluded_persons"] for r in sheet_rows(export, "Summary")
+    )
 
 
 def test_english_workbook(demo_warehouse, tmp_path):
@@ -281,13 +368,14 @@ def test_a_stale_drop_is_on_the_summary(run_registry, tmp_path):
 
 # ─── the CSV files, for machines ────────────────────────────────────────────────────────────────────────
 
+
 def test_csv_files_keep_their_columns_and_every_row(export, demo_warehouse):
     for sheet, header in HEADERS.items():
         with export.csv[sheet].open(encoding="utf-8", newline="") as fh:
             assert next(csv.reader(fh)) == header, sheet
     summary_header = list(sheet_rows(export, "Summary")[0])
     assert summary_header[: len(SUMMARY_COUNTS)] == SUMMARY_COUNTS
-    assert summary_header[len(SUMMARY_COUNTS):] == list(EXPLANATIONS)
+    assert summary_header[len(SUMMARY_COUNTS) :] == list(EXPLANATIONS)
     for sheet, (_, name) in SHEETS.items():
         raw = export.csv[sheet].read_bytes()
         assert export.csv[sheet] == export.folder / name and not raw.startswith(b"\xef\xbb\xbf")
@@ -295,40 +383,75 @@ def test_csv_files_keep_their_columns_and_every_row(export, demo_warehouse):
     assert len(sheet_rows(export, "Users")) == export.rows["Users"]
     assert len(sheet_rows(export, "Memberships")) == export.rows["Memberships"]
     assert sorted(r["user_id"] for r in sheet_rows(export, "Users")) == sorted(
-        r["user_id"] for r in book_rows(export.xlsx, "Users"))
+        r["user_id"] for r in book_rows(export.xlsx, "Users")
+    )
 
 
 def test_summary_counts_every_school_and_every_exclusion(export, demo_warehouse):
     rows = sheet_rows(export, "Summary")
-    counts = {r[0]: r[1:] for r in q(demo_warehouse, """SELECT school_id, students, teachers, staff, memberships
-                                                          FROM diagnostics.school_counts""")}
+    counts = {
+        r[0]: r[1:]
+        for r in q(
+            demo_warehouse,
+            """SELECT school_id, students, teachers, staff, memberships
+                                                          FROM diagnostics.school_counts""",
+        )
+    }
     for row in rows[:-1]:
         assert (row["students"], row["teachers"], row["staff"], row["memberships"]) == counts[row["school_id"]]
     assert rows[-1]["school"] == "utan skola / no school"  # NO_SCHOOL_LINK, UNKNOWN_SCHOOL, GROUP_UNKNOWN_SCHOOL ...
     assert rows[-1]["NO_SCHOOL_LINK"] == 1
     per_code = Counter()
-    for code, n in q(demo_warehouse, """SELECT reason_code, count(DISTINCT record_id) FROM diagnostics.exclusions
-                                        GROUP BY 1"""):
+    for code, n in q(
+        demo_warehouse,
+        """SELECT reason_code, count(DISTINCT record_id) FROM diagnostics.exclusions
+                                        GROUP BY 1""",
+    ):
         per_code[code] = n
     assert {code: sum(r[code] for r in rows) for code in EXPLANATIONS} == {c: per_code[c] for c in EXPLANATIONS}
-    assert sum(r["excluded_persons"] for r in rows) == q(
-        demo_warehouse, "SELECT count(DISTINCT record_id) FROM diagnostics.exclusions WHERE entity_type = 'person'")[0][0]
-    protected_memberships = q(demo_warehouse, f"""SELECT count(*) FROM diagnostics.exclusions
-        WHERE entity_type = 'membership' AND list_contains({list(PROTECTED_PERSON_IDS)!r}, person_id)""")[0][0]
-    assert len(sheet_rows(export, "Excluded")) == q(
-        demo_warehouse, "SELECT count(*) FROM diagnostics.exclusions")[0][0] - protected_memberships
+    assert (
+        sum(r["excluded_persons"] for r in rows)
+        == q(
+            demo_warehouse, "SELECT count(DISTINCT record_id) FROM diagnostics.exclusions WHERE entity_type = 'person'"
+        )[0][0]
+    )
+    protected_memberships = q(
+        demo_warehouse,
+        f"""SELECT count(*) FROM diagnostics.exclusions
+        WHERE entity_type = 'membership' AND list_contains({list(PROTECTED_PERSON_IDS)!r}, person_id)""",
+    )[0][0]
+    assert (
+        len(sheet_rows(export, "Excluded"))
+        == q(demo_warehouse, "SELECT count(*) FROM diagnostics.exclusions")[0][0] - protected_memberships
+    )
 
 
 def test_a_known_users_row(export, demo_warehouse):
-    user_id, email, given, family = q(demo_warehouse, """
+    user_id, email, given, family = q(
+        demo_warehouse,
+        """
         SELECT u.user_id, u.email, u.given_name, u.family_name FROM roster.users u
-        WHERE u.role = 'student' AND NOT u.protected_identity ORDER BY u.user_id LIMIT 1""")[0]
-    classes = [g for (g,) in q(demo_warehouse, """SELECT g.name FROM roster.memberships m JOIN roster.groups g USING (group_id)
-                                                 WHERE m.user_id = ? AND g.group_type = 'Klass'""", [user_id])]
-    school = q(demo_warehouse, """SELECT s.name FROM roster.school_affiliations a JOIN roster.schools s USING (school_id)
-                                  WHERE a.user_id = ?""", [user_id])[0][0]
-    for row in (next(r for r in sheet_rows(export, "Users") if r["user_id"] == user_id),
-                next(r for r in book_rows(export.xlsx, "Users") if r["user_id"] == user_id)):
+        WHERE u.role = 'student' AND NOT u.protected_identity ORDER BY u.user_id LIMIT 1""",
+    )[0]
+    classes = [
+        g
+        for (g,) in q(
+            demo_warehouse,
+            """SELECT g.name FROM roster.memberships m JOIN roster.groups g USING (group_id)
+                                                 WHERE m.user_id = ? AND g.group_type = 'Klass'""",
+            [user_id],
+        )
+    ]
+    school = q(
+        demo_warehouse,
+        """SELECT s.name FROM roster.school_affiliations a JOIN roster.schools s USING (school_id)
+                                  WHERE a.user_id = ?""",
+        [user_id],
+    )[0][0]
+    for row in (
+        next(r for r in sheet_rows(export, "Users") if r["user_id"] == user_id),
+        next(r for r in book_rows(export.xlsx, "Users") if r["user_id"] == user_id),
+    ):
         assert row["username"] == email and "@" in email
         assert (row["given_name"], row["family_name"], row["role"]) == (given, family, "student")
         assert row["schools"] == school
@@ -342,7 +465,8 @@ def test_a_known_exclusion_says_what_and_when(export):
     assert admin["visible_from"] == dt.datetime(2026, 2, 1)
     assert admin["explanation"] == (
         "Anställningen har inte börjat ännu — visas från 2026-02-01 / "
-        "Employment has not started yet — visible from 2026-02-01")
+        "Employment has not started yet — visible from 2026-02-01"
+    )
     missing = demo_person_by_reason(export, "MISSING_FAMILY_NAME")
     assert missing["visible_from"] is None
     assert missing["explanation"].startswith("Efternamn saknas — fyll i efternamnet i elevregistret / ")
@@ -358,14 +482,17 @@ def demo_person_by_reason(export, code: str) -> dict:
 
 def _everything(f) -> str:
     text = "\n".join(p.read_text(encoding="utf-8") for p in f.csv.values())
-    return text + "\n".join(str(v) for rows in _workbook_values(f.xlsx, f.xlsx.stat().st_mtime_ns).values()
-                            for row in rows for v in row)
+    return text + "\n".join(
+        str(v) for rows in _workbook_values(f.xlsx, f.xlsx.stat().st_mtime_ns).values() for row in rows for v in row
+    )
 
 
 def test_protected_identity_is_masked_everywhere(export, demo_warehouse):
     assert len(PROTECTED_PERSON_IDS) == 5
-    for users in ({r["user_id"]: r for r in sheet_rows(export, "Users")},
-                  {r["user_id"]: r for r in book_rows(export.xlsx, "Users")}):
+    for users in (
+        {r["user_id"]: r for r in sheet_rows(export, "Users")},
+        {r["user_id"]: r for r in book_rows(export.xlsx, "Users")},
+    ):
         for pid in PROTECTED_PERSON_IDS:
             row = users[pid]
             assert (row["username"], row["given_name"], row["family_name"]) == (MASK, MASK, MASK)
@@ -373,21 +500,30 @@ def test_protected_identity_is_masked_everywhere(export, demo_warehouse):
             assert row["classes"] is None and row["groups"] is None
     emails, names = [], {}
     for pid in PROTECTED_PERSON_IDS:
-        email, given, family = q(demo_warehouse, "SELECT email, given_name, family_name FROM roster.users WHERE user_id = ?",
-                                 [pid])[0]
+        email, given, family = q(
+            demo_warehouse, "SELECT email, given_name, family_name FROM roster.users WHERE user_id = ?", [pid]
+        )[0]
         emails.append(email)
         names[pid] = (given, family)
     # no Memberships row at all (their class and groups could identify them), but counted in the groups
     for memberships in (sheet_rows(export, "Memberships"), book_rows(export.xlsx, "Memberships")):
         assert not any(pid in (r["user_id"] or "") for r in memberships for pid in PROTECTED_PERSON_IDS)
         assert not any(MASK in (r["name"] or "") for r in memberships)
-    in_roster = dict(q(demo_warehouse, """SELECT group_id, count(*) FROM roster.memberships
-                                          WHERE role = 'student' GROUP BY 1"""))
+    in_roster = dict(
+        q(
+            demo_warehouse,
+            """SELECT group_id, count(*) FROM roster.memberships
+                                          WHERE role = 'student' GROUP BY 1""",
+        )
+    )
     assert all(r["students"] == in_roster.get(r["group_id"], 0) for r in sheet_rows(export, "Groups"))
     assert all(r["students"] == in_roster.get(r["group_id"], 0) for r in book_rows(export.xlsx, "Groups"))
     shown = Counter(r["group_id"] for r in sheet_rows(export, "Memberships") if r["role"] == "student")
-    hidden = q(demo_warehouse, f"""SELECT count(*) FROM roster.memberships
-                                    WHERE list_contains({list(PROTECTED_PERSON_IDS)!r}, user_id)""")[0][0]
+    hidden = q(
+        demo_warehouse,
+        f"""SELECT count(*) FROM roster.memberships
+                                    WHERE list_contains({list(PROTECTED_PERSON_IDS)!r}, user_id)""",
+    )[0][0]
     assert hidden >= 5 * 4 and sum(in_roster.values()) - sum(shown.values()) == hidden
     everything = _everything(export)
     for email in emails:
@@ -404,15 +540,18 @@ def test_protected_identity_is_masked_everywhere(export, demo_warehouse):
 def test_no_civic_number_in_any_export(export):
     civic = [demo_person(pid)["civicNo"]["value"] for pid in PROTECTED_PERSON_IDS]
     for page in sorted((drop_folder(DEMO_DATA) / "persons").glob("*.json")):
-        civic += [p["civicNo"]["value"] for p in json.loads(page.read_text(encoding="utf-8"))["data"] if p.get("civicNo")]
+        civic += [
+            p["civicNo"]["value"] for p in json.loads(page.read_text(encoding="utf-8"))["data"] if p.get("civicNo")
+        ]
     assert len(civic) > 500
     everything = _everything(export)
     assert not [c for c in civic if c in everything or c.replace("-", "")[2:] in everything]
 
 
 def test_one_school_only(demo_warehouse, tmp_path):
-    code, school_id, name = q(demo_warehouse, "SELECT school_unit_code, school_id, name FROM roster.schools "
-                                              "WHERE name = 'Norrby skola'")[0]
+    code, school_id, name = q(
+        demo_warehouse, "SELECT school_unit_code, school_id, name FROM roster.schools WHERE name = 'Norrby skola'"
+    )[0]
     _, files = write_validation_files(demo_warehouse, tmp_path, as_of=DEMO_NIGHT, school=code)
     (f,) = files
     assert f.folder == tmp_path / DEMO_NIGHT.isoformat() / AUTHORITY / f"norrby-skola-{code}"
@@ -449,14 +588,20 @@ def test_errors_name_what_is_wrong(demo_warehouse, tmp_path):
 def test_cli_export_writes_the_files_and_says_where(demo_warehouse, tmp_path, capsys):
     from skolon_pipeline import cli
 
-    code = cli.main(["export", "--warehouse", str(demo_warehouse), "--export-dir", str(tmp_path / "out"), "--lang", "en"])
+    code = cli.main(
+        ["export", "--warehouse", str(demo_warehouse), "--export-dir", str(tmp_path / "out"), "--lang", "en"]
+    )
     out = capsys.readouterr().out
     xlsx_path = tmp_path / "out" / DEMO_NIGHT.isoformat() / AUTHORITY / workbook_name(AUTHORITY, DEMO_NIGHT)
     assert code == 0 and xlsx_path.is_file() and str(xlsx_path) in out
     assert CalamineWorkbook.from_path(str(xlsx_path)).sheet_names == EN_SHEETS
     assert "Lindbyskolan: 143 students" in out
-    assert cli.main(["export", "--warehouse", str(demo_warehouse), "--export-dir", str(tmp_path / "out"),
-                     "--school", "nope"]) == 1
+    assert (
+        cli.main(
+            ["export", "--warehouse", str(demo_warehouse), "--export-dir", str(tmp_path / "out"), "--school", "nope"]
+        )
+        == 1
+    )
     assert "no school unit with code or id 'nope'" in capsys.readouterr().err
 
 
@@ -492,8 +637,10 @@ def test_a_shared_email_never_links_a_protected_person(run_registry, tmp_path):
     assert night_.reasons(open_person["id"]) == night_.reasons(hidden["id"]) == {"DUPLICATE_EMAIL"}
     assert hidden["id"] in night_.exclusion(open_person["id"], "DUPLICATE_EMAIL")["detail"]  # the warehouse knows
     _, (f,) = write_validation_files(night_.warehouse, tmp_path / "out")
-    for rows in ({r["record_id"]: r for r in sheet_rows(f, "Excluded")},
-                 {r["record_id"]: r for r in book_rows(f.xlsx, "Excluded")}):
+    for rows in (
+        {r["record_id"]: r for r in sheet_rows(f, "Excluded")},
+        {r["record_id"]: r for r in book_rows(f.xlsx, "Excluded")},
+    ):
         assert rows[open_person["id"]]["detail"] == f"the same school e-mail is used by {other['id']}"
         assert rows[lonely["id"]]["detail"] == "the same school e-mail is used by another record in the registry"
         assert rows[hidden["id"]]["detail"] is None

@@ -31,8 +31,9 @@ def _registry() -> Registry:
     return reg
 
 
-@pytest.mark.parametrize(("age", "max_age", "stale"), [(0, 3, False), (3, 3, False), (4, 3, True), (10, 3, True),
-                                                      (1, 0, True)])
+@pytest.mark.parametrize(
+    ("age", "max_age", "stale"), [(0, 3, False), (3, 3, False), (4, 3, True), (10, 3, True), (1, 0, True)]
+)
 def test_a_drop_is_stale_when_older_than_max_drop_age_days(age, max_age, stale):
     night = dt.date(2026, 11, 11)
     assert Drop("x", night - dt.timedelta(days=age), max_age).stale(night) is stale
@@ -44,8 +45,9 @@ def test_a_ten_day_old_drop_runs_but_is_stale(run_registry):
     assert len(night_.users()) == 3  # the night still runs
     (warning,) = [w for w in night_.warnings() if w[1] == DROP_STALE]
     assert warning[0] == "testby" and "2026-11-01" in warning[2] and "10 days" in warning[2]
-    assert night_.query("SELECT source_id, drop_date, drop_age_days, max_drop_age_days, status "
-                        "FROM diagnostics.source_drops") == [("testby", dt.date(2026, 11, 1), 10, 3, "stale")]
+    assert night_.query(
+        "SELECT source_id, drop_date, drop_age_days, max_drop_age_days, status FROM diagnostics.source_drops"
+    ) == [("testby", dt.date(2026, 11, 1), 10, 3, "stale")]
 
 
 def test_a_per_source_max_drop_age_days_and_a_fresh_drop(run_registry, tmp_path):
@@ -58,7 +60,8 @@ def test_a_per_source_max_drop_age_days_and_a_fresh_drop(run_registry, tmp_path)
     text = "\n".join(summary_lines(fresh.warehouse, fresh.as_of))  # the summary always names the drop
     assert "drop of 2026-11-01 (1 day old)" in text and "STALE" not in text
     (tmp_path / "data" / "sources.yaml").write_text(
-        (tmp_path / "data" / "sources.yaml").read_text().replace("rules:", "rules:\n  max_drop_age_days: -1", 1))
+        (tmp_path / "data" / "sources.yaml").read_text().replace("rules:", "rules:\n  max_drop_age_days: -1", 1)
+    )
     with pytest.raises(ConfigError, match="max_drop_age_days"):
         load_installation(tmp_path / "data")
 
@@ -81,12 +84,22 @@ def test_dagster_check_drop_fresh_fails_with_warn_severity(tmp_path):
 def test_cli_exits_5_unless_allow_stale_and_always_prints_the_drop_date(tmp_path):
     data = tmp_path / "data"
     _registry().write(data, drop_date="2026-11-01")
-    env = {"SKOLON_DATA_DIR": str(data), "SKOLON_WAREHOUSE": str(tmp_path / "wh.duckdb"),
-           "SKOLON_EXPORT_DIR": str(tmp_path / "exports"), "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    env = {
+        "SKOLON_DATA_DIR": str(data),
+        "SKOLON_WAREHOUSE": str(tmp_path / "wh.duckdb"),
+        "SKOLON_EXPORT_DIR": str(tmp_path / "exports"),
+        "PYTHONPATH": str(REPO),
+        "PATH": "/usr/bin:/bin",
+    }
 
     def run(date: str, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "skolon_pipeline.cli", "run", "--as-of", date,
-                               "--executor", "in_process", *extra], env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "skolon_pipeline.cli", "run", "--as-of", date, "--executor", "in_process", *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     stale = run("2026-11-11")
     assert stale.returncode == cli.EXIT_STALE == 5, stale.stdout + stale.stderr

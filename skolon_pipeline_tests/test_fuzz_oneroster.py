@@ -31,8 +31,22 @@ def _base() -> dict[str, bytes]:
 
 BASE = _base()
 FILES = sorted(BASE)
-HOSTILE_CELLS = ['"', '""', ",", "\n", "\r\n", "x" * 20_000, "'; drop table roster.users; --", "\x00", "\ufeff",
-                 "2026-02-30", "tobedeleted", "  ", "é" * 300, '"a","b"']
+HOSTILE_CELLS = [
+    '"',
+    '""',
+    ",",
+    "\n",
+    "\r\n",
+    "x" * 20_000,
+    "'; drop table roster.users; --",
+    "\x00",
+    "\ufeff",
+    "2026-02-30",
+    "tobedeleted",
+    "  ",
+    "é" * 300,
+    '"a","b"',
+]
 
 
 def _outcome(files: dict[str, bytes]) -> None:
@@ -54,7 +68,13 @@ def _outcome(files: dict[str, bytes]) -> None:
             assert Path(err.file).name.split(".")[0] in {n.split(".")[0] for n in files}, str(err)
             return
         evaluated = night.evaluate(installation, NIGHT, staging)
-        assert {e: g["missing"] for e, g in evaluated.conservation.items()} == {"person": 0, "group": 0, "membership": 0, "activity": 0, "teacher_assignment": 0}
+        assert {e: g["missing"] for e, g in evaluated.conservation.items()} == {
+            "person": 0,
+            "group": 0,
+            "membership": 0,
+            "activity": 0,
+            "teacher_assignment": 0,
+        }
 
 
 @given(name=st.sampled_from(FILES), cut=st.floats(min_value=0.0, max_value=1.0))
@@ -62,8 +82,11 @@ def test_truncated_csv(name, cut):
     _outcome({**BASE, name: BASE[name][: int(len(BASE[name]) * cut)]})
 
 
-@given(name=st.sampled_from(FILES), at=st.floats(min_value=0.0, max_value=1.0),
-       junk=st.sampled_from([b"\xff", b"\xc3\x28", b"\x00", b'"', b"\r", b",,,"]))
+@given(
+    name=st.sampled_from(FILES),
+    at=st.floats(min_value=0.0, max_value=1.0),
+    junk=st.sampled_from([b"\xff", b"\xc3\x28", b"\x00", b'"', b"\r", b",,,"]),
+)
 def test_invalid_bytes_in_csv(name, at, junk):
     i = int(len(BASE[name]) * at)
     _outcome({**BASE, name: BASE[name][:i] + junk + BASE[name][i:]})

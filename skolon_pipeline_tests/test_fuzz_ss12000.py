@@ -33,10 +33,15 @@ ENTITIES = ("persons", "groups", "duties", "activities", "organisations")
 def _registry() -> Registry:
     reg = Registry("fuzz")
     school = reg.school()
-    students = [reg.student(school, civicNo={"value": "20120101TF01", "nationality": "SE"}),
-                reg.student(school, securityMarking="Skyddad folkbokföring",
-                            responsibles=[{"person": {"id": "g1"}, "relationType": "Vårdnadshavare"}]),
-                reg.student(school)]
+    students = [
+        reg.student(school, civicNo={"value": "20120101TF01", "nationality": "SE"}),
+        reg.student(
+            school,
+            securityMarking="Skyddad folkbokföring",
+            responsibles=[{"person": {"id": "g1"}, "relationType": "Vårdnadshavare"}],
+        ),
+        reg.student(school),
+    ]
     klass = reg.group(school, members=students)
     reg.teach(school, klass)
     reg.staff(school, role="Rektor")
@@ -46,8 +51,12 @@ def _registry() -> Registry:
 BASE = _registry()
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30) | st.sampled_from(["", " ", "2026-02-30", "x" * 20_000, "\x00\n\t", "'; drop table x; --"]),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["", " ", "2026-02-30", "x" * 20_000, "\x00\n\t", "'; drop table x; --"]),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
@@ -72,11 +81,20 @@ def _outcome(drop_text: dict[str, bytes]) -> None:
             assert err.source_id == "testby"
             return
         evaluated = night.evaluate(installation, NIGHT, staging)
-        assert {e: g["missing"] for e, g in evaluated.conservation.items()} == {"person": 0, "group": 0, "membership": 0, "activity": 0, "teacher_assignment": 0}
+        assert {e: g["missing"] for e, g in evaluated.conservation.items()} == {
+            "person": 0,
+            "group": 0,
+            "membership": 0,
+            "activity": 0,
+            "teacher_assignment": 0,
+        }
         with duckdb.connect(str(evaluated.rules_db), read_only=True) as con:
-            accounted = {r[0] for r in con.execute(
-                "SELECT user_id FROM out_users UNION SELECT record_id FROM out_exclusions WHERE entity_type = 'person'"
-            ).fetchall()}
+            accounted = {
+                r[0]
+                for r in con.execute(
+                    "SELECT user_id FROM out_users UNION SELECT record_id FROM out_exclusions WHERE entity_type = 'person'"
+                ).fetchall()
+            }
         # Every person of the registry with a plain string id is in the roster or excluded (or only a guardian).
         assert _person_ids(drop_text) <= accounted | {"g1"}
 
@@ -89,8 +107,11 @@ def _person_ids(drop_text: dict[str, bytes]) -> set[str]:
         except RecursionError:  # deeper than Python's parser goes: the nesting was added beside the ids
             return _person_ids({})
         records = doc.get("data") if isinstance(doc, dict) else doc
-    return {r["id"].strip().lower() for r in records or []
-            if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"].strip()}
+    return {
+        r["id"].strip().lower()
+        for r in records or []
+        if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"].strip()
+    }
 
 
 def _page(records: list) -> bytes:
@@ -103,8 +124,11 @@ def test_truncated_file(entity, cut):
     _outcome({f"{entity}.json": full[: int(len(full) * cut)]})
 
 
-@given(entity=st.sampled_from(ENTITIES), at=st.floats(min_value=0.0, max_value=1.0),
-       junk=st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x00", b"\xef\xbb\xbf"]))
+@given(
+    entity=st.sampled_from(ENTITIES),
+    at=st.floats(min_value=0.0, max_value=1.0),
+    junk=st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x00", b"\xef\xbb\xbf"]),
+)
 def test_invalid_bytes(entity, at, junk):
     full = _page(BASE.entities()[entity])
     i = int(len(full) * at)
@@ -123,8 +147,11 @@ def test_wrong_types_huge_strings_and_nulls_in_fields(entity, data):
     _outcome({f"{entity}.json": _page(records)})
 
 
-@given(entity=st.sampled_from(ENTITIES), depth=st.integers(min_value=1, max_value=3000),
-       shape=st.sampled_from(["deep", "dup_key", "null_record", "null_data", "id_types"]))
+@given(
+    entity=st.sampled_from(ENTITIES),
+    depth=st.integers(min_value=1, max_value=3000),
+    shape=st.sampled_from(["deep", "dup_key", "null_record", "null_data", "id_types"]),
+)
 def test_deep_nesting_duplicate_keys_and_null_records(entity, depth, shape):
     records = json.loads(json.dumps(BASE.entities()[entity]))
     if shape == "deep":

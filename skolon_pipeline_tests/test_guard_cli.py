@@ -17,9 +17,22 @@ D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 
 
 def _cli(tmp_path, command: str, night: dt.date, *extra: str) -> int:
-    return cli.main([command, "--as-of", night.isoformat(), "--data-dir", str(tmp_path / "data"),
-                     "--warehouse", str(tmp_path / "wh" / "warehouse.duckdb"),
-                     "--export-dir", str(tmp_path / "exports"), "--executor", "in_process", *extra])
+    return cli.main(
+        [
+            command,
+            "--as-of",
+            night.isoformat(),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--warehouse",
+            str(tmp_path / "wh" / "warehouse.duckdb"),
+            "--export-dir",
+            str(tmp_path / "exports"),
+            "--executor",
+            "in_process",
+            *extra,
+        ]
+    )
 
 
 def _users(tmp_path) -> set[str]:
@@ -65,8 +78,11 @@ def test_a_half_written_export_is_held_with_an_explanation_and_published_after_a
     assert not (tmp_path / "exports" / D2.isoformat()).exists()
     with duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT max(as_of) FROM nightly.nights").fetchone() == (D1,)
-        assert sorted(r[0] for r in con.execute(
-            "SELECT entity_id FROM history.held_changes WHERE entity_type = 'user' AND change = 'removed'").fetchall()
+        assert sorted(
+            r[0]
+            for r in con.execute(
+                "SELECT entity_id FROM history.held_changes WHERE entity_type = 'user' AND change = 'removed'"
+            ).fetchall()
         ) == sorted(s["id"] for s in students[7:])
 
     assert _cli(tmp_path, "approve", D1) == cli.EXIT_FAILED  # never held
@@ -97,10 +113,14 @@ def test_dagster_change_set_counts_and_the_blocking_guard_skips_publishing(tmp_p
     instance = dg.DagsterInstance.ephemeral()
 
     first = job.execute_in_process(partition_key=D1.isoformat(), instance=instance)
-    (change_set,) = [m.materialization.metadata for m in first.get_asset_materialization_events()
-                     if m.asset_key == CHANGE_SET_KEY]
+    (change_set,) = [
+        m.materialization.metadata for m in first.get_asset_materialization_events() if m.asset_key == CHANGE_SET_KEY
+    ]
     assert (change_set["user/added"].value, change_set["membership/added"].value, change_set["user/removed"].value) == (
-        11, 11, 0)
+        11,
+        11,
+        0,
+    )
 
     for s in students[:4]:
         reg.persons.remove(s)

@@ -81,8 +81,10 @@ def test_six_nights_of_eight_percent_loss_are_held_against_the_week(tmp_path):
         try:
             wh.run(d)
         except night.NightHeld as held:
-            assert "users would fall to 76 from 100 (24% fewer than the largest of the last 7 published nights), " \
-                   "more than max_removal_share_week 20%" in str(held)
+            assert (
+                "users would fall to 76 from 100 (24% fewer than the largest of the last 7 published nights), "
+                "more than max_removal_share_week 20%" in str(held)
+            )
             break
         published.append(d)
     # 100 → 92 → 84 publish (each night under the 10 % share); 76 would be 24 % below the week's 100: held.
@@ -100,7 +102,9 @@ def test_every_username_changing_at_once_is_held(tmp_path):
         for e in p["emails"]:
             e["value"] = "new." + e["value"]
     wh.drop(reg, NIGHTS[1])
-    with pytest.raises(night.NightHeld, match=r"11 of 11 users \(100%\) would change their username .*max_change_share 30%"):
+    with pytest.raises(
+        night.NightHeld, match=r"11 of 11 users \(100%\) would change their username .*max_change_share 30%"
+    ):
         wh.run(NIGHTS[1])
     assert sorted(r[0] for r in wh.query("SELECT email FROM roster.users")) == before
 

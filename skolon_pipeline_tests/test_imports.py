@@ -45,7 +45,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -71,6 +71,7 @@ def test_a_cycle_through_a_lazy_import_is_found():
 
 def _writes_environ(node: ast.AST) -> bool:
     """os.environ[...] = / del os.environ[...] / os.environ.update|setdefault|pop|clear(...) / os.putenv(...)"""
+
     def is_environ(n: ast.AST) -> bool:
         return (isinstance(n, ast.Attribute) and n.attr == "environ") or (isinstance(n, ast.Name) and n.id == "environ")
 
@@ -80,7 +81,9 @@ def _writes_environ(node: ast.AST) -> bool:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         f = node.func
         return (is_environ(f.value) and f.attr in ("update", "setdefault", "pop", "popitem", "clear")) or f.attr in (
-            "putenv", "unsetenv")
+            "putenv",
+            "unsetenv",
+        )
     return False
 
 

@@ -34,8 +34,9 @@ def _installation(data: Path, source_ids: list[str]) -> None:
     write_sources(data, [{"id": s, "format": "ss12000", "path": f"registries/{s}"} for s in source_ids])
 
 
-@pytest.mark.parametrize(("source_ids", "executor"), [(["alfa"], "in_process"),
-                                                      (["alfa", "beta"], "multiprocess_forkserver")])
+@pytest.mark.parametrize(
+    ("source_ids", "executor"), [(["alfa"], "in_process"), (["alfa", "beta"], "multiprocess_forkserver")]
+)
 def test_the_job_the_schedule_and_the_ui_run_bring_their_executor(tmp_path, source_ids, executor):
     _installation(tmp_path / "data", source_ids)
     defs = build_defs(Settings(tmp_path / "data", tmp_path / "w.duckdb", tmp_path / "ex"))
@@ -50,7 +51,9 @@ def test_the_job_the_schedule_and_the_ui_run_bring_their_executor(tmp_path, sour
 def test_the_cli_can_still_choose(tmp_path):
     _installation(tmp_path / "data", ["alfa"])
     settings = Settings(tmp_path / "data", tmp_path / "w.duckdb", tmp_path / "ex")
-    assert build_defs(settings, "multiprocess").resolve_job_def(NIGHTLY_JOB).executor_def.name == "multiprocess_forkserver"
+    assert (
+        build_defs(settings, "multiprocess").resolve_job_def(NIGHTLY_JOB).executor_def.name == "multiprocess_forkserver"
+    )
 
 
 @pytest.mark.slow
@@ -60,12 +63,36 @@ def test_dagster_job_execute_without_run_config_publishes_with_the_jobs_executor
     _installation(data, source_ids)
     home.mkdir()
     shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SKOLON_")}, "DAGSTER_HOME": str(home),
-           "SKOLON_DATA_DIR": str(data), "SKOLON_WAREHOUSE": str(tmp_path / "wh" / "w.duckdb"),
-           "SKOLON_EXPORT_DIR": str(tmp_path / "ex"), "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m", "skolon_pipeline.definitions",
-                           "-a", "defs", "-j", NIGHTLY_JOB, "--tags", json.dumps({"dagster/partition": NIGHT})],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SKOLON_")},
+        "DAGSTER_HOME": str(home),
+        "SKOLON_DATA_DIR": str(data),
+        "SKOLON_WAREHOUSE": str(tmp_path / "wh" / "w.duckdb"),
+        "SKOLON_EXPORT_DIR": str(tmp_path / "ex"),
+        "PYTHONPATH": str(REPO),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "job",
+            "execute",
+            "-m",
+            "skolon_pipeline.definitions",
+            "-a",
+            "defs",
+            "-j",
+            NIGHTLY_JOB,
+            "--tags",
+            json.dumps({"dagster/partition": NIGHT}),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     with duckdb.connect(str(tmp_path / "wh" / "w.duckdb"), read_only=True) as con:

@@ -20,6 +20,11 @@ def test_ruff_finds_nothing():
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
 
 
+def test_ruff_format_would_change_nothing():
+    out = _run(sys.executable, "-m", "ruff", "format", "--check", "--no-cache", ".")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_sqlfluff_finds_nothing_in_the_sql():
     out = _run(sys.executable, "-m", "sqlfluff", "lint", "--processes", "1", "skolon_pipeline")

@@ -62,8 +62,15 @@ def _free_port() -> int:
 @pytest.fixture
 def smtp():
     inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), authenticator=inbox.authenticate,
-                            auth_require_tls=False, auth_exclude_mechanism=["LOGIN"], ready_timeout=10)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=_free_port(),
+        authenticator=inbox.authenticate,
+        auth_require_tls=False,
+        auth_exclude_mechanism=["LOGIN"],
+        ready_timeout=10,
+    )
     controller.start()
     yield controller, inbox
     controller.stop()
@@ -94,9 +101,18 @@ def webhook():
 
 
 def _notify_config(port: int) -> dict:
-    return {"email": {"host": "127.0.0.1", "port": port, "starttls": False, "from": "roster@lindby.example",
-                      "to": ["it@lindby.example"], "username": "roster", "password_env": "TEST_SMTP_PASSWORD"},
-            "webhook": {"url_env": "TEST_WEBHOOK_URL"}}
+    return {
+        "email": {
+            "host": "127.0.0.1",
+            "port": port,
+            "starttls": False,
+            "from": "roster@lindby.example",
+            "to": ["it@lindby.example"],
+            "username": "roster",
+            "password_env": "TEST_SMTP_PASSWORD",
+        },
+        "webhook": {"url_env": "TEST_WEBHOOK_URL"},
+    }
 
 
 def _with_notify(data: Path, notify_config: dict) -> None:
@@ -107,9 +123,21 @@ def _with_notify(data: Path, notify_config: dict) -> None:
 
 
 def _cli(tmp_path, night: dt.date) -> int:
-    return cli.main(["run", "--as-of", night.isoformat(), "--data-dir", str(tmp_path / "data"),
-                     "--warehouse", str(tmp_path / "wh" / "warehouse.duckdb"), "--export-dir", str(tmp_path / "ex"),
-                     "--executor", "in_process"])
+    return cli.main(
+        [
+            "run",
+            "--as-of",
+            night.isoformat(),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--warehouse",
+            str(tmp_path / "wh" / "warehouse.duckdb"),
+            "--export-dir",
+            str(tmp_path / "ex"),
+            "--executor",
+            "in_process",
+        ]
+    )
 
 
 def _held_night(tmp_path) -> list[dict]:
@@ -130,16 +158,26 @@ def _held_night(tmp_path) -> list[dict]:
 
 def _evaluate_on_the_last_run(tmp_path, home: Path, build_sensor, sensor_name: str, failed: bool):
     """Evaluates the sensor, as the daemon would, on the installation's last failed (or successful) run."""
-    resource = SkolonResource(data_dir=str(tmp_path / "data"), warehouse=str(tmp_path / "wh" / "warehouse.duckdb"),
-                              export_dir=str(tmp_path / "ex"))
-    status, event_type = ((dg.DagsterRunStatus.FAILURE, "PIPELINE_FAILURE") if failed
-                          else (dg.DagsterRunStatus.SUCCESS, "PIPELINE_SUCCESS"))
+    resource = SkolonResource(
+        data_dir=str(tmp_path / "data"),
+        warehouse=str(tmp_path / "wh" / "warehouse.duckdb"),
+        export_dir=str(tmp_path / "ex"),
+    )
+    status, event_type = (
+        (dg.DagsterRunStatus.FAILURE, "PIPELINE_FAILURE")
+        if failed
+        else (dg.DagsterRunStatus.SUCCESS, "PIPELINE_SUCCESS")
+    )
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_runs(filters=dg.RunsFilter(statuses=[status]), limit=1)[0]
-        event = next(r.dagster_event for r in instance.all_logs(run.run_id)
-                     if r.dagster_event and r.dagster_event.event_type_value == event_type)
+        event = next(
+            r.dagster_event
+            for r in instance.all_logs(run.run_id)
+            if r.dagster_event and r.dagster_event.event_type_value == event_type
+        )
         context = dg.build_run_status_sensor_context(
-            sensor_name=sensor_name, dagster_instance=instance, dagster_run=run, dagster_event=event)
+            sensor_name=sensor_name, dagster_instance=instance, dagster_run=run, dagster_event=event
+        )
         return build_sensor(resource)(context.for_run_failure() if failed else context)
 
 
@@ -155,7 +193,8 @@ def isolated(monkeypatch, tmp_path):
 
 
 def test_a_held_night_sends_an_email_and_a_webhook_with_counts_and_the_approve_command(
-        tmp_path, isolated, smtp, webhook, monkeypatch, capsys, caplog):
+    tmp_path, isolated, smtp, webhook, monkeypatch, capsys, caplog
+):
     controller, inbox = smtp
     url, received, _ = webhook
     students = _held_night(tmp_path)
@@ -175,8 +214,13 @@ def test_a_held_night_sends_an_email_and_a_webhook_with_counts_and_the_approve_c
     payload = received[0][1]
     assert payload["event"] == notify.NIGHT_HELD and payload["night"] == D2.isoformat()
     assert "3 of 11 users (27%) would be removed" in payload["text"] and payload["run_id"] in payload["text"]
-    everything = [mail, json.dumps(payload), capsys.readouterr().out, caplog.text,
-                  *(p.read_text(errors="replace") for p in isolated.rglob("*") if p.is_file() and p.stat().st_size < 5e6)]
+    everything = [
+        mail,
+        json.dumps(payload),
+        capsys.readouterr().out,
+        caplog.text,
+        *(p.read_text(errors="replace") for p in isolated.rglob("*") if p.is_file() and p.stat().st_size < 5e6),
+    ]
     for student in students:  # ids and counts only, never names
         assert not any(student["givenName"] in blob for blob in everything), path
     assert not any(PASSWORD in blob for blob in everything)
@@ -197,16 +241,27 @@ def test_a_delivery_that_fails_says_which_channel_and_why_without_the_secret(smt
     assert inbox.messages == [] and len(received) == 1
     assert notify.send(alert, config, {}) == [
         "notify.email: the SMTP password variable TEST_SMTP_PASSWORD is not set",
-        "notify.webhook: the webhook URL variable TEST_WEBHOOK_URL is not set"]
+        "notify.webhook: the webhook URL variable TEST_WEBHOOK_URL is not set",
+    ]
 
 
 def test_a_failed_source_and_a_failed_run_say_what_happened_to_the_roster(tmp_path):
-    sources = notify.alert_for_failed_run(tmp_path / "none.duckdb", D2, "r1", [
-        ("diagnostics__sources", "source 'norrby': file …/groups.json: not valid JSON")], "diagnostics__sources")
+    sources = notify.alert_for_failed_run(
+        tmp_path / "none.duckdb",
+        D2,
+        "r1",
+        [("diagnostics__sources", "source 'norrby': file …/groups.json: not valid JSON")],
+        "diagnostics__sources",
+    )
     assert sources.event == notify.SOURCE_FAILED and "published, but a source FAILED" in sources.title
     assert "norrby" in sources.body() and "carried over" in sources.body()
-    failed = notify.alert_for_failed_run(tmp_path / "none.duckdb", D2, "r2", [
-        ("rules__eligibility", "every source failed; nothing is published")], "diagnostics__sources")
+    failed = notify.alert_for_failed_run(
+        tmp_path / "none.duckdb",
+        D2,
+        "r2",
+        [("rules__eligibility", "every source failed; nothing is published")],
+        "diagnostics__sources",
+    )
     assert failed.event == notify.RUN_FAILED and "step rules__eligibility: every source failed" in failed.body()
     assert f"skolon-pipeline run --as-of {D2}" in failed.body()
 
@@ -217,18 +272,28 @@ def load_notify(raw: dict):
     return NotifyConfig.model_validate(raw)
 
 
-@pytest.mark.parametrize(("email", "message"), [
-    ({"starttls": False, "host": "smtp.lindby.example"}, "only over STARTTLS"),
-    ({"to": ["not an address"]}, "is not an e-mail address"),
-    ({"password_env": "X", "username": None}, "password_env needs a username"),
-    ({"password": "in-the-file"}, "password"),
-])
+@pytest.mark.parametrize(
+    ("email", "message"),
+    [
+        ({"starttls": False, "host": "smtp.lindby.example"}, "only over STARTTLS"),
+        ({"to": ["not an address"]}, "is not an e-mail address"),
+        ({"password_env": "X", "username": None}, "password_env needs a username"),
+        ({"password": "in-the-file"}, "password"),
+    ],
+)
 def test_notify_configuration_errors_name_the_key(tmp_path, email, message):
     reg = Registry()
     reg.teach(reg.school(), reg.group(reg.school()))
     reg.write(tmp_path / "data", drop_date=D1.isoformat())
-    base = {"host": "smtp.lindby.example", "port": 587, "starttls": True, "from": "roster@lindby.example",
-            "to": ["it@lindby.example"], "username": "roster", "password_env": "SMTP_PW"}
+    base = {
+        "host": "smtp.lindby.example",
+        "port": 587,
+        "starttls": True,
+        "from": "roster@lindby.example",
+        "to": ["it@lindby.example"],
+        "username": "roster",
+        "password_env": "SMTP_PW",
+    }
     _with_notify(tmp_path / "data", {"email": {**base, **email}})
     with pytest.raises(ConfigError, match=message):
         load_installation(tmp_path / "data")
@@ -252,8 +317,9 @@ def _evaluate_stale_sensor_on_the_last_run(tmp_path, home: Path):
     return _evaluate_on_the_last_run(tmp_path, home, build_stale_drop_sensor, STALE_ALERT_SENSOR, failed=False)
 
 
-def test_a_night_from_a_stale_drop_sends_an_alert_naming_the_source_and_its_date(tmp_path, isolated, webhook,
-                                                                                  monkeypatch):
+def test_a_night_from_a_stale_drop_sends_an_alert_naming_the_source_and_its_date(
+    tmp_path, isolated, webhook, monkeypatch
+):
     """The registry stopped exporting: the night publishes (the run is green, `run` exits 5), and the alert
     names the source, the drop's date and its age; a night from a fresh drop sends nothing."""
     url, received, _ = webhook
@@ -280,7 +346,6 @@ def test_a_night_from_a_stale_drop_sends_an_alert_naming_the_source_and_its_date
     assert not any(s["givenName"] in json.dumps(payload) for s in students)
 
 
-
 def _self_signed_for_localhost(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 (made up here, valid for a day) and its key, as PEM files."""
     import ipaddress
@@ -293,16 +358,23 @@ def _self_signed_for_localhost(folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = folder / "smtp-cert.pem", folder / "smtp-key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file
 
 
@@ -315,9 +387,17 @@ def test_the_login_goes_over_starttls_with_the_certificate_verified(tmp_path, mo
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert_file, key_file)
     inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), authenticator=inbox.authenticate,
-                            tls_context=server_tls, require_starttls=True, auth_require_tls=True,
-                            auth_exclude_mechanism=["LOGIN"], ready_timeout=10)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=_free_port(),
+        authenticator=inbox.authenticate,
+        tls_context=server_tls,
+        require_starttls=True,
+        auth_require_tls=True,
+        auth_exclude_mechanism=["LOGIN"],
+        ready_timeout=10,
+    )
     controller.start()
     try:
         config = _notify_config(controller.port)

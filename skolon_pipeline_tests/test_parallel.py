@@ -37,8 +37,19 @@ def test_two_sources_run_in_parallel_processes_into_one_roster(tmp_path, monkeyp
     shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
 
-    code = cli.main(["run", "--as-of", "2026-11-20", "--data-dir", str(data),
-                     "--warehouse", str(tmp_path / "wh" / "w.duckdb"), "--export-dir", str(tmp_path / "ex")])
+    code = cli.main(
+        [
+            "run",
+            "--as-of",
+            "2026-11-20",
+            "--data-dir",
+            str(data),
+            "--warehouse",
+            str(tmp_path / "wh" / "w.duckdb"),
+            "--export-dir",
+            str(tmp_path / "ex"),
+        ]
+    )
     assert code == 0
 
     with duckdb.connect(str(tmp_path / "wh" / "w.duckdb"), read_only=True) as con:
@@ -52,7 +63,8 @@ def test_two_sources_run_in_parallel_processes_into_one_roster(tmp_path, monkeyp
     finished = {e.step_key: i for i, e in enumerate(events) if e.event_type_value == "STEP_SUCCESS"}
     # Both sources' extract steps were started in their own worker processes before either had finished.
     assert max(launched["extract__alfa"], launched["extract__beta"]) < min(
-        finished["extract__alfa"], finished["extract__beta"])
+        finished["extract__alfa"], finished["extract__beta"]
+    )
 
 
 def test_step_processes_are_built_from_the_runs_own_settings_whatever_the_environment(tmp_path, monkeypatch):

@@ -59,8 +59,16 @@ def server(registry):
 
 
 def _api(url: str, **overrides) -> ApiConfig:
-    return ApiConfig(**{"url": url, "token_url": f"{url}/token", "client_id": "skolon-sync",
-                        "client_secret_env": "TESTBY_CLIENT_SECRET", "page_size": 10, **overrides})
+    return ApiConfig(
+        **{
+            "url": url,
+            "token_url": f"{url}/token",
+            "client_id": "skolon-sync",
+            "client_secret_env": "TESTBY_CLIENT_SECRET",
+            "page_size": 10,
+            **overrides,
+        }
+    )
 
 
 def _source(root: Path, url: str, **api) -> Source:
@@ -79,8 +87,11 @@ def _records(drop: Path) -> dict[str, dict[str, dict]]:
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ── a pulled night is the file night ──────────────────────────────────────────────────────────────────
@@ -88,18 +99,23 @@ def _published(warehouse: Path, as_of: dt.date) -> dict[str, set]:
     import duckdb
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
+
         def rows(sql):
             return set(con.execute(sql, [as_of]).fetchall())
+
         return {
             "users": rows("SELECT user_id, given_name, family_name, email, role FROM nightly.users WHERE as_of = ?"),
             "schools": rows("SELECT school_id, name, school_unit_code FROM nightly.schools WHERE as_of = ?"),
-            "groups": rows("SELECT group_id, school_id, name, group_type, start_date, end_date FROM nightly.groups "
-                           "WHERE as_of = ?"),
-            "memberships": rows("SELECT group_id, user_id, role, start_date, end_date FROM nightly.memberships "
-                                "WHERE as_of = ?"),
+            "groups": rows(
+                "SELECT group_id, school_id, name, group_type, start_date, end_date FROM nightly.groups WHERE as_of = ?"
+            ),
+            "memberships": rows(
+                "SELECT group_id, user_id, role, start_date, end_date FROM nightly.memberships WHERE as_of = ?"
+            ),
             "affiliations": rows("SELECT user_id, school_id, role FROM nightly.school_affiliations WHERE as_of = ?"),
-            "exclusions": rows("SELECT entity_type, record_id, reason_code, visible_from FROM nightly.exclusions "
-                               "WHERE as_of = ?"),
+            "exclusions": rows(
+                "SELECT entity_type, record_id, reason_code, visible_from FROM nightly.exclusions WHERE as_of = ?"
+            ),
             "warnings": rows("SELECT entity_type, record_id, code FROM nightly.warnings WHERE as_of = ?"),
         }
 
@@ -114,14 +130,17 @@ def test_pulled_roster_equals_the_file_drop_roster(demo_warehouse, tmp_path):
     pulled_data.mkdir()
     with serving(registry) as url:
         (pulled_data / "sources.yaml").write_text(
-            (DEMO_DATA / "sources.yaml").read_text(encoding="utf-8") + f"""\
+            (DEMO_DATA / "sources.yaml").read_text(encoding="utf-8")
+            + f"""\
     api:
       url: {url}
       token_url: {url}/token
       client_id: skolon-sync
       client_secret_env: TESTBY_CLIENT_SECRET
       page_size: 100
-""", encoding="utf-8")
+""",
+            encoding="utf-8",
+        )
         installation = load_installation(pulled_data)
         source = installation.source("lindby")
         assert source.api is not None and source.api.page_size == 100
@@ -167,8 +186,9 @@ def _change_the_registry(registry: Registry) -> None:
     persons = registry.records("persons")
     changed = {**persons[0], "givenName": "Ändrad"}
     registry.upsert("persons", changed)
-    registry.upsert("persons", {**persons[1], "id": "0f0f0f0f-1111-4222-8333-444455556666",
-                                "givenName": "Ny", "familyName": "Elev"})
+    registry.upsert(
+        "persons", {**persons[1], "id": "0f0f0f0f-1111-4222-8333-444455556666", "givenName": "Ny", "familyName": "Elev"}
+    )
     registry.delete("persons", persons[2]["id"])
     registry.delete("groups", registry.records("groups")[0]["id"])
     registry.delete("activities", registry.records("activities")[0]["id"])  # sent under the spec's `activitites`
@@ -289,8 +309,17 @@ def test_an_expired_token_is_renewed_before_use(server, tmp_path):
         (Fault("slow", path="persons", page=1, delay=1.5, times=None), {"timeout_minutes": 0.01}, "timed out"),
         (None, {"client_id": "someone-else"}, "refused the client credentials (invalid_client)"),
     ],
-    ids=["500-always", "403", "404", "not-json-always", "dropped-always", "401-always", "retry-after-too-long",
-         "too-slow-for-timeout_minutes", "bad-credentials"],
+    ids=[
+        "500-always",
+        "403",
+        "404",
+        "not-json-always",
+        "dropped-always",
+        "401-always",
+        "retry-after-too-long",
+        "too-slow-for-timeout_minutes",
+        "bad-credentials",
+    ],
 )
 def test_faults_fail_the_pull_with_one_line_and_leave_the_previous_drop(server, tmp_path, fault, api, expected):
     registry, url = server
@@ -301,8 +330,10 @@ def test_faults_fail_the_pull_with_one_line_and_leave_the_previous_drop(server, 
         registry.inject(fault)
     started = time.monotonic()
     with pytest.raises(PullError) as caught:
-        _pull(_source(root, url, full_every_days=1, **api),
-              policy=PullPolicy(request_timeout=0.5, max_attempts=3, initial_wait=0.01, max_wait=0.05, jitter=0.01))
+        _pull(
+            _source(root, url, full_every_days=1, **api),
+            policy=PullPolicy(request_timeout=0.5, max_attempts=3, initial_wait=0.01, max_wait=0.05, jitter=0.01),
+        )
     message = str(caught.value)
     assert expected in message and message.startswith("source 'testby': pull failed: ")
     assert "\n" not in message and SECRET not in message and "Bearer" not in message
@@ -333,16 +364,30 @@ def test_mutual_tls_with_a_private_ca(tmp_path):
     registry = Registry(client_id="skolon-sync", client_secret=SECRET).load(SMALL)
     import ssl
 
-    tls = {"ssl_certfile": str(certs["server.pem"]), "ssl_keyfile": str(certs["server.key"]),
-           "ssl_ca_certs": str(certs["ca.pem"]), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    tls = {
+        "ssl_certfile": str(certs["server.pem"]),
+        "ssl_keyfile": str(certs["server.key"]),
+        "ssl_ca_certs": str(certs["ca.pem"]),
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+    }
     with serving(registry, **tls) as url:
         assert url.startswith("https://127.0.0.1:")
-        ok = _pull(_source(tmp_path / "ok", url, ca_bundle=str(certs["ca.pem"]), client_cert=str(certs["client.pem"]),
-                           client_key=str(certs["client.key"])))
+        ok = _pull(
+            _source(
+                tmp_path / "ok",
+                url,
+                ca_bundle=str(certs["ca.pem"]),
+                client_cert=str(certs["client.pem"]),
+                client_key=str(certs["client.key"]),
+            )
+        )
         assert ok.status == "pulled" and ok.counts["persons"] > 0
         with pytest.raises(PullError, match="could not be verified"):  # verification is always on
-            _pull(_source(tmp_path / "no-ca", url, client_cert=str(certs["client.pem"]),
-                          client_key=str(certs["client.key"])))
+            _pull(
+                _source(
+                    tmp_path / "no-ca", url, client_cert=str(certs["client.pem"]), client_key=str(certs["client.key"])
+                )
+            )
         with pytest.raises(PullError, match="connection"):  # the server demands a client certificate
             _pull(_source(tmp_path / "no-cert", url, ca_bundle=str(certs["ca.pem"])))
 
@@ -363,29 +408,40 @@ def _make_certs(folder: Path) -> dict[str, Path]:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
     def cert(subject, key, issuer, issuer_key, ca=False, san=None, usage=None):
-        builder = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
         if san:
             builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
         if usage:
             builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         if ca:
-            builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-                                            critical=True)
+            builder = builder.add_extension(
+                x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+            )
         return builder.sign(issuer_key, hashes.SHA256())
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = cert("Test CA", ca_key, "Test CA", ca_key, ca=True)
     out = {"ca.pem": ca}
-    for who, san, usage in (("server", [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))], ExtendedKeyUsageOID.SERVER_AUTH),
-                            ("client", None, ExtendedKeyUsageOID.CLIENT_AUTH)):
+    for who, san, usage in (
+        ("server", [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))], ExtendedKeyUsageOID.SERVER_AUTH),
+        ("client", None, ExtendedKeyUsageOID.CLIENT_AUTH),
+    ):
         key = ec.generate_private_key(ec.SECP256R1())
         out[f"{who}.pem"] = cert(who, key, "Test CA", ca_key, san=san, usage=usage)
-        (folder / f"{who}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                              serialization.PrivateFormat.PKCS8,
-                                                              serialization.NoEncryption()))
+        (folder / f"{who}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     paths = {k: folder / k for k in ("server.key", "client.key")}
     for file, c in out.items():
         (folder / file).write_bytes(c.public_bytes(serialization.Encoding.PEM))
@@ -454,13 +510,25 @@ def _write_installation(data_dir: Path, url: str) -> None:
     school = other.school("Andra skolan", "87654321")
     other.teach(school, other.group(school, members=[other.student(school) for _ in range(5)]))
     other.write(data_dir, drop_date="2026-11-01", source_id="other")
-    write_sources(data_dir, [
-        {"id": "testby", "format": "ss12000", "path": "registries/testby",
-         "api": {"url": url, "token_url": f"{url}/token", "client_id": "skolon-sync",
-                 "client_secret_env": "TESTBY_CLIENT_SECRET", "page_size": 10}},
-        # a file source whose one drop serves every night of the test (not a frozen registry)
-        {"id": "other", "format": "ss12000", "path": "registries/other", "rules": {"max_drop_age_days": 60}},
-    ])
+    write_sources(
+        data_dir,
+        [
+            {
+                "id": "testby",
+                "format": "ss12000",
+                "path": "registries/testby",
+                "api": {
+                    "url": url,
+                    "token_url": f"{url}/token",
+                    "client_id": "skolon-sync",
+                    "client_secret_env": "TESTBY_CLIENT_SECRET",
+                    "page_size": 10,
+                },
+            },
+            # a file source whose one drop serves every night of the test (not a frozen registry)
+            {"id": "other", "format": "ss12000", "path": "registries/other", "rules": {"max_drop_age_days": 60}},
+        ],
+    )
 
 
 @pytest.mark.slow
@@ -482,8 +550,22 @@ def test_a_pulled_night_through_dagster_and_a_failed_pull_carried_over(server, t
     warehouse = tmp_path / "wh" / "warehouse.duckdb"
 
     def run(night_date: dt.date) -> int:
-        return cli.main(["run", "--as-of", str(night_date), "--repull", "--executor", "in_process",
-                         "--data-dir", str(data), "--warehouse", str(warehouse), "--export-dir", str(tmp_path / "ex")])
+        return cli.main(
+            [
+                "run",
+                "--as-of",
+                str(night_date),
+                "--repull",
+                "--executor",
+                "in_process",
+                "--data-dir",
+                str(data),
+                "--warehouse",
+                str(warehouse),
+                "--export-dir",
+                str(tmp_path / "ex"),
+            ]
+        )
 
     assert run(D1) == 0
     out = capsys.readouterr().out
@@ -560,8 +642,13 @@ def test_demo_serve_starts_a_local_api_the_demo_source_pulls_from(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKOLON_DEMO_CLIENT_SECRET": SECRET}
     data = tmp_path / "demo"
-    proc = subprocess.Popen([sys.executable, "-m", "skolon_pipeline.cli", "demo", "--serve", "--data-dir", str(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skolon_pipeline.cli", "demo", "--serve", "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         lines = []
         deadline = time.monotonic() + 60

@@ -79,7 +79,12 @@ def test_minimal_11_sample_loads_cleanly(tmp_path, run_oneroster):
     # The sample has no e-mail addresses: everyone is held back for that, and the parent is no roster user.
     persons = n.query("SELECT record_id, reason_code FROM nightly.exclusions WHERE entity_type = 'person'")
     assert {r for r, c in persons if c == "MISSING_EMAIL"} == {
-        "or:usr-222-123456", "or:usr-222-66778899", "or:usr-222-987654", "or:usr-222-1234561232", "or:usr-222-567891"}
+        "or:usr-222-123456",
+        "or:usr-222-66778899",
+        "or:usr-222-987654",
+        "or:usr-222-1234561232",
+        "or:usr-222-567891",
+    }
     assert ("or:cls-222-123456", "ENUM_CASE") in warning_codes(n)
     assert ("or:org-sch-222-456", "DEPARTMENT_AS_SCHOOL") in warning_codes(n)
 
@@ -87,10 +92,16 @@ def test_minimal_11_sample_loads_cleanly(tmp_path, run_oneroster):
 @pytest.mark.slow
 def test_minimal_11_sample_with_addresses_publishes_its_class_lists(tmp_path, run_oneroster):
     drop = copy_sample(MINIMAL_11, drop_dir(tmp_path, "2022-10-01"))
-    edit(drop / "users.csv", "usr-222-123456,,,TRUE,org-sch-222-456,teacher,john.doe,,John,Doe,,jogn.doe,,",
-         "usr-222-123456,,,TRUE,org-sch-222-456,teacher,john.doe,,John,Doe,,jogn.doe,john.doe@school.test,")
-    edit(drop / "users.csv", "usr-222-1234561232,,,TRUE,org-sch-222-456,student,mmichel.jones,,mmichel,Jones,,,,",
-         "usr-222-1234561232,,,TRUE,org-sch-222-456,student,mmichel.jones,,mmichel,Jones,,,mm@school.test,")
+    edit(
+        drop / "users.csv",
+        "usr-222-123456,,,TRUE,org-sch-222-456,teacher,john.doe,,John,Doe,,jogn.doe,,",
+        "usr-222-123456,,,TRUE,org-sch-222-456,teacher,john.doe,,John,Doe,,jogn.doe,john.doe@school.test,",
+    )
+    edit(
+        drop / "users.csv",
+        "usr-222-1234561232,,,TRUE,org-sch-222-456,student,mmichel.jones,,mmichel,Jones,,,,",
+        "usr-222-1234561232,,,TRUE,org-sch-222-456,student,mmichel.jones,,mmichel,Jones,,,mm@school.test,",
+    )
     n = run_oneroster("2022-10-15")
     assert n.users() == {"or:usr-222-123456": "teacher", "or:usr-222-1234561232": "student"}
     assert ("or:cls-222-123456", "or:usr-222-123456", "teacher") in n.memberships()
@@ -99,8 +110,8 @@ def test_minimal_11_sample_with_addresses_publishes_its_class_lists(tmp_path, ru
     assert run_oneroster("2022-12-23").groups() == {"or:cls-222-123456", "or:cls-222-123478"}
     # (half the memberships end that night: the mass-removal guard is lifted, this test is about the end date)
     assert run_oneroster("2022-12-24", rules={"max_removal_share": 1.0, "max_removal_share_week": 1.0}).exclusion(
-        "or:cls-222-123478", "GROUP_ENDED")["detail"] == (
-        "the group ended on 2022-12-23")
+        "or:cls-222-123478", "GROUP_ENDED"
+    )["detail"] == ("the group ended on 2022-12-23")
 
 
 def test_moodle_12_sample_is_all_delta_and_is_refused_clearly(tmp_path):
@@ -170,11 +181,16 @@ def test_nonconformant_sample_loads_what_it_can_and_reports_the_rest(tmp_path, r
     # No e-mail addresses; the classes name term 1 but academicSessions.csv has only its header.
     assert n.reasons("or:user1") == {"MISSING_EMAIL"} and n.reasons("or:user2") == {"MISSING_EMAIL"}
     assert n.exclusion("or:class1", "INVALID_RECORD")["detail"] == (
-        "classes.termSourcedIds names academic session or:1, which is not in academicSessions.csv")
+        "classes.termSourcedIds names academic session or:1, which is not in academicSessions.csv"
+    )
     assert n.reasons("or:class1/or:user1") == {"GROUP_EXCLUDED", "MEMBER_EXCLUDED"}
     warned = warning_codes(n)
-    assert {("academicSessions.csv", "CSV_HEADER_ONLY"), ("users.csv", "CSV_EXTRA_COLUMNS"),
-            ("orgs.csv", "CSV_EXTRA_COLUMNS"), ("enrollments.csv", "CSV_MISSING_COLUMN")} <= warned
+    assert {
+        ("academicSessions.csv", "CSV_HEADER_ONLY"),
+        ("users.csv", "CSV_EXTRA_COLUMNS"),
+        ("orgs.csv", "CSV_EXTRA_COLUMNS"),
+        ("enrollments.csv", "CSV_MISSING_COLUMN"),
+    } <= warned
 
 
 # ── package stage ──────────────────────────────────────────────────────────────────────────────────────
@@ -183,8 +199,9 @@ def test_nonconformant_sample_loads_what_it_can_and_reports_the_rest(tmp_path, r
 def _extract_error(tmp_path, as_of="2026-12-01") -> SourceError:
     write_sources(tmp_path / "data", [oneroster_source()])
     with pytest.raises(SourceError) as err:
-        night.extract(load_installation(tmp_path / "data").source("or"), dt.date.fromisoformat(as_of),
-                      tmp_path / "staging")
+        night.extract(
+            load_installation(tmp_path / "data").source("or"), dt.date.fromisoformat(as_of), tmp_path / "staging"
+        )
     return err.value
 
 
@@ -247,10 +264,14 @@ def test_tolerated_forms_read_the_same_roster(tmp_path, run_oneroster, options, 
     drop.rows["users"][1]["familyName"] = "Öberg; Ärlig"
     drop.write(drop_dir(tmp_path, "2026-12-01"), **options)
     n = run_oneroster("2026-12-01")
-    assert n.users() == {f"or:{ids['teacher']}": "teacher",
-                         f"or:{ids['student']}": "student", f"or:{ids['student2']}": "student"}
+    assert n.users() == {
+        f"or:{ids['teacher']}": "teacher",
+        f"or:{ids['student']}": "student",
+        f"or:{ids['student2']}": "student",
+    }
     assert n.query("SELECT given_name, family_name FROM nightly.users WHERE user_id = ?", [f"or:{ids['student']}"]) == [
-        ("Åsa", "Öberg; Ärlig")]
+        ("Åsa", "Öberg; Ärlig")
+    ]
     assert {(f, c) for f, c in warning_codes(n) if c.startswith("CSV_")} == {(f"{name}.csv", warning) for name in files}
 
 
@@ -259,8 +280,11 @@ def test_a_zip_drop_and_oneroster_11(tmp_path, run_oneroster):
     ids = drop.basic()
     drop.write(drop_dir(tmp_path, "2026-12-01"), as_zip=True)
     n = run_oneroster("2026-12-01")
-    assert n.users() == {f"or:{ids['teacher']}": "teacher", f"or:{ids['student']}": "student",
-                         f"or:{ids['student2']}": "student"}
+    assert n.users() == {
+        f"or:{ids['teacher']}": "teacher",
+        f"or:{ids['student']}": "student",
+        f"or:{ids['student2']}": "student",
+    }
     assert len(n.memberships()) == 3
     assert n.query("SELECT organisation_name FROM nightly.schools") == [("Testby kommun",)]
     assert not any(p.name.endswith(".scratch") and any(p.iterdir()) for p in (tmp_path / "staging").rglob("*.scratch"))
@@ -279,11 +303,15 @@ def test_end_dates_are_exclusive(tmp_path, run_oneroster):
     on_last_day = run_oneroster("2026-12-01")
     assert (f"or:{ids['class']}", f"or:{ids['student']}", "student") in on_last_day.memberships()
     assert f"or:{ids['student2']}" in on_last_day.users()
-    assert on_last_day.query("SELECT end_date FROM nightly.memberships WHERE user_id = ?", [f"or:{ids['student']}"]) == [
-        (dt.date(2026, 12, 1),)]
-    next_day = run_oneroster("2026-12-02", rules={"max_removal_share": 1.0, "max_removal_share_week": 1.0})  # (one of two students leaves)
+    assert on_last_day.query(
+        "SELECT end_date FROM nightly.memberships WHERE user_id = ?", [f"or:{ids['student']}"]
+    ) == [(dt.date(2026, 12, 1),)]
+    next_day = run_oneroster(
+        "2026-12-02", rules={"max_removal_share": 1.0, "max_removal_share_week": 1.0}
+    )  # (one of two students leaves)
     assert next_day.exclusion(f"or:{ids['class']}/or:{ids['student']}", "MEMBERSHIP_ENDED")["detail"] == (
-        "the membership ended on 2026-12-01")
+        "the membership ended on 2026-12-01"
+    )
     assert next_day.reasons(f"or:{ids['student2']}") == {"PLACEMENT_ENDED"}
 
 
@@ -299,7 +327,8 @@ def test_a_class_is_active_when_one_of_its_terms_is(tmp_path, run_oneroster):
     between = run_oneroster("2026-12-28", rules={"lookahead_days": 3})
     assert between.exclusion(f"or:{klass}", "GROUP_NOT_STARTED")["visible_from"] == dt.date(2027, 1, 8)
     assert run_oneroster("2027-02-01").query("SELECT start_date, end_date FROM nightly.groups") == [
-        (dt.date(2027, 1, 11), dt.date(2027, 6, 10))]
+        (dt.date(2027, 1, 11), dt.date(2027, 6, 10))
+    ]
 
 
 def test_disabled_and_to_be_deleted_records_are_excluded_with_their_own_reason(tmp_path, run_oneroster):
@@ -313,7 +342,8 @@ def test_disabled_and_to_be_deleted_records_are_excluded_with_their_own_reason(t
     drop.write(drop_dir(tmp_path, "2026-12-01"))
     n = run_oneroster("2026-12-01")
     assert n.exclusion(f"or:{ids['student']}", "PERSON_INACTIVE")["detail"] == (
-        "enabledUser is false (the account is disabled in the source)")
+        "enabledUser is false (the account is disabled in the source)"
+    )
     assert n.reasons(f"or:{ids['student2']}") == {"TO_BE_DELETED"}
     assert n.reasons(f"or:{gone}") == {"TO_BE_DELETED"}
     # the teacher's other enrolment in the same class keeps the assignment
@@ -330,9 +360,11 @@ def test_bad_codes_are_invalid_records_and_the_run_goes_on(tmp_path, run_onerost
     n = run_oneroster("2026-12-01")
     assert n.exclusion(f"or:{ids['student']}", "INVALID_RECORD")["detail"] == "roles.role failed isin ('studnet')"
     assert n.exclusion(f"or:{ids['student2']}", "INVALID_RECORD")["detail"] == (
-        "enrolments[1].start_date failed iso_date ('1/9/2026')")
+        "enrolments[1].start_date failed iso_date ('1/9/2026')"
+    )
     assert n.exclusion(f"or:{ids['class']}/or:{ids['teacher']}", "INVALID_RECORD")["detail"] == (
-        "enrollments.status failed isin ('deleted')")
+        "enrollments.status failed isin ('deleted')"
+    )
 
 
 @pytest.mark.slow

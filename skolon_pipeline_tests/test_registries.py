@@ -49,9 +49,14 @@ def test_far_end_dates_are_dates_not_invalid_records(reg, run_registry):
     assert night.query("SELECT count(*) FROM nightly.exclusions")[0][0] == 0
     far = dt.date(9999, 12, 31)
     assert night.query("SELECT end_date FROM nightly.groups") == [(far,)]
-    assert set(night.query("SELECT user_id, end_date FROM nightly.memberships")) == {(student["id"], far), (teacher["id"], far)}
+    assert set(night.query("SELECT user_id, end_date FROM nightly.memberships")) == {
+        (student["id"], far),
+        (teacher["id"], far),
+    }
     assert set(night.query("SELECT user_id, end_date FROM nightly.school_affiliations")) == {
-        (student["id"], far), (teacher["id"], far)}
+        (student["id"], far),
+        (teacher["id"], far),
+    }
     _conserved(night)
 
 
@@ -87,8 +92,9 @@ def test_far_end_dates_in_oneroster_are_dates(tmp_path):
     drop.write(data_dir / "registries" / "or" / "2026-12-01")
     write_sources(data_dir, [oneroster_source()])
     settings = Settings(data_dir, tmp_path / "wh.duckdb", tmp_path / "exports")
-    evaluated = stages.run_night(load_installation(data_dir), dt.date(2026, 12, 1), settings.warehouse,
-                                 settings.staging_dir)
+    evaluated = stages.run_night(
+        load_installation(data_dir), dt.date(2026, 12, 1), settings.warehouse, settings.staging_dir
+    )
     night = Night(settings.warehouse, dt.date(2026, 12, 1), evaluated.conservation)
     _conserved(night)
     assert night.query("SELECT count(*) FROM nightly.exclusions")[0][0] == 0
@@ -96,7 +102,8 @@ def test_far_end_dates_in_oneroster_are_dates(tmp_path):
     last = dt.date(9999, 12, 30)
     assert night.query("SELECT end_date FROM nightly.groups") == [(last,)]
     assert night.query("SELECT end_date FROM nightly.memberships WHERE user_id = ?", [f"or:{ids['student']}"]) == [
-        (last,)]
+        (last,)
+    ]
 
 
 # ─── first_night: any night, any year ────────────────────────────────────────────────────────────────────
@@ -126,14 +133,27 @@ def test_a_bad_first_night_is_a_configuration_error(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("night", "message"),
-    [("2014-12-31", "night 2014-12-31 is before first_night (2015-01-01, sources.yaml)"),
-     ("2999-01-01", "night 2999-01-01 is in the future")],
+    [
+        ("2014-12-31", "night 2014-12-31 is before first_night (2015-01-01, sources.yaml)"),
+        ("2999-01-01", "night 2999-01-01 is in the future"),
+    ],
 )
 def test_nights_outside_the_partitions_are_refused_in_one_line(tmp_path, capsys, monkeypatch, night, message):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     Registry().write(tmp_path / "data", drop_date="2014-01-01")
-    code = cli.main(["run", "--as-of", night, "--data-dir", str(tmp_path / "data"),
-                     "--warehouse", str(tmp_path / "wh.duckdb"), "--export-dir", str(tmp_path / "exports")])
+    code = cli.main(
+        [
+            "run",
+            "--as-of",
+            night,
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--warehouse",
+            str(tmp_path / "wh.duckdb"),
+            "--export-dir",
+            str(tmp_path / "exports"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == cli.EXIT_USAGE
     assert message in err and len(err.strip().splitlines()) == 1
@@ -155,8 +175,19 @@ def test_a_night_in_2019_runs_through_dagster(tmp_path, capsys, monkeypatch):
     reg.activities[-1].update(startDate="2019-08-19", endDate="2020-06-12")
     reg.write(tmp_path / "data", drop_date="2019-09-02")
     warehouse = tmp_path / "wh.duckdb"
-    code = cli.main(["run", "--as-of", "2019-09-03", "--data-dir", str(tmp_path / "data"),
-                     "--warehouse", str(warehouse), "--export-dir", str(tmp_path / "exports")])
+    code = cli.main(
+        [
+            "run",
+            "--as-of",
+            "2019-09-03",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--warehouse",
+            str(warehouse),
+            "--export-dir",
+            str(tmp_path / "exports"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     import duckdb
 
@@ -176,10 +207,12 @@ class Skola:
     def __init__(self, reg: Registry):
         self.reg = reg
         self.skola = reg.org("Ekbacken", "Skola", parent=reg.authority)
-        self.gr = reg.org("Ekbackens grundskola", "Skolenhet", parent=self.skola, schoolUnitCode="11111111",
-                          schoolTypes=["GR"])
-        self.gy = reg.org("Ekbackens gymnasium", "Skolenhet", parent=self.skola, schoolUnitCode="22222222",
-                          schoolTypes=["GY"])
+        self.gr = reg.org(
+            "Ekbackens grundskola", "Skolenhet", parent=self.skola, schoolUnitCode="11111111", schoolTypes=["GR"]
+        )
+        self.gy = reg.org(
+            "Ekbackens gymnasium", "Skolenhet", parent=self.skola, schoolUnitCode="22222222", schoolTypes=["GY"]
+        )
 
 
 def _resolved(night) -> dict[str, str]:
@@ -199,15 +232,27 @@ def test_duties_on_a_skola_count_where_the_person_teaches_else_at_every_unit(reg
 
     night = run_registry(reg)
 
-    assert night.users() == {**{u: "student" for u in night.users() if night.users()[u] == "student"},
-                             both["id"]: "teacher", gy_only["id"]: "teacher", principal["id"]: "staff"}
-    affiliations = set(night.query(
-        "SELECT user_id, school_id, role FROM nightly.school_affiliations WHERE role <> 'student'"))
-    assert affiliations == {(both["id"], s.gr, "teacher"), (both["id"], s.gy, "teacher"),
-                            (gy_only["id"], s.gy, "teacher"),
-                            (principal["id"], s.gr, "staff"), (principal["id"], s.gy, "staff")}
-    assert {(gr_class["id"], both["id"], "teacher"), (gy_course["id"], both["id"], "teacher"),
-            (gy_course["id"], gy_only["id"], "teacher")} <= night.memberships()
+    assert night.users() == {
+        **{u: "student" for u in night.users() if night.users()[u] == "student"},
+        both["id"]: "teacher",
+        gy_only["id"]: "teacher",
+        principal["id"]: "staff",
+    }
+    affiliations = set(
+        night.query("SELECT user_id, school_id, role FROM nightly.school_affiliations WHERE role <> 'student'")
+    )
+    assert affiliations == {
+        (both["id"], s.gr, "teacher"),
+        (both["id"], s.gy, "teacher"),
+        (gy_only["id"], s.gy, "teacher"),
+        (principal["id"], s.gr, "staff"),
+        (principal["id"], s.gy, "staff"),
+    }
+    assert {
+        (gr_class["id"], both["id"], "teacher"),
+        (gy_course["id"], both["id"], "teacher"),
+        (gy_course["id"], gy_only["id"], "teacher"),
+    } <= night.memberships()
     assert night.query("SELECT count(*) FROM nightly.exclusions")[0][0] == 0
     resolved = _resolved(night)
     assert set(resolved) == {both_duty["id"], gy_duty["id"], principal_duty["id"]}
@@ -242,7 +287,10 @@ def test_a_group_on_a_skola_counts_at_the_unit_of_its_school_type(reg, run_regis
     for group, why in ((pre, "none of them has schoolType FS"), (untyped, "no schoolType is given")):
         row = night.exclusion(group["id"], "GROUP_UNKNOWN_SCHOOL")
         assert why in row["detail"]
-        assert f"{s.gr} (Ekbackens grundskola) [GR]" in row["detail"] and f"{s.gy} (Ekbackens gymnasium) [GY]" in row["detail"]
+        assert (
+            f"{s.gr} (Ekbackens grundskola) [GR]" in row["detail"]
+            and f"{s.gy} (Ekbackens gymnasium) [GY]" in row["detail"]
+        )
         assert "set organisation to the school unit" in row["detail"]
         assert row["school_id"] == s.skola
     assert night.reasons(f"{pre['id']}/{pre['groupMemberships'][0]['person']['id']}") == {"GROUP_EXCLUDED"}
@@ -261,7 +309,9 @@ def test_enrolments_on_a_skola(reg, run_registry):
 
     assert night.users() == {typed["id"]: "student", alone["id"]: "student"}
     assert set(night.query("SELECT user_id, school_id FROM nightly.school_affiliations")) == {
-        (typed["id"], s.gy), (alone["id"], only_unit)}
+        (typed["id"], s.gy),
+        (alone["id"], only_unit),
+    }
     resolved = _resolved(night)
     assert "enrolments[1].enroledAt" in resolved[typed["id"]] and "the unit with schoolType GY" in resolved[typed["id"]]
     assert f"counted at {only_unit} (Lillskolan F-6), the only unit below it" in resolved[alone["id"]]
@@ -292,7 +342,10 @@ def test_the_huvudman_itself_stays_unknown_school(reg, run_registry):
     assert night.users() == {}
     for person in (teacher, student):
         detail = night.exclusion(person["id"], "UNKNOWN_SCHOOL")["detail"]
-        assert f"organisation {reg.authority} (Testby kommun, Huvudman) is the school authority (Huvudman), not a school unit" in detail
+        assert (
+            f"organisation {reg.authority} (Testby kommun, Huvudman) is the school authority (Huvudman), not a school unit"
+            in detail
+        )
     assert "is the school authority" in night.exclusion(klass["id"], "GROUP_UNKNOWN_SCHOOL")["detail"]
     assert _resolved(night) == {}
     assert s.gr  # the units below exist, and still are not chosen
@@ -314,7 +367,9 @@ def test_a_school_merged_from_two_sources_with_one_authority_has_no_authority_wa
     without.write(data, source_id="b")
     write_sources(data, [{"id": s, "format": "ss12000", "path": f"registries/{s}"} for s in ("a", "b")])
     settings = Settings(data, tmp_path / "wh.duckdb", tmp_path / "exports")
-    evaluated = stages.run_night(load_installation(data), dt.date(2026, 12, 1), settings.warehouse, settings.staging_dir)
+    evaluated = stages.run_night(
+        load_installation(data), dt.date(2026, 12, 1), settings.warehouse, settings.staging_dir
+    )
     night = Night(settings.warehouse, dt.date(2026, 12, 1), evaluated.conservation)
     assert night.query("SELECT school_id, organisation_id FROM nightly.schools") == [(school, with_authority.authority)]
     assert [w for w in night.warnings() if w[1] == "NO_SCHOOL_AUTHORITY"] == []
@@ -366,12 +421,23 @@ def test_list_fields_of_the_wrong_shape_are_reported_never_skipped(reg, run_regi
 
     warnings = {(r, c, d) for r, c, d in night.warnings()}
     assert (duty["id"], "NOT_A_LIST", "Duty.assignmentRole is a string, not a list; ignored") in warnings
-    assert (mentor_duty["id"], "ENTRY_IGNORED", "Duty.assignmentRole[2] is a string, not an object; ignored") in warnings
-    assert (activity["id"], "TEACHER_IGNORED",
-            "Activity.teachers[2] names neither a duty nor a person; ignored") in warnings
+    assert (
+        mentor_duty["id"],
+        "ENTRY_IGNORED",
+        "Duty.assignmentRole[2] is a string, not an object; ignored",
+    ) in warnings
+    assert (
+        activity["id"],
+        "TEACHER_IGNORED",
+        "Activity.teachers[2] names neither a duty nor a person; ignored",
+    ) in warnings
     assert (activity["id"], "ENTRY_IGNORED", "Activity.teachers[3] is a string, not an object; ignored") in warnings
     assert (activity["id"], "ENTRY_IGNORED", "Activity.groups[2] names no group; ignored") in warnings
-    assert (empty["id"], "ACTIVITY_WITHOUT_GROUPS", "Activity has 1 teacher(s) but no groups; it assigns no one") in warnings
+    assert (
+        empty["id"],
+        "ACTIVITY_WITHOUT_GROUPS",
+        "Activity has 1 teacher(s) but no groups; it assigns no one",
+    ) in warnings
     assert (klass["id"], "ENTRY_IGNORED", "Group.groupMemberships[2] is a number, not an object; ignored") in warnings
     assert night.users()[principal["id"]] == "staff"
     assert night.users()[mentor["id"]] == "teacher" and night.users()[teacher["id"]] == "teacher"
@@ -389,19 +455,37 @@ def test_conservation_sees_a_teacher_entry_that_vanished(reg, tmp_path):
     con = duckdb.connect()
     con.execute("CREATE TABLE c_activity_teachers AS SELECT 's' AS source_id, 'act' AS activity_id, 1 AS ordinal")
     con.execute("CREATE TABLE c_duty_assignment_roles AS SELECT 's' AS source_id, 'duty' AS duty_id, 1 AS ordinal")
-    con.execute("CREATE TABLE c_teacher_assignments (source_id VARCHAR, group_id VARCHAR, person_id VARCHAR, "
-                "duty_id VARCHAR, origin VARCHAR, origin_id VARCHAR, origin_ordinal BIGINT)")
-    con.execute("CREATE TABLE c_warnings (source_id VARCHAR, entity_type VARCHAR, record_id VARCHAR, code VARCHAR, "
-                "detail VARCHAR)")
-    for table in ("c_persons", "c_duties", "c_enrolments", "c_responsibles", "c_groups", "c_group_memberships",
-                  "source_users", "out_exclusions", "out_groups", "out_memberships"):
-        con.execute(f"CREATE TABLE {table} (source_id VARCHAR, person_id VARCHAR, responsible_id VARCHAR, "
-                    "group_id VARCHAR, user_id VARCHAR, record_id VARCHAR, entity_type VARCHAR, duty_id VARCHAR)")
+    con.execute(
+        "CREATE TABLE c_teacher_assignments (source_id VARCHAR, group_id VARCHAR, person_id VARCHAR, "
+        "duty_id VARCHAR, origin VARCHAR, origin_id VARCHAR, origin_ordinal BIGINT)"
+    )
+    con.execute(
+        "CREATE TABLE c_warnings (source_id VARCHAR, entity_type VARCHAR, record_id VARCHAR, code VARCHAR, "
+        "detail VARCHAR)"
+    )
+    for table in (
+        "c_persons",
+        "c_duties",
+        "c_enrolments",
+        "c_responsibles",
+        "c_groups",
+        "c_group_memberships",
+        "source_users",
+        "out_exclusions",
+        "out_groups",
+        "out_memberships",
+    ):
+        con.execute(
+            f"CREATE TABLE {table} (source_id VARCHAR, person_id VARCHAR, responsible_id VARCHAR, "
+            "group_id VARCHAR, user_id VARCHAR, record_id VARCHAR, entity_type VARCHAR, duty_id VARCHAR)"
+        )
     gaps = conservation_gaps(con)
     assert gaps["activity"] == {"missing": 1, "sample": ["s:act"]}
     assert gaps["teacher_assignment"]["sample"] == ["s:act/teachers[1]", "s:duty/assignmentRole[1]"]
-    con.execute("INSERT INTO c_warnings VALUES ('s', 'duty', 'duty', 'ASSIGNMENT_ROLE_IGNORED', "
-                "'Duty.assignmentRole[1] names no group; ignored')")
+    con.execute(
+        "INSERT INTO c_warnings VALUES ('s', 'duty', 'duty', 'ASSIGNMENT_ROLE_IGNORED', "
+        "'Duty.assignmentRole[1] names no group; ignored')"
+    )
     assert conservation_gaps(con)["teacher_assignment"]["sample"] == ["s:act/teachers[1]"]
 
 
@@ -424,7 +508,9 @@ def _extract(tmp_path, drop):
     from skolon_pipeline.sources.civic import PseudonymKey
     from skolon_pipeline.sources.ss12000 import extract_ss12000
 
-    return extract_ss12000(duckdb.connect(), "testby", drop, key=PseudonymKey.from_secret("a registries test key, 0123456789"))
+    return extract_ss12000(
+        duckdb.connect(), "testby", drop, key=PseudonymKey.from_secret("a registries test key, 0123456789")
+    )
 
 
 def _five_persons(reg):
@@ -434,10 +520,15 @@ def _five_persons(reg):
 
 def test_a_complete_page_chain_is_read_in_page_order(reg, tmp_path):
     people = _five_persons(reg)
-    drop = _paged(reg, tmp_path, {"page-1.json": (people[:2], "t2"), "page-2.json": (people[2:4], "t3"),
-                                  "page-10.json": (people[4:], None)})
+    drop = _paged(
+        reg,
+        tmp_path,
+        {"page-1.json": (people[:2], "t2"), "page-2.json": (people[2:4], "t3"), "page-10.json": (people[4:], None)},
+    )
     # page-10 sorts before page-2 by name; unpadded numbers are read in number order, and the chain has a gap
-    with pytest.raises(SourceError, match=r"page chain of persons/ is broken: pages 3-9 of 10 missing after page-2.json"):
+    with pytest.raises(
+        SourceError, match=r"page chain of persons/ is broken: pages 3-9 of 10 missing after page-2.json"
+    ):
         _extract(tmp_path, drop)
     (drop / "persons" / "page-10.json").rename(drop / "persons" / "page-3.json")
     assert _extract(tmp_path, drop)["persons"] == 5
@@ -448,14 +539,19 @@ def test_a_truncated_page_chain_fails_the_source_naming_entity_and_page(reg, tmp
     drop = _paged(reg, tmp_path, {"page-00001.json": (people[:2], "t2"), "page-00002.json": (people[2:4], "t3")})
     with pytest.raises(SourceError) as caught:
         _extract(tmp_path, drop)
-    assert "truncated export: the last page of persons (persons/page-00002.json) still carries a pageToken" in str(caught.value)
+    assert "truncated export: the last page of persons (persons/page-00002.json) still carries a pageToken" in str(
+        caught.value
+    )
     assert caught.value.source_id == "testby"
 
 
 def test_a_missing_page_fails_the_source(reg, tmp_path):
     people = _five_persons(reg)
-    pages = {f"page-{n:03d}.json": ([people[n % 5]] if n < 5 else [], None if n == 20 else f"t{n + 1}")
-             for n in range(1, 21) if n != 7}
+    pages = {
+        f"page-{n:03d}.json": ([people[n % 5]] if n < 5 else [], None if n == 20 else f"t{n + 1}")
+        for n in range(1, 21)
+        if n != 7
+    }
     drop = _paged(reg, tmp_path, pages)
     with pytest.raises(SourceError, match=r"page 7 of 20 missing after page-006.json"):
         _extract(tmp_path, drop)
@@ -497,10 +593,12 @@ def test_a_truncated_chain_is_carried_over_like_any_failed_source(tmp_path):
     drop = run("2026-12-01")
     (drop / "persons.json").unlink()
     (drop / "persons").mkdir()
-    (drop / "persons" / "page-1.json").write_text(json.dumps({"data": paged.persons, "pageToken": "next"}),
-                                                  encoding="utf-8")
-    evaluated = stages.run_night(load_installation(data), dt.date(2026, 12, 1), settings.warehouse,
-                                 settings.staging_dir)
+    (drop / "persons" / "page-1.json").write_text(
+        json.dumps({"data": paged.persons, "pageToken": "next"}), encoding="utf-8"
+    )
+    evaluated = stages.run_night(
+        load_installation(data), dt.date(2026, 12, 1), settings.warehouse, settings.staging_dir
+    )
     assert [f.source_id for f in evaluated.failed] == ["paged"]
     assert "last page of persons (persons/page-1.json) still carries a pageToken" in evaluated.failed[0].message
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:

@@ -20,7 +20,13 @@ def run_registry(evaluate_registry):
 
 
 def _conserved(night) -> None:
-    assert {e: g["missing"] for e, g in night.conservation.items()} == {"person": 0, "group": 0, "membership": 0, "activity": 0, "teacher_assignment": 0}
+    assert {e: g["missing"] for e, g in night.conservation.items()} == {
+        "person": 0,
+        "group": 0,
+        "membership": 0,
+        "activity": 0,
+        "teacher_assignment": 0,
+    }
 
 
 @pytest.fixture
@@ -43,8 +49,11 @@ def test_student_teacher_and_staff_are_included_with_memberships_and_affiliation
     assert night.users() == {student["id"]: "student", teacher["id"]: "teacher", principal["id"]: "staff"}
     assert night.memberships() == {(klass["id"], student["id"], "student"), (klass["id"], teacher["id"], "teacher")}
     affiliations = set(night.query("SELECT user_id, school_id, role FROM nightly.school_affiliations"))
-    assert affiliations == {(student["id"], school, "student"), (teacher["id"], school, "teacher"),
-                            (principal["id"], school, "staff")}
+    assert affiliations == {
+        (student["id"], school, "student"),
+        (teacher["id"], school, "teacher"),
+        (principal["id"], school, "staff"),
+    }
     assert night.query("SELECT count(*) FROM nightly.exclusions")[0][0] == 0
     _conserved(night)
 
@@ -52,12 +61,20 @@ def test_student_teacher_and_staff_are_included_with_memberships_and_affiliation
 def test_membership_dates_default_to_the_group_dates(reg, run_registry):
     school = reg.school()
     plain, dated = reg.student(school), reg.student(school)
-    klass = reg.group(school, start="2026-08-17", end="2027-06-11",
-                      members=[plain, {"person": {"id": dated["id"]}, "startDate": "2026-09-01"}])
+    klass = reg.group(
+        school,
+        start="2026-08-17",
+        end="2027-06-11",
+        members=[plain, {"person": {"id": dated["id"]}, "startDate": "2026-09-01"}],
+    )
     teacher, _ = reg.teach(school, klass)
     night = run_registry(reg)
-    dates = {user: (str(s), str(e)) for user, s, e in night.query(
-        "SELECT user_id, start_date, end_date FROM nightly.memberships WHERE group_id = ?", [klass["id"]])}
+    dates = {
+        user: (str(s), str(e))
+        for user, s, e in night.query(
+            "SELECT user_id, start_date, end_date FROM nightly.memberships WHERE group_id = ?", [klass["id"]]
+        )
+    }
     assert dates[plain["id"]] == ("2026-08-17", "2027-06-11")
     assert dates[dated["id"]] == ("2026-09-01", "2027-06-11")
     assert dates[teacher["id"]] == ("2026-08-17", "2027-06-11")  # the activity's dates, which match the group's
@@ -67,9 +84,9 @@ def test_school_has_its_huvudman_as_organisation(reg, run_registry):
     forvaltning = reg.org("Förvaltningen", "Förvaltning", parent=reg.authority)
     school = reg.org("Ekskolan", "Skolenhet", parent=forvaltning, schoolUnitCode="87654321")
     night = run_registry(reg)
-    assert night.query("SELECT school_id, name, school_unit_code, organisation_id, organisation_name FROM nightly.schools") == [
-        (school, "Ekskolan", "87654321", reg.authority, "Testby kommun")
-    ]
+    assert night.query(
+        "SELECT school_id, name, school_unit_code, organisation_id, organisation_name FROM nightly.schools"
+    ) == [(school, "Ekskolan", "87654321", reg.authority, "Testby kommun")]
 
 
 def test_mentor_assignment_role_makes_a_teacher(reg, run_registry):
@@ -120,23 +137,35 @@ def test_missing_email_when_only_private_or_none(reg, run_registry):
 
 def test_email_choice_prefers_school_types_then_work_then_school_domain(reg, run_registry):
     school = reg.school()
-    school_typed = reg.student(school, emails=[
-        {"value": "privat@exempel.se", "type": "Privat"},
-        {"value": "arbete@foretag.se", "type": "Arbete övrigt"},
-        {"value": "Elev.Ett@Skola.Test", "type": "Skola elev"},
-    ])
-    work_typed = reg.student(school, emails=[
-        {"value": "x@elev.testby.se", "type": "Privat"},
-        {"value": "arbete2@foretag.se", "type": "Arbete övrigt"},
-    ])
-    by_domain = reg.student(school, emails=[
-        {"value": "hemma@exempel.se", "type": "Privat"},
-        {"value": "elev.tva@elev.testby.se", "type": "Privat"},
-    ])
+    school_typed = reg.student(
+        school,
+        emails=[
+            {"value": "privat@exempel.se", "type": "Privat"},
+            {"value": "arbete@foretag.se", "type": "Arbete övrigt"},
+            {"value": "Elev.Ett@Skola.Test", "type": "Skola elev"},
+        ],
+    )
+    work_typed = reg.student(
+        school,
+        emails=[
+            {"value": "x@elev.testby.se", "type": "Privat"},
+            {"value": "arbete2@foretag.se", "type": "Arbete övrigt"},
+        ],
+    )
+    by_domain = reg.student(
+        school,
+        emails=[
+            {"value": "hemma@exempel.se", "type": "Privat"},
+            {"value": "elev.tva@elev.testby.se", "type": "Privat"},
+        ],
+    )
     night = run_registry(reg, rules={"school_email_domains": ["elev.testby.se"]})
     emails = dict(night.query("SELECT user_id, email FROM nightly.users"))
-    assert emails == {school_typed["id"]: "elev.ett@skola.test", work_typed["id"]: "arbete2@foretag.se",
-                      by_domain["id"]: "elev.tva@elev.testby.se"}
+    assert emails == {
+        school_typed["id"]: "elev.ett@skola.test",
+        work_typed["id"]: "arbete2@foretag.se",
+        by_domain["id"]: "elev.tva@elev.testby.se",
+    }
 
 
 def test_invalid_email(reg, run_registry):
@@ -151,7 +180,9 @@ def test_duplicate_email_excludes_both_and_names_the_other(reg, run_registry):
     a = reg.student(school, emails=[{"value": "samma@skola.test", "type": "Skola elev"}])
     b = reg.student(school, emails=[{"value": "SAMMA@skola.test", "type": "Skola elev"}])
     # Someone excluded anyway does not take part in the clash.
-    gone = reg.student(school, start="2025-08-17", end="2026-06-01", emails=[{"value": "samma@skola.test", "type": "Skola elev"}])
+    gone = reg.student(
+        school, start="2025-08-17", end="2026-06-01", emails=[{"value": "samma@skola.test", "type": "Skola elev"}]
+    )
     night = run_registry(reg)
     assert night.exclusion(a["id"], "DUPLICATE_EMAIL")["detail"].endswith(b["id"])
     assert night.exclusion(b["id"], "DUPLICATE_EMAIL")["detail"].endswith(a["id"])
@@ -313,13 +344,16 @@ def test_membership_reasons(reg, run_registry):
     ok, later, earlier, gone = (reg.student(school) for _ in range(4))
     dropped = reg.student(school, start="2025-08-17", end="2026-06-01")
     ghost = "00000000-0000-0000-0000-00000000abcd"
-    klass = reg.group(school, members=[
-        ok,
-        {"person": {"id": later["id"]}, "startDate": "2027-02-15"},
-        {"person": {"id": earlier["id"]}, "endDate": "2026-11-01"},
-        dropped,
-        {"person": {"id": ghost}},
-    ])
+    klass = reg.group(
+        school,
+        members=[
+            ok,
+            {"person": {"id": later["id"]}, "startDate": "2027-02-15"},
+            {"person": {"id": earlier["id"]}, "endDate": "2026-11-01"},
+            dropped,
+            {"person": {"id": ghost}},
+        ],
+    )
     teacher, duty = reg.staff(school)
     missing_group = "00000000-0000-0000-0000-00000000beef"
     reg.activity(school, [klass, {"id": missing_group}], [duty])
@@ -384,8 +418,8 @@ def test_validation_in_chunks_reports_bad_rows_in_every_chunk(reg, run_registry,
     school = reg.school()
     students = [reg.student(school) for _ in range(2100)]
     members = [{"person": {"id": s["id"]}} for s in students]
-    members[5]["endDate"] = "2026-13-01"        # first chunk
-    members[2090]["startDate"] = "2026-02-30"   # second chunk
+    members[5]["endDate"] = "2026-13-01"  # first chunk
+    members[2090]["startDate"] = "2026-02-30"  # second chunk
     klass = reg.group(school, members=members)
     night = run_registry(reg)
     first = night.exclusion(f"{klass['id']}/{students[5]['id']}", "INVALID_RECORD")
@@ -403,10 +437,10 @@ def test_validation_in_chunks_reports_bad_rows_in_every_chunk(reg, run_registry,
     ("as_of", "included"),
     [
         ("2026-12-11", False),  # the day before the window opens
-        ("2026-12-12", True),   # first day of the window: loaded ahead
-        ("2027-01-04", True),   # inside the window
-        ("2027-01-11", True),   # the term-start day itself
-        ("2027-01-12", True),   # after the term start: it has started anyway
+        ("2026-12-12", True),  # first day of the window: loaded ahead
+        ("2027-01-04", True),  # inside the window
+        ("2027-01-11", True),  # the term-start day itself
+        ("2027-01-12", True),  # after the term start: it has started anyway
     ],
 )
 def test_lookahead_window_around_term_start(reg, run_registry, as_of, included):
@@ -448,8 +482,10 @@ def test_record_that_ends_before_it_would_be_visible_has_no_visible_from(reg, ru
     # End before start is itself invalid, and a record with a fix needed never gets a date: held back with both
     # reasons, neither with a visible_from (a row per reason, so an included record would fail here too).
     assert never["id"] not in night.users()
-    rows = night.query("SELECT reason_code, visible_from FROM nightly.exclusions WHERE as_of = ? AND record_id = ?",
-                       [night.as_of, never["id"]])
+    rows = night.query(
+        "SELECT reason_code, visible_from FROM nightly.exclusions WHERE as_of = ? AND record_id = ?",
+        [night.as_of, never["id"]],
+    )
     assert sorted(rows) == [("INVALID_RECORD", None), ("PLACEMENT_NOT_STARTED", None)]
     assert night.exclusion(later["id"], "PLACEMENT_NOT_STARTED")["visible_from"] == dt.date(2027, 3, 1)
 
@@ -458,8 +494,9 @@ def test_overlapping_windows_take_the_latest_term_start(reg, run_registry):
     school = reg.school()
     first = reg.student(school, start="2027-01-11")
     second = reg.student(school, start="2027-01-25")
-    night = run_registry(reg, as_of="2027-01-05",
-                         rules={"term_starts": ["2027-01-11", "2027-01-25"], "lookahead_days": 30})
+    night = run_registry(
+        reg, as_of="2027-01-05", rules={"term_starts": ["2027-01-11", "2027-01-25"], "lookahead_days": 30}
+    )
     assert night.users().keys() >= {first["id"], second["id"]}
 
 
@@ -468,5 +505,6 @@ def test_visible_from_with_fix_needed_is_null(reg, run_registry):
     future_nameless = reg.student(school, given="", start="2027-03-01")
     night = run_registry(reg)
     assert night.reasons(future_nameless["id"]) == {"MISSING_GIVEN_NAME", "PLACEMENT_NOT_STARTED"}
-    assert night.query("SELECT DISTINCT visible_from FROM nightly.exclusions WHERE record_id = ?",
-                       [future_nameless["id"]]) == [(None,)]
+    assert night.query(
+        "SELECT DISTINCT visible_from FROM nightly.exclusions WHERE record_id = ?", [future_nameless["id"]]
+    ) == [(None,)]

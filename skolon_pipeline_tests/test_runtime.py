@@ -58,13 +58,24 @@ def _env() -> dict[str, str]:
 
 
 def _args(tmp_path: Path, night: dt.date, *extra: str) -> list[str]:
-    return ["run", "--as-of", str(night), "--data-dir", str(DEMO_DATA), "--warehouse", str(tmp_path / "wh" / "warehouse.duckdb"),
-            "--export-dir", str(tmp_path / "exports"), *extra]
+    return [
+        "run",
+        "--as-of",
+        str(night),
+        "--data-dir",
+        str(DEMO_DATA),
+        "--warehouse",
+        str(tmp_path / "wh" / "warehouse.duckdb"),
+        "--export-dir",
+        str(tmp_path / "exports"),
+        *extra,
+    ]
 
 
 def _start(args: list[str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], env=_env(), text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, *args], env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs
+    )
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
@@ -93,8 +104,11 @@ def test_a_night_runs_to_the_end_beside_readers_and_a_second_run(tmp_path, capsy
     explain = _start(["-c", EXPLAIN_LOOP, str(warehouse), str(stop)])
     try:
         first = _start(["-m", "skolon_pipeline.cli", *_args(tmp_path, night2)])
-        _wait_for(lambda: lock_path(warehouse).exists() and lock_path(warehouse).stat().st_size > 0, 60,
-                  "the first run to take the run lock")
+        _wait_for(
+            lambda: lock_path(warehouse).exists() and lock_path(warehouse).stat().st_size > 0,
+            60,
+            "the first run to take the run lock",
+        )
         # A run started now refuses at once, in one line naming the run that holds the warehouse ...
         capsys.readouterr()
         assert cli.main(_args(tmp_path, night3, "--wait", "0")) == cli.EXIT_FAILED
@@ -119,8 +133,16 @@ def test_a_night_runs_to_the_end_beside_readers_and_a_second_run(tmp_path, capsy
     from skolon_pipeline.publish import snapshot
 
     with snapshot.connect_published(warehouse) as con:
-        assert [r[0] for r in con.execute("SELECT as_of FROM nightly.nights ORDER BY 1").fetchall()] == [night1, night2, night3]
-    assert sorted(p.name for p in warehouse.parent.iterdir()) == ["staging", "warehouse.duckdb", "warehouse.duckdb.run.lock"]
+        assert [r[0] for r in con.execute("SELECT as_of FROM nightly.nights ORDER BY 1").fetchall()] == [
+            night1,
+            night2,
+            night3,
+        ]
+    assert sorted(p.name for p in warehouse.parent.iterdir()) == [
+        "staging",
+        "warehouse.duckdb",
+        "warehouse.duckdb.run.lock",
+    ]
 
 
 @pytest.mark.slow
@@ -155,16 +177,27 @@ def test_a_run_killed_at_any_point_never_blocks_the_next_night(tmp_path, capsys)
     (home / "dagster.yaml").write_text((REPO / "skolon_pipeline" / "dagster.yaml").read_text())
     env = {**_env(), "DAGSTER_HOME": str(home)}
     warehouse = tmp_path / "wh" / "warehouse.duckdb"
-    first = subprocess.run([sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, DEMO_NIGHT)], env=env,
-                           capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    first = subprocess.run(
+        [sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, DEMO_NIGHT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
     assert first.returncode == 0, first.stderr
     published = warehouse.read_bytes()
 
     nights = iter(DEMO_NIGHT + dt.timedelta(days=n) for n in range(1, 10))
     for point in ("extract", "rules", "writer"):
         night = next(nights)
-        run = subprocess.Popen([sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, night, "--wait", "5")],
-                               env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, night, "--wait", "5")],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         # The lambda is called within this iteration only, so binding the loop variables late is what we want.
         _wait_for(lambda: _stage_seen(warehouse, night, point) or run.poll() is not None, RUN_TIMEOUT, point)  # noqa: B023
         assert run.poll() is None, f"the run ended before reaching {point}: {run.stderr.read()}"
@@ -174,8 +207,13 @@ def test_a_run_killed_at_any_point_never_blocks_the_next_night(tmp_path, capsys)
 
     # SIGTERM ends a run within seconds, cleanly: the run is marked failed, nothing is held.
     night = next(nights)
-    run = subprocess.Popen([sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, night, "--wait", "5")],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, night, "--wait", "5")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(lambda: _stage_seen(warehouse, night, "extract") or run.poll() is not None, RUN_TIMEOUT, "extract")
     run.terminate()
     started = time.monotonic()
@@ -187,9 +225,13 @@ def test_a_run_killed_at_any_point_never_blocks_the_next_night(tmp_path, capsys)
     night = next(nights)
     started = time.monotonic()
     # (--allow-stale: the demo's one drop serves every night here, so it is older than max_drop_age_days by now)
-    last = subprocess.run([sys.executable, "-m", "skolon_pipeline.cli",
-                           *_args(tmp_path, night, "--wait", "5", "--allow-stale")],
-                          env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    last = subprocess.run(
+        [sys.executable, "-m", "skolon_pipeline.cli", *_args(tmp_path, night, "--wait", "5", "--allow-stale")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
     elapsed = time.monotonic() - started
     assert last.returncode == 0, last.stderr
     assert f"night {night}: published" in last.stdout
@@ -202,8 +244,14 @@ def test_a_run_killed_at_any_point_never_blocks_the_next_night(tmp_path, capsys)
         info = instance.event_log_storage.get_concurrency_info("duckdb_warehouse")
         assert info.claimed_slots == [] and info.pending_steps == []
     # Nothing of the dead runs is left: no writer's copy, no spill folder; DAGSTER_HOME is owner-only.
-    assert sorted(p.name for p in warehouse.parent.iterdir()) == ["staging", "warehouse.duckdb", "warehouse.duckdb.run.lock"]
-    assert not list((warehouse.parent / "staging").rglob("*.tmp")) and not list((warehouse.parent / "staging").rglob("*.scratch"))
+    assert sorted(p.name for p in warehouse.parent.iterdir()) == [
+        "staging",
+        "warehouse.duckdb",
+        "warehouse.duckdb.run.lock",
+    ]
+    assert not list((warehouse.parent / "staging").rglob("*.tmp")) and not list(
+        (warehouse.parent / "staging").rglob("*.scratch")
+    )
     loose = [p for p in home.rglob("*") if p.stat().st_mode & 0o077]
     assert loose == []
 
@@ -221,13 +269,30 @@ def test_a_kill_during_a_spilling_extract_leaves_no_civic_number_on_disk(tmp_pat
         civic.update(re.findall(r'"civicNo":\s*\{\s*"value":\s*"([^"]+)"', page.read_text(encoding="utf-8")))
     assert len(civic) > 10_000
     warehouse = tmp_path / "wh" / "warehouse.duckdb"
-    args = ["-m", "skolon_pipeline.cli", "run", "--as-of", str(DEMO_NIGHT), "--data-dir", str(data),
-            "--warehouse", str(warehouse), "--export-dir", str(tmp_path / "exports")]
+    args = [
+        "-m",
+        "skolon_pipeline.cli",
+        "run",
+        "--as-of",
+        str(DEMO_NIGHT),
+        "--data-dir",
+        str(data),
+        "--warehouse",
+        str(warehouse),
+        "--export-dir",
+        str(tmp_path / "exports"),
+    ]
     spill = warehouse.parent / "staging" / str(DEMO_NIGHT) / "lindby.duckdb.tmp"
-    run = subprocess.Popen([sys.executable, *args], env={**_env(), "SKOLON_DUCKDB_MEMORY_LIMIT": "64MB"},
-                           start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(lambda: (spill.is_dir() and any(spill.iterdir())) or run.poll() is not None, RUN_TIMEOUT,
-              "the extract to spill")
+    run = subprocess.Popen(
+        [sys.executable, *args],
+        env={**_env(), "SKOLON_DUCKDB_MEMORY_LIMIT": "64MB"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(
+        lambda: (spill.is_dir() and any(spill.iterdir())) or run.poll() is not None, RUN_TIMEOUT, "the extract to spill"
+    )
     assert run.poll() is None, "the extract did not spill"
     os.killpg(run.pid, 9)
     run.wait(timeout=30)

@@ -56,17 +56,23 @@ def org(app):
 def person_at(site, school: str, excluded: bool = False, protected: bool = False) -> str:
     sid = site.schools[school]["school_id"]
     if excluded:
-        return site.query("""SELECT person_id FROM diagnostics.excluded_persons WHERE school_id = ?
-                             ORDER BY person_id LIMIT 1""", [sid])[0][0]
+        return site.query(
+            """SELECT person_id FROM diagnostics.excluded_persons WHERE school_id = ?
+                             ORDER BY person_id LIMIT 1""",
+            [sid],
+        )[0][0]
     return site.query(
         """SELECT u.user_id FROM roster.users u JOIN roster.school_affiliations a USING (user_id)
            WHERE a.school_id = ? AND u.protected_identity = ? GROUP BY 1 HAVING count(DISTINCT a.school_id) = 1
-           ORDER BY 1 LIMIT 1""", [sid, protected])[0][0]
+           ORDER BY 1 LIMIT 1""",
+        [sid, protected],
+    )[0][0]
 
 
 def group_at(site, school: str) -> str:
-    return site.query("SELECT group_id FROM roster.groups WHERE school_id = ? ORDER BY 1 LIMIT 1",
-                      [site.schools[school]["school_id"]])[0][0]
+    return site.query(
+        "SELECT group_id FROM roster.groups WHERE school_id = ? ORDER BY 1 LIMIT 1", [site.schools[school]["school_id"]]
+    )[0][0]
 
 
 def counts(html: str, school_id: str) -> dict[str, int]:
@@ -78,9 +84,12 @@ def counts(html: str, school_id: str) -> dict[str, int]:
 def test_overview_shows_only_the_admins_school_with_the_counts_of_school_counts(site, gymnasium, org):
     page = gymnasium.get("/").text
     gym = site.schools[GYMNASIUM]["school_id"]
-    expected = site.query("""SELECT students, teachers, staff, classes, "groups", memberships, excluded_persons,
+    expected = site.query(
+        """SELECT students, teachers, staff, classes, "groups", memberships, excluded_persons,
                                     excluded_groups, excluded_memberships FROM diagnostics.school_counts
-                             WHERE school_id = ?""", [gym])[0]
+                             WHERE school_id = ?""",
+        [gym],
+    )[0]
     assert list(counts(page, gym).values()) == list(expected)
     assert site.schools[NORRBY]["school_id"] not in page and NORRBY not in page and LINDBYSKOLAN not in page
     assert 'id="night">2025-12-15<' in page  # the night
@@ -98,7 +107,8 @@ def test_a_school_of_another_school_is_a_404_identical_to_one_that_does_not_exis
     missing = gymnasium.get("/schools/00000000-0000-0000-0000-000000000000")
     assert other.status_code == missing.status_code == 404
     assert other.text == missing.text and dict(other.headers) == dict(missing.headers) | {
-        "content-length": other.headers["content-length"]}
+        "content-length": other.headers["content-length"]
+    }
     assert gymnasium.get(f"/schools/{site.schools[GYMNASIUM]['school_id']}").status_code == 200
 
 
@@ -129,9 +139,11 @@ def test_search_finds_nobody_of_another_school(site, gymnasium, norrby, org):
     page = gymnasium.get("/search", params={"q": theirs}).text
     assert f"/persons/{theirs}" not in page and 'id="no-match"' in page
     # a membership id of another school's group
-    membership = site.query("""SELECT m.group_id || '/' || m.user_id FROM roster.memberships m
+    membership = site.query(
+        """SELECT m.group_id || '/' || m.user_id FROM roster.memberships m
                                JOIN roster.groups g USING (group_id) WHERE g.school_id = ? LIMIT 1""",
-                            [site.schools[NORRBY]["school_id"]])[0][0]
+        [site.schools[NORRBY]["school_id"]],
+    )[0][0]
     assert 'id="no-match"' in gymnasium.get("/search", params={"q": membership}).text
 
 
@@ -169,8 +181,9 @@ def test_the_validation_file_holds_the_admins_school_only(site, gymnasium, org):
     text = json.dumps([list(map(str, r)) for s in book.sheetnames for r in book[s].iter_rows(values_only=True)])
     assert GYMNASIUM in text and NORRBY not in text and LINDBYSKOLAN not in text
     assert len(summary) >= 2
-    whole = openpyxl.load_workbook(io.BytesIO(org.get("/validation-file", params={"authority": authority}).content),
-                                   read_only=True)
+    whole = openpyxl.load_workbook(
+        io.BytesIO(org.get("/validation-file", params={"authority": authority}).content), read_only=True
+    )
     whole_text = json.dumps([list(map(str, r)) for s in whole.sheetnames for r in whole[s].iter_rows(values_only=True)])
     assert NORRBY in whole_text and LINDBYSKOLAN in whole_text
     assert gymnasium.get("/validation-file", params={"authority": "someone-else"}).status_code == 404
@@ -180,13 +193,19 @@ def test_the_scoped_copy_holds_nothing_outside_the_scope(site):
     gym = site.schools[GYMNASIUM]
     built = build(site.warehouse, Scope(schools=(gym["code"],)))
     con = built.con
-    assert [r[0] for r in con.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal").fetchall()] \
-        == ["memory"]  # the warehouse file is not attached: nothing but the copy can be read
-    assert {r[0] for r in con.execute("SELECT DISTINCT school_id FROM history.schools").fetchall()} == {gym["school_id"]}
+    assert [
+        r[0] for r in con.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal").fetchall()
+    ] == ["memory"]  # the warehouse file is not attached: nothing but the copy can be read
+    assert {r[0] for r in con.execute("SELECT DISTINCT school_id FROM history.schools").fetchall()} == {
+        gym["school_id"]
+    }
     assert {r[0] for r in con.execute("SELECT DISTINCT school_id FROM history.groups").fetchall()} == {gym["school_id"]}
     assert con.execute("SELECT count(*) FROM history.users WHERE civic_no_hash IS NOT NULL").fetchone()[0] == 0
-    others = site.query("""SELECT user_id FROM roster.school_affiliations GROUP BY 1
-                           HAVING NOT list_contains(list(school_id), ?)""", [gym["school_id"]])
+    others = site.query(
+        """SELECT user_id FROM roster.school_affiliations GROUP BY 1
+                           HAVING NOT list_contains(list(school_id), ?)""",
+        [gym["school_id"]],
+    )
     seen = {r[0] for r in con.execute("SELECT user_id FROM history.users").fetchall()}
     members = {r[0] for r in con.execute("SELECT user_id FROM history.memberships").fetchall()}
     assert not ({u for (u,) in others} & seen - members)  # someone else's only through a group of this school
@@ -199,8 +218,12 @@ def test_the_scoped_copy_holds_nothing_outside_the_scope(site):
 def test_the_school_page_lists_everyone_held_back_with_what_to_fix_and_when(site, gymnasium):
     sid = site.schools[GYMNASIUM]["school_id"]
     page = gymnasium.get(f"/schools/{sid}").text
-    for reason, text in (("PLACEMENT_NOT_STARTED", "visas från 2026-03-01"), ("EMPLOYMENT_NOT_STARTED", "2026-02-01"),
-                         ("INVALID_EMAIL", "Anna Berg"), ("NO_GROUP_ASSIGNMENT", "Ylva Engström")):
+    for reason, text in (
+        ("PLACEMENT_NOT_STARTED", "visas från 2026-03-01"),
+        ("EMPLOYMENT_NOT_STARTED", "2026-02-01"),
+        ("INVALID_EMAIL", "Anna Berg"),
+        ("NO_GROUP_ASSIGNMENT", "Ylva Engström"),
+    ):
         assert reason in page and text in page
     filtered = gymnasium.get(f"/schools/{sid}", params={"reason": "INVALID_EMAIL"}).text
     assert "Anna Berg" in filtered and "Ylva Lundin" not in filtered
@@ -259,7 +282,7 @@ def test_every_person_and_group_page_viewed_is_in_the_access_log(site, app):
     c.get(f"/persons/{person_at(site, GYMNASIUM)}")  # not theirs: logged as not found
     entries = [json.loads(line) for line in (site.data_dir / "admin-access.jsonl").read_text().splitlines()]
     mine = [e for e in entries if e["user"] == "rektor.norrby"]
-    assert {"page": "person", "id": pid, "found": True} .items() <= mine[-3].items()
+    assert {"page": "person", "id": pid, "found": True}.items() <= mine[-3].items()
     assert {"page": "group", "id": gid, "found": True}.items() <= mine[-2].items()
     assert mine[-1]["found"] is False and mine[-1]["night"] == "2025-12-15" and mine[-1]["time"]
     assert oct(os.stat(site.data_dir / "admin-access.jsonl").st_mode & 0o777) == "0o600"
@@ -278,8 +301,15 @@ def test_security_headers(site, gymnasium):
 # ─── Logins and sessions ───────────────────────────────────────────────────────────────────────────────────
 def test_every_page_needs_a_login(app, site):
     c = client(app)
-    for path in ("/", f"/schools/{site.schools[NORRBY]['school_id']}", "/search?q=a", f"/persons/{person_at(site, NORRBY)}",
-                 "/persons/nonexistent", "/groups/x", "/validation-file"):
+    for path in (
+        "/",
+        f"/schools/{site.schools[NORRBY]['school_id']}",
+        "/search?q=a",
+        f"/persons/{person_at(site, NORRBY)}",
+        "/persons/nonexistent",
+        "/groups/x",
+        "/validation-file",
+    ):
         r = c.get(path)
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next=/")
 
@@ -307,11 +337,16 @@ def test_wrong_password_and_csrf(app):
     assert r.status_code == 401  # same answer for an unknown username
     r = c.post("/login", data={"username": "rektor.norrby", "password": PASSWORD})
     assert r.status_code == 400 and c.get("/").status_code == 303  # no CSRF token: no session
-    r = c.post("/login", data={"username": "rektor.norrby", "password": PASSWORD, "csrf": token},
-               headers={"origin": "https://evil.example"})
+    r = c.post(
+        "/login",
+        data={"username": "rektor.norrby", "password": PASSWORD, "csrf": token},
+        headers={"origin": "https://evil.example"},
+    )
     assert r.status_code == 400
-    r = c.post("/login", data={"username": "rektor.norrby", "password": PASSWORD, "csrf": token,
-                               "next": "https://evil.example/"})
+    r = c.post(
+        "/login",
+        data={"username": "rektor.norrby", "password": PASSWORD, "csrf": token, "next": "https://evil.example/"},
+    )
     assert r.status_code == 303 and r.headers["location"] == "/"
 
 
@@ -385,8 +420,9 @@ def test_the_new_night_is_shown_once_published(site, tmp_path):
     app = create_app(AppSettings(warehouse=wh, data_dir=site.data_dir))
     c = login(app, "rektor.gymnasiet")
     assert 'id="night">2025-12-15<' in c.get("/").text
-    night.run_night(load_installation(Path(__file__).resolve().parents[1] / "data"), dt.date(2025, 12, 16), wh,
-                    tmp_path / "staging")
+    night.run_night(
+        load_installation(Path(__file__).resolve().parents[1] / "data"), dt.date(2025, 12, 16), wh, tmp_path / "staging"
+    )
     sw = next(iter(app.state.skolon.scopes.values()))
     sw.wait_until_current()
     page = c.get("/").text
@@ -403,9 +439,18 @@ def test_a_page_waits_for_a_publish_then_answers_503_and_serves_the_last_copy_me
     app = app_for(site, retry_seconds=0.3)
     app.state.skolon.settings.warehouse = wh
     c = login(app, "rektor.gymnasiet")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(30)"),
-        str(wh)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(30)"
+            ),
+            str(wh),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         r = c.get("/")
@@ -415,9 +460,19 @@ def test_a_page_waits_for_a_publish_then_answers_503_and_serves_the_last_copy_me
         holder.wait()
     assert c.get("/").status_code == 200
     # with a copy built, a run holding the lock does not stop the pages
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); con.execute('CREATE TABLE IF NOT EXISTS x (a INT)');"
-        "con.execute('CHECKPOINT'); print('locked', flush=True); time.sleep(30)"), str(wh)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); con.execute('CREATE TABLE IF NOT EXISTS x (a INT)');"
+                "con.execute('CHECKPOINT'); print('locked', flush=True); time.sleep(30)"
+            ),
+            str(wh),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         for _ in range(3):
@@ -431,10 +486,16 @@ def test_a_page_waits_for_a_publish_then_answers_503_and_serves_the_last_copy_me
 def test_oidc_claims_map_to_a_scope_and_the_login_redirects_to_the_provider(site, tmp_path):
     import shutil
 
-    config = {"client_id": "skolon-admin", "authorize_url": "https://idp.example/authorize",
-              "token_url": "https://idp.example/token", "scope_claim": "groups",
-              "scopes": {"lindby-it": {"authority": site.schools[GYMNASIUM]["authority"]},
-                         "rektor-norrby": {"schools": [site.schools[NORRBY]["code"]]}}}
+    config = {
+        "client_id": "skolon-admin",
+        "authorize_url": "https://idp.example/authorize",
+        "token_url": "https://idp.example/token",
+        "scope_claim": "groups",
+        "scopes": {
+            "lindby-it": {"authority": site.schools[GYMNASIUM]["authority"]},
+            "rektor-norrby": {"schools": [site.schools[NORRBY]["code"]]},
+        },
+    }
     assert oidc.scope_for(["x", "rektor-norrby"], config) == Scope(schools=(site.schools[NORRBY]["code"],))
     assert oidc.scope_for(["unknown"], config) is None
     assert oidc.claim_values({"groups": "lindby-it"}, "groups") == ["lindby-it"]
@@ -471,7 +532,9 @@ def test_admin_add_list_remove(site, tmp_path, monkeypatch, capsys):
     assert main(["admin", "add", "x", "--school", "00000000", "--password-stdin", *flags]) == 2
     assert "no published night has the school" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
-    assert main(["admin", "add", "y", "--authority", site.schools[NORRBY]["authority"], "--password-stdin", *flags]) == 2
+    assert (
+        main(["admin", "add", "y", "--authority", site.schools[NORRBY]["authority"], "--password-stdin", *flags]) == 2
+    )
     assert "at least" in capsys.readouterr().err
     assert main(["admin", "list", *flags]) == 0
     out = capsys.readouterr().out

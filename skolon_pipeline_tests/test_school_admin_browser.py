@@ -21,13 +21,24 @@ import pytest
 from skolon_pipeline_tests.school_admin import GYMNASIUM, NORRBY, PASSWORD, app_for, demo_site
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions"]
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
+]
 
 pytestmark = [
     pytest.mark.slow,  # a real browser
-    pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("chromium") is None,
-                       reason="Debian's chromium is not installed (.ci/run installs it)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists() or shutil.which("chromium") is None,
+        reason="Debian's chromium is not installed (.ci/run installs it)",
+    ),
 ]
 
 
@@ -82,7 +93,8 @@ def _shot(page, name: str) -> None:
 
 
 def test_a_school_admin_logs_in_sees_their_school_searches_downloads_and_cannot_open_another_school(
-        server, browser, tmp_path):
+    server, browser, tmp_path
+):
     site, base = server
     gym = site.schools[GYMNASIUM]
     context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900}, locale="sv-SE")
@@ -101,12 +113,27 @@ def test_a_school_admin_logs_in_sees_their_school_searches_downloads_and_cannot_
     assert page.inner_text("#night") == night
 
     # The school's counts are diagnostics.school_counts'
-    expected = dict(zip(
-        ("students", "teachers", "staff", "classes", "teaching_groups", "memberships", "excluded_persons",
-         "excluded_groups", "excluded_memberships"),
-        site.query("""SELECT students, teachers, staff, classes, "groups", memberships, excluded_persons,
+    expected = dict(
+        zip(
+            (
+                "students",
+                "teachers",
+                "staff",
+                "classes",
+                "teaching_groups",
+                "memberships",
+                "excluded_persons",
+                "excluded_groups",
+                "excluded_memberships",
+            ),
+            site.query(
+                """SELECT students, teachers, staff, classes, "groups", memberships, excluded_persons,
                              excluded_groups, excluded_memberships FROM diagnostics.school_counts WHERE school_id = ?""",
-                   [gym["school_id"]])[0], strict=True))
+                [gym["school_id"]],
+            )[0],
+            strict=True,
+        )
+    )
     row = page.locator(f'tr[data-school-id="{gym["school_id"]}"]')
     shown = {col: int(row.locator(f'td[data-col="{col}"]').inner_text()) for col in expected}
     assert shown == expected
@@ -145,9 +172,12 @@ def test_a_school_admin_logs_in_sees_their_school_searches_downloads_and_cannot_
     assert GYMNASIUM in cells and NORRBY not in cells
 
     # Another school's person, by editing the URL: 404, as an id that does not exist
-    theirs = site.query("""SELECT a.user_id FROM roster.school_affiliations a WHERE a.school_id = ?
+    theirs = site.query(
+        """SELECT a.user_id FROM roster.school_affiliations a WHERE a.school_id = ?
                            AND a.user_id NOT IN (SELECT user_id FROM roster.school_affiliations WHERE school_id = ?)
-                           ORDER BY 1 LIMIT 1""", [site.schools[NORRBY]["school_id"], gym["school_id"]])[0][0]
+                           ORDER BY 1 LIMIT 1""",
+        [site.schools[NORRBY]["school_id"], gym["school_id"]],
+    )[0][0]
     response = page.goto(f"{base}/persons/{theirs}")
     assert response.status == 404 and "Sidan finns inte" in page.inner_text("main")
     assert theirs not in page.content()

@@ -98,7 +98,8 @@ def test_a_queued_page_is_answered_when_the_slot_frees_in_time(site, monkeypatch
     try:
         assert entered.wait(20)
         queued = threading.Thread(
-            target=lambda: statuses.setdefault("queued", second.get("/search", params={"q": "lundin"}).status_code))
+            target=lambda: statuses.setdefault("queued", second.get("/search", params={"q": "lundin"}).status_code)
+        )
         queued.start()
         wait_for(lambda: len(renders.waiting) == 1, "the second page to queue")
     finally:
@@ -116,9 +117,25 @@ def test_serve_runs_at_low_cpu_priority_on_one_duckdb_thread_per_copy(site, tmp_
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "skolon_pipeline.cli", "serve", "--port", str(port), "--data-dir",
-                             str(site.data_dir), "--warehouse", str(site.warehouse), "--nice", "12"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skolon_pipeline.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(site.data_dir),
+            "--warehouse",
+            str(site.warehouse),
+            "--nice",
+            "12",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -130,8 +147,10 @@ def test_serve_runs_at_low_cpu_priority_on_one_duckdb_thread_per_copy(site, tmp_
             except httpx.HTTPError:
                 assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
                 time.sleep(0.2)
-        assert c.post("/login", data={"username": "rektor.gymnasiet", "password": PASSWORD, "csrf": token}
-                      ).status_code == 303
+        assert (
+            c.post("/login", data={"username": "rektor.gymnasiet", "password": PASSWORD, "csrf": token}).status_code
+            == 303
+        )
         assert c.get("/").status_code == 200 and c.get("/search", params={"q": "lundin"}).status_code == 200
         tasks = list(Path(f"/proc/{proc.pid}/task").iterdir())
         assert len(tasks) > 1
@@ -179,8 +198,10 @@ def test_the_search_finds_removed_persons_with_when_and_why_and_protected_ones_b
     assert hidden["id"] not in c.get("/search", params={"q": hidden["emails"][0]["value"]}).text
 
     page = c.get("/search", params={"q": "lova angstrom"}).text
-    assert ("I rostern till 2026-12-02; borttagen 2026-12-03: Skolplaceringen har upphört "
-            "(the last enrolment ended on 2026-12-02)") in page
+    assert (
+        "I rostern till 2026-12-02; borttagen 2026-12-03: Skolplaceringen har upphört "
+        "(the last enrolment ended on 2026-12-02)"
+    ) in page
 
     by_id = c.get(f"/persons/{hidden['id']}")  # by id: found, masked, and when she left
     assert by_id.status_code == 200 and "Skyddad identitet" in by_id.text and "Tyra" not in by_id.text
@@ -193,4 +214,5 @@ def test_the_search_finds_removed_persons_with_when_and_why_and_protected_ones_b
             web = pages.search(cur, query, built.night)
         cli = find(last.warehouse, query)
         assert [(f.id, f.name, f.in_drop, f.past) for f in web.found] == [
-            (f.id, f.name, f.in_drop, f.past) for f in cli.found], query
+            (f.id, f.name, f.in_drop, f.past) for f in cli.found
+        ], query

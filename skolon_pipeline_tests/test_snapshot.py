@@ -138,14 +138,20 @@ def test_a_failed_commit_reports_its_cause():
 
 def test_a_step_failure_is_reported_by_its_cause_not_dagsters_wrapper():
     cause = SerializableErrorInfo(
-        "duckdb.duckdb.IOException: IO Error: Could not set lock on file \"/x/warehouse.duckdb\": Conflicting lock\n",
-        [], "IOException")
+        'duckdb.duckdb.IOException: IO Error: Could not set lock on file "/x/warehouse.duckdb": Conflicting lock\n',
+        [],
+        "IOException",
+    )
     wrapper = SerializableErrorInfo(
-        "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op \"publish_night\":\n",
-        [], "DagsterExecutionStepExecutionError", cause=cause)
+        'dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op "publish_night":\n',
+        [],
+        "DagsterExecutionStepExecutionError",
+        cause=cause,
+    )
     assert runs.error_line(wrapper) == 'IO Error: Could not set lock on file "/x/warehouse.duckdb": Conflicting lock'
-    failure = SerializableErrorInfo("dagster._core.definitions.events.Failure: source 'a': file x.zip: encrypted\n",
-                                    [], "Failure")
+    failure = SerializableErrorInfo(
+        "dagster._core.definitions.events.Failure: source 'a': file x.zip: encrypted\n", [], "Failure"
+    )
     assert runs.error_line(failure) == "source 'a': file x.zip: encrypted"
     assert runs.error_line(SerializableErrorInfo("builtins.KeyError: 'x'\n", [], "KeyError")) == "KeyError: 'x'"
 

@@ -83,20 +83,27 @@ def test_a_broken_source_is_carried_over_and_the_other_publishes(installation):
     assert {stale[u] for u in or_users} == {dt.date(2026, 11, 1)}
     assert stale[new_student["id"]] is None
     for table in ("memberships", "groups", "school_affiliations", "schools"):
-        carried = second.query(f"SELECT count(*), min(stale_since) FROM nightly.{table} WHERE as_of = ? AND "
-                               "source_id = 'friskola'", [second.as_of])[0]
-        before = first.query(f"SELECT count(*) FROM nightly.{table} WHERE as_of = ? AND source_id = 'friskola'",
-                             [first.as_of])[0][0]
+        carried = second.query(
+            f"SELECT count(*), min(stale_since) FROM nightly.{table} WHERE as_of = ? AND source_id = 'friskola'",
+            [second.as_of],
+        )[0]
+        before = first.query(
+            f"SELECT count(*) FROM nightly.{table} WHERE as_of = ? AND source_id = 'friskola'", [first.as_of]
+        )[0][0]
         assert carried == (before, dt.date(2026, 11, 1)), table
-    warning = second.query("SELECT detail FROM nightly.warnings WHERE as_of = ? AND code = 'SOURCE_FAILED'",
-                           [second.as_of])
-    assert len(warning) == 1 and "users.csv" in warning[0][0] and "roster of 2026-11-01 is carried over" in warning[0][0]
+    warning = second.query(
+        "SELECT detail FROM nightly.warnings WHERE as_of = ? AND code = 'SOURCE_FAILED'", [second.as_of]
+    )
+    assert (
+        len(warning) == 1 and "users.csv" in warning[0][0] and "roster of 2026-11-01 is carried over" in warning[0][0]
+    )
 
     # Still broken the next night: stale since the last night it was fresh, not since yesterday.
     installation["write"]("2026-11-03", broken=True)
     third, _ = _run(settings, "2026-11-03")
     assert set(third.query("SELECT DISTINCT stale_since FROM roster.users WHERE source_id = 'friskola'")) == {
-        (dt.date(2026, 11, 1),)}
+        (dt.date(2026, 11, 1),)
+    }
     # Fixed: fresh again.
     installation["write"]("2026-11-04")
     fourth, evaluated = _run(settings, "2026-11-04")
@@ -109,16 +116,23 @@ def test_a_broken_ss12000_source_is_carried_over_and_the_oneroster_source_publis
     settings, drop = installation["settings"], installation["drop"]
     installation["write"]("2026-11-01")
     first, _ = _run(settings, "2026-11-01")
-    kommun_before = set(first.query("SELECT user_id, role FROM nightly.users WHERE as_of = ? AND source_id = 'kommun'",
-                                    [first.as_of]))
+    kommun_before = set(
+        first.query("SELECT user_id, role FROM nightly.users WHERE as_of = ? AND source_id = 'kommun'", [first.as_of])
+    )
     school = drop.rows["orgs"][1]["sourcedId"]
     newcomer = drop.user("student", school, "Nora", "Ny")
     installation["write"]("2026-11-02", broken_ss12000=True)
     second, evaluated = _run(settings, "2026-11-02")
     assert [f.source_id for f in evaluated.failed] == ["kommun"] and "persons.json" in evaluated.failed[0].message
     assert f"friskola:{newcomer}" in second.users()
-    assert set(second.query("SELECT user_id, role FROM roster.users WHERE source_id = 'kommun' "
-                            "AND stale_since = DATE '2026-11-01'")) == kommun_before
+    assert (
+        set(
+            second.query(
+                "SELECT user_id, role FROM roster.users WHERE source_id = 'kommun' AND stale_since = DATE '2026-11-01'"
+            )
+        )
+        == kommun_before
+    )
 
 
 def test_a_teacher_in_two_sources_is_one_user_with_both_affiliations(tmp_path):
@@ -146,14 +160,22 @@ def test_a_teacher_in_two_sources_is_one_user_with_both_affiliations(tmp_path):
     n, evaluated = _run(settings, "2026-11-01")
     assert not any(g["missing"] for g in evaluated.conservation.values())
 
-    assert n.query("SELECT count(*), min(role) FROM roster.users WHERE user_id = ?", [teacher["id"]]) == [(1, "teacher")]
+    assert n.query("SELECT count(*), min(role) FROM roster.users WHERE user_id = ?", [teacher["id"]]) == [
+        (1, "teacher")
+    ]
     assert sorted(n.query("SELECT school_id, source_id, organisation_name FROM roster.schools")) == sorted(
-        [(school_a, "kommun", "Testby kommun"), (school_b, "friskola", "Testby kommun")])
-    assert set(n.query("SELECT school_id, role, source_id FROM roster.school_affiliations WHERE user_id = ?",
-                       [teacher["id"]])) == {(school_a, "teacher", "kommun"), (school_b, "teacher", "friskola")}
-    assert {(g, r) for g, u, r in n.memberships() if u == teacher["id"]} == {(klass_a["id"], "teacher"),
-                                                                            (klass_b["id"], "teacher")}
-    assert n.exclusion(clash_a["id"], "DUPLICATE_EMAIL")["detail"] == f"the same school e-mail is used by {clash_b['id']}"
+        [(school_a, "kommun", "Testby kommun"), (school_b, "friskola", "Testby kommun")]
+    )
+    assert set(
+        n.query("SELECT school_id, role, source_id FROM roster.school_affiliations WHERE user_id = ?", [teacher["id"]])
+    ) == {(school_a, "teacher", "kommun"), (school_b, "teacher", "friskola")}
+    assert {(g, r) for g, u, r in n.memberships() if u == teacher["id"]} == {
+        (klass_a["id"], "teacher"),
+        (klass_b["id"], "teacher"),
+    }
+    assert (
+        n.exclusion(clash_a["id"], "DUPLICATE_EMAIL")["detail"] == f"the same school e-mail is used by {clash_b['id']}"
+    )
     assert n.reasons(clash_b["id"]) == {"DUPLICATE_EMAIL"}
 
 
@@ -198,8 +220,12 @@ def test_dagster_run_shows_the_failed_source_and_publishes_the_other(installatio
     assert checks[("extract/kommun", READABLE_CHECK)].passed
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         assert con.execute("SELECT max(as_of) FROM nightly.nights").fetchone()[0] == dt.date(2026, 11, 2)
-        assert con.execute("SELECT count(*) FROM roster.users WHERE source_id = 'friskola' "
-                           "AND stale_since = DATE '2026-11-01'").fetchone()[0] == 3
+        assert (
+            con.execute(
+                "SELECT count(*) FROM roster.users WHERE source_id = 'friskola' AND stale_since = DATE '2026-11-01'"
+            ).fetchone()[0]
+            == 3
+        )
 
 
 @pytest.mark.slow
@@ -207,11 +233,21 @@ def test_cli_exits_with_its_own_code_naming_the_failed_source(installation):
     settings = installation["settings"]
     installation["write"]("2026-11-01")
     installation["write"]("2026-11-02", broken=True)
-    env = {"SKOLON_DATA_DIR": str(settings.data_dir), "SKOLON_WAREHOUSE": str(settings.warehouse),
-           "SKOLON_EXPORT_DIR": str(settings.export_dir), "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    env = {
+        "SKOLON_DATA_DIR": str(settings.data_dir),
+        "SKOLON_WAREHOUSE": str(settings.warehouse),
+        "SKOLON_EXPORT_DIR": str(settings.export_dir),
+        "PYTHONPATH": str(REPO),
+        "PATH": "/usr/bin:/bin",
+    }
     for date, code in (("2026-11-01", 0), ("2026-11-02", cli.EXIT_SOURCE_FAILED)):
-        proc = subprocess.run([sys.executable, "-m", "skolon_pipeline.cli", "run", "--as-of", date,
-                               "--executor", "in_process"], env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "skolon_pipeline.cli", "run", "--as-of", date, "--executor", "in_process"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == code, proc.stdout + proc.stderr
     assert "published, but a source FAILED" in proc.stderr
     assert "source 'friskola'" in proc.stderr and "users.csv" in proc.stderr

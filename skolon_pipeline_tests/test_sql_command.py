@@ -45,14 +45,17 @@ def test_a_long_result_is_cut_in_the_table_and_whole_in_csv(demo_warehouse, caps
     assert code == 0 and lines[0] == "n,nothing" and len(lines) == 1501 and lines[-1] == "1499,"
 
 
-@pytest.mark.parametrize("statement", [
-    "CREATE TABLE roster.mine AS SELECT 1",
-    "DELETE FROM history.users",
-    "COPY (SELECT * FROM roster.users) TO '{out}'",
-    "ATTACH '{out}' AS other",
-    "SELECT * FROM read_csv('{out}')",
-    "SET enable_external_access = true",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TABLE roster.mine AS SELECT 1",
+        "DELETE FROM history.users",
+        "COPY (SELECT * FROM roster.users) TO '{out}'",
+        "ATTACH '{out}' AS other",
+        "SELECT * FROM read_csv('{out}')",
+        "SET enable_external_access = true",
+    ],
+)
 def test_nothing_is_written_or_read_beside_the_warehouse(demo_warehouse, capsys, tmp_path, statement):
     before = _digest(demo_warehouse)
     code, out, err = _sql(capsys, demo_warehouse, statement.format(out=tmp_path / "leak.csv"))
@@ -63,12 +66,14 @@ def test_nothing_is_written_or_read_beside_the_warehouse(demo_warehouse, capsys,
 
 
 def test_the_prompt_reads_statements_until_quit_and_goes_on_after_an_error(demo_warehouse, capsys, monkeypatch):
-    session = ("SELECT count(*) AS users\nFROM roster.users;\n"
-               "SELECT no_such_column FROM roster.users;\n"
-               ".tables\n"
-               "SELECT 'after the error' AS still;\n"
-               ".quit\n"
-               "SELECT 'never read';\n")
+    session = (
+        "SELECT count(*) AS users\nFROM roster.users;\n"
+        "SELECT no_such_column FROM roster.users;\n"
+        ".tables\n"
+        "SELECT 'after the error' AS still;\n"
+        ".quit\n"
+        "SELECT 'never read';\n"
+    )
     code, out, err = _sql(capsys, demo_warehouse, stdin=session, monkeypatch=monkeypatch)
     with duckdb.connect(str(demo_warehouse), read_only=True) as con:
         users = con.execute("SELECT count(*) FROM roster.users").fetchone()[0]

@@ -22,8 +22,9 @@ def test_the_duckdb_cli_from_the_package_registry_reads_the_published_warehouse(
     assert version.returncode == 0 and version.stdout.startswith("v1.5."), version.stdout + version.stderr
     copy = tmp_path / "warehouse.duckdb"  # the CLI's own process, on the file as an analyst copies it
     shutil.copy(demo_warehouse, copy)
-    proc = _duckdb_cli("-readonly", "-csv", str(copy), "-c",
-                       "SELECT role, count(*) AS n FROM roster.users GROUP BY role ORDER BY role")
+    proc = _duckdb_cli(
+        "-readonly", "-csv", str(copy), "-c", "SELECT role, count(*) AS n FROM roster.users GROUP BY role ORDER BY role"
+    )
     assert proc.returncode == 0, proc.stderr
     with duckdb.connect(str(demo_warehouse), read_only=True) as con:
         expected = con.execute("SELECT role, count(*) FROM roster.users GROUP BY role ORDER BY role").fetchall()

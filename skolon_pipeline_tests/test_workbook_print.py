@@ -27,9 +27,19 @@ def _pdf(xlsx: Path, out: Path) -> Path:
     assert soffice, "LibreOffice (soffice) is not installed: .ci/run installs libreoffice-calc-nogui"
     # A profile of its own: other test processes may run LibreOffice at the same time.
     subprocess.run(
-        [soffice, "--headless", f"-env:UserInstallation={(out / 'profile').as_uri()}", "--convert-to", "pdf",
-         "--outdir", str(out), str(xlsx)],
-        check=True, capture_output=True, timeout=180,
+        [
+            soffice,
+            "--headless",
+            f"-env:UserInstallation={(out / 'profile').as_uri()}",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out),
+            str(xlsx),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     return out / f"{xlsx.stem}.pdf"
 
@@ -43,8 +53,9 @@ def printed(demo_warehouse, tmp_path_factory) -> tuple[list[tuple[int, int]], di
     sizes = [(round(float(p.mediabox.width)), round(float(p.mediabox.height))) for p in pages]
     per_sheet: dict[str, list[str]] = {}
     for text in (p.extract_text() for p in pages):
-        sheet = next((b.name("sv") for b in BOOK[1:] if text.startswith(" ".join(b.headers("sv")[:4]))),
-                     BOOK[0].name("sv"))
+        sheet = next(
+            (b.name("sv") for b in BOOK[1:] if text.startswith(" ".join(b.headers("sv")[:4]))), BOOK[0].name("sv")
+        )
         per_sheet.setdefault(sheet, []).append(text)
     return sizes, per_sheet
 

@@ -42,8 +42,11 @@ def test_values_types_and_nulls_survive(con, tmp_path):
 
 def test_header_is_frozen_bold_filtered_and_columns_sized(con, tmp_path):
     path = tmp_path / "t.xlsx"
-    xlsx.write_workbook(con, path, [xlsx.Sheet("People", "SELECT * FROM people"),
-                                    xlsx.Sheet("None", "SELECT * FROM people WHERE false")])
+    xlsx.write_workbook(
+        con,
+        path,
+        [xlsx.Sheet("People", "SELECT * FROM people"), xlsx.Sheet("None", "SELECT * FROM people WHERE false")],
+    )
     wb = load_workbook(path)
     ws = wb["People"]
     assert ws.freeze_panes == "A2"
@@ -51,7 +54,9 @@ def test_header_is_frozen_bold_filtered_and_columns_sized(con, tmp_path):
     assert ws["A1"].font.b and not ws["A2"].font.b
     assert ws.column_dimensions["A"].width == len("Åsa & <Björk>") + 2  # the longest value
     assert ws.column_dimensions["B"].width == len("visible_from") + 2
-    assert [[c.value for c in r] for r in wb["None"].iter_rows()] == [["name", "visible_from", "students", "active", "groups"]]
+    assert [[c.value for c in r] for r in wb["None"].iter_rows()] == [
+        ["name", "visible_from", "students", "active", "groups"]
+    ]
 
 
 def test_sheet_longer_than_excel_allows_continues_on_numbered_sheets(con, tmp_path, monkeypatch):
@@ -72,8 +77,14 @@ def test_package_is_a_valid_zip_with_the_parts_excel_needs(con, tmp_path):
     xlsx.write_workbook(con, path, [xlsx.Sheet("People", "SELECT * FROM people")])
     with zipfile.ZipFile(path) as zf:
         assert zf.testzip() is None
-        assert {"[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/_rels/workbook.xml.rels",
-                "xl/styles.xml", "xl/worksheets/sheet1.xml"} <= set(zf.namelist())
+        assert {
+            "[Content_Types].xml",
+            "_rels/.rels",
+            "xl/workbook.xml",
+            "xl/_rels/workbook.xml.rels",
+            "xl/styles.xml",
+            "xl/worksheets/sheet1.xml",
+        } <= set(zf.namelist())
 
 
 def test_column_letters():

@@ -32,7 +32,7 @@ def build_alert_sensor(resource: SkolonResource) -> dg.SensorDefinition:
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Sends notify: (sources.yaml) an e-mail and/or a webhook when a nightly run fails: a night "
-                    "held by the guard, a failed source, any other failure. Ids and counts only.",
+        "held by the guard, a failed source, any other failure. Ids and counts only.",
     )
     def nightly_alerts(context: dg.RunFailureSensorContext):
         run = context.dagster_run
@@ -45,8 +45,13 @@ def build_alert_sensor(resource: SkolonResource) -> dg.SensorDefinition:
             (e.step_key, runs.error_line(e.step_failure_data.error) if e.step_failure_data.error else "(no message)")
             for e in context.get_step_failure_events()
         ]
-        alert = notify.alert_for_failed_run(resource.settings.warehouse, dt.date.fromisoformat(night), run.run_id,
-                                            failures, SOURCES_KEY.to_python_identifier())
+        alert = notify.alert_for_failed_run(
+            resource.settings.warehouse,
+            dt.date.fromisoformat(night),
+            run.run_id,
+            failures,
+            SOURCES_KEY.to_python_identifier(),
+        )
         _send(context, alert, installation.notify)
 
     return nightly_alerts
@@ -60,7 +65,7 @@ def build_stale_drop_sensor(resource: SkolonResource) -> dg.SensorDefinition:
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Sends notify: (sources.yaml) an e-mail and/or a webhook when a nightly run published from a "
-                    "drop older than its source's max_drop_age_days (DROP_STALE). Source ids and dates only.",
+        "drop older than its source's max_drop_age_days (DROP_STALE). Source ids and dates only.",
     )
     def nightly_stale_drop_alerts(context: dg.RunStatusSensorContext):
         run = context.dagster_run

@@ -41,8 +41,14 @@ def build_guard_assets(eligibility_key: dg.AssetKey, group_name: str, partitions
         removal; a held night is recorded in history.held_nights and its change set in history.held_changes."""
         dry_run = context.run.tags.get(DRY_RUN_TAG) == "true"
         night_date = as_of(context)
-        result = night.check(skolon.installation(), skolon.settings.warehouse, skolon.settings.staging_dir,
-                             night_date, context.run.run_id, record=not dry_run)
+        result = night.check(
+            skolon.installation(),
+            skolon.settings.warehouse,
+            skolon.settings.staging_dir,
+            night_date,
+            context.run.run_id,
+            record=not dry_run,
+        )
         yield dg.MaterializeResult(
             metadata={
                 "compared_with": result.compared_with.isoformat() if result.compared_with else "",

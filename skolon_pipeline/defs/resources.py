@@ -43,7 +43,9 @@ class SkolonResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SkolonResource:
-        return cls(data_dir=str(settings.data_dir), warehouse=str(settings.warehouse), export_dir=str(settings.export_dir))
+        return cls(
+            data_dir=str(settings.data_dir), warehouse=str(settings.warehouse), export_dir=str(settings.export_dir)
+        )
 
     @property
     def settings(self) -> Settings:

@@ -24,7 +24,9 @@ SOURCES_KEY = dg.AssetKey(["diagnostics", "sources"])
 CONSERVATION_CHECK = "conservation"
 # The roster is published every night at about 02:00: a day and a few hours without a new night is late (warn),
 # a day and a half is a failure the UI and freshness alerts show.
-ROSTER_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=36), warn_window=dt.timedelta(hours=27))
+ROSTER_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=36), warn_window=dt.timedelta(hours=27)
+)
 
 # published table → (asset key, group, description): roster/<table> or diagnostics/<table>, as its view.
 PUBLISHED: dict[str, tuple[dg.AssetKey, str, str]] = {
@@ -60,8 +62,9 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
         here; the conservation check blocks publishing if any record would vanish without a reason. A source
         that could not be read tonight is left out, and its last published roster carried over (stale)."""
         try:
-            evaluated = night.evaluate(skolon.installation(), as_of(context), skolon.settings.staging_dir,
-                                       skolon.settings.warehouse)
+            evaluated = night.evaluate(
+                skolon.installation(), as_of(context), skolon.settings.staging_dir, skolon.settings.warehouse
+            )
         except night.AllSourcesFailed as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         yield dg.MaterializeResult(
@@ -84,11 +87,19 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(key, group_name=group, description=description, deps=[ELIGIBILITY_KEY, CHANGE_SET_KEY],
-                         kinds={"duckdb"}, partitions_def=partitions_def, owners=OWNERS,
-                         tags=PII if table in PII_TABLES else {}, code_version=sql_version(*RULES_SQL),
-                         metadata={"dagster/table_name": ".".join(key.path)},
-                         freshness_policy=ROSTER_FRESHNESS if group == ROSTER_GROUP else None)
+            dg.AssetSpec(
+                key,
+                group_name=group,
+                description=description,
+                deps=[ELIGIBILITY_KEY, CHANGE_SET_KEY],
+                kinds={"duckdb"},
+                partitions_def=partitions_def,
+                owners=OWNERS,
+                tags=PII if table in PII_TABLES else {},
+                code_version=sql_version(*RULES_SQL),
+                metadata={"dagster/table_name": ".".join(key.path)},
+                freshness_policy=ROSTER_FRESHNESS if group == ROSTER_GROUP else None,
+            )
             for table, (key, group, description) in PUBLISHED.items()
         ],
         partitions_def=partitions_def,
@@ -101,9 +112,13 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
         night. The guard is applied again inside the transaction, so a held night is never published."""
         night_date = as_of(context)
         try:
-            published = night.publish(skolon.installation(), skolon.settings.warehouse,
-                                      night.rules_db(skolon.settings.staging_dir, night_date), night_date,
-                                      context.run.run_id)
+            published = night.publish(
+                skolon.installation(),
+                skolon.settings.warehouse,
+                night.rules_db(skolon.settings.staging_dir, night_date),
+                night_date,
+                context.run.run_id,
+            )
         except night.NightHeld as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         counts = published.counts
@@ -142,13 +157,18 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
             raise dg.Failure(
                 description="; ".join(f.message for f in failures)
                 + " (the other sources are published; the failed source's last published roster is carried over, "
-                  "flagged stale)",
+                "flagged stale)",
                 metadata={"failed_sources": ", ".join(f.source_id for f in failures)},
                 allow_retries=False,
             )
         return dg.MaterializeResult(metadata={"fresh_sources": ", ".join(source_ids)})
 
-    return [eligibility, *build_guard_assets(ELIGIBILITY_KEY, RULES_GROUP, partitions_def), publish_night, sources_fresh]
+    return [
+        eligibility,
+        *build_guard_assets(ELIGIBILITY_KEY, RULES_GROUP, partitions_def),
+        publish_night,
+        sources_fresh,
+    ]
 
 
 def _source_counts(con: duckdb.DuckDBPyConnection, table: str, night_date) -> list[tuple[str, int]]:
@@ -156,8 +176,9 @@ def _source_counts(con: duckdb.DuckDBPyConnection, table: str, night_date) -> li
     if "source_id" not in tables.BY_NAME[table].column_names:
         return []
     # `table` is one of the code's own table names (tables.PUBLISHED), never registry data.
-    return con.execute(f"SELECT source_id, count(*) FROM nightly.{table} WHERE as_of = ? GROUP BY 1 ORDER BY 1",
-                       [night_date]).fetchall()
+    return con.execute(
+        f"SELECT source_id, count(*) FROM nightly.{table} WHERE as_of = ? GROUP BY 1 ORDER BY 1", [night_date]
+    ).fetchall()
 
 
 def _reason_counts(con: duckdb.DuckDBPyConnection, night_date) -> Counter:

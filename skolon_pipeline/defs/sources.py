@@ -79,10 +79,11 @@ def build_pull_asset(source: Source, partitions_def: dg.PartitionsDefinition, ti
         metadata={"source_id": source.id, "base_url": public_url(source.api.url)},
         check_specs=[
             dg.AssetCheckSpec(
-                PULLED_CHECK, asset=pull_key(source.id),
+                PULLED_CHECK,
+                asset=pull_key(source.id),
                 description="The registry's API answered every page within the limits; when it did not, the "
-                            "source's last published roster is carried over and the run fails after the other "
-                            "sources are published.",
+                "source's last published roster is carried over and the run fails after the other "
+                "sources are published.",
             )
         ],
     )
@@ -91,15 +92,23 @@ def build_pull_asset(source: Source, partitions_def: dg.PartitionsDefinition, ti
         night_date = as_of(context)
         staging = skolon.settings.staging_dir
         try:
-            result = pull_source(configured, night_date, repull=context.run.tags.get(REPULL_TAG) == "true",
-                                 timezone=timezone, log=context.log.warning)
+            result = pull_source(
+                configured,
+                night_date,
+                repull=context.run.tags.get(REPULL_TAG) == "true",
+                timezone=timezone,
+                log=context.log.warning,
+            )
         except SourceError as exc:
             write_status(staging, night_date, source.id, error=exc.problem)
             context.log.error(str(exc))
             yield dg.MaterializeResult(metadata={"status": "failed", "problem": str(exc)})
             yield dg.AssetCheckResult(
-                check_name=PULLED_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
-                description=str(exc), metadata={"source_id": source.id, "problem": str(exc)},
+                check_name=PULLED_CHECK,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=str(exc),
+                metadata={"source_id": source.id, "problem": str(exc)},
             )
             return
         write_status(staging, night_date, source.id, result)
@@ -119,8 +128,9 @@ def table_check_name(table: str) -> str:
     return f"{table}_valid"
 
 
-def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition, timezone: str = "Europe/Stockholm"
-                        ) -> list[dg.AssetsDefinition]:
+def build_source_assets(
+    source: Source, partitions_def: dg.PartitionsDefinition, timezone: str = "Europe/Stockholm"
+) -> list[dg.AssetsDefinition]:
     pulled = [build_pull_asset(source, partitions_def, timezone)] if source.api is not None else []
 
     @dg.asset(
@@ -140,16 +150,18 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
         metadata={"source_id": source.id, "format": source.format},
         check_specs=[
             dg.AssetCheckSpec(
-                READABLE_CHECK, asset=extract_key(source.id),
+                READABLE_CHECK,
+                asset=extract_key(source.id),
                 description="The drop passed the package stage (files, headers, encoding); when it fails, the "
-                            "source's last published roster is carried over, flagged stale, and the run fails "
-                            "after the other sources are published.",
+                "source's last published roster is carried over, flagged stale, and the run fails "
+                "after the other sources are published.",
             ),
             dg.AssetCheckSpec(
-                DROP_FRESH_CHECK, asset=extract_key(source.id),
+                DROP_FRESH_CHECK,
+                asset=extract_key(source.id),
                 description="The drop read is at most rules.max_drop_age_days old (default 3): an older one means "
-                            "the registry may have stopped exporting. The night still runs (DROP_STALE warning; "
-                            "`run` exits 5 unless --allow-stale); this check fails with WARN severity.",
+                "the registry may have stopped exporting. The night still runs (DROP_STALE warning; "
+                "`run` exits 5 unless --allow-stale); this check fails with WARN severity.",
             ),
         ],
     )
@@ -161,13 +173,18 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
             context.log.error(extracted.message)
             yield dg.MaterializeResult(metadata={"status": "failed", "file": extracted.file or ""})
             yield dg.AssetCheckResult(
-                check_name=READABLE_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                check_name=READABLE_CHECK,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
                 description=extracted.message,
                 metadata={"source_id": source.id, "file": extracted.file or "", "problem": extracted.message},
             )
             yield dg.AssetCheckResult(
-                check_name=DROP_FRESH_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
-                description="not checked: the source could not be read", metadata={"source_id": source.id},
+                check_name=DROP_FRESH_CHECK,
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                description="not checked: the source could not be read",
+                metadata={"source_id": source.id},
             )
             return
         if extracted.demo_key:
@@ -190,10 +207,16 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
         if drop.stale(night_):
             context.log.warning(f"source {source.id}: {drop.detail(night_)} ({DROP_STALE})")
         yield dg.AssetCheckResult(
-            check_name=DROP_FRESH_CHECK, passed=not drop.stale(night_), severity=dg.AssetCheckSeverity.WARN,
+            check_name=DROP_FRESH_CHECK,
+            passed=not drop.stale(night_),
+            severity=dg.AssetCheckSeverity.WARN,
             description=drop.detail(night_) if drop.stale(night_) else None,
-            metadata={"source_id": source.id, "drop_date": extracted.drop_date.isoformat(),
-                      "drop_age_days": drop.age_days(night_), "max_drop_age_days": drop.max_drop_age_days},
+            metadata={
+                "source_id": source.id,
+                "drop_date": extracted.drop_date.isoformat(),
+                "drop_age_days": drop.age_days(night_),
+                "max_drop_age_days": drop.max_drop_age_days,
+            },
         )
 
     @dg.asset(
@@ -210,7 +233,9 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
             "night goes on. One asset check per table lists the failure cases (ids and field names only)."
         ),
         check_specs=[
-            dg.AssetCheckSpec(table_check_name(table), asset=validate_key(source.id), description=f"{table} rows pass the model")
+            dg.AssetCheckSpec(
+                table_check_name(table), asset=validate_key(source.id), description=f"{table} rows pass the model"
+            )
             for table in CANONICAL_TABLES
         ],
         metadata={"source_id": source.id},
@@ -220,9 +245,12 @@ def build_source_assets(source: Source, partitions_def: dg.PartitionsDefinition,
         if failure is not None:
             yield dg.MaterializeResult(metadata={"status": "not validated: the source could not be read"})
             for table in CANONICAL_TABLES:
-                yield dg.AssetCheckResult(check_name=table_check_name(table), passed=False,
-                                          severity=dg.AssetCheckSeverity.WARN,
-                                          metadata={"status": "not validated: the source could not be read"})
+                yield dg.AssetCheckResult(
+                    check_name=table_check_name(table),
+                    passed=False,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"status": "not validated: the source could not be read"},
+                )
             return
         path = night.staging_file(skolon.settings.staging_dir, as_of(context), source.id)
         reports = night.validate(source.id, path)

@@ -37,17 +37,21 @@ _WORDS = {
     "day": (("dag", "dagar"), ("day", "days")),
     "no_drop": ("ingen export lästes i natt", "no drop was read tonight"),
     "unknown": ("exportdatum okänt", "drop date unknown"),
-    "stale": ("VARNING: äldre än {} dagar (max_drop_age_days); registret kan ha slutat exportera",
-              "WARNING: older than {} days (max_drop_age_days); the registry may have stopped exporting"),
+    "stale": (
+        "VARNING: äldre än {} dagar (max_drop_age_days); registret kan ha slutat exportera",
+        "WARNING: older than {} days (max_drop_age_days); the registry may have stopped exporting",
+    ),
     "generated": ("Skapad", "Generated"),
     "sources": ("Källor", "Sources"),
     "reasons": ("Orsak", "Reason"),
     "records": ("Antal poster", "Records"),
     "code": ("Kod", "Code"),
-    "protected": ("Personer med skyddad identitet visas bara med id, roll och skola; deras grupper visas inte "
-                  "(de räknas i antalen).",
-                  "Persons with a protected identity are shown with id, role and school only; their groups are not "
-                  "shown (they are counted in the numbers)."),
+    "protected": (
+        "Personer med skyddad identitet visas bara med id, roll och skola; deras grupper visas inte "
+        "(de räknas i antalen).",
+        "Persons with a protected identity are shown with id, role and school only; their groups are not "
+        "shown (they are counted in the numbers).",
+    ),
 }
 
 
@@ -57,14 +61,24 @@ def _w(key: str, lang: str):
 
 def summary_layout(con: duckdb.DuckDBPyConnection, header: Header, lang: str, layout: xlsx.Layout) -> xlsx.Layout:
     """The Summary's rows above and below its per-school table, for the authority (and school) in x_filter."""
-    sources = [r[0] for r in con.execute(
-        """SELECT source_id FROM x_schools WHERE authority_id = $a
+    sources = [
+        r[0]
+        for r in con.execute(
+            """SELECT source_id FROM x_schools WHERE authority_id = $a
            UNION SELECT source_id FROM x_source_authority WHERE authority_id = $a
            UNION SELECT replace($a, 'source:', '') WHERE starts_with($a, 'source:')
-           ORDER BY 1""", {"a": header.authority_id}).fetchall()]
-    drops = {r[0]: r[1:] for r in con.execute(
-        """SELECT source_id, drop_date, drop_age_days, max_drop_age_days, status FROM source_drops
-           WHERE list_contains(?, source_id)""", [sources]).fetchall()}
+           ORDER BY 1""",
+            {"a": header.authority_id},
+        ).fetchall()
+    ]
+    drops = {
+        r[0]: r[1:]
+        for r in con.execute(
+            """SELECT source_id, drop_date, drop_age_days, max_drop_age_days, status FROM source_drops
+           WHERE list_contains(?, source_id)""",
+            [sources],
+        ).fetchall()
+    }
     before: list[tuple] = [
         (f"{_w('title', lang)} — {header.authority}",),
         (_w("authority", lang), header.authority),
@@ -83,7 +97,8 @@ def summary_layout(con: duckdb.DuckDBPyConnection, header: Header, lang: str, la
         """SELECT reason_code, count(DISTINCT record_id) FROM x_excluded_by_school
            WHERE _authority = (SELECT authority_id FROM x_filter)
              AND ((SELECT school_id FROM x_filter) IS NULL OR school_id = (SELECT school_id FROM x_filter))
-           GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()
+           GROUP BY 1 ORDER BY 2 DESC, 1"""
+    ).fetchall()
     after: list[tuple] = [()]
     if reasons:
         after.append(xlsx.Bold((_w("reasons", lang), _w("records", lang), _w("code", lang))))
@@ -92,8 +107,9 @@ def summary_layout(con: duckdb.DuckDBPyConnection, header: Header, lang: str, la
             after.append(((e.problem_sv if lang == "sv" else e.problem_en) if e else code, n, code))
         after.append(())
     after.append((_w("protected", lang),))
-    return xlsx.Layout(headers=layout.headers, wrap=layout.wrap, before=tuple(before), after=tuple(after),
-                       filter=False, one_page=True)
+    return xlsx.Layout(
+        headers=layout.headers, wrap=layout.wrap, before=tuple(before), after=tuple(after), filter=False, one_page=True
+    )
 
 
 def _drop_text(drop: tuple | None, lang: str) -> str:

@@ -66,42 +66,101 @@ class BookSheet:
         return tuple(c[1 + LANGUAGES.index(lang)] for c in self.columns)
 
 
-_SYNC_DATES = (("first_synced", "Först synkad", "First synced"),
-               ("last_changed_by_sync", "Senast ändrad av synken", "Last changed by sync"))
+_SYNC_DATES = (
+    ("first_synced", "Först synkad", "First synced"),
+    ("last_changed_by_sync", "Senast ändrad av synken", "Last changed by sync"),
+)
 BOOK: tuple[BookSheet, ...] = (
-    BookSheet("Summary", ("Sammanfattning", "Summary"), "book_summary", (
-        ("school", "Skola", "School"), ("school_unit_code", "Skolenhetskod", "School unit code"),
-        ("students", "Elever", "Students"), ("teachers", "Lärare", "Teachers"), ("staff", "Personal", "Staff"),
-        ("classes", "Klasser", "Classes"), ("teaching_groups", "Undervisningsgrupper", "Teaching groups"),
-        ("memberships", "Gruppmedlemskap", "Group memberships"),
-        ("excluded_persons", "Ej synkade personer", "Persons not synced"),
-        ("excluded_groups", "Ej synkade grupper", "Groups not synced"),
-        ("excluded_memberships", "Ej synkade gruppmedlemskap", "Group memberships not synced"),
-        ("school_id", "Skolans id", "School id"))),
-    BookSheet("Users", ("Användare", "Users"), "book_users", (
-        ("given_name", "Förnamn", "Given name"), ("family_name", "Efternamn", "Family name"),
-        ("username", "Användarnamn (e-post)", "Username (e-mail)"), ("role_word", "Roll", "Role"),
-        ("schools", "Skolor", "Schools"), ("classes", "Klasser", "Classes"), ("groups", "Grupper", "Groups"),
-        *_SYNC_DATES, ("role", "Rollkod", "Role code"), ("user_id", "Id", "Id")), frozenset({"groups"})),
-    BookSheet("Groups", ("Grupper", "Groups"), "book_groups", (
-        ("name", "Namn", "Name"), ("school", "Skola", "School"), ("type", "Typ", "Type"),
-        ("students", "Elever", "Students"), ("teachers", "Lärare", "Teachers"),
-        ("start_date", "Startdatum", "Start date"), ("end_date", "Slutdatum", "End date"), *_SYNC_DATES,
-        ("group_id", "Id", "Id"))),
-    BookSheet("Memberships", ("Medlemskap", "Memberships"), "book_memberships", (
-        ("group", "Grupp", "Group"), ("school", "Skola", "School"), ("name", "Namn", "Name"),
-        ("username", "Användarnamn (e-post)", "Username (e-mail)"), ("role_word", "Roll", "Role"),
-        ("start_date", "Startdatum", "Start date"), ("end_date", "Slutdatum", "End date"),
-        ("role", "Rollkod", "Role code"), ("group_id", "Grupp-id", "Group id"), ("user_id", "Användar-id", "User id"))),
-    BookSheet("Excluded", ("Ej synkade", "Not synced"), "book_excluded", (
-        ("name", "Namn", "Name"), ("role_word", "Roll", "Role"), ("school", "Skola", "School"),
-        ("explanation", "Vad är fel och vad ska göras", "What is wrong and what to do"),
-        ("visible_from", "Visas från", "Visible from"),
-        ("also_held", "Väntar också", "Also waiting"),
-        ("entity", "Typ", "Type"), ("group", "Grupp", "Group"),
-        ("detail", "Detalj från registret", "Detail from the registry"), ("email", "E-post", "E-mail"),
-        ("reason_codes", "Orsakskod", "Reason code"), ("record_id", "Id", "Id")),
-        frozenset({"explanation", "detail", "name"})),
+    BookSheet(
+        "Summary",
+        ("Sammanfattning", "Summary"),
+        "book_summary",
+        (
+            ("school", "Skola", "School"),
+            ("school_unit_code", "Skolenhetskod", "School unit code"),
+            ("students", "Elever", "Students"),
+            ("teachers", "Lärare", "Teachers"),
+            ("staff", "Personal", "Staff"),
+            ("classes", "Klasser", "Classes"),
+            ("teaching_groups", "Undervisningsgrupper", "Teaching groups"),
+            ("memberships", "Gruppmedlemskap", "Group memberships"),
+            ("excluded_persons", "Ej synkade personer", "Persons not synced"),
+            ("excluded_groups", "Ej synkade grupper", "Groups not synced"),
+            ("excluded_memberships", "Ej synkade gruppmedlemskap", "Group memberships not synced"),
+            ("school_id", "Skolans id", "School id"),
+        ),
+    ),
+    BookSheet(
+        "Users",
+        ("Användare", "Users"),
+        "book_users",
+        (
+            ("given_name", "Förnamn", "Given name"),
+            ("family_name", "Efternamn", "Family name"),
+            ("username", "Användarnamn (e-post)", "Username (e-mail)"),
+            ("role_word", "Roll", "Role"),
+            ("schools", "Skolor", "Schools"),
+            ("classes", "Klasser", "Classes"),
+            ("groups", "Grupper", "Groups"),
+            *_SYNC_DATES,
+            ("role", "Rollkod", "Role code"),
+            ("user_id", "Id", "Id"),
+        ),
+        frozenset({"groups"}),
+    ),
+    BookSheet(
+        "Groups",
+        ("Grupper", "Groups"),
+        "book_groups",
+        (
+            ("name", "Namn", "Name"),
+            ("school", "Skola", "School"),
+            ("type", "Typ", "Type"),
+            ("students", "Elever", "Students"),
+            ("teachers", "Lärare", "Teachers"),
+            ("start_date", "Startdatum", "Start date"),
+            ("end_date", "Slutdatum", "End date"),
+            *_SYNC_DATES,
+            ("group_id", "Id", "Id"),
+        ),
+    ),
+    BookSheet(
+        "Memberships",
+        ("Medlemskap", "Memberships"),
+        "book_memberships",
+        (
+            ("group", "Grupp", "Group"),
+            ("school", "Skola", "School"),
+            ("name", "Namn", "Name"),
+            ("username", "Användarnamn (e-post)", "Username (e-mail)"),
+            ("role_word", "Roll", "Role"),
+            ("start_date", "Startdatum", "Start date"),
+            ("end_date", "Slutdatum", "End date"),
+            ("role", "Rollkod", "Role code"),
+            ("group_id", "Grupp-id", "Group id"),
+            ("user_id", "Användar-id", "User id"),
+        ),
+    ),
+    BookSheet(
+        "Excluded",
+        ("Ej synkade", "Not synced"),
+        "book_excluded",
+        (
+            ("name", "Namn", "Name"),
+            ("role_word", "Roll", "Role"),
+            ("school", "Skola", "School"),
+            ("explanation", "Vad är fel och vad ska göras", "What is wrong and what to do"),
+            ("visible_from", "Visas från", "Visible from"),
+            ("also_held", "Väntar också", "Also waiting"),
+            ("entity", "Typ", "Type"),
+            ("group", "Grupp", "Group"),
+            ("detail", "Detalj från registret", "Detail from the registry"),
+            ("email", "E-post", "E-mail"),
+            ("reason_codes", "Orsakskod", "Reason code"),
+            ("record_id", "Id", "Id"),
+        ),
+        frozenset({"explanation", "detail", "name"}),
+    ),
 )
 
 # sheet name → (the table sheets.sql builds, the CSV file beside the workbook)
@@ -116,8 +175,17 @@ HIDDEN = ("_authority", "_schools")
 MAX_WIDTH = 60
 
 # Summary columns with counts per school, in the Dagster metadata (no personal data).
-COUNT_COLUMNS = ("students", "teachers", "staff", "classes", "teaching_groups", "memberships",
-                 "excluded_persons", "excluded_groups", "excluded_memberships")
+COUNT_COLUMNS = (
+    "students",
+    "teachers",
+    "staff",
+    "classes",
+    "teaching_groups",
+    "memberships",
+    "excluded_persons",
+    "excluded_groups",
+    "excluded_memberships",
+)
 
 
 class ExportError(ValueError):
@@ -151,9 +219,13 @@ def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date, lang: str = "sv") ->
     show_night(con, as_of)
     con.execute("SET VARIABLE lang = ?", [lang])
     con.execute("CREATE OR REPLACE TEMP TABLE x_explanations (code VARCHAR, problem VARCHAR, fix VARCHAR)")
-    con.executemany("INSERT INTO x_explanations VALUES (?, ?, ?)",
-                    [(code, *((e.problem_en, e.fix_en) if lang == "en" else (e.problem_sv, e.fix_sv)))
-                     for code, e in EXPLANATIONS.items()])
+    con.executemany(
+        "INSERT INTO x_explanations VALUES (?, ?, ?)",
+        [
+            (code, *((e.problem_en, e.fix_en) if lang == "en" else (e.problem_sv, e.fix_sv)))
+            for code, e in EXPLANATIONS.items()
+        ],
+    )
     try:
         con.create_function("explain_reason", explain, ["VARCHAR", "DATE"], "VARCHAR", null_handling="special")
     except duckdb.CatalogException:  # already registered on this connection
@@ -161,7 +233,8 @@ def prepare(con: duckdb.DuckDBPyConnection, as_of: dt.date, lang: str = "sv") ->
     con.execute(f"CREATE OR REPLACE TEMP TABLE school_counts AS {warehouse.sql_file('school_counts.sql')}")
     con.execute(resources.files("skolon_pipeline.exports").joinpath("sheets.sql").read_text(encoding="utf-8"))
     codes = list(EXPLANATIONS) + [
-        c for (c,) in con.execute("SELECT DISTINCT reason_code FROM x_excluded_by_school ORDER BY 1").fetchall()
+        c
+        for (c,) in con.execute("SELECT DISTINCT reason_code FROM x_excluded_by_school ORDER BY 1").fetchall()
         if c not in EXPLANATIONS
     ]
     # Reason codes become column names: validated identifiers; the codes compared against are parameters.
@@ -229,8 +302,9 @@ def _replace(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, header: Header, lang: str,
-                    max_rows: int = xlsx.MAX_ROWS) -> dict[str, int]:
+def _write_workbook(
+    con: duckdb.DuckDBPyConnection, path: Path, header: Header, lang: str, max_rows: int = xlsx.MAX_ROWS
+) -> dict[str, int]:
     """Writes every sheet; a sheet longer than Excel allows continues on "<name> (2)", ... Returns the data rows
     of each sheet, by its SHEETS name."""
     sheets = []
@@ -238,8 +312,9 @@ def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, header: Header, 
         layout = xlsx.Layout(headers=book.headers(lang), wrap=book.wrap)
         if book.csv_sheet == "Summary":
             layout = summary_layout(con, header, lang, layout)
-        sheets.append(xlsx.Sheet(book.name(lang), _sheet_query(book.view, tuple(c[0] for c in book.columns)),
-                                 layout=layout))
+        sheets.append(
+            xlsx.Sheet(book.name(lang), _sheet_query(book.view, tuple(c[0] for c in book.columns)), layout=layout)
+        )
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         rows = xlsx.write_workbook(con, tmp, sheets, max_width=MAX_WIDTH, max_rows=max_rows)
@@ -253,17 +328,26 @@ def _write_workbook(con: duckdb.DuckDBPyConnection, path: Path, header: Header, 
 def _write_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        con.execute(f"COPY ({csv_safe_query(con, _sheet_query(table))}) TO ? "
-                    "(FORMAT csv, HEADER, DELIMITER ',', DATEFORMAT '%Y-%m-%d')", [str(tmp)])
+        con.execute(
+            f"COPY ({csv_safe_query(con, _sheet_query(table))}) TO ? "
+            "(FORMAT csv, HEADER, DELIMITER ',', DATEFORMAT '%Y-%m-%d')",
+            [str(tmp)],
+        )
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _replace(tmp, path)
 
 
-def workbook(con: duckdb.DuckDBPyConnection, authority: Authority, night: dt.date, folder: Path, lang: str = "sv",
-             school: tuple[str, str, str] | None = None, max_rows: int = xlsx.MAX_ROWS
-             ) -> tuple[Path, dict[str, int]]:
+def workbook(
+    con: duckdb.DuckDBPyConnection,
+    authority: Authority,
+    night: dt.date,
+    folder: Path,
+    lang: str = "sv",
+    school: tuple[str, str, str] | None = None,
+    max_rows: int = xlsx.MAX_ROWS,
+) -> tuple[Path, dict[str, int]]:
     """Writes the workbook of `authority` (of one school unit with `school`: its id, slug and name) on the
     prepared night into `folder` as `valideringsfil_<authority>[_<school>]_<night>.xlsx`; returns its path
     and the data rows of each sheet (by its SHEETS name). The export and the School Admin's download both
@@ -275,8 +359,15 @@ def workbook(con: duckdb.DuckDBPyConnection, authority: Authority, night: dt.dat
     return path, _write_workbook(con, path, header, lang, max_rows)
 
 
-def _write_one(con, authority: Authority, folder: Path, night: dt.date, school: tuple[str, str, str] | None,
-               lang: str, max_rows: int = xlsx.MAX_ROWS) -> ValidationFile:
+def _write_one(
+    con,
+    authority: Authority,
+    folder: Path,
+    night: dt.date,
+    school: tuple[str, str, str] | None,
+    lang: str,
+    max_rows: int = xlsx.MAX_ROWS,
+) -> ValidationFile:
     private_dir(folder, owned=False)
     xlsx_path, rows = workbook(con, authority, night, folder, lang, school, max_rows)
     csv = {}
@@ -302,8 +393,12 @@ def resolve_night(con: duckdb.DuckDBPyConnection, as_of: dt.date | None) -> dt.d
 
 
 def write_validation_files(
-    warehouse_path: Path, export_dir: Path, as_of: dt.date | None = None, school: str | None = None,
-    max_sheet_rows: int = xlsx.MAX_ROWS, lang: str = "sv",
+    warehouse_path: Path,
+    export_dir: Path,
+    as_of: dt.date | None = None,
+    school: str | None = None,
+    max_sheet_rows: int = xlsx.MAX_ROWS,
+    lang: str = "sv",
 ) -> tuple[dt.date, list[ValidationFile]]:
     """Writes the night's validation file of every school authority (or of the one school unit `school`, by
     school unit code or id), the workbook in language `lang` (sv, en). Reads the warehouse read-only.
@@ -323,8 +418,10 @@ def write_validation_files(
             authority = by_id[authority_id]
             folder = safe_path(export_dir, night.isoformat(), authority.slug, school_slug)
             name = con.execute("SELECT name FROM x_schools WHERE school_id = ?", [school_id]).fetchone()[0]
-            return night, [_write_one(con, authority, folder, night, (school_id, school_slug, name), lang,
-                                      max_sheet_rows)]
-        return night, [_write_one(con, a, safe_path(export_dir, night.isoformat(), a.slug), night, None, lang,
-                                  max_sheet_rows)
-                       for a in by_id.values()]
+            return night, [
+                _write_one(con, authority, folder, night, (school_id, school_slug, name), lang, max_sheet_rows)
+            ]
+        return night, [
+            _write_one(con, a, safe_path(export_dir, night.isoformat(), a.slug), night, None, lang, max_sheet_rows)
+            for a in by_id.values()
+        ]

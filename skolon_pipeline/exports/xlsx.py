@@ -53,8 +53,19 @@ _STYLES = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>
 </styleSheet>"""
 
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-            "FLOAT", "DOUBLE")
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+)
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,9 @@ def _text_cell(expr: str, wrap: bool = False) -> str:
         "'>', '&gt;')"
     )
     plain, quoted = (f' s="{WRAP_STYLE}"', f' s="{WRAP_QUOTED_STYLE}"') if wrap else ("", f' s="{QUOTED_STYLE}"')
-    start = f"""CASE WHEN {formula_like_sql(expr)} THEN '<c t="inlineStr"{quoted}>' ELSE '<c t="inlineStr"{plain}>' END"""
+    start = (
+        f"""CASE WHEN {formula_like_sql(expr)} THEN '<c t="inlineStr"{quoted}>' ELSE '<c t="inlineStr"{plain}>' END"""
+    )
     return f"""{start} || '<is><t xml:space="preserve">' || {clean} || '</t></is></c>'"""
 
 
@@ -132,8 +145,13 @@ def _describe(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[str, str
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE ({query})").fetchall()]
 
 
-def _widths(con: duckdb.DuckDBPyConnection, query: str, columns: list[tuple[str, str]], max_width: float,
-            headers: tuple[str, ...] | None = None) -> list[float]:
+def _widths(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    columns: list[tuple[str, str]],
+    max_width: float,
+    headers: tuple[str, ...] | None = None,
+) -> list[float]:
     lengths = ", ".join(f'max(length(CAST("{c.replace(chr(34), chr(34) * 2)}" AS VARCHAR)))' for c, _ in columns)
     longest = con.execute(f"SELECT {lengths} FROM ({query})").fetchone() or ()
     names = headers or tuple(name for name, _ in columns)
@@ -143,14 +161,27 @@ def _widths(con: duckdb.DuckDBPyConnection, query: str, columns: list[tuple[str,
     ]
 
 
-def _worksheet(out, con: duckdb.DuckDBPyConnection, query: str, columns: list[tuple[str, str]], widths: list[float],
-               rows: int, layout: Layout | None = None) -> None:
+def _worksheet(
+    out,
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    columns: list[tuple[str, str]],
+    widths: list[float],
+    rows: int,
+    layout: Layout | None = None,
+) -> None:
     layout = layout or Layout()
     last = column_letter(len(columns))
     top = len(layout.before) + 1  # the header row
     end = top + rows + len(layout.after)
-    pane = (f'<pane ySplit="{top}" topLeftCell="A{top + 1}" activePane="bottomLeft" state="frozen"/>'
-            f'<selection pane="bottomLeft" activeCell="A{top + 1}" sqref="A{top + 1}"/>') if layout.filter else ""
+    pane = (
+        (
+            f'<pane ySplit="{top}" topLeftCell="A{top + 1}" activePane="bottomLeft" state="frozen"/>'
+            f'<selection pane="bottomLeft" activeCell="A{top + 1}" sqref="A{top + 1}"/>'
+        )
+        if layout.filter
+        else ""
+    )
     out.write(
         f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{_NS}" xmlns:r="{_REL_NS}">'
         '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
@@ -158,13 +189,17 @@ def _worksheet(out, con: duckdb.DuckDBPyConnection, query: str, columns: list[tu
         f'<sheetViews><sheetView workbookViewId="0">{pane}</sheetView></sheetViews>'
         '<sheetFormatPr defaultRowHeight="15"/><cols>'.encode()
     )
-    out.write("".join(f'<col min="{i}" max="{i}" width="{w:g}" customWidth="1"/>'
-                      for i, w in enumerate(widths, start=1)).encode())
+    out.write(
+        "".join(
+            f'<col min="{i}" max="{i}" width="{w:g}" customWidth="1"/>' for i, w in enumerate(widths, start=1)
+        ).encode()
+    )
     out.write(b"</cols><sheetData>")
     out.write(_plain_rows(layout.before, title=True).encode())
     names = layout.headers or tuple(name for name, _ in columns)
-    header = "".join(f'<c t="inlineStr" s="1"><is><t xml:space="preserve">{escape(name)}</t></is></c>'
-                     for name in names)
+    header = "".join(
+        f'<c t="inlineStr" s="1"><is><t xml:space="preserve">{escape(name)}</t></is></c>' for name in names
+    )
     out.write(f"<row>{header}</row>".encode())
     cells = " || ".join(cell_sql(name, type_, name in layout.wrap) for name, type_ in columns)
     # closing(): a failed write stops the fetching thread here, not whenever the generator is collected.
@@ -197,8 +232,15 @@ def _plain_rows(rows: tuple[tuple, ...], title: bool = False) -> str:
                 cells.append(f'<c s="2"><v>{(value - dt.date(1899, 12, 30)).days}</v></c>')
             else:
                 text = _CONTROL.sub("", str(value))[:MAX_TEXT]
-                style = (f' s="{QUOTED_STYLE}"' if formula_like(text) else f' s="{TITLE_STYLE}"' if title and n == 0
-                         else ' s="1"' if isinstance(row, Bold) else "")
+                style = (
+                    f' s="{QUOTED_STYLE}"'
+                    if formula_like(text)
+                    else f' s="{TITLE_STYLE}"'
+                    if title and n == 0
+                    else ' s="1"'
+                    if isinstance(row, Bold)
+                    else ""
+                )
                 cells.append(f'<c t="inlineStr"{style}><is><t xml:space="preserve">{escape(text)}</t></is></c>')
         out.append(f"<row>{''.join(cells)}</row>")
     return "".join(out)
@@ -209,8 +251,10 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 def _print_setup(layout: Layout) -> str:
     """Landscape A4, fitted to the page width (and to one page with `one_page`)."""
-    return ('<pageMargins left="0.4" right="0.4" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
-            f'<pageSetup paperSize="9" orientation="landscape" fitToWidth="1" fitToHeight="{1 if layout.one_page else 0}"/>')
+    return (
+        '<pageMargins left="0.4" right="0.4" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
+        f'<pageSetup paperSize="9" orientation="landscape" fitToWidth="1" fitToHeight="{1 if layout.one_page else 0}"/>'
+    )
 
 
 def _prefetched(con: duckdb.DuckDBPyConnection, query: str, depth: int = 4):
@@ -257,8 +301,9 @@ def _prefetched(con: duckdb.DuckDBPyConnection, query: str, depth: int = 4):
         worker.join(timeout=30)
 
 
-def write_workbook(con: duckdb.DuckDBPyConnection, path: Path, sheets: list[Sheet], max_width: float = 60,
-                   max_rows: int | None = None) -> dict[str, int]:
+def write_workbook(
+    con: duckdb.DuckDBPyConnection, path: Path, sheets: list[Sheet], max_width: float = 60, max_rows: int | None = None
+) -> dict[str, int]:
     """Writes `sheets` to the workbook `path`; returns the rows written per sheet (header not counted)."""
     parts: list[tuple[str, str, list[tuple[str, str]], list[float], int, Layout | None]] = []
     rows_per_sheet: dict[str, int] = {}
@@ -271,14 +316,19 @@ def write_workbook(con: duckdb.DuckDBPyConnection, path: Path, sheets: list[Shee
         per_part = (max_rows or MAX_ROWS) - 1
         for part, offset in enumerate(range(0, max(total, 1), per_part), start=1):
             name = sheet.name if part == 1 else f"{sheet.name} ({part})"
-            query = sheet.query if total <= per_part else f"SELECT * FROM ({sheet.query}) LIMIT {per_part} OFFSET {offset}"
+            query = (
+                sheet.query if total <= per_part else f"SELECT * FROM ({sheet.query}) LIMIT {per_part} OFFSET {offset}"
+            )
             layout = sheet.layout if part == 1 or sheet.layout is None else replace(sheet.layout, before=(), after=())
             parts.append((name[:31], query, columns, widths, min(per_part, total - offset) if total else 0, layout))
 
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr("[Content_Types].xml", _content_types(len(parts)))
-        zf.writestr("_rels/.rels", f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{_PKG_REL_NS}">'
-                    f'<Relationship Id="rId1" Type="{_REL_NS}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+        zf.writestr(
+            "_rels/.rels",
+            f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{_PKG_REL_NS}">'
+            f'<Relationship Id="rId1" Type="{_REL_NS}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        )
         zf.writestr("xl/workbook.xml", _workbook([(p[0], len(p[2]), p[4], p[5]) for p in parts]))
         zf.writestr("xl/_rels/workbook.xml.rels", _workbook_rels(len(parts)))
         zf.writestr("xl/styles.xml", _STYLES)
@@ -317,8 +367,10 @@ def _workbook(sheets: list[tuple[str, int, int, Layout | None]]) -> str:
         top = len(layout.before) + 1 if layout else 1
         sheet = escape(_quote_sheet(name))
         if layout is None or layout.filter:
-            filters += (f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
-                        f"{sheet}!$A${top}:${column_letter(cols)}${top + rows}</definedName>")
+            filters += (
+                f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+                f"{sheet}!$A${top}:${column_letter(cols)}${top + rows}</definedName>"
+            )
         filters += f'<definedName name="_xlnm.Print_Titles" localSheetId="{i}">{sheet}!${top}:${top}</definedName>'
 
     return (
@@ -334,7 +386,8 @@ def _quote_sheet(name: str) -> str:
 
 def _workbook_rels(n: int) -> str:
     rels = "".join(
-        f'<Relationship Id="rId{i}" Type="{_REL_NS}/worksheet" Target="worksheets/sheet{i}.xml"/>' for i in range(1, n + 1)
+        f'<Relationship Id="rId{i}" Type="{_REL_NS}/worksheet" Target="worksheets/sheet{i}.xml"/>'
+        for i in range(1, n + 1)
     )
     rels += f'<Relationship Id="rId{n + 1}" Type="{_REL_NS}/styles" Target="styles.xml"/>'
     return f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{_PKG_REL_NS}">{rels}</Relationships>'

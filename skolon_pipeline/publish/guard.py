@@ -88,9 +88,18 @@ class GuardResult:
 
 
 def decide(
-    con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date | None, policies: Policies, *,
-    changes: str, before: dict[str, str] | None, after: dict[str, str], approved: bool,
-    week: str | None = None, fingerprint: str | None = None, stale_approval: str | None = None,
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    previous: dt.date | None,
+    policies: Policies,
+    *,
+    changes: str,
+    before: dict[str, str] | None,
+    after: dict[str, str],
+    approved: bool,
+    week: str | None = None,
+    fingerprint: str | None = None,
+    stale_approval: str | None = None,
 ) -> GuardResult:
     """The guard's verdict on a night, from the relations it is given (reads only those, writes nothing).
 
@@ -100,25 +109,32 @@ def decide(
     membership counts of the last 7 published nights (source_id, users_max, memberships_max); `approved`:
     whether this very candidate (`fingerprint`) was approved after a hold; `stale_approval`: when an approval
     exists for another candidate, what to say about it."""
-    counts = {f"{e}/{c}": n for e, c, n in con.execute(
-        f"SELECT entity_type, change, count(*) FROM {changes} GROUP BY ALL ORDER BY ALL").fetchall()}
+    counts = {
+        f"{e}/{c}": n
+        for e, c, n in con.execute(
+            f"SELECT entity_type, change, count(*) FROM {changes} GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    }
     for e in history.ENTITIES:
         for c in history.CHANGE_KINDS:
             counts.setdefault(f"{e.name}/{c}", 0)
 
     before = before or {t: f"(SELECT * FROM {after[t]} WHERE false)" for t in ("users", "memberships")}
     stats = con.execute(
-        f"""WITH before_users AS (SELECT source_id, count(*) AS n FROM {before['users']} t GROUP BY ALL),
+        f"""WITH before_users AS (SELECT source_id, count(*) AS n FROM {before["users"]} t GROUP BY ALL),
                  before_memberships AS (SELECT source_id, count(DISTINCT group_id || '/' || user_id) AS n
-                                        FROM {before['memberships']} t GROUP BY ALL),
-                 after_users AS (SELECT source_id, count(*) AS n FROM {after['users']} GROUP BY ALL),
+                                        FROM {before["memberships"]} t GROUP BY ALL),
+                 after_users AS (SELECT source_id, count(*) AS n FROM {after["users"]} GROUP BY ALL),
                  after_memberships AS (SELECT source_id, count(DISTINCT group_id || '/' || user_id) AS n
-                                       FROM {after['memberships']} GROUP BY ALL),
-                 renamed AS (SELECT a.source_id, count(*) AS n FROM {before['users']} b
-                             JOIN {after['users']} a ON a.source_id = b.source_id AND a.user_id = b.user_id
+                                       FROM {after["memberships"]} GROUP BY ALL),
+                 renamed AS (SELECT a.source_id, count(*) AS n FROM {before["users"]} b
+                             JOIN {after["users"]} a ON a.source_id = b.source_id AND a.user_id = b.user_id
                              WHERE a.email IS DISTINCT FROM b.email GROUP BY ALL),
-                 week AS ({f"SELECT source_id, users_max, memberships_max FROM {week}" if week else
-                           "SELECT NULL::VARCHAR AS source_id, 0 AS users_max, 0 AS memberships_max WHERE false"}),
+                 week AS ({
+            f"SELECT source_id, users_max, memberships_max FROM {week}"
+            if week
+            else "SELECT NULL::VARCHAR AS source_id, 0 AS users_max, 0 AS memberships_max WHERE false"
+        }),
                  removed AS (SELECT source_id, entity_type, count(*) AS n FROM {changes}
                              WHERE change = 'removed' GROUP BY ALL),
                  sources AS (SELECT source_id FROM before_users UNION SELECT source_id FROM after_users
@@ -136,28 +152,48 @@ def decide(
     ).fetchall()
     reasons: list[str] = []
     per_source: dict[str, dict] = {}
-    for (source_id, users_before_n, users_after, users_removed, memberships_before, memberships_removed,
-         memberships_after, renamed, users_week_max, memberships_week_max) in stats:
+    for (
+        source_id,
+        users_before_n,
+        users_after,
+        users_removed,
+        memberships_before,
+        memberships_removed,
+        memberships_after,
+        renamed,
+        users_week_max,
+        memberships_week_max,
+    ) in stats:
         policy = policies.per_source.get(source_id, policies.default)
         share = policy.max_removal_share
         per_source[source_id] = {
-            "users_before": users_before_n, "users_after": users_after, "users_removed": users_removed,
-            "memberships_before": memberships_before, "memberships_removed": memberships_removed,
-            "max_removal_share": share, "memberships_after": memberships_after, "usernames_changed": renamed,
-            "users_week_max": users_week_max, "memberships_week_max": memberships_week_max,
+            "users_before": users_before_n,
+            "users_after": users_after,
+            "users_removed": users_removed,
+            "memberships_before": memberships_before,
+            "memberships_removed": memberships_removed,
+            "max_removal_share": share,
+            "memberships_after": memberships_after,
+            "usernames_changed": renamed,
+            "users_week_max": users_week_max,
+            "memberships_week_max": memberships_week_max,
         }
         if users_before_n > 0 and users_after == 0:
             reasons.append(f"source {source_id!r}: no users left (the last published night had {users_before_n})")
-        for what, removed, before_n in (("users", users_removed, users_before_n),
-                                        ("memberships", memberships_removed, memberships_before)):
+        for what, removed, before_n in (
+            ("users", users_removed, users_before_n),
+            ("memberships", memberships_removed, memberships_before),
+        ):
             if before_n > 0 and removed / before_n > share:
                 reasons.append(
                     f"source {source_id!r}: {removed} of {before_n} {what} ({removed / before_n:.0%}) would be removed, "
                     f"more than max_removal_share {share:.0%}"
                 )
         week_share = policy.max_removal_share_week
-        for what, after_n, most in (("users", users_after, users_week_max),
-                                    ("memberships", memberships_after, memberships_week_max)):
+        for what, after_n, most in (
+            ("users", users_after, users_week_max),
+            ("memberships", memberships_after, memberships_week_max),
+        ):
             if most > 0 and (most - after_n) / most > week_share:
                 reasons.append(
                     f"source {source_id!r}: {what} would fall to {after_n} from {most} ({(most - after_n) / most:.0%} "
@@ -178,9 +214,21 @@ def decide(
             GROUP BY ALL ORDER BY ALL"""
     ).fetchall():
         samples[f"{source_id}/{entity_type}"] = ids
-    held_until = {sid: p.removal_held_until.isoformat() for sid, p in policies.per_source.items() if p.removal_held_until}
-    return GuardResult(as_of, previous, bool(reasons), reasons, counts, per_source, samples, approved=approved,
-                       removal_held_until=held_until, fingerprint=fingerprint)
+    held_until = {
+        sid: p.removal_held_until.isoformat() for sid, p in policies.per_source.items() if p.removal_held_until
+    }
+    return GuardResult(
+        as_of,
+        previous,
+        bool(reasons),
+        reasons,
+        counts,
+        per_source,
+        samples,
+        approved=approved,
+        removal_held_until=held_until,
+        fingerprint=fingerprint,
+    )
 
 
 def describe(result: GuardResult) -> list[str]:

@@ -159,14 +159,13 @@ def apply_night(
 
 def _is_newest(con: duckdb.DuckDBPyConnection, table: str, night: dt.date) -> bool:
     """Whether `night` is later than every night history.<table> knows (the usual nightly case)."""
-    latest = con.execute(
-        f"SELECT greatest(max(valid_from), max(valid_to)) FROM history.{table}"
-    ).fetchone()[0]
+    latest = con.execute(f"SELECT greatest(max(valid_from), max(valid_to)) FROM history.{table}").fetchone()[0]
     return latest is None or latest < night
 
 
-def _append_newest_night(con: duckdb.DuckDBPyConnection, table: str, cols: list[str], night: dt.date,
-                         rows_sql: str) -> None:
+def _append_newest_night(
+    con: duckdb.DuckDBPyConnection, table: str, cols: list[str], night: dt.date, rows_sql: str
+) -> None:
     """apply_night for a night after every published one: close the open intervals whose row is gone, open
     one for each new row, leave the rest alone. Set operations on the open rows only, where the general path
     cuts and re-merges every open interval with a window over all columns (profiled: 3.7 s of a 10 s publish
@@ -174,9 +173,13 @@ def _append_newest_night(con: duckdb.DuckDBPyConnection, table: str, cols: list[
     col_list = ", ".join(cols)
     n = date_sql(night)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _night_rows AS SELECT DISTINCT {col_list} FROM {rows_sql} AS night_rows")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _open_rows AS SELECT {col_list} FROM history.{table} WHERE valid_to IS NULL")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _open_rows AS SELECT {col_list} FROM history.{table} WHERE valid_to IS NULL"
+    )
     # Set operations compare NULLs as equal, as the intervals do.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _gone AS SELECT {col_list} FROM _open_rows EXCEPT SELECT {col_list} FROM _night_rows")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _gone AS SELECT {col_list} FROM _open_rows EXCEPT SELECT {col_list} FROM _night_rows"
+    )
     matches = " AND ".join(f"h.{c} IS NOT DISTINCT FROM g.{c}" for c in cols)
     con.execute(
         f"""UPDATE history.{table} h SET valid_to = {n}
@@ -203,7 +206,7 @@ def rebuild_from_snapshots(con: duckdb.DuckDBPyConnection, published: Published,
             SELECT as_of, row_number() OVER (ORDER BY as_of) AS idx, lead(as_of) OVER (ORDER BY as_of) AS next_night
             FROM nightly.nights
         ), rows AS (
-            SELECT DISTINCT s.as_of, n.idx, n.next_night, {', '.join(f's.{c}' for c in cols)}
+            SELECT DISTINCT s.as_of, n.idx, n.next_night, {", ".join(f"s.{c}" for c in cols)}
             FROM {snapshots} s JOIN nights n USING (as_of)
         ), islands AS (
             SELECT *, idx - row_number() OVER (PARTITION BY {col_list} ORDER BY idx) AS island FROM rows
@@ -282,11 +285,15 @@ def changes_select(
     parts = []
     for e in ENTITIES:
         name = e.table.name
-        old = previous[name] if previous else f"(SELECT {', '.join(e.table.content_columns)} FROM history.{name} WHERE false)"
+        old = (
+            previous[name]
+            if previous
+            else f"(SELECT {', '.join(e.table.content_columns)} FROM history.{name} WHERE false)"
+        )
         parts.append(f"SELECT * FROM ({diff_sql(e, old, current[name], current[tables.EXCLUSIONS.name])})")
     return f"""SELECT {date_sql(night)} AS as_of, {date_sql(compared_with)} AS compared_with, source_id, entity_type,
                       entity_id, change, changed_fields, reasons, detail, NULL::DATE AS removal_held_until
-               FROM ({' UNION ALL '.join(parts)})"""
+               FROM ({" UNION ALL ".join(parts)})"""
 
 
 def record_changes(con: duckdb.DuckDBPyConnection, night: dt.date, previous_night: dt.date | None) -> None:

@@ -44,7 +44,11 @@ class Published:
 
 
 def publish_night(
-    con: duckdb.DuckDBPyConnection, rules_db: Path, as_of: dt.date, run_id: str, source_ids: list[str],
+    con: duckdb.DuckDBPyConnection,
+    rules_db: Path,
+    as_of: dt.date,
+    run_id: str,
+    source_ids: list[str],
     policies: Policies,
 ) -> Published:
     """Publishes night `as_of` from the rules' output in one transaction, unless the guard holds it (then the
@@ -53,7 +57,12 @@ def publish_night(
 
 
 def check_night(
-    warehouse_path: Path, rules_db: Path, as_of: dt.date, policies: Policies, run_id: str, record: bool = True,
+    warehouse_path: Path,
+    rules_db: Path,
+    as_of: dt.date,
+    policies: Policies,
+    run_id: str,
+    record: bool = True,
 ) -> GuardResult:
     """The night's change set against the last published night before it and the guard's verdict; with
     `record`, a held night is written to history.held_nights/held_changes. Publishes nothing."""
@@ -68,8 +77,14 @@ def check_night(
 
 
 def _transaction(
-    con: duckdb.DuckDBPyConnection, rules_db: Path, as_of: dt.date, policies: Policies, run_id: str, *,
-    record: bool, source_ids: list[str] | None,
+    con: duckdb.DuckDBPyConnection,
+    rules_db: Path,
+    as_of: dt.date,
+    policies: Policies,
+    run_id: str,
+    *,
+    record: bool,
+    source_ids: list[str] | None,
 ) -> Published:
     """The transaction of publish_night (`source_ids` given) or of check_night (None: stops after the guard)."""
     warehouse.ensure_schema(con)
@@ -99,7 +114,9 @@ def _candidate(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date
     """cand_<table> temp tables: the rules' output (rules_out.main.out_<table>), plus, for sources in a
     removal-hold period, the last published night's rows of every entity that would be removed
     (listed in _held_removals)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _policy (source_id VARCHAR, max_removal_share DOUBLE, removal_held_until DATE)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _policy (source_id VARCHAR, max_removal_share DOUBLE, removal_held_until DATE)"
+    )
     con.executemany(
         "INSERT INTO _policy VALUES (?, ?, ?)",
         [[sid, p.max_removal_share, p.removal_held_until] for sid, p in policies.per_source.items()],
@@ -107,7 +124,7 @@ def _candidate(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date
     for table in tables.PUBLISHED:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {_CANDIDATE[table.name]} AS
-                SELECT DISTINCT {', '.join(table.content_columns)} FROM rules_out.main.{table.rules_output}"""
+                SELECT DISTINCT {", ".join(table.content_columns)} FROM rules_out.main.{table.rules_output}"""
         )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _held_removals ({tables.HELD_REMOVALS.ddl()})")
     if previous is None or not any(p.removal_held_until for p in policies.per_source.values()):
@@ -118,7 +135,7 @@ def _candidate(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date
         match = " AND ".join(f"c.{k} = p.{k}" for k in ("source_id", *entity.key))
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _carried AS
-                SELECT {', '.join(f'p.{c}' for c in cols)}, pol.removal_held_until
+                SELECT {", ".join(f"p.{c}" for c in cols)}, pol.removal_held_until
                 FROM {history.at_night(entity.table.name, previous, cols)} p
                 JOIN _policy pol ON pol.source_id = p.source_id AND pol.removal_held_until IS NOT NULL
                 WHERE NOT EXISTS (SELECT 1 FROM {candidate} c WHERE {match})"""
@@ -131,8 +148,7 @@ def _candidate(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date
     con.execute("DROP TABLE _carried")
 
 
-def _guard(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date | None, policies: Policies
-           ) -> GuardResult:
+def _guard(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date | None, policies: Policies) -> GuardResult:
     """The candidate's change set (temp table _candidate_changes) and the guard's verdict on it."""
     prev_rows = history.night_rows(previous) if previous else None
     con.execute(
@@ -147,9 +163,19 @@ def _guard(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date | N
     _week_max(con, as_of)
     fingerprint = _fingerprint(con)
     approved, stale = _approval(con, as_of, fingerprint)
-    return guard.decide(con, as_of, previous, policies, changes="_candidate_changes", before=prev_rows,
-                        after=_CANDIDATE, approved=approved, week="_week_max", fingerprint=fingerprint,
-                        stale_approval=stale)
+    return guard.decide(
+        con,
+        as_of,
+        previous,
+        policies,
+        changes="_candidate_changes",
+        before=prev_rows,
+        after=_CANDIDATE,
+        approved=approved,
+        week="_week_max",
+        fingerprint=fingerprint,
+        stale_approval=stale,
+    )
 
 
 WEEK_NIGHTS = 7  # the guard's slow-loss window: the last 7 published nights before a night
@@ -160,7 +186,8 @@ def _week_max(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
     nights before `as_of` (for max_removal_share_week)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _week_nights AS "
-        "SELECT as_of AS night FROM nightly.nights WHERE as_of < ? ORDER BY as_of DESC LIMIT ?", [as_of, WEEK_NIGHTS]
+        "SELECT as_of AS night FROM nightly.nights WHERE as_of < ? ORDER BY as_of DESC LIMIT ?",
+        [as_of, WEEK_NIGHTS],
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _week_max AS
@@ -209,8 +236,9 @@ def _approval(con: duckdb.DuckDBPyConnection, as_of: dt.date, fingerprint: str) 
     )
 
 
-def _write_night(con: duckdb.DuckDBPyConnection, as_of: dt.date, following: dt.date | None, run_id: str,
-                 source_ids: list[str]) -> None:
+def _write_night(
+    con: duckdb.DuckDBPyConnection, as_of: dt.date, following: dt.date | None, run_id: str, source_ids: list[str]
+) -> None:
     """Intervals, change set and nights of a night the guard lets through (inside the transaction)."""
     for table in tables.PUBLISHED:
         history.apply_night(con, table, as_of, following, _CANDIDATE[table.name])
@@ -255,7 +283,8 @@ def approve(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
         raise LookupError(f"night {as_of} was not held by the guard (see history.held_nights)")
     con.execute(
         "UPDATE history.held_nights SET approved_at = current_timestamp, approved_fingerprint = fingerprint "
-        "WHERE as_of = ?", [as_of],
+        "WHERE as_of = ?",
+        [as_of],
     )
 
 

@@ -79,7 +79,7 @@ def dead_writing_copies(warehouse: Path | str) -> list[Path]:
         return []
     dead = []
     for p in sorted(path.parent.glob(f"{path.name}.*{WRITING_SUFFIX}*")):
-        pid = p.name[len(path.name) + 1:].split(".", 1)[0]
+        pid = p.name[len(path.name) + 1 :].split(".", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid() or not _pid_alive(int(pid)):
             dead.append(p)
     return dead

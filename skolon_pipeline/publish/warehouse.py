@@ -124,7 +124,9 @@ def use_night(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {t.name} AS SELECT {d} AS as_of, * FROM history.{t.name}_as_of({d})")
     # "first synced" / "last changed by sync" as they were on that night (history.user_sync_dates_as_of)
     for entity in ("user", "group"):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {entity}_sync_dates AS SELECT * FROM history.{entity}_sync_dates_as_of({d})")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {entity}_sync_dates AS SELECT * FROM history.{entity}_sync_dates_as_of({d})"
+        )
 
 
 def published_nights(con: duckdb.DuckDBPyConnection) -> list[dt.date]:

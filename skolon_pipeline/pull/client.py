@@ -55,11 +55,15 @@ ENTITY_TYPES: dict[str, str] = {
     "activities": "Activity",
 }
 # The 2.1 spec spells the activities key of /deletedEntities `activitites`; registries send either.
-DELETED_KEYS: dict[str, tuple[str, ...]] = {e: (e,) for e in ENTITY_TYPES} | {"activities": ("activities", "activitites")}
+DELETED_KEYS: dict[str, tuple[str, ...]] = {e: (e,) for e in ENTITY_TYPES} | {
+    "activities": ("activities", "activitites")
+}
 
 
-_TLS_UNVERIFIED = ("the server's TLS certificate could not be verified (CERTIFICATE_VERIFY_FAILED); if the registry "
-                   "uses its own CA, set ca_bundle to it")
+_TLS_UNVERIFIED = (
+    "the server's TLS certificate could not be verified (CERTIFICATE_VERIFY_FAILED); if the registry "
+    "uses its own CA, set ca_bundle to it"
+)
 
 
 class PullError(SourceError):
@@ -146,8 +150,15 @@ class Page:
 class Ss12000Client:
     """One pull's connection to a registry: token, paging, retries. Use as a context manager."""
 
-    def __init__(self, source_id: str, api: ApiConfig, secret: str, deadline: float, policy: PullPolicy = PullPolicy(),
-                 log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        source_id: str,
+        api: ApiConfig,
+        secret: str,
+        deadline: float,
+        policy: PullPolicy = PullPolicy(),
+        log: Callable[[str], None] | None = None,
+    ):
         self.source_id = source_id
         self.api = api
         self.policy = policy
@@ -203,7 +214,9 @@ class Ss12000Client:
         p = self.policy
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Transient),
-            wait=_WaitRetryAfter(tenacity.wait_exponential_jitter(multiplier=p.initial_wait, max=p.max_wait, jitter=p.jitter)),
+            wait=_WaitRetryAfter(
+                tenacity.wait_exponential_jitter(multiplier=p.initial_wait, max=p.max_wait, jitter=p.jitter)
+            ),
             stop=tenacity.stop_after_attempt(p.max_attempts) | tenacity.stop_before_delay(max(0.0, self._remaining())),
             before_sleep=lambda state: self._count_retry(what, state),
             reraise=True,
@@ -213,8 +226,10 @@ class Ss12000Client:
         except _Transient as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
             if self._remaining() <= 0 or attempts < p.max_attempts:
-                raise self._fail(f"{what}: {exc.problem}; gave up after {attempts} attempt(s) within "
-                                 f"timeout_minutes ({self.api.timeout_minutes:g})") from None
+                raise self._fail(
+                    f"{what}: {exc.problem}; gave up after {attempts} attempt(s) within "
+                    f"timeout_minutes ({self.api.timeout_minutes:g})"
+                ) from None
             raise self._fail(f"{what}: {exc.problem}; gave up after {attempts} attempts") from None
 
     # ── token ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -229,8 +244,10 @@ class Ss12000Client:
             except httpx.HTTPStatusError as exc:
                 status = exc.response.status_code
                 if status == 429 or status >= 500:
-                    raise _Transient(f"answered {status} {exc.response.reason_phrase}",
-                                     retry_after_seconds(exc.response.headers.get("Retry-After"))) from None
+                    raise _Transient(
+                        f"answered {status} {exc.response.reason_phrase}",
+                        retry_after_seconds(exc.response.headers.get("Retry-After")),
+                    ) from None
                 raise self._fail(f"{what} answered {status} {exc.response.reason_phrase}") from None
             except httpx.TransportError as exc:
                 if _unverified(exc):
@@ -260,22 +277,30 @@ class Ss12000Client:
             except httpx.HTTPStatusError as exc:  # the token endpoint, renewing an expired token
                 status = exc.response.status_code
                 if status == 429 or status >= 500:
-                    raise _Transient(f"token endpoint answered {status}",
-                                     retry_after_seconds(exc.response.headers.get("Retry-After"))) from None
+                    raise _Transient(
+                        f"token endpoint answered {status}",
+                        retry_after_seconds(exc.response.headers.get("Retry-After")),
+                    ) from None
                 raise self._fail(f"token endpoint {self.api.token_url} answered {status}") from None
             except OAuthError as exc:
-                raise self._fail(f"token endpoint {self.api.token_url} refused the client credentials ({exc.error})") from None
+                raise self._fail(
+                    f"token endpoint {self.api.token_url} refused the client credentials ({exc.error})"
+                ) from None
             status = response.status_code
             if status == 401:
                 if self._fresh_token:
-                    raise self._fail(f"GET /{path} answered 401 Unauthorized with a newly issued token "
-                                     "(does the client have access to this endpoint?)")
+                    raise self._fail(
+                        f"GET /{path} answered 401 Unauthorized with a newly issued token "
+                        "(does the client have access to this endpoint?)"
+                    )
                 self._log(f"source {self.source_id!r}: GET /{path} answered 401; renewing the token")
                 self.fetch_token()
                 raise _Transient("answered 401 Unauthorized (token renewed)", retry_after=0)
             if status == 429 or status >= 500:
-                raise _Transient(f"answered {status} {response.reason_phrase}",
-                                 retry_after_seconds(response.headers.get("Retry-After")))
+                raise _Transient(
+                    f"answered {status} {response.reason_phrase}",
+                    retry_after_seconds(response.headers.get("Retry-After")),
+                )
             if status != 200:
                 raise self._fail(f"GET /{path} ({label}) answered {status} {response.reason_phrase}")
             body = response.content
@@ -284,8 +309,9 @@ class Ss12000Client:
             except ValueError:
                 raise _Transient("is not valid JSON") from None
             if not isinstance(document, dict) or "data" not in document:
-                raise self._fail(f"GET /{path} ({label}) is not an SS12000 page object "
-                                 '({"data": ..., "pageToken": ...})')
+                raise self._fail(
+                    f'GET /{path} ({label}) is not an SS12000 page object ({{"data": ..., "pageToken": ...}})'
+                )
             self._fresh_token = False
             return body, document
 
@@ -307,7 +333,9 @@ class Ss12000Client:
             page = self._get(path, params, label)
             page.number = number
             if not isinstance(page.document["data"], data_type):
-                raise self._fail(f"GET /{path} ({label}): 'data' is not a JSON {'array' if data_type is list else 'object'}")
+                raise self._fail(
+                    f"GET /{path} ({label}): 'data' is not a JSON {'array' if data_type is list else 'object'}"
+                )
             yield page
             token = page.document.get("pageToken")
             if token is None or token == "":

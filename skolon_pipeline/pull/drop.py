@@ -66,10 +66,11 @@ class PullResult:
         counts = ", ".join(f"{self.counts.get(e, 0)} {e}" for e in ENTITIES)
         delta = ""
         if self.kind == "delta":
-            delta = (f" ({sum(self.changed.values())} changed, {sum(self.deleted.values())} deleted since "
-                     "the last pull)")
-        return (f"{self.kind} pull from {self.base_url}: {counts}{delta}; {sum(self.pages.values())} pages, "
-                f"{self.retries} retries, {self.duration_seconds:.1f} s")
+            delta = f" ({sum(self.changed.values())} changed, {sum(self.deleted.values())} deleted since the last pull)"
+        return (
+            f"{self.kind} pull from {self.base_url}: {counts}{delta}; {sum(self.pages.values())} pages, "
+            f"{self.retries} retries, {self.duration_seconds:.1f} s"
+        )
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -161,9 +162,17 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def pull_source(source: Source, as_of: dt.date, *, repull: bool = False, today: dt.date | None = None,
-                timezone: str = "Europe/Stockholm", policy: PullPolicy = PullPolicy(),
-                environ: os._Environ | dict | None = None, log: Callable[[str], None] | None = None) -> PullResult:
+def pull_source(
+    source: Source,
+    as_of: dt.date,
+    *,
+    repull: bool = False,
+    today: dt.date | None = None,
+    timezone: str = "Europe/Stockholm",
+    policy: PullPolicy = PullPolicy(),
+    environ: os._Environ | dict | None = None,
+    log: Callable[[str], None] | None = None,
+) -> PullResult:
     """Pulls the night's drop of an API source (see the module's docstring); raises PullError on failure,
     leaving every existing drop as it was."""
     api = source.api
@@ -173,14 +182,25 @@ def pull_source(source: Source, as_of: dt.date, *, repull: bool = False, today: 
     target = source.root / as_of.isoformat()
     base_url = public_url(api.url)
     if target.exists() and not repull:
-        return PullResult(source.id, as_of, "exists", target, base_url=base_url,
-                          note=f"drop {target.name} exists; not pulled again (run --repull to pull it again)")
+        return PullResult(
+            source.id,
+            as_of,
+            "exists",
+            target,
+            base_url=base_url,
+            note=f"drop {target.name} exists; not pulled again (run --repull to pull it again)",
+        )
     if as_of > today:
         raise PullError(source.id, f"night {as_of} is in the future (today is {today})")
     if (today - as_of).days > PULL_WINDOW_DAYS and not repull:
-        return PullResult(source.id, as_of, "skipped", base_url=base_url,
-                          note=f"night {as_of} is in the past: the API only gives today's registry, so it is not "
-                               "pulled (the newest drop on or before the night is read; --repull pulls it anyway)")
+        return PullResult(
+            source.id,
+            as_of,
+            "skipped",
+            base_url=base_url,
+            note=f"night {as_of} is in the past: the API only gives today's registry, so it is not "
+            "pulled (the newest drop on or before the night is read; --repull pulls it anyway)",
+        )
     env = os.environ if environ is None else environ
     secret = env.get(api.client_secret_env)
     if not secret:
@@ -210,8 +230,21 @@ def pull_source(source: Source, as_of: dt.date, *, repull: bool = False, today: 
                     counts, pages, changed, deleted = _pull_delta(client, tmp, previous, api.page_size)
                 retries, requests = client.retries, client.requests
             duration = time.monotonic() - started
-            result = PullResult(source.id, as_of, "pulled", target, kind, counts, pages, changed, deleted, retries,
-                                requests, round(duration, 3), base_url)
+            result = PullResult(
+                source.id,
+                as_of,
+                "pulled",
+                target,
+                kind,
+                counts,
+                pages,
+                changed,
+                deleted,
+                retries,
+                requests,
+                round(duration, 3),
+                base_url,
+            )
             manifest = {
                 "source_id": source.id,
                 "format": "SS12000 v2.1 API",
@@ -227,11 +260,17 @@ def pull_source(source: Source, as_of: dt.date, *, repull: bool = False, today: 
                 "pages": pages,
                 "retries": retries,
                 "requests": requests,
-                "last_full": as_of.isoformat() if kind == "full" else previous[2].get("last_full", previous[0].isoformat()),
+                "last_full": as_of.isoformat()
+                if kind == "full"
+                else previous[2].get("last_full", previous[0].isoformat()),
             }
             if kind == "delta":
-                manifest |= {"since": previous[2]["started_at"], "merged_with": previous[0].isoformat(),
-                             "changed": changed, "deleted": deleted}
+                manifest |= {
+                    "since": previous[2]["started_at"],
+                    "merged_with": previous[0].isoformat(),
+                    "changed": changed,
+                    "deleted": deleted,
+                }
             _write(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
             _replace(tmp, target)
         except BaseException:
@@ -305,7 +344,8 @@ def _pull_delta(client: Ss12000Client, tmp: Path, previous: tuple[dt.date, Path,
         counts[entity], _ = _write_chain(tmp / entity, merged(), page_size)
         deleted[entity] = kept_and_removed["removed"]
     (tmp / DELTA_DIR / "deletedEntities.json").write_text(
-        json.dumps({e: sorted(ids) for e, ids in deleted_ids.items()}) + "\n", encoding="utf-8")
+        json.dumps({e: sorted(ids) for e, ids in deleted_ids.items()}) + "\n", encoding="utf-8"
+    )
     return counts, pages, {e: len(ids) for e, ids in changed_ids.items()}, deleted
 
 
@@ -317,14 +357,18 @@ def status_file(staging_dir: Path, as_of: dt.date, source_id: str) -> Path:
     return staging_dir / as_of.isoformat() / f"{source_id}{PULL_STATUS_SUFFIX}"
 
 
-def write_status(staging_dir: Path, as_of: dt.date, source_id: str, result: PullResult | None = None,
-                 error: str | None = None) -> None:
+def write_status(
+    staging_dir: Path, as_of: dt.date, source_id: str, result: PullResult | None = None, error: str | None = None
+) -> None:
     """Records tonight's pull (or its failure) for extract and for `run`'s summary. Never holds a secret."""
     path = status_file(staging_dir, as_of, source_id)
     with owner_only():
         private_dir(path.parent)
-        body = {"ok": True, **result.to_json()} if result is not None else {"ok": False, "source_id": source_id,
-                                                                              "message": error}
+        body = (
+            {"ok": True, **result.to_json()}
+            if result is not None
+            else {"ok": False, "source_id": source_id, "message": error}
+        )
         _write(path, json.dumps(body).encode("utf-8"))
 
 
@@ -344,9 +388,26 @@ def describe_status(path: Path) -> str:
     if not status.get("ok"):
         problem = str(status.get("message") or "").removeprefix("pull failed: ")
         return f"FAILED ({problem}); its last published roster is carried over"
-    fields = {k: status.get(k) for k in ("source_id", "status", "kind", "counts", "pages", "changed", "deleted",
-                                          "retries", "requests", "duration_seconds", "base_url", "note")}
-    result = PullResult(as_of=dt.date.fromisoformat(status["as_of"]),
-                        drop_dir=Path(status["drop_dir"]) if status.get("drop_dir") else None,
-                        **{k: v for k, v in fields.items() if v is not None})
+    fields = {
+        k: status.get(k)
+        for k in (
+            "source_id",
+            "status",
+            "kind",
+            "counts",
+            "pages",
+            "changed",
+            "deleted",
+            "retries",
+            "requests",
+            "duration_seconds",
+            "base_url",
+            "note",
+        )
+    }
+    result = PullResult(
+        as_of=dt.date.fromisoformat(status["as_of"]),
+        drop_dir=Path(status["drop_dir"]) if status.get("drop_dir") else None,
+        **{k: v for k, v in fields.items() if v is not None},
+    )
     return result.summary()

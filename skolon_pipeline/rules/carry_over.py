@@ -25,9 +25,14 @@ STALE_TABLES: dict[str, tuple[str, ...]] = {
 
 
 def _columns(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ? "
-        "ORDER BY column_index", [catalog, schema, table]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ? "
+            "ORDER BY column_index",
+            [catalog, schema, table],
+        ).fetchall()
+    ]
 
 
 def _previous_night(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dt.date | None:
@@ -57,10 +62,17 @@ def carry_over(con: duckdb.DuckDBPyConnection, warehouse: Path | None, as_of: dt
             target = _columns(con, scalar(con, "SELECT current_database()"), "main", f"out_{table}")
             available = set(_columns(con, "wh", "nightly", table))
             select = ", ".join(
-                "?::DATE AS as_of" if c == "as_of"
-                else ("coalesce(c.stale_since, c.as_of) AS stale_since" if "stale_since" in available
-                      else "c.as_of AS stale_since") if c == "stale_since"
-                else f"c.{c}" if c in available else f"NULL AS {c}"
+                "?::DATE AS as_of"
+                if c == "as_of"
+                else (
+                    "coalesce(c.stale_since, c.as_of) AS stale_since"
+                    if "stale_since" in available
+                    else "c.as_of AS stale_since"
+                )
+                if c == "stale_since"
+                else f"c.{c}"
+                if c in available
+                else f"NULL AS {c}"
                 for c in target
             )
             match = " AND ".join(f"o.{k} IS NOT DISTINCT FROM c.{k}" for k in key)
@@ -77,8 +89,11 @@ def carry_over(con: duckdb.DuckDBPyConnection, warehouse: Path | None, as_of: dt
         if attached:
             con.execute("DETACH wh")
     for f in failed:
-        origin = (f"its roster of {previous} is carried over, flagged stale" if previous
-                  else "no earlier night is published, so it has nothing in the roster tonight")
+        origin = (
+            f"its roster of {previous} is carried over, flagged stale"
+            if previous
+            else "no earlier night is published, so it has nothing in the roster tonight"
+        )
         con.execute(
             "INSERT INTO out_warnings BY NAME SELECT ?::DATE AS as_of, ? AS source_id, 'source' AS entity_type, "
             "? AS record_id, 'SOURCE_FAILED' AS code, ? AS detail",

@@ -22,8 +22,12 @@ from skolon_pipeline.rules.freshness import Drop, record_drops
 from skolon_pipeline.validate.canonical import CANONICAL_TABLES, OPTIONAL_TABLES
 
 # Everything the rules read from a source's staging database.
-STAGING_INPUTS = (*CANONICAL_TABLES, *(t for t in OPTIONAL_TABLES if t not in CANONICAL_TABLES), "invalid_records",
-                  "warnings")
+STAGING_INPUTS = (
+    *CANONICAL_TABLES,
+    *(t for t in OPTIONAL_TABLES if t not in CANONICAL_TABLES),
+    "invalid_records",
+    "warnings",
+)
 
 # What roster.sql leaves: one out_<table> per published table.
 OUTPUT_TABLES = tuple(t.rules_output for t in tables.PUBLISHED)
@@ -75,7 +79,10 @@ def attach_staging(con: duckdb.DuckDBPyConnection, staging_files: Mapping[str, P
 
 
 def run_rules(
-    con: duckdb.DuckDBPyConnection, sources: list[Source], staging_files: Mapping[str, Path], as_of: dt.date,
+    con: duckdb.DuckDBPyConnection,
+    sources: list[Source],
+    staging_files: Mapping[str, Path],
+    as_of: dt.date,
     drops: Sequence[Drop] = (),
 ) -> dict[str, int]:
     """Evaluates the night; returns the row count of each out_* table. `drops`: the drop each source was read

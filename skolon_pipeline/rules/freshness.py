@@ -41,8 +41,10 @@ class Drop:
         return "failed" if not self.read else "stale" if self.stale(as_of) else "fresh"
 
     def detail(self, as_of: dt.date) -> str:
-        return (f"the newest drop is dated {self.drop_date}, {self.age_days(as_of)} days before the night "
-                f"(max_drop_age_days {self.max_drop_age_days}): the registry may have stopped exporting")
+        return (
+            f"the newest drop is dated {self.drop_date}, {self.age_days(as_of)} days before the night "
+            f"(max_drop_age_days {self.max_drop_age_days}): the registry may have stopped exporting"
+        )
 
 
 def record_drops(con: duckdb.DuckDBPyConnection, as_of: dt.date, drops: list[Drop]) -> None:

@@ -116,8 +116,12 @@ def load(path: Path) -> Admins:
         if not isinstance(entry, dict) or "username" not in entry:
             raise AccountError(f"{where}: expected a mapping with username")
         username = check_username(str(entry["username"]))
-        admins.accounts[username] = Account(username, _scope_of(entry, where), entry.get("password"),
-                                            str(entry["created"]) if entry.get("created") else None)
+        admins.accounts[username] = Account(
+            username,
+            _scope_of(entry, where),
+            entry.get("password"),
+            str(entry["created"]) if entry.get("created") else None,
+        )
     return admins
 
 
@@ -160,8 +164,12 @@ def add(path: Path, username: str, scope: Scope, password: str) -> tuple[Account
     username = check_username(username)
     admins = load(path)
     existed = username in admins.accounts
-    account = Account(username, scope, _hasher.hash(check_password(password)),
-                      dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
+    account = Account(
+        username,
+        scope,
+        _hasher.hash(check_password(password)),
+        dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+    )
     admins.accounts[username] = account
     save(path, admins)
     return account, existed
@@ -195,5 +203,12 @@ def start_session(session: dict, account: Account) -> None:
     """A new session (and CSRF token) at every login: no fixation."""
     session.clear()
     now = int(time.time())
-    session.update({"user": account.username, "ver": account.session_version, "login_at": now, "seen": now,
-                    "csrf": secrets.token_urlsafe(32)})
+    session.update(
+        {
+            "user": account.username,
+            "ver": account.session_version,
+            "login_at": now,
+            "seen": now,
+            "csrf": secrets.token_urlsafe(32),
+        }
+    )

@@ -58,8 +58,10 @@ ACCESS_LOG = "admin-access.jsonl"
 # A civic number (personnummer / samordningsnummer) as someone might type it: never echoed, logged or searched.
 CIVIC = re.compile(r"(?<!\d)(\d{2})?\d{6}[-+]?\d{4}(?!\d)")
 BUSY_RETRY_SECONDS = 5  # Retry-After of the busy page
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 @dataclass
@@ -104,8 +106,15 @@ class AccessLog:
         self._lock = threading.Lock()
 
     def write(self, user: str, kind: str, an_id: str, found: bool, night: dt.date | None, address: str | None):
-        entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "user": user, "page": kind,
-                 "id": an_id, "found": found, "night": night.isoformat() if night else None, "address": address}
+        entry = {
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "user": user,
+            "page": kind,
+            "id": an_id,
+            "found": found,
+            "night": night.isoformat() if night else None,
+            "address": address,
+        }
         line = json.dumps(entry, ensure_ascii=False) + "\n"
         with self._lock:
             private_dir(self.path.parent, owned=False)
@@ -155,8 +164,13 @@ class State:
         with self.lock:
             sw = self.scopes.pop(scope, None)
             if sw is None:
-                sw = ScopedWarehouse(self.settings.warehouse, scope, self.settings.retry_seconds,
-                                     threads=self.settings.duckdb_threads, background=self.renders.background)
+                sw = ScopedWarehouse(
+                    self.settings.warehouse,
+                    scope,
+                    self.settings.retry_seconds,
+                    threads=self.settings.duckdb_threads,
+                    background=self.renders.background,
+                )
             self.scopes[scope] = sw
             while len(self.scopes) > self.settings.max_scopes:
                 _, old = self.scopes.popitem(last=False)
@@ -230,8 +244,12 @@ def render(request: Request, name: str, context: dict, status_code: int = 200) -
     lang = _lang(request)
     t = translator(lang)
     ctx = {
-        "t": t, "lang": lang, "other_lang": "en" if lang == "sv" else "sv", "csrf": _csrf(request),
-        "account": getattr(request.state, "account", None), "path": request.url.path,
+        "t": t,
+        "lang": lang,
+        "other_lang": "en" if lang == "sv" else "sv",
+        "csrf": _csrf(request),
+        "account": getattr(request.state, "account", None),
+        "path": request.url.path,
         "role": lambda r: _role(t, r),
         "explanation": lambda code, visible=None: pages.explanation(code, visible, lang),
         "problem": lambda code: pages.problem(code, lang),
@@ -263,8 +281,15 @@ def not_found():
 def login_form(request: Request) -> Response:
     if current_account(request) is not None:
         return RedirectResponse("/", status_code=303)
-    return render(request, "login.html", {"next": _safe_next(request.query_params.get("next")), "error": None,
-                                          "oidc": bool(_state(request).accounts.get().oidc)})
+    return render(
+        request,
+        "login.html",
+        {
+            "next": _safe_next(request.query_params.get("next")),
+            "error": None,
+            "oidc": bool(_state(request).accounts.get().oidc),
+        },
+    )
 
 
 async def login(request: Request) -> Response:
@@ -276,15 +301,21 @@ async def login(request: Request) -> Response:
     t = translator(_lang(request))
 
     def again(message: str, status: int) -> Response:
-        return render(request, "login.html", {"next": next_path, "error": message, "username": username[:64],
-                                              "oidc": bool(state.accounts.get().oidc)}, status_code=status)
+        return render(
+            request,
+            "login.html",
+            {"next": next_path, "error": message, "username": username[:64], "oidc": bool(state.accounts.get().oidc)},
+            status_code=status,
+        )
 
     if not _csrf_ok(request, form):
         return again(t("login_expired"), 400)
     address = request.client.host if request.client else "unknown"
     name_key = username.strip().lower()
-    if not (state.limiter.test(state.per_username, "user", name_key)
-            and state.limiter.test(state.per_address, "address", address)):
+    if not (
+        state.limiter.test(state.per_username, "user", name_key)
+        and state.limiter.test(state.per_address, "address", address)
+    ):
         log.warning("login refused: too many failures (user or address rate limit)")
         return again(t("login_locked"), 429)
     account = await run_in_threadpool(accounts.verify, state.accounts.get(), username, password)
@@ -310,8 +341,9 @@ def language(request: Request) -> Response:
     if lang not in LANGUAGES:
         not_found()
     response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
-    response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax", httponly=True,
-                        secure=request.url.scheme == "https")
+    response.set_cookie(
+        LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax", httponly=True, secure=request.url.scheme == "https"
+    )
     return response
 
 
@@ -409,8 +441,14 @@ def _entity_page(request: Request, account: accounts.Account, kind: str, read, t
 
     data = _read(request, account, reader)
     shown = "<civic number?>" if CIVIC.search(an_id) else an_id[:200]
-    _state(request).access_log.write(account.username, kind, shown, bool(data), nights[0] if nights else None,
-                                     request.client.host if request.client else None)
+    _state(request).access_log.write(
+        account.username,
+        kind,
+        shown,
+        bool(data),
+        nights[0] if nights else None,
+        request.client.host if request.client else None,
+    )
     if not data:
         not_found()
     return render(request, template, {"p": data})
@@ -432,6 +470,7 @@ def validation_file(request: Request, account: accounts.Account) -> Response:
 
     wanted = request.query_params.get("authority")
     if wanted is None:
+
         def list_authorities(cur, night, sw):
             if night is None:
                 return None
@@ -441,8 +480,11 @@ def validation_file(request: Request, account: accounts.Account) -> Response:
             return night, sw.cache["authorities"]
 
         found = _read(request, account, list_authorities, fresh=True)
-        return render(request, "validation_file.html", {"night": found[0] if found else None,
-                                                        "authorities": found[1] if found else []})
+        return render(
+            request,
+            "validation_file.html",
+            {"night": found[0] if found else None, "authorities": found[1] if found else []},
+        )
     folder = Path(tempfile.mkdtemp(prefix="skolon-admin-file-"))  # 0700
     lang = _lang(request)
 
@@ -464,8 +506,12 @@ def validation_file(request: Request, account: accounts.Account) -> Response:
     if path is None:
         shutil.rmtree(folder, ignore_errors=True)
         not_found()
-    return FileResponse(path, filename=path.name, background=BackgroundTask(shutil.rmtree, folder, True),
-                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return FileResponse(
+        path,
+        filename=path.name,
+        background=BackgroundTask(shutil.rmtree, folder, True),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
 
 
 # ─── Errors and headers ────────────────────────────────────────────────────────────────────────────────────
@@ -513,8 +559,10 @@ class SecurityHeaders:
                 status["code"] = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
                 headers += [
-                    (b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY"),
-                    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-frame-options", b"DENY"),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
                     (b"cross-origin-opener-policy", b"same-origin"),
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
                     (b"cache-control", b"public, max-age=3600" if static else b"no-store"),
@@ -526,8 +574,13 @@ class SecurityHeaders:
 
         await self.app(scope, receive, send_wrapper)
         if not static:
-            log.info("%s %s %s %.0f ms", scope["method"], _log_path(scope["path"]), status.get("code"),
-                     (time.perf_counter() - started) * 1000)
+            log.info(
+                "%s %s %s %.0f ms",
+                scope["method"],
+                _log_path(scope["path"]),
+                status.get("code"),
+                (time.perf_counter() - started) * 1000,
+            )
 
 
 class Renders:
@@ -618,10 +671,23 @@ class RenderGate:
     async def _busy(self, scope, receive, send) -> None:
         request = Request(scope)
         lang = _lang(request)
-        html = _state(request).templates.env.get_template("error.html").render(
-            t=translator(lang), lang=lang, other_lang="en" if lang == "sv" else "sv", title="busy_pages",
-            text="busy_pages_text", account=None, path="/", csrf="")
-        await HTMLResponse(html, status_code=503, headers={"Retry-After": str(BUSY_RETRY_SECONDS)})(scope, receive, send)
+        html = (
+            _state(request)
+            .templates.env.get_template("error.html")
+            .render(
+                t=translator(lang),
+                lang=lang,
+                other_lang="en" if lang == "sv" else "sv",
+                title="busy_pages",
+                text="busy_pages_text",
+                account=None,
+                path="/",
+                csrf="",
+            )
+        )
+        await HTMLResponse(html, status_code=503, headers={"Retry-After": str(BUSY_RETRY_SECONDS)})(
+            scope, receive, send
+        )
 
 
 class Sessions:
@@ -641,10 +707,12 @@ def create_app(settings: AppSettings) -> Starlette:
     settings.data_dir = Path(settings.data_dir)
     store = AccountStore(accounts.path_in(settings.data_dir))
     store.get()  # refuses an admins.yaml others may read, before serving anything
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     state = State(
-        settings=settings, accounts=store,
+        settings=settings,
+        accounts=store,
         access_log=AccessLog(settings.access_log or settings.data_dir / ACCESS_LOG),
         templates=Jinja2Templates(env=env),
         limiter=MovingWindowRateLimiter(MemoryStorage()),
@@ -668,8 +736,11 @@ def create_app(settings: AppSettings) -> Starlette:
     routes += oidc.routes(store)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(RenderGate, renders=state.renders),
-                    Middleware(Sessions, secret=_session_secret(settings), max_age=int(settings.session_hours * 3600))],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(RenderGate, renders=state.renders),
+            Middleware(Sessions, secret=_session_secret(settings), max_age=int(settings.session_hours * 3600)),
+        ],
         exception_handlers={HTTPException: http_error, WarehouseBusy: busy, Exception: server_error},
     )
     app.state.skolon = state

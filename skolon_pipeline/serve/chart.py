@@ -34,24 +34,34 @@ def trend_svg(points: list[dict], labels: dict[str, str], title: str) -> Markup:
     def y(v: int) -> float:
         return TOP + inner_h * (1 - v / top)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
-             f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+    ]
     for t in range(0, top + 1, step):
-        parts.append(f'<line class="chart-grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
-                     f'<text class="chart-axis" x="{LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t}</text>')
+        parts.append(
+            f'<line class="chart-grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
+            f'<text class="chart-axis" x="{LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t}</text>'
+        )
     for i in sorted({0, n - 1}):
-        parts.append(f'<text class="chart-axis" x="{x(i):.1f}" y="{HEIGHT - 8}" '
-                     f'text-anchor="{"start" if i == 0 and n > 1 else "end"}">{escape(str(points[i]["as_of"]))}</text>')
+        parts.append(
+            f'<text class="chart-axis" x="{x(i):.1f}" y="{HEIGHT - 8}" '
+            f'text-anchor="{"start" if i == 0 and n > 1 else "end"}">{escape(str(points[i]["as_of"]))}</text>'
+        )
     for key, css in SERIES:
         coords = " ".join(f"{x(i):.1f},{y(p[key]):.1f}" for i, p in enumerate(points))
         parts.append(f'<polyline class="{css}" points="{coords}"/>')
         for i, p in enumerate(points):
-            parts.append(f'<circle class="{css}" cx="{x(i):.1f}" cy="{y(p[key]):.1f}" r="2.5">'
-                         f'<title>{escape(str(p["as_of"]))}: {p[key]} {escape(labels[key])}</title></circle>')
+            parts.append(
+                f'<circle class="{css}" cx="{x(i):.1f}" cy="{y(p[key]):.1f}" r="2.5">'
+                f"<title>{escape(str(p['as_of']))}: {p[key]} {escape(labels[key])}</title></circle>"
+            )
     legend_x = LEFT + 8
     for k, (key, css) in enumerate(SERIES):
         lx = legend_x + k * 170
-        parts.append(f'<rect class="{css}-key" x="{lx}" y="6" width="10" height="10"/>'
-                     f'<text class="chart-legend" x="{lx + 14}" y="15">{escape(labels[key])}</text>')
+        parts.append(
+            f'<rect class="{css}-key" x="{lx}" y="6" width="10" height="10"/>'
+            f'<text class="chart-legend" x="{lx + 14}" y="15">{escape(labels[key])}</text>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -54,12 +54,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if not admins.accounts and not admins.oidc:
-        print("note: no admin accounts yet: add one with `skolon-pipeline admin add USERNAME --school CODE`",
-              file=sys.stderr)
+        print(
+            "note: no admin accounts yet: add one with `skolon-pipeline admin add USERNAME --school CODE`",
+            file=sys.stderr,
+        )
     print(f"School Admin on http://{args.host}:{args.port}/ (warehouse {settings.warehouse}, read-only)", flush=True)
     # uvicorn's access log would print query strings (a search is a name): the app logs requests without them.
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, proxy_headers=True, log_level="warning",
-                server_header=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        proxy_headers=True,
+        log_level="warning",
+        server_header=False,
+    )
     return 0
 
 
@@ -102,8 +111,9 @@ def cmd_admin_add(args: argparse.Namespace) -> int:
         found = _schools_matching(settings.warehouse, scope)
         if found is not None and not found:
             what = f"school authority {scope.authority}" if scope.authority else "school " + ", ".join(scope.schools)
-            raise accounts.AccountError(f"no published night has the {what} (give a school unit code or id, or an "
-                                        "authority's organisation id)")
+            raise accounts.AccountError(
+                f"no published night has the {what} (give a school unit code or id, or an authority's organisation id)"
+            )
         if scope.schools and found is not None:
             named = {v for s in found for v in (s[0], s[1]) if v}
             missing = [s for s in scope.schools if s not in named and s.lower() not in named]
@@ -166,7 +176,9 @@ def cmd_admin_access(args: argparse.Namespace) -> int:
                     continue
                 if entry.get("id") == wanted:
                     n += 1
-                    print(f"{entry['time']}\t{entry['user']}\t{entry['page']}\t{'shown' if entry.get('found') else 'not found'}")
+                    print(
+                        f"{entry['time']}\t{entry['user']}\t{entry['page']}\t{'shown' if entry.get('found') else 'not found'}"
+                    )
     if not n:
         print(f"nobody has opened a page of {wanted}")
     return 0
@@ -178,9 +190,14 @@ def add_commands(sub, locations: argparse.ArgumentParser, settings_of) -> None:
     serve = sub.add_parser("serve", parents=[locations], help="serve the School Admin web view (read-only)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    serve.add_argument("--nice", type=int, default=SERVE_NICENESS, metavar="N",
-                       help=f"CPU priority (niceness) to serve at, at least (default {SERVE_NICENESS}: the nightly run "
-                            "has the CPU first; 0 keeps the priority it was started with)")
+    serve.add_argument(
+        "--nice",
+        type=int,
+        default=SERVE_NICENESS,
+        metavar="N",
+        help=f"CPU priority (niceness) to serve at, at least (default {SERVE_NICENESS}: the nightly run "
+        "has the CPU first; 0 keeps the priority it was started with)",
+    )
     serve.set_defaults(func=cmd_serve, settings_of=settings_of)
 
     admin = sub.add_parser("admin", help="School Admin accounts ($SKOLON_DATA_DIR/admins.yaml)")
@@ -189,15 +206,24 @@ def add_commands(sub, locations: argparse.ArgumentParser, settings_of) -> None:
     add.add_argument("username")
     which = add.add_mutually_exclusive_group(required=True)
     which.add_argument("--authority", metavar="ID", help="organisation admin: every school of this school authority")
-    which.add_argument("--school", metavar="CODE_OR_ID", nargs="+", action="extend",
-                       help="school admin: these school units (school unit codes or school ids)")
+    which.add_argument(
+        "--school",
+        metavar="CODE_OR_ID",
+        nargs="+",
+        action="extend",
+        help="school admin: these school units (school unit codes or school ids)",
+    )
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     add.set_defaults(func=cmd_admin_add, settings_of=settings_of)
     remove = admin_sub.add_parser("remove", parents=[locations], help="remove an account (its sessions end)")
     remove.add_argument("username")
     remove.set_defaults(func=cmd_admin_remove, settings_of=settings_of)
-    listing = admin_sub.add_parser("list", parents=[locations], help="list the accounts and their scopes (never passwords)")
+    listing = admin_sub.add_parser(
+        "list", parents=[locations], help="list the accounts and their scopes (never passwords)"
+    )
     listing.set_defaults(func=cmd_admin_list, settings_of=settings_of)
-    access = admin_sub.add_parser("access", parents=[locations], help="who opened the page of this person or group, and when")
+    access = admin_sub.add_parser(
+        "access", parents=[locations], help="who opened the page of this person or group, and when"
+    )
     access.add_argument("id", help="a person's or group's id")
     access.set_defaults(func=cmd_admin_access, settings_of=settings_of)

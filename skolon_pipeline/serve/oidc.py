@@ -71,9 +71,12 @@ def _client(config: dict):
     oauth = OAuth()
     secret_env = config.get("client_secret_env")
     oauth.register(
-        "idp", client_id=config["client_id"], client_secret=os.environ.get(secret_env, "") if secret_env else None,
+        "idp",
+        client_id=config["client_id"],
+        client_secret=os.environ.get(secret_env, "") if secret_env else None,
         server_metadata_url=config.get("metadata_url"),
-        authorize_url=config.get("authorize_url"), access_token_url=config.get("token_url"),
+        authorize_url=config.get("authorize_url"),
+        access_token_url=config.get("token_url"),
         jwks_uri=config.get("jwks_uri"),
         client_kwargs={"scope": config.get("scopes_requested", "openid profile email")},
     )

@@ -69,12 +69,15 @@ class Overview:
 
 
 def overview(cur: duckdb.DuckDBPyConnection, night: dt.date, trend: list[dict]) -> Overview:
-    schools = _dicts(cur, """
+    schools = _dicts(
+        cur,
+        """
         SELECT s.school_id, s.name, s.school_unit_code, s.organisation_name, s.source_id, s.stale_since,
                c.students, c.teachers, c.staff, c.classes, c."groups" AS teaching_groups, c.memberships,
                c.excluded_persons, c.excluded_groups, c.excluded_memberships
         FROM roster.schools s JOIN diagnostics.school_counts c USING (source_id, school_id)
-        ORDER BY s.name, s.school_id""")
+        ORDER BY s.name, s.school_id""",
+    )
     reasons: dict[str | None, list[tuple[str, int]]] = {}
     for school_id, code, n in cur.execute(
         """SELECT school_id, reason_code, count(DISTINCT record_id) AS n FROM exclusions
@@ -83,21 +86,28 @@ def overview(cur: duckdb.DuckDBPyConnection, night: dt.date, trend: list[dict]) 
         reasons.setdefault(school_id, []).append((code, n))
     no_school = None
     if None in reasons:
-        no_school = _dicts(cur, """
+        no_school = _dicts(
+            cur,
+            """
             SELECT count(DISTINCT record_id) FILTER (WHERE entity_type = 'person') AS excluded_persons,
                    count(DISTINCT record_id) FILTER (WHERE entity_type = 'group') AS excluded_groups,
                    count(DISTINCT record_id) FILTER (WHERE entity_type = 'membership') AS excluded_memberships
-            FROM exclusions WHERE school_id IS NULL""")[0]
+            FROM exclusions WHERE school_id IS NULL""",
+        )[0]
     published_at = cur.execute("SELECT published_at FROM nightly.nights WHERE as_of = ?", [night]).fetchall()
-    return Overview(night, published_at[0][0] if published_at else None, schools, no_school, reasons,
-                    sources(cur, night), trend)
+    return Overview(
+        night, published_at[0][0] if published_at else None, schools, no_school, reasons, sources(cur, night), trend
+    )
 
 
 def sources(cur: duckdb.DuckDBPyConnection, night: dt.date) -> list[dict]:
     """Each source of the scope's schools on the night: carried over since when, and its source-level warnings
     (a failed or stale drop)."""
-    rows = _dicts(cur, """
-        SELECT source_id, min(stale_since) AS stale_since FROM schools GROUP BY source_id ORDER BY source_id""")
+    rows = _dicts(
+        cur,
+        """
+        SELECT source_id, min(stale_since) AS stale_since FROM schools GROUP BY source_id ORDER BY source_id""",
+    )
     warnings = {}
     for source_id, code, detail in cur.execute(
         "SELECT source_id, code, detail FROM warnings WHERE entity_type = 'source' ORDER BY ALL"
@@ -110,7 +120,9 @@ def sources(cur: duckdb.DuckDBPyConnection, night: dt.date) -> list[dict]:
 
 def trend(cur: duckdb.DuckDBPyConnection) -> list[dict]:
     """Users in the roster and persons held back, in the scope, on each of the last 30 published nights."""
-    return _dicts(cur, f"""
+    return _dicts(
+        cur,
+        f"""
         WITH n AS (SELECT as_of FROM nightly.nights ORDER BY as_of DESC LIMIT {TREND_NIGHTS}),
         users AS (
             SELECT n.as_of, count(DISTINCT (a.source_id, a.user_id)) AS users
@@ -124,7 +136,8 @@ def trend(cur: duckdb.DuckDBPyConnection) -> list[dict]:
             WHERE x.entity_type = 'person'
             GROUP BY n.as_of)
         SELECT n.as_of, coalesce(u.users, 0) AS users, coalesce(h.held_back, 0) AS held_back
-        FROM n LEFT JOIN users u USING (as_of) LEFT JOIN held h USING (as_of) ORDER BY n.as_of""")
+        FROM n LEFT JOIN users u USING (as_of) LEFT JOIN held h USING (as_of) ORDER BY n.as_of""",
+    )
 
 
 # ─── Skola ─────────────────────────────────────────────────────────────────────────────────────────────────
@@ -162,34 +175,60 @@ _DERIVED = ("MEMBER_EXCLUDED", "GROUP_EXCLUDED")
 
 
 def school(cur: duckdb.DuckDBPyConnection, school_id: str, reason: str | None, page: int) -> SchoolPage | None:
-    found = _dicts(cur, """SELECT school_id, source_id, name, school_unit_code, organisation_name, stale_since
-                           FROM schools WHERE school_id = ? ORDER BY source_id""", [school_id])
+    found = _dicts(
+        cur,
+        """SELECT school_id, source_id, name, school_unit_code, organisation_name, stale_since
+                           FROM schools WHERE school_id = ? ORDER BY source_id""",
+        [school_id],
+    )
     if not found:
         return None
     s = found[0]
     key = [s["source_id"], school_id]
-    counts = _dicts(cur, """SELECT students, teachers, staff, classes, "groups" AS teaching_groups, memberships,
+    counts = _dicts(
+        cur,
+        """SELECT students, teachers, staff, classes, "groups" AS teaching_groups, memberships,
                                    excluded_persons, excluded_groups, excluded_memberships
-                            FROM diagnostics.school_counts WHERE source_id = ? AND school_id = ?""", key)
-    groups = _dicts(cur, """
+                            FROM diagnostics.school_counts WHERE source_id = ? AND school_id = ?""",
+        key,
+    )
+    groups = _dicts(
+        cur,
+        """
         SELECT group_id, name, group_type, start_date, end_date FROM groups
-        WHERE source_id = ? AND school_id = ? ORDER BY group_type, name, group_id""", key)
+        WHERE source_id = ? AND school_id = ? ORDER BY group_type, name, group_id""",
+        key,
+    )
     # the groups' members counted by group id (the copy's index on memberships.group_id: the school's rows only)
-    members = {g: (students, teachers) for g, students, teachers in cur.execute(
-        """SELECT group_id, count(*) FILTER (WHERE role = 'student'), count(*) FILTER (WHERE role = 'teacher')
+    members = {
+        g: (students, teachers)
+        for g, students, teachers in cur.execute(
+            """SELECT group_id, count(*) FILTER (WHERE role = 'student'), count(*) FILTER (WHERE role = 'teacher')
            FROM memberships WHERE source_id = ? AND list_contains(?, group_id) GROUP BY 1""",
-        [s["source_id"], [g["group_id"] for g in groups]]).fetchall()}
+            [s["source_id"], [g["group_id"] for g in groups]],
+        ).fetchall()
+    }
     for g in groups:
         g["students"], g["teachers"] = members.get(g["group_id"], (0, 0))
-    held_groups = _dicts(cur, """
+    held_groups = _dicts(
+        cur,
+        """
         SELECT group_id, name, group_type, start_date, end_date FROM excluded_groups
-        WHERE source_id = ? AND school_id = ? ORDER BY name, group_id""", key)
-    reason_counts = [tuple(r) for r in cur.execute(
-        """SELECT reason_code, count(DISTINCT record_id) AS n FROM exclusions
-           WHERE source_id = ? AND school_id = ? GROUP BY 1 ORDER BY n DESC, 1""", key).fetchall()]
+        WHERE source_id = ? AND school_id = ? ORDER BY name, group_id""",
+        key,
+    )
+    reason_counts = [
+        tuple(r)
+        for r in cur.execute(
+            """SELECT reason_code, count(DISTINCT record_id) AS n FROM exclusions
+           WHERE source_id = ? AND school_id = ? GROUP BY 1 ORDER BY n DESC, 1""",
+            key,
+        ).fetchall()
+    ]
     # Persons and groups held back, each with all its reasons; memberships held back only because their person or
     # group is are counted on that person or group.
-    rows = cur.execute(f"""
+    rows = cur.execute(
+        f"""
         WITH x AS (
             SELECT * FROM exclusions WHERE source_id = $source AND school_id = $school
               AND ($reason IS NULL OR reason_code = $reason)),
@@ -208,20 +247,30 @@ def school(cur: duckdb.DuckDBPyConnection, school_id: str, reason: str | None, p
         LEFT JOIN excluded_groups eg ON r.entity_type = 'group' AND eg.source_id = $source AND eg.group_id = r.record_id
         LEFT JOIN derived d ON d.owner = r.record_id
         ORDER BY r.entity_type DESC, p.family_name, p.given_name, eg.name, r.record_id, e.reason_code""",
-        {"source": s["source_id"], "school": school_id, "reason": reason, "derived": list(_DERIVED)}).fetchall()
+        {"source": s["source_id"], "school": school_id, "reason": reason, "derived": list(_DERIVED)},
+    ).fetchall()
     by_record: dict[tuple[str, str], HeldBack] = {}
     for etype, rid, given, family, role, protected, gname, code, detail, visible, n in rows:
         h = by_record.get((etype, rid))
         if h is None:
             name = gname if etype == "group" else (MASK if protected else " ".join(p for p in (given, family) if p))
-            h = by_record[(etype, rid)] = HeldBack(etype, rid, rid if etype == "person" else None,
-                                                   rid if etype == "group" else None, name or None, role, protected,
-                                                   memberships=n)
+            h = by_record[(etype, rid)] = HeldBack(
+                etype,
+                rid,
+                rid if etype == "person" else None,
+                rid if etype == "group" else None,
+                name or None,
+                role,
+                protected,
+                memberships=n,
+            )
         h.reasons.append({"code": code, "detail": None if protected else detail, "visible_from": visible})
     held = list(by_record.values())
     more = max(0, len(held) - (page + 1) * PAGE_ROWS)
-    held = held[page * PAGE_ROWS:(page + 1) * PAGE_ROWS]
-    memberships = _dicts(cur, f"""
+    held = held[page * PAGE_ROWS : (page + 1) * PAGE_ROWS]
+    memberships = _dicts(
+        cur,
+        f"""
         SELECT x.record_id, x.person_id, x.group_id, x.reason_code AS code, x.visible_from,
                CASE WHEN p.protected_identity THEN NULL ELSE x.detail END AS detail,
                coalesce(p.protected_identity, false) AS protected,
@@ -234,7 +283,8 @@ def school(cur: duckdb.DuckDBPyConnection, school_id: str, reason: str | None, p
         WHERE x.source_id = $source AND x.school_id = $school AND x.entity_type = 'membership'
           AND NOT list_contains($derived, x.reason_code) AND ($reason IS NULL OR x.reason_code = $reason)
         ORDER BY "group", person, x.record_id LIMIT {PAGE_ROWS}""",
-        {"source": s["source_id"], "school": school_id, "reason": reason, "derived": list(_DERIVED)})
+        {"source": s["source_id"], "school": school_id, "reason": reason, "derived": list(_DERIVED)},
+    )
     # a protected person's membership would place them in a group: counted, not listed
     memberships = [m for m in memberships if not m["protected"]]
     return SchoolPage(s, counts[0] if counts else {}, groups, held_groups, held, memberships, reason_counts, more)
@@ -267,7 +317,9 @@ def person(cur: duckdb.DuckDBPyConnection, person_id: str, night: dt.date) -> Pe
     if f is None:
         return None
     key = [f.source_id, f.id]
-    schools = _dicts(cur, """
+    schools = _dicts(
+        cur,
+        """
         SELECT s.school_id, s.name, a.role, a.start_date, a.end_date
         FROM school_affiliations a JOIN schools s USING (source_id, school_id)
         WHERE a.source_id = ? AND a.user_id = ?
@@ -275,23 +327,41 @@ def person(cur: duckdb.DuckDBPyConnection, person_id: str, night: dt.date) -> Pe
         SELECT p.school_id, s.name, NULL, NULL, NULL
         FROM excluded_persons p LEFT JOIN schools s USING (source_id, school_id)
         WHERE p.source_id = ? AND p.person_id = ? AND p.school_id IS NOT NULL
-        ORDER BY 2, 1""", key + key)
-    groups = [] if f.protected else _dicts(cur, """
+        ORDER BY 2, 1""",
+        key + key,
+    )
+    groups = (
+        []
+        if f.protected
+        else _dicts(
+            cur,
+            """
         SELECT g.group_id, g.name, g.group_type, m.role, m.start_date, m.end_date
         FROM memberships m JOIN groups g USING (source_id, group_id)
-        WHERE m.source_id = ? AND m.user_id = ? ORDER BY g.group_type, g.name""", [f.source_id, f.id])
-    changes = _changes(cur, """(entity_type = 'user' AND entity_id = $id)
+        WHERE m.source_id = ? AND m.user_id = ? ORDER BY g.group_type, g.name""",
+            [f.source_id, f.id],
+        )
+    )
+    changes = _changes(
+        cur,
+        """(entity_type = 'user' AND entity_id = $id)
                                 OR (entity_type = 'school_affiliation' AND starts_with(entity_id, $id || '/'))""",
-                       f.source_id, f.id, f.protected)
+        f.source_id,
+        f.id,
+        f.protected,
+    )
     return PersonPage(f, schools, groups, changes)
 
 
 def _changes(cur, which: str, source_id: str, an_id: str, protected: bool = False) -> list[dict]:
     """The record's rows of history.changes, newest first (`which`: a condition on entity_type/entity_id)."""
-    changes = _dicts(cur, f"""
+    changes = _dicts(
+        cur,
+        f"""
         SELECT as_of, entity_type, change, changed_fields, reasons, detail FROM history.changes
         WHERE source_id = $s AND ({which}) ORDER BY as_of DESC, entity_type DESC LIMIT 100""",
-                     {"s": source_id, "id": an_id})
+        {"s": source_id, "id": an_id},
+    )
     for c in changes if protected else ():
         c["detail"] = None
     return changes
@@ -311,19 +381,27 @@ def group(cur: duckdb.DuckDBPyConnection, group_id: str, night: dt.date) -> Grou
     if f is None:
         return None
     key = [f.source_id, f.id]
-    members = _dicts(cur, """
+    members = _dicts(
+        cur,
+        """
         WITH m AS MATERIALIZED (SELECT * FROM memberships WHERE source_id = ? AND group_id = ?)
         SELECT u.user_id, u.given_name, u.family_name, m.role, m.start_date, m.end_date, u.protected_identity
         FROM m JOIN users u USING (source_id, user_id)
-        ORDER BY m.role DESC, u.family_name, u.given_name, u.user_id""", key)
+        ORDER BY m.role DESC, u.family_name, u.given_name, u.user_id""",
+        key,
+    )
     protected = sum(1 for m in members if m["protected_identity"])
     members = [m for m in members if not m["protected_identity"]]
-    held = _dicts(cur, f"""
+    held = _dicts(
+        cur,
+        f"""
         SELECT x.person_id, x.reason_code AS code, x.visible_from, x.detail,
                concat_ws(' ', p.given_name, p.family_name) AS person
         FROM exclusions x LEFT JOIN {_PEOPLE} p ON p.source_id = x.source_id AND p.person_id = x.person_id
         WHERE x.source_id = ? AND x.entity_type = 'membership' AND x.group_id = ?
           AND NOT coalesce(p.protected_identity, false)
-        ORDER BY person, x.person_id, code""", key)
+        ORDER BY person, x.person_id, code""",
+        key,
+    )
     changes = _changes(cur, "entity_type = 'group' AND entity_id = $id", f.source_id, f.id)
     return GroupPage(f, members, protected, held, changes)

@@ -233,8 +233,9 @@ def _latest_night(con: duckdb.DuckDBPyConnection, night) -> None:
     # explain's search tables, once per copy: a search then never normalises 200 000 names or reads the history
     show_people(con)
     explain.index(con, night, temp=False)
-    existing = set(con.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'memory'").fetchall())
+    existing = set(
+        con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'memory'").fetchall()
+    )
     for (schema, table), columns in _INDEXES.items():
         if (schema, table) in existing:
             for column in columns:  # identifiers from the code above, not from data
@@ -337,8 +338,14 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, retry_seconds: float) ->
             pause = min(pause * 2, 0.5)
 
 
-def build(path: Path, scope: Scope, retry_seconds: float = 0.0, unless_version: tuple | None = None,
-          threads: int | None = None, build_threads: int | None = None) -> Built | None:
+def build(
+    path: Path,
+    scope: Scope,
+    retry_seconds: float = 0.0,
+    unless_version: tuple | None = None,
+    threads: int | None = None,
+    build_threads: int | None = None,
+) -> Built | None:
     """The scope's part of the warehouse, copied into an in-memory database (the file is attached read-only
     only while copying). None when the published nights are still `unless_version`. DuckDB threads of the copy:
     `build_threads` while building it, `threads` for the pages read from it (default: DuckDB's, one per core)."""
@@ -355,8 +362,9 @@ def build(path: Path, scope: Scope, retry_seconds: float = 0.0, unless_version: 
         con.execute("SET index_scan_max_count = 100000")
         _attach(con, path, retry_seconds)
         try:
-            version = tuple(con.execute(
-                "SELECT count(*), max(as_of), max(published_at) FROM wh.nightly.nights").fetchone())
+            version = tuple(
+                con.execute("SELECT count(*), max(as_of), max(published_at) FROM wh.nightly.nights").fetchone()
+            )
         except duckdb.CatalogException:
             version = (0, None, None)
         if unless_version is not None and version == unless_version:
@@ -389,8 +397,15 @@ class ScopedWarehouse:
     Only the very first copy is built while a request waits (retrying while a run holds the lock, for up to
     `retry_seconds`, then WarehouseBusy)."""
 
-    def __init__(self, path: Path, scope: Scope, retry_seconds: float = 5.0, settle_seconds: float = 2.0,
-                 threads: int | None = None, background=None):
+    def __init__(
+        self,
+        path: Path,
+        scope: Scope,
+        retry_seconds: float = 5.0,
+        settle_seconds: float = 2.0,
+        threads: int | None = None,
+        background=None,
+    ):
         self.path = Path(path)
         self.scope = scope
         self.retry_seconds = retry_seconds
@@ -428,8 +443,14 @@ class ScopedWarehouse:
     def _rebuild(self, current: Built) -> None:
         try:
             with self.background():
-                new = build(self.path, self.scope, 0.0, unless_version=current.version, threads=self.threads,
-                            build_threads=self.threads)
+                new = build(
+                    self.path,
+                    self.scope,
+                    0.0,
+                    unless_version=current.version,
+                    threads=self.threads,
+                    build_threads=self.threads,
+                )
         except (WarehouseBusy, duckdb.Error, OSError, NoWarehouse):
             new = False  # a run holds the file again: try at a later request
         with self._lock:

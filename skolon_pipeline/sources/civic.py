@@ -67,8 +67,9 @@ class PseudonymKey:
     created: bool = False  # this call created the key file
 
     @classmethod
-    def from_secret(cls, secret: str | bytes, is_demo: bool = False, origin: str = KEY_ENV,
-                    created: bool = False) -> PseudonymKey:
+    def from_secret(
+        cls, secret: str | bytes, is_demo: bool = False, origin: str = KEY_ENV, created: bool = False
+    ) -> PseudonymKey:
         key = secret.encode("utf-8") if isinstance(secret, str) else secret
         if len(key) > _BLOCK:
             key = hashlib.sha256(key).digest()
@@ -83,7 +84,9 @@ def is_demo_drop(drop_dir: Path) -> bool:
     """The shipped, made-up demo drop (its marker file, as skolon_pipeline.demo writes it)."""
     marker = Path(drop_dir) / DEMO_MARKER
     try:
-        return marker.is_file() and marker.stat().st_size < 4096 and marker.read_text(encoding="utf-8") == DEMO_MARKER_TEXT
+        return (
+            marker.is_file() and marker.stat().st_size < 4096 and marker.read_text(encoding="utf-8") == DEMO_MARKER_TEXT
+        )
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -118,8 +121,9 @@ def _create_key_file(path: Path) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def pseudonym_key(environ: dict[str, str] | None = None, key_file: Path | None = None,
-                  demo_drop: bool = False) -> PseudonymKey:
+def pseudonym_key(
+    environ: dict[str, str] | None = None, key_file: Path | None = None, demo_drop: bool = False
+) -> PseudonymKey:
     """The installation's key: `SKOLON_PSEUDONYM_KEY` when set; else the public demo key for the shipped demo
     drop (`demo_drop`); else the key in `key_file`, created (random, 0600) on first use."""
     env = os.environ if environ is None else environ

@@ -54,8 +54,7 @@ def find_drop(source_id: str, root: Path, as_of: dt.date) -> tuple[dt.date, Path
         raise SourceError(
             source_id,
             None,
-            f"no registry drop dated on or before {as_of.isoformat()} in {root} "
-            "(expected folders named YYYY-MM-DD)",
+            f"no registry drop dated on or before {as_of.isoformat()} in {root} (expected folders named YYYY-MM-DD)",
         )
     drop = eligible[-1]
     return drop, inside(source_id, root, drops[drop])

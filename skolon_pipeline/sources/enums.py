@@ -11,22 +11,53 @@ from __future__ import annotations
 import duckdb
 
 ORGANISATION_TYPES = (
-    "Huvudman", "Verksamhetsområde", "Förvaltning", "Rektorsområde", "Skola", "Skolenhet", "Varumärke", "Bolag",
-    "Övrigt", "Stadsdel",
+    "Huvudman",
+    "Verksamhetsområde",
+    "Förvaltning",
+    "Rektorsområde",
+    "Skola",
+    "Skolenhet",
+    "Varumärke",
+    "Bolag",
+    "Övrigt",
+    "Stadsdel",
 )
 GROUP_TYPES = ("Undervisning", "Klass", "Mentor", "Provgrupp", "Schema", "Avdelning", "Personalgrupp", "Övrigt")
 DUTY_ROLES = (
-    "Rektor", "Lärare", "Förskollärare", "Barnskötare", "Bibliotekarie", "Lärarassistent", "Fritidspedagog",
-    "Annan personal", "Studie- och yrkesvägledare", "Förstelärare", "Kurator", "Skolsköterska", "Skolläkare",
-    "Skolpsykolog", "Speciallärare/specialpedagog", "Skoladministratör", "Övrig arbetsledning",
-    "Övrig pedagogisk personal", "Förskolechef",
+    "Rektor",
+    "Lärare",
+    "Förskollärare",
+    "Barnskötare",
+    "Bibliotekarie",
+    "Lärarassistent",
+    "Fritidspedagog",
+    "Annan personal",
+    "Studie- och yrkesvägledare",
+    "Förstelärare",
+    "Kurator",
+    "Skolsköterska",
+    "Skolläkare",
+    "Skolpsykolog",
+    "Speciallärare/specialpedagog",
+    "Skoladministratör",
+    "Övrig arbetsledning",
+    "Övrig pedagogisk personal",
+    "Förskolechef",
 )
 EMAIL_TYPES = ("Privat", "Skola elev", "Skola personal", "Arbete övrigt")
 PERSON_STATUSES = ("Aktiv", "Utvandrad", "Avliden")
 SECURITY_MARKINGS = ("Ingen", "Sekretessmarkering", "Skyddad folkbokföring")
 ASSIGNMENT_ROLE_TYPES = (
-    "Mentor", "Förskollärare", "Barnskötare", "Fritidspedagog", "Specialpedagog", "Elevhälsopersonal",
-    "Pedagogisk ledare", "Schemaläggare", "Lärarassistent", "Administrativ personal",
+    "Mentor",
+    "Förskollärare",
+    "Barnskötare",
+    "Fritidspedagog",
+    "Specialpedagog",
+    "Elevhälsopersonal",
+    "Pedagogisk ledare",
+    "Schemaläggare",
+    "Lärarassistent",
+    "Administrativ personal",
 )
 
 # (staging table, column, entity reported on, id column, code list)

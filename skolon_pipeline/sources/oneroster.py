@@ -68,28 +68,88 @@ class FileSpec:
 
 
 _COMMON = ("sourcedId", "status", "dateLastModified")
-ORGS = FileSpec("orgs", (*_COMMON, "name", "type"), ("identifier", "parentSourcedId"),
-                (*_COMMON, "name", "type", "identifier", "parentSourcedId", "metadata.classification",
-                 "metadata.gender", "metadata.boarding"))
-ACADEMIC_SESSIONS = FileSpec("academicSessions", (*_COMMON, "title", "type", "startDate", "endDate"), (),
-                             (*_COMMON, "title", "type", "startDate", "endDate", "parentSourcedId", "schoolYear"))
-CLASSES = FileSpec("classes", (*_COMMON, "title", "classType", "schoolSourcedId", "termSourcedIds"), (),
-                   (*_COMMON, "title", "grades", "courseSourcedId", "classCode", "classType", "location",
-                    "schoolSourcedId", "termSourcedIds", "subjects", "subjectCodes", "periods", "resources"))
-ENROLLMENTS = FileSpec("enrollments", (*_COMMON, "classSourcedId", "schoolSourcedId", "userSourcedId", "role"),
-                       ("beginDate", "endDate"),
-                       (*_COMMON, "classSourcedId", "schoolSourcedId", "userSourcedId", "role", "primary",
-                        "beginDate", "endDate"))
-_USER_COLUMNS = (*_COMMON, "enabledUser", "orgSourcedIds", "role", "username", "userIds", "givenName", "familyName",
-                 "middleName", "identifier", "email", "sms", "phone", "agentSourcedIds", "grades", "password",
-                 "userMasterIdentifier", "preferredGivenName", "preferredMiddleName", "preferredFamilyName",
-                 "primaryOrgSourcedId", "pronouns", "resourceSourcedIds")
-USERS_11 = FileSpec("users", (*_COMMON, "enabledUser", "orgSourcedIds", "role", "givenName", "familyName", "email"),
-                    (), _USER_COLUMNS)
+ORGS = FileSpec(
+    "orgs",
+    (*_COMMON, "name", "type"),
+    ("identifier", "parentSourcedId"),
+    (
+        *_COMMON,
+        "name",
+        "type",
+        "identifier",
+        "parentSourcedId",
+        "metadata.classification",
+        "metadata.gender",
+        "metadata.boarding",
+    ),
+)
+ACADEMIC_SESSIONS = FileSpec(
+    "academicSessions",
+    (*_COMMON, "title", "type", "startDate", "endDate"),
+    (),
+    (*_COMMON, "title", "type", "startDate", "endDate", "parentSourcedId", "schoolYear"),
+)
+CLASSES = FileSpec(
+    "classes",
+    (*_COMMON, "title", "classType", "schoolSourcedId", "termSourcedIds"),
+    (),
+    (
+        *_COMMON,
+        "title",
+        "grades",
+        "courseSourcedId",
+        "classCode",
+        "classType",
+        "location",
+        "schoolSourcedId",
+        "termSourcedIds",
+        "subjects",
+        "subjectCodes",
+        "periods",
+        "resources",
+    ),
+)
+ENROLLMENTS = FileSpec(
+    "enrollments",
+    (*_COMMON, "classSourcedId", "schoolSourcedId", "userSourcedId", "role"),
+    ("beginDate", "endDate"),
+    (*_COMMON, "classSourcedId", "schoolSourcedId", "userSourcedId", "role", "primary", "beginDate", "endDate"),
+)
+_USER_COLUMNS = (
+    *_COMMON,
+    "enabledUser",
+    "orgSourcedIds",
+    "role",
+    "username",
+    "userIds",
+    "givenName",
+    "familyName",
+    "middleName",
+    "identifier",
+    "email",
+    "sms",
+    "phone",
+    "agentSourcedIds",
+    "grades",
+    "password",
+    "userMasterIdentifier",
+    "preferredGivenName",
+    "preferredMiddleName",
+    "preferredFamilyName",
+    "primaryOrgSourcedId",
+    "pronouns",
+    "resourceSourcedIds",
+)
+USERS_11 = FileSpec(
+    "users", (*_COMMON, "enabledUser", "orgSourcedIds", "role", "givenName", "familyName", "email"), (), _USER_COLUMNS
+)
 USERS_12 = FileSpec("users", (*_COMMON, "enabledUser", "givenName", "familyName", "email"), (), _USER_COLUMNS)
-ROLES = FileSpec("roles", (*_COMMON, "userSourcedId", "roleType", "role", "orgSourcedId"), ("beginDate", "endDate"),
-                 (*_COMMON, "userSourcedId", "roleType", "role", "beginDate", "endDate", "orgSourcedId",
-                  "userProfileSourcedId"))
+ROLES = FileSpec(
+    "roles",
+    (*_COMMON, "userSourcedId", "roleType", "role", "orgSourcedId"),
+    ("beginDate", "endDate"),
+    (*_COMMON, "userSourcedId", "roleType", "role", "beginDate", "endDate", "orgSourcedId", "userProfileSourcedId"),
+)
 
 
 def file_specs(version: str) -> tuple[FileSpec, ...]:
@@ -103,8 +163,21 @@ STATUSES = ("active", "tobedeleted")
 ORG_TYPES = ("department", "school", "district", "local", "state", "national")
 SESSION_TYPES = ("gradingPeriod", "semester", "schoolYear", "term")
 CLASS_TYPES = ("homeroom", "scheduled")
-USER_ROLES = ("administrator", "aide", "counselor", "districtAdministrator", "guardian", "parent", "principal",
-              "proctor", "relative", "siteAdministrator", "student", "systemAdministrator", "teacher")
+USER_ROLES = (
+    "administrator",
+    "aide",
+    "counselor",
+    "districtAdministrator",
+    "guardian",
+    "parent",
+    "principal",
+    "proctor",
+    "relative",
+    "siteAdministrator",
+    "student",
+    "systemAdministrator",
+    "teacher",
+)
 ENROLLMENT_ROLES = ("administrator", "aide", "guardian", "parent", "proctor", "relative", "student", "teacher")
 ROLE_TYPES = ("primary", "secondary")
 BOOLEANS = ("true", "false")
@@ -129,10 +202,22 @@ class Package:
 
 # Compression methods Python's zipfile reads; anything else (Deflate64 = 9, PKWARE DCL Implode = 10, ...) is
 # refused up front rather than failing halfway through the unpacking.
-_READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "Deflate", zipfile.ZIP_BZIP2: "bzip2",
-                     zipfile.ZIP_LZMA: "LZMA"}
-_METHOD_NAMES = {9: "Deflate64", 10: "PKWARE Implode", 12: "bzip2", 14: "LZMA", 93: "Zstandard", 95: "xz", 98: "PPMd",
-                 99: "AES encryption"}
+_READABLE_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "Deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "LZMA",
+}
+_METHOD_NAMES = {
+    9: "Deflate64",
+    10: "PKWARE Implode",
+    12: "bzip2",
+    14: "LZMA",
+    93: "Zstandard",
+    95: "xz",
+    98: "PPMd",
+    99: "AES encryption",
+}
 
 
 def check_archive(source_id: str, zip_path: Path, members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
@@ -142,22 +227,37 @@ def check_archive(source_id: str, zip_path: Path, members: list[zipfile.ZipInfo]
     declared size, and a wrong CRC fails the entry)."""
     for m in members:
         if m.flag_bits & 0x1:
-            raise SourceError(source_id, zip_path, f"entry {m.filename!r} is encrypted (password-protected); "
-                                                   "export the drop without a password")
+            raise SourceError(
+                source_id,
+                zip_path,
+                f"entry {m.filename!r} is encrypted (password-protected); export the drop without a password",
+            )
         if m.compress_type not in _READABLE_METHODS:
             method = _METHOD_NAMES.get(m.compress_type, f"method {m.compress_type}")
-            raise SourceError(source_id, zip_path, f"entry {m.filename!r} is compressed with {method}, which cannot "
-                                                   "be read; re-pack the archive with standard Deflate")
+            raise SourceError(
+                source_id,
+                zip_path,
+                f"entry {m.filename!r} is compressed with {method}, which cannot "
+                "be read; re-pack the archive with standard Deflate",
+            )
         ratio = m.file_size / max(m.compress_size, 1)
         if m.file_size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
-            raise SourceError(source_id, zip_path, f"entry {m.filename!r} expands {ratio:.0f} times "
-                                                   f"({m.compress_size} to {m.file_size} bytes), more than the "
-                                                   f"limit of {limits.max_ratio:g} (archives.max_ratio): refused "
-                                                   "as a possible zip bomb")
+            raise SourceError(
+                source_id,
+                zip_path,
+                f"entry {m.filename!r} expands {ratio:.0f} times "
+                f"({m.compress_size} to {m.file_size} bytes), more than the "
+                f"limit of {limits.max_ratio:g} (archives.max_ratio): refused "
+                "as a possible zip bomb",
+            )
     total = sum(m.file_size for m in members)
     if total > limits.max_expanded_bytes:
-        raise SourceError(source_id, zip_path, f"expands to {total} bytes, more than the limit of "
-                                               f"{limits.max_expanded_bytes} (archives.max_expanded_bytes)")
+        raise SourceError(
+            source_id,
+            zip_path,
+            f"expands to {total} bytes, more than the limit of "
+            f"{limits.max_expanded_bytes} (archives.max_expanded_bytes)",
+        )
 
 
 @contextlib.contextmanager
@@ -183,12 +283,18 @@ def open_drop(source_id: str, drop: Path, scratch: Path, limits: ArchiveLimits =
                 members = [m for m in archive.infolist() if not m.is_dir()]
                 manifests = [m for m in members if Path(m.filename).name == MANIFEST]
                 if len(manifests) != 1:
-                    raise SourceError(source_id, zip_path, f"{MANIFEST} is missing from the archive"
-                                      if not manifests else f"several {MANIFEST} in the archive")
+                    raise SourceError(
+                        source_id,
+                        zip_path,
+                        f"{MANIFEST} is missing from the archive"
+                        if not manifests
+                        else f"several {MANIFEST} in the archive",
+                    )
                 folder = Path(manifests[0].filename).parent
                 # Only the files beside the manifest, by base name: nothing can be written outside scratch.
-                wanted = [m for m in members
-                          if Path(m.filename).parent == folder and m.filename.lower().endswith(".csv")]
+                wanted = [
+                    m for m in members if Path(m.filename).parent == folder and m.filename.lower().endswith(".csv")
+                ]
                 check_archive(source_id, zip_path, wanted, limits)
                 for member in wanted:
                     with archive.open(member) as src, open(scratch / Path(member.filename).name, "wb") as dst:
@@ -267,7 +373,9 @@ def _check_headers(source_id: str, spec: FileSpec, header: list[str], shown: Pat
         problems = []
         for name in missing:
             near = [h for h in header if h.lower() == name.lower()] or difflib.get_close_matches(name, extras, 1, 0.75)
-            problems.append(f"required header {name!r} is missing" + (f" (found {near[0]!r}: misspelled?)" if near else ""))
+            problems.append(
+                f"required header {name!r} is missing" + (f" (found {near[0]!r}: misspelled?)" if near else "")
+            )
         raise SourceError(source_id, shown, "; ".join(problems) + "; headers are case-sensitive")
     absent = [h for h in spec.optional if h not in header]
     if absent:
@@ -298,14 +406,17 @@ def read_package(source_id: str, folder: Path, scratch: Path) -> Package:
     version = manifest.get("oneroster.version", "")
     if version not in VERSIONS:
         if version:
-            raise SourceError(source_id, folder / MANIFEST, f"oneroster.version {version!r} is not supported (1.1 or 1.2)")
+            raise SourceError(
+                source_id, folder / MANIFEST, f"oneroster.version {version!r} is not supported (1.1 or 1.2)"
+            )
         version = "1.2" if (folder / "roles.csv").is_file() else "1.1"
         probe.warn(MANIFEST, "MANIFEST_VALUE_BLANK", f"oneroster.version is blank; read as {version}")
     package = Package(version=version, warnings=probe.warnings)
     delta = sorted(k for k, v in manifest.items() if k.startswith("file.") and v.strip().lower() == "delta")
     if delta:
         raise SourceError(
-            source_id, folder / MANIFEST,
+            source_id,
+            folder / MANIFEST,
             f"delta files are not supported yet ({', '.join(f'{k}=delta' for k in delta)}); send a bulk export",
         )
     for spec in file_specs(version):
@@ -313,7 +424,9 @@ def read_package(source_id: str, folder: Path, scratch: Path) -> Package:
         mode = manifest.get(key, "").strip().lower()
         path = folder / spec.file
         if mode == "absent" or (not mode and not path.is_file()):
-            raise SourceError(source_id, folder / MANIFEST, f"{key} is {mode or 'not listed'}; the roster needs {spec.file}")
+            raise SourceError(
+                source_id, folder / MANIFEST, f"{key} is {mode or 'not listed'}; the roster needs {spec.file}"
+            )
         if not mode:
             package.warn(MANIFEST, "MANIFEST_VALUE_BLANK", f"{key} is blank; {spec.file} read as bulk")
         elif mode != "bulk":
@@ -342,9 +455,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, source_id: str, package: Package) -
     for spec in file_specs(package.version):
         header = package.headers[spec.name]
         wanted = (*spec.required, *spec.optional, *(("parentSourcedId",) if spec is ORGS else ()))
-        select = ", ".join(
-            f'"{c}"' if c in header else f'NULL::VARCHAR AS "{c}"' for c in dict.fromkeys(wanted)
-        )
+        select = ", ".join(f'"{c}"' if c in header else f'NULL::VARCHAR AS "{c}"' for c in dict.fromkeys(wanted))
         try:
             # The file, its delimiter and its header (the column names as sent) are parameters; only the
             # FileSpec's own column names are written into the SQL.
@@ -371,10 +482,22 @@ def _raw_enum_columns(version: str, role_map: dict[str, str]):
         ("raw_classes", "classType", "group", "sourcedId", CLASS_TYPES),
         ("raw_enrollments", "role", "enrollment", "sourcedId", ENROLLMENT_ROLES),
     ]
-    cols += [(f"raw_{n}", "status", "record", "sourcedId", STATUSES)
-             for n in ("orgs", "academicSessions", "classes", "users", "enrollments", *(("roles",) if version == "1.2" else ()))]
-    cols.append(("raw_roles", "role", "person", "userSourcedId", roles) if version == "1.2"
-                else ("raw_users", "role", "person", "sourcedId", roles))
+    cols += [
+        (f"raw_{n}", "status", "record", "sourcedId", STATUSES)
+        for n in (
+            "orgs",
+            "academicSessions",
+            "classes",
+            "users",
+            "enrollments",
+            *(("roles",) if version == "1.2" else ()),
+        )
+    ]
+    cols.append(
+        ("raw_roles", "role", "person", "userSourcedId", roles)
+        if version == "1.2"
+        else ("raw_users", "role", "person", "sourcedId", roles)
+    )
     if version == "1.2":
         cols.append(("raw_roles", "roleType", "person", "userSourcedId", ROLE_TYPES))
     return cols
@@ -388,37 +511,60 @@ def _record_checks(version: str, role_map: dict[str, str]):
     """(name, SELECT over the raw tables giving the owner's ids, Pandera schema, owner) per file."""
     roles = [*USER_ROLES, *role_map]
     status = {"status": _enum(STATUSES)}
-    user_source = ("SELECT pid(sourcedId) AS person_id, status, lower(enabledUser) AS enabled_user"
-                   + (", role FROM raw_users" if version == "1.1" else " FROM raw_users"))
+    user_source = "SELECT pid(sourcedId) AS person_id, status, lower(enabledUser) AS enabled_user" + (
+        ", role FROM raw_users" if version == "1.1" else " FROM raw_users"
+    )
     user_schema = {**status, "enabled_user": pa.Column(str, pa.Check.isin(list(BOOLEANS)), nullable=False)}
     if version == "1.1":
         user_schema["role"] = pa.Column(str, pa.Check.isin(roles), nullable=False)
     checks = [
-        ("orgs", "SELECT pid(sourcedId) AS org_id, status, type FROM raw_orgs",
-         {**status, "type": pa.Column(str, pa.Check.isin(list(ORG_TYPES)), nullable=False)}, Owner("organisation", ("org_id",))),
-        ("academicSessions", "SELECT pid(sourcedId) AS session_id, status, type FROM raw_academicSessions",
-         {**status, "type": pa.Column(str, pa.Check.isin(list(SESSION_TYPES)), nullable=False)},
-         Owner("academic_session", ("session_id",))),
-        ("classes", "SELECT pid(sourcedId) AS group_id, status, classType AS class_type FROM raw_classes",
-         {**status, "class_type": pa.Column(str, pa.Check.isin(list(CLASS_TYPES)), nullable=False)},
-         Owner("group", ("group_id",))),
+        (
+            "orgs",
+            "SELECT pid(sourcedId) AS org_id, status, type FROM raw_orgs",
+            {**status, "type": pa.Column(str, pa.Check.isin(list(ORG_TYPES)), nullable=False)},
+            Owner("organisation", ("org_id",)),
+        ),
+        (
+            "academicSessions",
+            "SELECT pid(sourcedId) AS session_id, status, type FROM raw_academicSessions",
+            {**status, "type": pa.Column(str, pa.Check.isin(list(SESSION_TYPES)), nullable=False)},
+            Owner("academic_session", ("session_id",)),
+        ),
+        (
+            "classes",
+            "SELECT pid(sourcedId) AS group_id, status, classType AS class_type FROM raw_classes",
+            {**status, "class_type": pa.Column(str, pa.Check.isin(list(CLASS_TYPES)), nullable=False)},
+            Owner("group", ("group_id",)),
+        ),
         ("users", user_source, user_schema, Owner("person", ("person_id",))),
-        ("enrollments",
-         "SELECT pid(classSourcedId) AS group_id, pid(userSourcedId) AS person_id, status, role FROM raw_enrollments "
-         "WHERE role IS DISTINCT FROM 'student' AND role IN (SELECT role FROM staff_enrollment_roles)",
-         {**status}, Owner("membership", ("group_id", "person_id"), role="teacher")),
-        ("enrollments",
-         "SELECT pid(classSourcedId) AS group_id, pid(userSourcedId) AS person_id, status, role FROM raw_enrollments "
-         "WHERE role IS NULL OR role NOT IN (SELECT role FROM staff_enrollment_roles)",
-         {**status, "role": pa.Column(str, pa.Check.isin(list(ENROLLMENT_ROLES)), nullable=False)},
-         Owner("membership", ("group_id", "person_id"), role="student")),
+        (
+            "enrollments",
+            "SELECT pid(classSourcedId) AS group_id, pid(userSourcedId) AS person_id, status, role FROM raw_enrollments "
+            "WHERE role IS DISTINCT FROM 'student' AND role IN (SELECT role FROM staff_enrollment_roles)",
+            {**status},
+            Owner("membership", ("group_id", "person_id"), role="teacher"),
+        ),
+        (
+            "enrollments",
+            "SELECT pid(classSourcedId) AS group_id, pid(userSourcedId) AS person_id, status, role FROM raw_enrollments "
+            "WHERE role IS NULL OR role NOT IN (SELECT role FROM staff_enrollment_roles)",
+            {**status, "role": pa.Column(str, pa.Check.isin(list(ENROLLMENT_ROLES)), nullable=False)},
+            Owner("membership", ("group_id", "person_id"), role="student"),
+        ),
     ]
     if version == "1.2":
         checks.append(
-            ("roles", "SELECT pid(userSourcedId) AS person_id, status, role, roleType AS role_type FROM raw_roles",
-             {**status, "role": pa.Column(str, pa.Check.isin(roles), nullable=False),
-              "role_type": pa.Column(str, pa.Check.isin(list(ROLE_TYPES)), nullable=False)},
-             Owner("person", ("person_id",))))
+            (
+                "roles",
+                "SELECT pid(userSourcedId) AS person_id, status, role, roleType AS role_type FROM raw_roles",
+                {
+                    **status,
+                    "role": pa.Column(str, pa.Check.isin(roles), nullable=False),
+                    "role_type": pa.Column(str, pa.Check.isin(list(ROLE_TYPES)), nullable=False),
+                },
+                Owner("person", ("person_id",)),
+            )
+        )
     return checks
 
 
@@ -445,11 +591,15 @@ def extract_oneroster(con: duckdb.DuckDBPyConnection, source: Source, drop: Path
             load_raw(con, source.id, package)
         finally:
             shutil.rmtree(scratch / "utf8", ignore_errors=True)
-    con.execute("CREATE OR REPLACE TABLE warnings (source_id VARCHAR, entity_type VARCHAR, record_id VARCHAR, "
-                "code VARCHAR, detail VARCHAR)")
+    con.execute(
+        "CREATE OR REPLACE TABLE warnings (source_id VARCHAR, entity_type VARCHAR, record_id VARCHAR, "
+        "code VARCHAR, detail VARCHAR)"
+    )
     if package.warnings:
-        con.executemany("INSERT INTO warnings VALUES (?, 'file', ?, ?, ?)",
-                        [[source.id, file, code, detail] for file, code, detail in package.warnings])
+        con.executemany(
+            "INSERT INTO warnings VALUES (?, 'file', ?, ?, ?)",
+            [[source.id, file, code, detail] for file, code, detail in package.warnings],
+        )
     if package.version == "1.1":
         # 1.1 keeps a user's role and schools on the user: the same shape as 1.2's roles.csv, one row per org.
         con.execute(
@@ -464,12 +614,16 @@ def extract_oneroster(con: duckdb.DuckDBPyConnection, source: Source, drop: Path
         )
     con.execute("CREATE OR REPLACE TEMP TABLE role_map (role VARCHAR, duty_role VARCHAR)")
     con.executemany("INSERT INTO role_map VALUES (?, ?)", [[r, d] for r, d in role_map.items()])
-    con.execute("CREATE OR REPLACE TEMP TABLE staff_enrollment_roles AS SELECT unnest(?::VARCHAR[]) AS role",
-                [[r for r in ENROLLMENT_ROLES if r not in ("student", "guardian", "parent", "relative")]])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE staff_enrollment_roles AS SELECT unnest(?::VARCHAR[]) AS role",
+        [[r for r in ENROLLMENT_ROLES if r not in ("student", "guardian", "parent", "relative")]],
+    )
     con.execute("SET VARIABLE source_id = ?", [source.id])
     con.execute("SET VARIABLE id_prefix = ?", [source.id_prefix])
-    con.execute(r"CREATE OR REPLACE TEMP MACRO pid(v) AS CASE WHEN nullif(trim(v), '') IS NOT NULL "
-                r"THEN getvariable('id_prefix') || lower(trim(v)) END")
+    con.execute(
+        r"CREATE OR REPLACE TEMP MACRO pid(v) AS CASE WHEN nullif(trim(v), '') IS NOT NULL "
+        r"THEN getvariable('id_prefix') || lower(trim(v)) END"
+    )
     normalise_enums(con, source.id, _raw_enum_columns(package.version, role_map))
     con.execute("UPDATE warnings SET record_id = pid(record_id) WHERE code = 'ENUM_CASE'")
     check_records(con, source.id, package.version, role_map)

@@ -49,15 +49,23 @@ def page_chain(source_id: str, folder: Path) -> list[Path]:
         by_number = sorted(zip((int(m.group(1)) for m in numbers), pages, strict=True))
         first = by_number[0][0]
         if first > 1:
-            raise SourceError(source_id, folder, f"page chain of {folder.name}/ starts at page {first}: "
-                              f"page {first - 1} and earlier are missing (a broken export)")
+            raise SourceError(
+                source_id,
+                folder,
+                f"page chain of {folder.name}/ starts at page {first}: "
+                f"page {first - 1} and earlier are missing (a broken export)",
+            )
         for (n, page), (m, _) in itertools.pairwise(by_number):
             if m == n:
                 raise SourceError(source_id, folder, f"page chain of {folder.name}/ has page {n} twice ({page.name})")
             if m != n + 1:
                 missing = f"page {n + 1}" if m == n + 2 else f"pages {n + 1}-{m - 1}"
-                raise SourceError(source_id, folder, f"page chain of {folder.name}/ is broken: {missing} of "
-                                  f"{by_number[-1][0]} missing after {page.name} (a broken export)")
+                raise SourceError(
+                    source_id,
+                    folder,
+                    f"page chain of {folder.name}/ is broken: {missing} of "
+                    f"{by_number[-1][0]} missing after {page.name} (a broken export)",
+                )
         pages = [p for _, p in by_number]
     return pages
 
@@ -70,7 +78,10 @@ def entity_files(source_id: str, drop_dir: Path, entity: str) -> list[Path]:
         files.append(single)
     folder = drop_dir / entity
     if folder.is_dir():
-        files.extend(inside(source_id, drop_dir, folder / p.name) for p in page_chain(source_id, inside(source_id, drop_dir, folder)))
+        files.extend(
+            inside(source_id, drop_dir, folder / p.name)
+            for p in page_chain(source_id, inside(source_id, drop_dir, folder))
+        )
     if not files:
         raise SourceError(source_id, drop_dir / f"{entity}.json", f"missing (nor is there a folder {entity}/ of pages)")
     return [inside(source_id, drop_dir, f) for f in files]
@@ -89,8 +100,12 @@ def _check_chain_end(con: duckdb.DuckDBPyConnection, source_id: str, entity: str
     ).fetchone()
     if token is not None and token[0] is not None:
         label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
-        raise SourceError(source_id, path, f"truncated export: the last page of {entity} ({label}) still carries "
-                          "a pageToken, so pages after it are missing")
+        raise SourceError(
+            source_id,
+            path,
+            f"truncated export: the last page of {entity} ({label}) still carries "
+            "a pageToken, so pages after it are missing",
+        )
 
 
 def _classify(con: duckdb.DuckDBPyConnection, source_id: str, path: Path) -> str:
@@ -189,18 +204,24 @@ def _shrink_large_records(con: duckdb.DuckDBPyConnection, entity: str, label: st
     """Records above MAX_VALUE characters (rare: a huge group, or a hostile value) are looked at one by one,
     after the file's parse has released its memory: a value above MAX_VALUE is replaced (`_shrink`), so that
     every later step handles small records only, whatever a registry sends."""
-    large = con.execute(f"SELECT idx FROM raw_{entity} WHERE file = ? AND length(rec) > ? ORDER BY idx",
-                        [label, MAX_VALUE]).fetchall()
+    large = con.execute(
+        f"SELECT idx FROM raw_{entity} WHERE file = ? AND length(rec) > ? ORDER BY idx", [label, MAX_VALUE]
+    ).fetchall()
     for (idx,) in large:
-        (text,) = con.execute(f"SELECT rec::VARCHAR FROM raw_{entity} WHERE file = ? AND idx = ?", [label, idx]).fetchone()
+        (text,) = con.execute(
+            f"SELECT rec::VARCHAR FROM raw_{entity} WHERE file = ? AND idx = ?", [label, idx]
+        ).fetchone()
         shrunk, changed = _shrink(json.loads(text))
         del text
         if changed:
-            con.execute(f"UPDATE raw_{entity} SET rec = ?::JSON WHERE file = ? AND idx = ?",
-                        [json.dumps(shrunk, ensure_ascii=False), label, idx])
+            con.execute(
+                f"UPDATE raw_{entity} SET rec = ?::JSON WHERE file = ? AND idx = ?",
+                [json.dumps(shrunk, ensure_ascii=False), label, idx],
+            )
         del shrunk
-        con.execute(f"UPDATE raw_{entity} SET id = nullif(lower(trim(rec->>'id')), '') WHERE file = ? AND idx = ?",
-                    [label, idx])
+        con.execute(
+            f"UPDATE raw_{entity} SET id = nullif(lower(trim(rec->>'id')), '') WHERE file = ? AND idx = ?", [label, idx]
+        )
 
 
 def extract_ss12000(

@@ -39,10 +39,20 @@ from starlette.routing import Route
 
 ENTITIES = ("organisations", "persons", "duties", "groups", "activities")
 # /deletedEntities: the entity types (EndPointsEnum) and the keys of the answer (the 2.1 spec's spelling).
-ENTITY_TYPES = {"organisations": "Organisation", "persons": "Person", "duties": "Duty", "groups": "Group",
-                "activities": "Activity"}
-DELETED_KEYS = {"organisations": "organisations", "persons": "persons", "duties": "duties", "groups": "groups",
-                "activities": "activitites"}
+ENTITY_TYPES = {
+    "organisations": "Organisation",
+    "persons": "Person",
+    "duties": "Duty",
+    "groups": "Group",
+    "activities": "Activity",
+}
+DELETED_KEYS = {
+    "organisations": "organisations",
+    "persons": "persons",
+    "duties": "duties",
+    "groups": "groups",
+    "activities": "activitites",
+}
 _FILTERS_WITH_TOKEN_ALLOWED = {"pageToken", "limit"}
 DEFAULT_LIMIT = 1000
 
@@ -145,8 +155,10 @@ class Registry:
     def upsert(self, entity: str, record: dict) -> None:
         """A record created or changed now: its meta.modified is stamped, and a delta pull returns it."""
         when = _now()
-        record = {**record, "meta": {**(record.get("meta") or {"created": when.isoformat()}),
-                                     "modified": when.isoformat()}}
+        record = {
+            **record,
+            "meta": {**(record.get("meta") or {"created": when.isoformat()}), "modified": when.isoformat()},
+        }
         with self._lock:
             self._drop(entity, str(record["id"]))
             self._records[entity][str(record["id"])] = _Record(str(record["id"]), _encode(record), when)
@@ -204,8 +216,9 @@ class Registry:
                 return False
             return client_id == self.client_id and secrets.compare_digest(secret, self.client_secret)
         if "client_secret" in form and self.auth_method in ("client_secret_post", "any"):
-            return form.get("client_id") == self.client_id and secrets.compare_digest(form["client_secret"],
-                                                                                      self.client_secret)
+            return form.get("client_id") == self.client_id and secrets.compare_digest(
+                form["client_secret"], self.client_secret
+            )
         return False
 
     # ── pages ──────────────────────────────────────────────────────────────────────────────────────────
@@ -268,8 +281,9 @@ def build_app(registry: Registry) -> Starlette:
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         if not registry._credentials_ok(request, form):
             return JSONResponse({"error": "invalid_client"}, status_code=401)
-        return JSONResponse({"access_token": registry._issue(), "token_type": "Bearer",
-                             "expires_in": registry.token_lifetime})
+        return JSONResponse(
+            {"access_token": registry._issue(), "token_type": "Bearer", "expires_in": registry.token_lifetime}
+        )
 
     async def listing(request: Request) -> Response:
         path = request.url.path.strip("/").split("/")[-1]
@@ -308,8 +322,10 @@ def build_app(registry: Registry) -> Starlette:
             return answer
         return Response(body, media_type="application/json")
 
-    routes = [Route("/token", token, methods=["POST"]),
-              *(Route(f"/{p}", listing, methods=["GET"]) for p in (*ENTITIES, "deletedEntities"))]
+    routes = [
+        Route("/token", token, methods=["POST"]),
+        *(Route(f"/{p}", listing, methods=["GET"]) for p in (*ENTITIES, "deletedEntities")),
+    ]
     return Starlette(routes=routes)
 
 
@@ -317,8 +333,13 @@ async def _apply(fault: Fault, body: bytes) -> Response | None:
     """The faulty answer, or None when the fault only delays or revokes and the normal answer follows."""
     if fault.kind in ("429", "503"):
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-        return _error(int(fault.kind), "SLOW_DOWN", "try again later") if not headers else JSONResponse(
-            {"code": "SLOW_DOWN", "message": "try again later"}, status_code=int(fault.kind), headers=headers)
+        return (
+            _error(int(fault.kind), "SLOW_DOWN", "try again later")
+            if not headers
+            else JSONResponse(
+                {"code": "SLOW_DOWN", "message": "try again later"}, status_code=int(fault.kind), headers=headers
+            )
+        )
     if fault.kind == "500":
         return Response("Internal Server Error", status_code=500, media_type="text/plain")
     if fault.kind == "status":
@@ -341,8 +362,9 @@ def serving(registry: Registry, port: int = 0, **ssl) -> Iterator[str]:
     it on exit. `ssl` takes uvicorn's ssl_certfile, ssl_keyfile, ssl_ca_certs, ssl_cert_reqs."""
     import uvicorn
 
-    config = uvicorn.Config(build_app(registry), host="127.0.0.1", port=port, log_level="critical",
-                            access_log=False, lifespan="off", **ssl)
+    config = uvicorn.Config(
+        build_app(registry), host="127.0.0.1", port=port, log_level="critical", access_log=False, lifespan="off", **ssl
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="ss12000-test-server", daemon=True)
     thread.start()
@@ -373,17 +395,31 @@ def serve_demo(data_dir: Path, drop: Path, port: int = 0, night: dt.date | None 
     sources_file = Path(data_dir) / "sources.yaml"
     with serving(registry, port) as url:
         config = yaml.safe_load(sources_file.read_text(encoding="utf-8"))
-        config["sources"][0] |= {"path": "registries/lindby-pulled",
-                                 "api": {"url": url, "token_url": f"{url}/token", "client_id": "skolon-demo",
-                                         "client_secret_env": DEMO_SECRET_ENV, "page_size": 100}}
-        sources_file.write_text("# The demo installation, pulled from the local SS12000 test server "
-                                "(skolon-pipeline demo --serve).\n" + yaml.safe_dump(config, allow_unicode=True,
-                                                                                   sort_keys=False), encoding="utf-8")
-        print(f"SS12000 API of the demo registry on {url} (token endpoint {url}/token); {sources_file} now pulls "
-              "source lindby from it.")
+        config["sources"][0] |= {
+            "path": "registries/lindby-pulled",
+            "api": {
+                "url": url,
+                "token_url": f"{url}/token",
+                "client_id": "skolon-demo",
+                "client_secret_env": DEMO_SECRET_ENV,
+                "page_size": 100,
+            },
+        }
+        sources_file.write_text(
+            "# The demo installation, pulled from the local SS12000 test server "
+            "(skolon-pipeline demo --serve).\n" + yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
+            encoding="utf-8",
+        )
+        print(
+            f"SS12000 API of the demo registry on {url} (token endpoint {url}/token); {sources_file} now pulls "
+            "source lindby from it."
+        )
         print("In another terminal (Ctrl-C here stops the server):")
-        print(f"  export {DEMO_SECRET_ENV}={secret}" if DEMO_SECRET_ENV not in os.environ else
-              f"  export {DEMO_SECRET_ENV}=<the value you set>")
+        print(
+            f"  export {DEMO_SECRET_ENV}={secret}"
+            if DEMO_SECRET_ENV not in os.environ
+            else f"  export {DEMO_SECRET_ENV}=<the value you set>"
+        )
         night = night or dt.date.fromisoformat(drop.name) + dt.timedelta(days=1)
         # --repull: the demo's night lies in the past, which is pulled only when asked for.
         print(f"  skolon-pipeline run --data-dir {data_dir} --as-of {night} --repull")
@@ -399,8 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("drop_dir", type=Path, help="an SS12000 file drop to serve")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--client-id", default="skolon-test")
-    parser.add_argument("--client-secret-env", default="SS12000_TEST_SERVER_SECRET",
-                        help="the variable holding the client secret the server accepts")
+    parser.add_argument(
+        "--client-secret-env",
+        default="SS12000_TEST_SERVER_SECRET",
+        help="the variable holding the client secret the server accepts",
+    )
     args = parser.parse_args(argv)
     secret = os.environ.get(args.client_secret_env)
     if not secret:

@@ -161,7 +161,9 @@ class GroupMemberships(_Dated):
 
 class TeacherAssignments(_Dated):
     group_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    person_id: Series[pd.StringDtype] = pa.Field(nullable=True)  # null: the duty it names is not in the drop (UNKNOWN_PERSON)
+    person_id: Series[pd.StringDtype] = pa.Field(
+        nullable=True
+    )  # null: the duty it names is not in the drop (UNKNOWN_PERSON)
 
 
 class GroupTerms(_Dated):
@@ -204,9 +206,13 @@ MODELS: dict[str, tuple[type[pa.DataFrameModel], Owner]] = {
 OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     # SS12000: the school types of a unit and of a group decide which unit below a Skola a group counts at
     "organisations": (("school_types", "VARCHAR[]"),),
-    "persons": (("civic_no_hash", "VARCHAR"), ("private_emails", "INTEGER"),
-                # OneRoster: enabledUser=false (PERSON_INACTIVE) and status=tobedeleted (TO_BE_DELETED)
-                ("inactive_reason", "VARCHAR"), ("to_be_deleted", "BOOLEAN")),
+    "persons": (
+        ("civic_no_hash", "VARCHAR"),
+        ("private_emails", "INTEGER"),
+        # OneRoster: enabledUser=false (PERSON_INACTIVE) and status=tobedeleted (TO_BE_DELETED)
+        ("inactive_reason", "VARCHAR"),
+        ("to_be_deleted", "BOOLEAN"),
+    ),
     "groups": (("to_be_deleted", "BOOLEAN"), ("school_type", "VARCHAR")),
     "group_memberships": (("to_be_deleted", "BOOLEAN"),),
     "teacher_assignments": (("to_be_deleted", "BOOLEAN"), ("origin_ordinal", "BIGINT")),
@@ -223,9 +229,22 @@ OPTIONAL_TABLES = {
 }
 
 # Fields whose failing value may be shown to admins: dates and codes, never names or addresses.
-_SHOW_VALUE = {"start_date", "end_date", "cancelled", "person_status", "org_type", "group_type", "duty_role",
-               # OneRoster code lists (sources/oneroster.py)
-               "status", "role", "type", "class_type", "role_type", "enabled_user"}
+_SHOW_VALUE = {
+    "start_date",
+    "end_date",
+    "cancelled",
+    "person_status",
+    "org_type",
+    "group_type",
+    "duty_role",
+    # OneRoster code lists (sources/oneroster.py)
+    "status",
+    "role",
+    "type",
+    "class_type",
+    "role_type",
+    "enabled_user",
+}
 
 INVALID_RECORDS_DDL = """
 CREATE OR REPLACE TABLE invalid_records (
@@ -269,8 +288,11 @@ def failure_rows(table: str, df: pd.DataFrame, failure_cases: pd.DataFrame, owne
         ids = [row[c] if isinstance(row[c], str) else None for c in owner.id_columns]
         check = _check_name(case.check)
         # A value shown is cut short: a 20 MB "date" is reported in a line, never stored whole.
-        value = (f" ({shorten(repr(case.failure_case), 60)})"
-                 if case.field in _SHOW_VALUE and case.field in df.columns else "")
+        value = (
+            f" ({shorten(repr(case.failure_case), 60)})"
+            if case.field in _SHOW_VALUE and case.field in df.columns
+            else ""
+        )
         detail = f"{table}.{case.field} failed {check}{value}"
         if "ordinal" in df.columns:
             detail = f"{table}[{int(row['ordinal'])}].{case.field} failed {check}{value}"
@@ -302,10 +324,14 @@ def _chunks(con: duckdb.DuckDBPyConnection, table: str):
     """The table as pandas frames of at most CHUNK_VECTORS * 2048 rows, text columns as pandas' string dtype
     (Pandera checks that dtype in one vectorised step; plain `object` columns are checked element by element,
     which profiled at 2 of the 3 seconds validation took on 200 000 persons)."""
-    columns = [c for (c,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
-        [table],
-    ).fetchall() if c not in _NOT_VALIDATED]
+    columns = [
+        c
+        for (c,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
+            [table],
+        ).fetchall()
+        if c not in _NOT_VALIDATED
+    ]
     cursor = con.execute(f"SELECT {', '.join(columns)} FROM {table}")
     while True:
         chunk = cursor.fetch_df_chunk(CHUNK_VECTORS)
@@ -338,15 +364,23 @@ def _oversized_values(con: duckdb.DuckDBPyConnection, table: str, source_id: str
     owns it an INVALID_RECORD, and is cut to its first OVERSIZED_HEAD characters before anything else reads it:
     a 50 MB name costs one line in the report, not the source."""
     _, owner = MODELS[table]
-    columns = [c for (c,) in con.execute(
-        """SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'
-           AND data_type = 'VARCHAR' ORDER BY column_index""", [table]).fetchall() if c not in _NOT_VALIDATED]
+    columns = [
+        c
+        for (c,) in con.execute(
+            """SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'
+           AND data_type = 'VARCHAR' ORDER BY column_index""",
+            [table],
+        ).fetchall()
+        if c not in _NOT_VALIDATED
+    ]
     over = {c: f"(starts_with({_quoted(c)}, $mark) OR length({_quoted(c)}) > $max)" for c in columns}
-    if not over or not scalar(con, f"SELECT count(*) FROM {table} WHERE {' OR '.join(over.values())}",
-                              {"mark": OVERSIZED, "max": MAX_VALUE}):
+    if not over or not scalar(
+        con, f"SELECT count(*) FROM {table} WHERE {' OR '.join(over.values())}", {"mark": OVERSIZED, "max": MAX_VALUE}
+    ):
         return
-    has_ordinal = scalar(con, "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = 'ordinal'",
-                         [table])
+    has_ordinal = scalar(
+        con, "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = 'ordinal'", [table]
+    )
     ids = [f"CASE WHEN {over[c]} THEN NULL ELSE {_quoted(c)} END" if c in over else "NULL" for c in owner.id_columns]
     record_id = f"CASE WHEN {' AND '.join(f'{i} IS NOT NULL' for i in ids)} THEN concat_ws('/', {', '.join(ids)}) END"
     where = f"{table}[' || ordinal || ']" if has_ordinal else table
@@ -367,11 +401,20 @@ def _oversized_values(con: duckdb.DuckDBPyConnection, table: str, source_id: str
                              '{where}.' || $column || ' failed max_size (' || {chars} || ' characters; at most '
                              || $max || ')' AS detail
                       FROM {table} WHERE {condition})""",
-            {"source": source_id, "table": table, "entity": owner.entity_type, "role": owner.role, "column": column,
-             "mark": OVERSIZED, "max": MAX_VALUE},
+            {
+                "source": source_id,
+                "table": table,
+                "entity": owner.entity_type,
+                "role": owner.role,
+                "column": column,
+                "mark": OVERSIZED,
+                "max": MAX_VALUE,
+            },
         )
-        con.execute(f"UPDATE {table} SET {q} = {head} WHERE {condition}",
-                    {"mark": OVERSIZED, "max": MAX_VALUE, "head": OVERSIZED_HEAD})
+        con.execute(
+            f"UPDATE {table} SET {q} = {head} WHERE {condition}",
+            {"mark": OVERSIZED, "max": MAX_VALUE, "head": OVERSIZED_HEAD},
+        )
 
 
 def complete_staging(con: duckdb.DuckDBPyConnection) -> None:
