@@ -11,10 +11,11 @@ people only; no guardians (they are not roster users and would only inflate the 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import uuid
 from pathlib import Path
+
+from skolon_pipeline.testing import drops
 
 DROP_DATE = "2025-12-14"
 NIGHT = "2025-12-15"
@@ -25,6 +26,7 @@ TEACHER_RATIO = 12
 OTHER_STAFF = 3
 PERSONS_PER_SCHOOL = STUDENTS_PER_SCHOOL + STUDENTS_PER_SCHOOL // TEACHER_RATIO + OTHER_STAFF
 PAGE_SIZE = 10_000
+LAYOUT = drops.Pages(PAGE_SIZE)  # page-00001.json, ...; pageToken "page-2", ...
 DEFECT_SHARE = 0.05
 META = {"created": "2025-01-01T00:00:00Z", "modified": "2025-06-01T00:00:00Z"}
 GROUP_START, GROUP_END = "2025-08-17", "2026-06-11"
@@ -89,27 +91,16 @@ def generate(data_dir: Path, persons: int, seed: int = 1) -> Path:
     rng = random.Random(seed)
     new_id = _Ids(seed)
     drop = data_dir / "registries" / "bench" / DROP_DATE
-    (drop / "persons").mkdir(parents=True, exist_ok=True)
+    drop.mkdir(parents=True, exist_ok=True)
     data_dir.joinpath("sources.yaml").write_text(SOURCES_YAML, encoding="utf-8")
     schools = max(1, round(persons / PERSONS_PER_SCHOOL))
     authority = new_id()
     organisations = [{"id": authority, "meta": META, "displayName": "Bench kommun", "organisationType": "Huvudman"}]
     duties, groups, activities, page = [], [], [], []
-    pages = 0
+    # Persons are written as they are made, so the generator never holds them all. A page is cut once it holds
+    # PAGE_SIZE records, looked at after each student: one may hold a few more (a school's staff come as a block).
+    person_pages = drops.PageChain(drop / "persons", LAYOUT)
     n = 0
-
-    def flush(final: bool = False):
-        nonlocal page, pages
-        if page and (final or len(page) >= PAGE_SIZE):
-            pages += 1
-            body = {"data": page, "pageToken": None if final else f"page-{pages + 1}"}
-            (drop / "persons" / f"page-{pages:05d}.json").write_text(json.dumps(body, ensure_ascii=False), "utf-8")
-            page = []
-        elif final and pages:  # the last full page was the last one: it must not point to a next page
-            last = drop / "persons" / f"page-{pages:05d}.json"
-            last.write_text(
-                json.dumps({**json.loads(last.read_text("utf-8")), "pageToken": None}, ensure_ascii=False), "utf-8"
-            )
 
     for s in range(schools):
         school = new_id()
@@ -168,7 +159,9 @@ def generate(data_dir: Path, persons: int, seed: int = 1) -> Path:
                 page.append(person)
                 members.append({"person": {"id": pid}})
                 n += 1
-                flush()
+                if len(page) >= PAGE_SIZE:
+                    person_pages.write_page(page)
+                    page = []
             klass = new_id()
             groups.append(
                 {
@@ -214,20 +207,15 @@ def generate(data_dir: Path, persons: int, seed: int = 1) -> Path:
                     }
                 )
         duties.extend(teachers)
-        flush()
-    flush(final=True)
-    (drop / "organisations.json").write_text(
-        json.dumps({"data": organisations, "pageToken": None}, ensure_ascii=False), "utf-8"
-    )
+    if page:
+        person_pages.write_page(page)
+    person_pages.close()
     # As a registry's API hands them out: pages of PAGE_SIZE records, one file per page.
-    for name, records in (("duties", duties), ("groups", groups), ("activities", activities)):
-        (drop / name).mkdir(exist_ok=True)
-        for i in range(0, max(len(records), 1), PAGE_SIZE):
-            last = i + PAGE_SIZE >= len(records)
-            body = {"data": records[i : i + PAGE_SIZE], "pageToken": None if last else f"page-{i // PAGE_SIZE + 2}"}
-            (drop / name / f"page-{i // PAGE_SIZE + 1:05d}.json").write_text(
-                json.dumps(body, ensure_ascii=False), "utf-8"
-            )
+    drops.write_ss12000(
+        drop,
+        {"organisations": organisations, "duties": duties, "groups": groups, "activities": activities},
+        {"duties": LAYOUT, "groups": LAYOUT, "activities": LAYOUT},
+    )
     return drop
 
 

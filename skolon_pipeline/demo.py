@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import functools
 import json
 import random
 import shutil
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from skolon_pipeline.sources.civic import DEMO_MARKER, DEMO_MARKER_TEXT
+from skolon_pipeline.testing import drops
 
 DEMO_SOURCE_ID = "lindby"
 
@@ -111,7 +113,6 @@ sources:
 
 _SEED = "skolon-demo-lindby"
 _NAMESPACE = uuid.UUID("6f1c2b1e-3d5a-5c47-9a0e-1d2c3b4a5f60")
-_BOM = b"\xef\xbb\xbf"
 
 STUDENT_DOMAIN = "elev.lindby.se"
 STAFF_DOMAIN = "lindby.se"
@@ -1243,17 +1244,23 @@ class _Builder:
 
 
 # ─── Writing the drop ────────────────────────────────────────────────────────────────────────────────────
-def _json_bytes(value) -> bytes:
-    return (json.dumps(value, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
-
-
-def _page(records: list[dict], token: str | None = None) -> dict:
-    return {"data": records, "pageToken": token}
-
-
 def _page_token(drop_date: dt.date, next_page: int) -> str:
+    """An opaque token, as a registry's API hands them out."""
     raw = json.dumps({"drop": drop_date.isoformat(), "page": next_page}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode("ascii")).decode("ascii").rstrip("=")
+
+
+def _layout(drop_date: dt.date) -> dict[str, drops.OneFile | drops.Pages]:
+    """Every file form a registry may send (CONTRACT §2): page objects, a folder of pages, a plain array, a BOM."""
+    return {
+        "organisations": drops.OneFile(drops.INDENTED),
+        "persons": drops.Pages(
+            PERSONS_PER_PAGE, drops.INDENTED, token=functools.partial(_page_token, drop_date), name="page-{:03d}.json"
+        ),
+        "duties": drops.OneFile(drops.INDENTED),
+        "groups": drops.OneFile(drops.JsonStyle(indent=1, newline=True, bom=True)),
+        "activities": drops.OneFile(drops.INDENTED, array=True),
+    }
 
 
 def drop_folder(data_dir: Path, drop_date: dt.date = DEMO_DROP_DATE) -> Path:
@@ -1274,19 +1281,8 @@ def generate_demo(data_dir: Path, drop_date: dt.date = DEMO_DROP_DATE, scale: in
     drop = drop_folder(data_dir, drop_date)
     if drop.exists():
         shutil.rmtree(drop)
-    (drop / "persons").mkdir(parents=True)
+    drop.mkdir(parents=True)
     (data_dir / "sources.yaml").write_bytes(SOURCES_YAML.encode("utf-8"))
     # Made-up people only: this marker lets the drop's civic numbers be hashed with the public demo key.
     (drop / DEMO_MARKER).write_bytes(DEMO_MARKER_TEXT.encode("utf-8"))
-
-    # Every file form a registry may send (CONTRACT §2): page objects, a folder of pages, a plain array, a BOM.
-    (drop / "organisations.json").write_bytes(_json_bytes(_page(data["organisations"])))
-    (drop / "duties.json").write_bytes(_json_bytes(_page(data["duties"])))
-    (drop / "groups.json").write_bytes(_BOM + _json_bytes(_page(data["groups"])))
-    (drop / "activities.json").write_bytes(_json_bytes(data["activities"]))
-    persons = data["persons"]
-    pages = [persons[i : i + PERSONS_PER_PAGE] for i in range(0, len(persons), PERSONS_PER_PAGE)]
-    for n, records in enumerate(pages, start=1):
-        token = _page_token(drop_date, n + 1) if n < len(pages) else None
-        (drop / "persons" / f"page-{n:03d}.json").write_bytes(_json_bytes(_page(records, token)))
-    return drop
+    return drops.write_ss12000(drop, data, _layout(drop_date))

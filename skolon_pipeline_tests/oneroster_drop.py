@@ -1,111 +1,12 @@
-"""A small builder of OneRoster CSV drops for tests (bulk, 1.2 with roles.csv or 1.1 with users.orgSourcedIds):
-every record it makes is valid and included unless a test changes it."""
+"""A small scenario of OneRoster CSV rows for tests (bulk, 1.2 with roles.csv or 1.1 with users.orgSourcedIds):
+every record it makes is valid and included unless a test changes it. The drop builder
+(`skolon_pipeline.testing.drops`) writes the files."""
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
 from pathlib import Path
 
-COLUMNS = {
-    "orgs": ["sourcedId", "status", "dateLastModified", "name", "type", "identifier", "parentSourcedId"],
-    "academicSessions": [
-        "sourcedId",
-        "status",
-        "dateLastModified",
-        "title",
-        "type",
-        "startDate",
-        "endDate",
-        "parentSourcedId",
-        "schoolYear",
-    ],
-    "classes": [
-        "sourcedId",
-        "status",
-        "dateLastModified",
-        "title",
-        "grades",
-        "courseSourcedId",
-        "classCode",
-        "classType",
-        "location",
-        "schoolSourcedId",
-        "termSourcedIds",
-        "subjects",
-        "subjectCodes",
-        "periods",
-    ],
-    "users_1.2": [
-        "sourcedId",
-        "status",
-        "dateLastModified",
-        "enabledUser",
-        "username",
-        "userIds",
-        "givenName",
-        "familyName",
-        "middleName",
-        "identifier",
-        "email",
-        "sms",
-        "phone",
-        "agentSourcedIds",
-        "grades",
-        "password",
-        "userMasterIdentifier",
-        "preferredGivenName",
-        "preferredMiddleName",
-        "preferredFamilyName",
-        "primaryOrgSourcedId",
-        "pronouns",
-    ],
-    "users_1.1": [
-        "sourcedId",
-        "status",
-        "dateLastModified",
-        "enabledUser",
-        "orgSourcedIds",
-        "role",
-        "username",
-        "userIds",
-        "givenName",
-        "familyName",
-        "middleName",
-        "identifier",
-        "email",
-        "sms",
-        "phone",
-        "agentSourcedIds",
-        "grades",
-        "password",
-    ],
-    "roles": [
-        "sourcedId",
-        "status",
-        "dateLastModified",
-        "userSourcedId",
-        "roleType",
-        "role",
-        "beginDate",
-        "endDate",
-        "orgSourcedId",
-        "userProfileSourcedId",
-    ],
-    "enrollments": [
-        "sourcedId",
-        "status",
-        "dateLastModified",
-        "classSourcedId",
-        "schoolSourcedId",
-        "userSourcedId",
-        "role",
-        "primary",
-        "beginDate",
-        "endDate",
-    ],
-}
+from skolon_pipeline.testing import drops
 
 # OneRoster end dates are exclusive: this term's last day is 2027-06-10.
 TERM = ("2026-08-17", "2027-06-11")
@@ -248,43 +149,16 @@ class OneRosterDrop:
         return files
 
     def manifest(self) -> list[list[str]]:
-        rows = [["manifest.version", "1.0"], ["oneroster.version", self.version]]
-        rows += [[f"file.{name}", "bulk"] for name in self.files()]
-        rows += [["file.courses", "absent"], ["file.demographics", "absent"]]
-        return rows
+        return drops.oneroster_manifest(self.files(), self.version)
 
     def csv_texts(self, delimiter: str = ",", line_end: str = "\n") -> dict[str, str]:
-        texts = {}
-        for name, rows in self.files().items():
-            columns = COLUMNS[f"users_{self.version}" if name == "users" else name]
-            out = io.StringIO()
-            writer = csv.DictWriter(out, columns, delimiter=delimiter, lineterminator=line_end, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-            texts[f"{name}.csv"] = out.getvalue()
-        out = io.StringIO()
-        writer = csv.writer(out, delimiter=delimiter, lineterminator=line_end)
-        writer.writerow(["propertyName", "value"])
-        writer.writerows(self.manifest())
-        texts["manifest.csv"] = out.getvalue()
-        return texts
+        return drops.oneroster_texts(self.files(), self.version, delimiter, line_end)
 
     def write(
         self, drop: Path, delimiter: str = ",", line_end: str = "\n", encoding: str = "utf-8", as_zip: bool = False
     ) -> Path:
         """Writes the drop folder (or `<drop>.zip` when as_zip) and returns it."""
-        texts = self.csv_texts(delimiter, line_end)
-        if as_zip:
-            target = drop.with_name(drop.name + ".zip")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zipfile.ZipFile(target, "w") as archive:
-                for name, text in texts.items():
-                    archive.writestr(f"export/{name}", text.encode(encoding))
-            return target
-        drop.mkdir(parents=True, exist_ok=True)
-        for name, text in texts.items():
-            (drop / name).write_bytes(text.encode(encoding))
-        return drop
+        return drops.write_oneroster(drop, self.files(), self.version, delimiter, line_end, encoding, as_zip)
 
 
 def oneroster_source(source_id: str = "or", **extra) -> dict:

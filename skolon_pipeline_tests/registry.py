@@ -1,16 +1,19 @@
-"""A small builder of SS12000 drops for tests: every record it makes is valid and included unless a test
-changes it, so each test states only the one fact it is about."""
+"""A small scenario of SS12000 records for tests: every record it makes is valid and included unless a test
+changes it, so each test states only the one fact it is about. The drop builder
+(`skolon_pipeline.testing.drops`) writes them; a test that needs another file form (pages, a plain array, a
+BOM) writes `entities()` with it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from skolon_pipeline.testing import drops
 
 META = {"created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z"}
 TERM_START = "2026-08-17"
@@ -158,14 +161,11 @@ class Registry:
         source_id: str = "testby",
         rules: dict | None = None,
         source_rules: dict | None = None,
+        layout: dict[str, drops.OneFile | drops.Pages] | None = None,
     ) -> Path:
-        """Writes sources.yaml and the drop as page objects; returns the drop folder."""
-        drop = data_dir / "registries" / source_id / drop_date
-        drop.mkdir(parents=True, exist_ok=True)
-        for entity, records in self.entities().items():
-            (drop / f"{entity}.json").write_text(
-                json.dumps({"data": records, "pageToken": None}, ensure_ascii=False), encoding="utf-8"
-            )
+        """Writes sources.yaml and the drop (each entity one page object, unless `layout` names another form for
+        it, see testing/drops.py); returns the drop folder."""
+        drop = drops.write_ss12000(data_dir / "registries" / source_id / drop_date, self.entities(), layout)
         write_sources(
             data_dir,
             [

@@ -37,7 +37,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-ENTITIES = ("organisations", "persons", "duties", "groups", "activities")
+from skolon_pipeline.testing.drops import SS12000_ENTITIES as ENTITIES
+from skolon_pipeline.testing.drops import read_ss12000 as read_drop  # a file drop, as `load_drop` serves it
+
 # /deletedEntities: the entity types (EndPointsEnum) and the keys of the answer (the 2.1 spec's spelling).
 ENTITY_TYPES = {
     "organisations": "Organisation",
@@ -99,23 +101,6 @@ def _now() -> dt.datetime:
 def _timestamp(value: str) -> dt.datetime:
     when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
-def read_drop(drop_dir: Path) -> dict[str, list[dict]]:
-    """Every record of an SS12000 file drop, per entity (files or folders of pages, BOM or not)."""
-    out: dict[str, list[dict]] = {}
-    for entity in ENTITIES:
-        files = []
-        if (drop_dir / f"{entity}.json").is_file():
-            files.append(drop_dir / f"{entity}.json")
-        if (drop_dir / entity).is_dir():
-            files += sorted((drop_dir / entity).glob("*.json"))
-        records: list[dict] = []
-        for path in files:
-            document = json.loads(path.read_bytes().decode("utf-8-sig"))
-            records += document["data"] if isinstance(document, dict) else document
-        out[entity] = records
-    return out
 
 
 @dataclass
