@@ -163,8 +163,8 @@ class _FullDisk:
 
 @pytest.mark.parametrize("target", ["file object", "/dev/full"])
 def test_a_failing_write_ends_the_workbook_writer_with_the_error_within_seconds(monkeypatch, tmp_path, target):
-    # Many small chunks: the fetching thread fills its bounded queue while the writer fails.
-    monkeypatch.setattr(xlsx, "FETCH_ROWS", 50)
+    # Many small reads: DuckDB fills the pipe while the writer fails.
+    monkeypatch.setattr(xlsx, "READ_BYTES", 64)
     if target == "/dev/full" and not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full")
     out = _FullDisk(room=20_000) if target == "file object" else Path("/dev/full")

@@ -67,18 +67,23 @@ CREATE OR REPLACE TEMP TABLE x_user_schools AS
 SELECT DISTINCT a.source_id, a.user_id, a.school_id, xs.name AS school, xs.authority_id
 FROM school_affiliations a JOIN x_schools xs USING (source_id, school_id);
 
+-- The names in order, each once (an empty list for none: NULL, as string_agg gives). list() and list_sort per
+-- person instead of string_agg(DISTINCT ... ORDER BY), which sorted the 1.3 million memberships (profiled: 4 s).
+CREATE OR REPLACE TEMP MACRO names_in_order(l) AS
+    CASE WHEN len(list_distinct(l)) > 0 THEN array_to_string(list_sort(list_distinct(l)), ', ') END;
+
 CREATE OR REPLACE TEMP TABLE x_user_groups AS
 SELECT m.source_id, m.user_id,
-       string_agg(DISTINCT g.name, ', ' ORDER BY g.name) FILTER (WHERE g.group_type = 'Klass') AS classes,
-       string_agg(DISTINCT g.name, ', ' ORDER BY g.name) FILTER (WHERE g.group_type IS DISTINCT FROM 'Klass') AS groups
+       names_in_order(list(g.name) FILTER (WHERE g.group_type = 'Klass')) AS classes,
+       names_in_order(list(g.name) FILTER (WHERE g.group_type IS DISTINCT FROM 'Klass')) AS groups
 FROM memberships m JOIN groups g USING (source_id, group_id)
 SEMI JOIN shown_people p ON p.source_id = m.source_id AND p.person_id = m.user_id AND NOT p.protected_identity
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE sheet_users AS
-SELECT us.authority_id AS _authority, list(DISTINCT us.school_id ORDER BY us.school_id) AS _schools,
+SELECT us.authority_id AS _authority, list_sort(list_distinct(list(us.school_id))) AS _schools,
        u.user_id, u.email AS username, u.given_name, u.family_name, u.role,
-       string_agg(DISTINCT us.school, ', ' ORDER BY us.school) AS schools,
+       names_in_order(list(us.school)) AS schools,
        any_value(ug.classes) AS classes, any_value(ug.groups) AS groups,
        sd.first_synced, sd.last_changed AS last_changed_by_sync
 FROM (SELECT *, person_id AS user_id FROM shown_people WHERE included) u

@@ -60,7 +60,7 @@ def _w(key: str, lang: str):
 
 
 def summary_layout(con: duckdb.DuckDBPyConnection, header: Header, lang: str, layout: xlsx.Layout) -> xlsx.Layout:
-    """The Summary's rows above and below its per-school table, for the authority (and school) in x_filter."""
+    """The Summary's rows above and below its per-school table, for the authority (and school) being written."""
     sources = [
         r[0]
         for r in con.execute(
@@ -95,8 +95,8 @@ def summary_layout(con: duckdb.DuckDBPyConnection, header: Header, lang: str, la
     ]
     reasons = con.execute(
         """SELECT reason_code, count(DISTINCT record_id) FROM x_excluded_by_school
-           WHERE _authority = (SELECT authority_id FROM x_filter)
-             AND ((SELECT school_id FROM x_filter) IS NULL OR school_id = (SELECT school_id FROM x_filter))
+           WHERE _authority = getvariable('x_authority')
+             AND (getvariable('x_school') IS NULL OR school_id = getvariable('x_school'))
            GROUP BY 1 ORDER BY 2 DESC, 1"""
     ).fetchall()
     after: list[tuple] = [()]
