@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from skolon_pipeline import night
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.sources.drops import SourceError
+from skolon_pipeline.testing import drops
 from skolon_pipeline_tests.registry import Registry
 
 pytestmark = pytest.mark.slow  # Hypothesis: many generated drops
@@ -115,7 +116,7 @@ def _person_ids(drop_text: dict[str, bytes]) -> set[str]:
 
 
 def _page(records: list) -> bytes:
-    return json.dumps({"data": records, "pageToken": None}, ensure_ascii=False).encode("utf-8")
+    return drops.COMPACT.encode(drops.page(records))
 
 
 @given(entity=st.sampled_from(ENTITIES), cut=st.floats(min_value=0.0, max_value=1.0))
