@@ -157,9 +157,14 @@ def extract_isolated(source: Source, as_of: dt.date, staging_dir: Path) -> Extra
             con.execute("INSERT INTO source_status VALUES (?, false, ?, ?, NULL)", [source.id, exc.file, str(exc)])
         return SourceFailed(source.id, exc.file, str(exc))
     with owner_only(), duck.session(path) as con:
-        con.execute(_STATUS_DDL)
-        con.execute("INSERT INTO source_status VALUES (?, true, NULL, NULL, ?)", [source.id, extracted.drop_date])
+        record_read(con, source.id, extracted.drop_date)
     return extracted
+
+
+def record_read(con: duckdb.DuckDBPyConnection, source_id: str, drop_date: dt.date) -> None:
+    """Records in a staging database that its source was read tonight, from the drop of `drop_date`."""
+    con.execute(_STATUS_DDL)
+    con.execute("INSERT INTO source_status VALUES (?, true, NULL, NULL, ?)", [source_id, drop_date])
 
 
 def source_failure(staging_dir: Path, as_of: dt.date, source_id: str) -> SourceFailed | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +105,17 @@ def rules_night(evaluated: night.Evaluated, as_of: dt.date) -> Night:
     """The night as the rules left it, read under the names it is published as: nightly.<table> holds the rows
     publish_night would insert (the distinct rows of the rules' out_<table>)."""
     with duckdb.connect(str(evaluated.rules_db)) as con:
-        con.execute("CREATE SCHEMA nightly")
-        for table in tables.PUBLISHED:
-            con.execute(f"""CREATE VIEW nightly.{table.name} AS SELECT DISTINCT DATE '{as_of}' AS as_of,
-                            {", ".join(table.content_columns)} FROM main.{table.rules_output}""")
+        nightly_views(con, as_of)
     return Night(evaluated.rules_db, as_of, evaluated.conservation)
+
+
+def nightly_views(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+    """nightly.<table> on a rules database: the rows publish_night would insert (the distinct rows of the
+    rules' out_<table>)."""
+    con.execute("CREATE SCHEMA nightly")
+    for table in tables.PUBLISHED:
+        con.execute(f"""CREATE VIEW nightly.{table.name} AS SELECT DISTINCT DATE '{as_of}' AS as_of,
+                        {", ".join(table.content_columns)} FROM main.{table.rules_output}""")
 
 
 @pytest.fixture(scope="session")
@@ -122,3 +129,22 @@ def demo_warehouse(tmp_path_factory) -> Path:
         load_installation(Path(__file__).resolve().parents[1] / "data"), DEMO_NIGHT, wh, tmp / "wh" / "staging"
     )
     return wh
+
+
+@pytest.fixture
+def canon():
+    """A Canonical (skolon_pipeline_tests.canonical_rows): the rules' tests build canonical rows, no drop."""
+    from skolon_pipeline_tests.canonical_rows import Canonical
+
+    return Canonical()
+
+
+@pytest.fixture
+def evaluate_rows(tmp_path):
+    """Validates a Canonical's rows and runs the rules on them (no drop, nothing published); returns a Night."""
+
+    def run(rows, as_of: str = "2026-12-01", rules: dict | None = None, drop_date: str | None = None) -> Night:
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=tmp_path))
+        return rows.evaluate(staging, as_of=as_of, rules=rules, drop_date=drop_date)
+
+    return run

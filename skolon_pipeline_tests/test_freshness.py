@@ -66,6 +66,7 @@ def test_a_per_source_max_drop_age_days_and_a_fresh_drop(run_registry, tmp_path)
         load_installation(tmp_path / "data")
 
 
+@pytest.mark.slow  # two Dagster runs of the nightly job
 def test_dagster_check_drop_fresh_fails_with_warn_severity(tmp_path):
     data = tmp_path / "data"
     _registry().write(data, drop_date="2026-11-01")
@@ -81,6 +82,7 @@ def test_dagster_check_drop_fresh_fails_with_warn_severity(tmp_path):
     assert [c.passed for c in fresh.get_asset_check_evaluations() if c.check_name == DROP_FRESH_CHECK] == [True]
 
 
+@pytest.mark.slow  # `skolon-pipeline run` in a subprocess, three nights
 def test_cli_exits_5_unless_allow_stale_and_always_prints_the_drop_date(tmp_path):
     data = tmp_path / "data"
     _registry().write(data, drop_date="2026-11-01")

@@ -192,6 +192,7 @@ def isolated(monkeypatch, tmp_path):
     return tmp_path / "data" / "dagster_home"  # the installation's instance (skolon_pipeline.instance)
 
 
+@pytest.mark.slow  # nights through the CLI and Dagster, then the sensor on the failed run
 def test_a_held_night_sends_an_email_and_a_webhook_with_counts_and_the_approve_command(
     tmp_path, isolated, smtp, webhook, monkeypatch, capsys, caplog
 ):
@@ -317,6 +318,7 @@ def _evaluate_stale_sensor_on_the_last_run(tmp_path, home: Path):
     return _evaluate_on_the_last_run(tmp_path, home, build_stale_drop_sensor, STALE_ALERT_SENSOR, failed=False)
 
 
+@pytest.mark.slow  # two nights through the CLI and Dagster, the sensor after each
 def test_a_night_from_a_stale_drop_sends_an_alert_naming_the_source_and_its_date(
     tmp_path, isolated, webhook, monkeypatch
 ):

@@ -636,6 +636,7 @@ def test_the_pull_command_pulls_today_without_running_the_night(server, tmp_path
     assert SECRET not in err
 
 
+@pytest.mark.slow  # `skolon-pipeline demo --serve` in a subprocess, and a pull of the whole demo registry
 def test_demo_serve_starts_a_local_api_the_demo_source_pulls_from(tmp_path):
     import subprocess
     import sys

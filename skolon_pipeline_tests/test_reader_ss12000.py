@@ -141,3 +141,115 @@ def test_ids_that_are_not_uuids_are_accepted(tmp_path, run_registry):
     student["id"] = "123456789"
     night = run_registry(reg)
     assert night.users() == {"123456789": "student"}
+
+
+# ─── What the reader hands the rules (the rules themselves: test_rules.py, from canonical rows) ──────────
+
+
+def test_blank_names_are_read_as_missing(run_registry):
+    reg = Registry()
+    nameless = reg.student(reg.school(), given="", family="  ")
+    night = run_registry(reg)
+    assert night.reasons(nameless["id"]) == {"MISSING_GIVEN_NAME", "MISSING_FAMILY_NAME"}
+    assert nameless["id"] not in night.users()
+
+
+def test_a_private_address_is_counted_not_kept(run_registry):
+    reg = Registry()
+    school = reg.school()
+    private = reg.student(school, emails=[{"value": "hemma@exempel.se", "type": "Privat"}])
+    none = reg.student(school, emails=[])
+    night = run_registry(reg)
+    assert "private" in night.exclusion(private["id"], "MISSING_EMAIL")["detail"]
+    assert night.exclusion(none["id"], "MISSING_EMAIL")["detail"] == "no e-mail address"
+
+
+def test_email_choice_prefers_school_types_then_work_then_school_domain(run_registry):
+    reg = Registry()
+    school = reg.school()
+    school_typed = reg.student(
+        school,
+        emails=[
+            {"value": "privat@exempel.se", "type": "Privat"},
+            {"value": "arbete@foretag.se", "type": "Arbete övrigt"},
+            {"value": "Elev.Ett@Skola.Test", "type": "Skola elev"},
+        ],
+    )
+    work_typed = reg.student(
+        school,
+        emails=[
+            {"value": "x@elev.testby.se", "type": "Privat"},
+            {"value": "arbete2@foretag.se", "type": "Arbete övrigt"},
+        ],
+    )
+    by_domain = reg.student(
+        school,
+        emails=[
+            {"value": "hemma@exempel.se", "type": "Privat"},
+            {"value": "elev.tva@elev.testby.se", "type": "Privat"},
+        ],
+    )
+    night = run_registry(reg, rules={"school_email_domains": ["elev.testby.se"]})
+    emails = dict(night.query("SELECT user_id, email FROM nightly.users"))
+    assert emails == {
+        school_typed["id"]: "elev.ett@skola.test",
+        work_typed["id"]: "arbete2@foretag.se",
+        by_domain["id"]: "elev.tva@elev.testby.se",
+    }
+
+
+def test_an_exact_repeat_is_quiet_a_conflicting_one_is_duplicate_id(run_registry):
+    reg = Registry()
+    school = reg.school()
+    twice = reg.student(school)
+    reg.persons.append({**twice})  # exact repeat: dropped quietly
+    conflicting = reg.student(school)
+    reg.persons.append({**conflicting, "givenName": "Annan"})
+    night = run_registry(reg)
+    assert night.users()[twice["id"]] == "student"
+    assert night.reasons(twice["id"]) == set()
+    assert night.reasons(conflicting["id"]) == {"DUPLICATE_ID"}
+    assert all(g["missing"] == 0 for g in night.conservation.values())
+
+
+def test_mentor_assignment_role_makes_a_teacher(run_registry):
+    reg = Registry()
+    school = reg.school()
+    klass = reg.group(school, members=[reg.student(school)])
+    mentor, duty = reg.staff(school)
+    duty["assignmentRole"] = [{"group": {"id": klass["id"]}, "assignmentRoleType": "Mentor"}]
+    night = run_registry(reg)
+    assert night.users()[mentor["id"]] == "teacher"
+    assert (klass["id"], mentor["id"], "teacher") in night.memberships()
+
+
+def test_group_type_in_another_letter_case_is_repaired_with_a_warning(run_registry):
+    reg = Registry()
+    shouting = reg.group(reg.school(), group_type="UNDERVISNING")
+    night = run_registry(reg)
+    assert shouting["id"] in night.groups()
+    assert (shouting["id"], "ENUM_CASE", "group_type UNDERVISNING read as Undervisning") in night.warnings()
+
+
+def test_activity_teacher_given_as_person_is_accepted_with_warning(run_registry):
+    reg = Registry()
+    school = reg.school()
+    klass = reg.group(school)
+    teacher, _duty = reg.staff(school)
+    activity = reg.activity(school, [klass], [])
+    activity["teachers"] = [{"person": {"id": teacher["id"]}, "allocationPercent": 50}]
+    night = run_registry(reg)
+    assert night.users()[teacher["id"]] == "teacher"
+    assert [c for _, c, _ in night.warnings()] == ["TEACHER_BY_PERSON"]
+
+
+def test_unknown_duty_in_activity_is_unknown_person(run_registry):
+    reg = Registry()
+    school = reg.school()
+    klass = reg.group(school)
+    activity = reg.activity(school, [klass], [])
+    activity["teachers"] = [{"duty": {"id": "00000000-0000-0000-0000-0000000d0001"}}]
+    night = run_registry(reg)
+    row = night.exclusion(f"{klass['id']}/00000000-0000-0000-0000-0000000d0001", "UNKNOWN_PERSON")
+    assert row["detail"].startswith("duty ")
+    assert all(g["missing"] == 0 for g in night.conservation.values())

@@ -165,6 +165,7 @@ def test_serve_runs_at_low_cpu_priority_on_one_duckdb_thread_per_copy(site, tmp_
     sw.close()
 
 
+@pytest.mark.slow  # four nights published one after another
 def test_the_search_finds_removed_persons_with_when_and_why_and_protected_ones_by_id_only(run_registry, tmp_path):
     from skolon_pipeline_tests.registry import Registry
 
