@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import itertools
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,17 @@ class Canonical:
                 casts = ", ".join(f"CAST({c} AS {t})" for c, t in columns)
                 con.execute(f"INSERT INTO {table} SELECT {casts} FROM _rows")
                 con.unregister("_rows")
+
+
+def evaluate_cases(
+    staging_dir: Path,
+    cases: dict[str, Callable[[Canonical, str], str]],
+    as_of: str = "2026-12-01",
+    rules: dict[str, Any] | None = None,
+) -> tuple[Night, dict[str, str], str]:
+    """The cases of a table-driven test in one night: each `make(canonical, school)` adds its own records (at one
+    school) and returns the id its test asserts on. Returns the Night, case → id, and the school."""
+    canon = Canonical()
+    school = canon.school()
+    ids = {name: make(canon, school) for name, make in cases.items()}
+    return canon.evaluate(staging_dir, as_of=as_of, rules=rules), ids, school

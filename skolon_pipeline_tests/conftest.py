@@ -148,3 +148,20 @@ def evaluate_rows(tmp_path):
         return rows.evaluate(staging, as_of=as_of, rules=rules, drop_date=drop_date)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def evaluate_cases(tmp_path_factory):
+    """For table-driven rules tests: every case of a table in one night (canonical_rows.evaluate_cases), evaluated
+    once per module, set of cases, night and rules; returns (Night, case → id, school)."""
+    from skolon_pipeline_tests import canonical_rows
+
+    nights = {}
+
+    def run(cases: dict, as_of: str = "2026-12-01", rules: dict | None = None):
+        key = (tuple(sorted(cases)), as_of, repr(rules))
+        if key not in nights:
+            nights[key] = canonical_rows.evaluate_cases(tmp_path_factory.mktemp("cases"), cases, as_of, rules)
+        return nights[key]
+
+    return run

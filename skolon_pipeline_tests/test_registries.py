@@ -1,7 +1,9 @@
 """Issue 12: SS12000 exports shaped as real registries send them (CONTRACT §1-4).
 
-Rules are evaluated from small hand-built drops without Dagster (`run_registry`); only what only a Dagster run
-shows (a night of an old year through the partitions) goes through `skolon-pipeline run`.
+What the rules make of the dates and organisation trees registries send is tested from canonical rows
+(`canon`, `evaluate_rows`: no drop); what the reader makes of a drop's shapes (ids that are not strings, lists
+that are not lists, page chains) from small hand-built drops without Dagster (`run_registry`); only what only a
+Dagster run shows (a night of an old year through the partitions) goes through `skolon-pipeline run`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from skolon_pipeline import cli
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.defs.partitions import nightly_partitions
 from skolon_pipeline.sources.drops import SourceError
+from skolon_pipeline_tests.canonical_rows import TERM_START
 from skolon_pipeline_tests.registry import Registry, write_sources
 
 
@@ -36,44 +39,40 @@ def reg():
 # ─── Dates as registries write them ──────────────────────────────────────────────────────────────────────
 
 
-def test_far_end_dates_are_dates_not_invalid_records(reg, run_registry):
-    school = reg.school()
-    student = reg.student(school, end="9999-12-31")
-    klass = reg.group(school, end="9999-12-31", members=[{"person": {"id": student["id"]}, "endDate": "9999-12-31"}])
-    teacher, _duty = reg.teach(school, klass, end="9999-12-31")
-    reg.activities[-1]["endDate"] = "9999-12-31"
+def test_far_end_dates_are_dates_not_invalid_records(canon, evaluate_rows):
+    school = canon.school()
+    student = canon.student(school, end="9999-12-31")
+    klass = canon.group(school, end="9999-12-31")
+    canon.member(klass, student, end="9999-12-31")
+    teacher, duty = canon.staff(school, end="9999-12-31")
+    canon.assign(klass, teacher, duty, start=TERM_START, end="9999-12-31")  # an activity ending 9999-12-31
 
-    night = run_registry(reg)
+    night = evaluate_rows(canon)
 
-    assert night.users() == {student["id"]: "student", teacher["id"]: "teacher"}
+    assert night.users() == {student: "student", teacher: "teacher"}
     assert night.query("SELECT count(*) FROM nightly.exclusions")[0][0] == 0
     far = dt.date(9999, 12, 31)
     assert night.query("SELECT end_date FROM nightly.groups") == [(far,)]
-    assert set(night.query("SELECT user_id, end_date FROM nightly.memberships")) == {
-        (student["id"], far),
-        (teacher["id"], far),
-    }
+    assert set(night.query("SELECT user_id, end_date FROM nightly.memberships")) == {(student, far), (teacher, far)}
     assert set(night.query("SELECT user_id, end_date FROM nightly.school_affiliations")) == {
-        (student["id"], far),
-        (teacher["id"], far),
+        (student, far),
+        (teacher, far),
     }
     _conserved(night)
 
 
 @pytest.mark.parametrize("bad", ["2026-02-29", "2026-13-01", "0000-01-01", "20260101", "9999-12-32"])
-def test_impossible_dates_stay_invalid(reg, run_registry, bad):
-    school = reg.school()
-    student = reg.student(school, end=bad)
-    night = run_registry(reg)
-    assert night.reasons(student["id"]) == {"INVALID_RECORD"}
-    assert "enrolments[1].end_date failed iso_date" in night.exclusion(student["id"], "INVALID_RECORD")["detail"]
+def test_impossible_dates_stay_invalid(canon, evaluate_rows, bad):
+    student = canon.student(canon.school(), end=bad)
+    night = evaluate_rows(canon)
+    assert night.reasons(student) == {"INVALID_RECORD"}
+    assert "enrolments[1].end_date failed iso_date" in night.exclusion(student, "INVALID_RECORD")["detail"]
 
 
-def test_an_end_before_a_far_start_is_still_caught(reg, run_registry):
-    school = reg.school()
-    student = reg.student(school, start="9999-01-01", end="2300-01-01")
-    night = run_registry(reg)
-    assert "end_not_before_start" in night.exclusion(student["id"], "INVALID_RECORD")["detail"]
+def test_an_end_before_a_far_start_is_still_caught(canon, evaluate_rows):
+    student = canon.student(canon.school(), start="9999-01-01", end="2300-01-01")
+    night = evaluate_rows(canon)
+    assert "end_not_before_start" in night.exclusion(student, "INVALID_RECORD")["detail"]
 
 
 def test_far_end_dates_in_oneroster_are_dates(tmp_path):
@@ -204,14 +203,13 @@ def test_a_night_in_2019_runs_through_dagster(tmp_path, capsys, monkeypatch):
 class Skola:
     """A Skola (as Edlevo and others send it) with a GR and a GY school unit below it."""
 
-    def __init__(self, reg: Registry):
-        self.reg = reg
-        self.skola = reg.org("Ekbacken", "Skola", parent=reg.authority)
-        self.gr = reg.org(
-            "Ekbackens grundskola", "Skolenhet", parent=self.skola, schoolUnitCode="11111111", schoolTypes=["GR"]
+    def __init__(self, canon):
+        self.skola = canon.org("Ekbacken", "Skola", parent=canon.authority)
+        self.gr = canon.org(
+            "Ekbackens grundskola", "Skolenhet", parent=self.skola, school_unit_code="11111111", school_types=["GR"]
         )
-        self.gy = reg.org(
-            "Ekbackens gymnasium", "Skolenhet", parent=self.skola, schoolUnitCode="22222222", schoolTypes=["GY"]
+        self.gy = canon.org(
+            "Ekbackens gymnasium", "Skolenhet", parent=self.skola, school_unit_code="22222222", school_types=["GY"]
         )
 
 
@@ -219,73 +217,76 @@ def _resolved(night) -> dict[str, str]:
     return {r: d for r, c, d in night.warnings() if c == "SCHOOL_RESOLVED_FROM_PARENT"}
 
 
-def test_duties_on_a_skola_count_where_the_person_teaches_else_at_every_unit(reg, run_registry):
-    s = Skola(reg)
-    gr_class = reg.group(s.gr, members=[reg.student(s.gr)], name="7A")
-    gy_course = reg.group(s.gy, group_type="Undervisning", members=[reg.student(s.gy)], name="MA1c")
-    both, both_duty = reg.staff(s.skola)
-    gy_only, gy_duty = reg.staff(s.skola)
-    principal, principal_duty = reg.staff(s.skola, role="Rektor")
-    # the activities hang off the Skola too: their organisation decides nothing, their groups do
-    reg.activity(s.skola, [gr_class, gy_course], [both_duty])
-    reg.activity(s.skola, [gy_course], [gy_duty])
+def test_duties_on_a_skola_count_where_the_person_teaches_else_at_every_unit(canon, evaluate_rows):
+    s = Skola(canon)
+    gr_class = canon.group(s.gr, members=[canon.student(s.gr)], name="7A")
+    gy_course = canon.group(s.gy, group_type="Undervisning", members=[canon.student(s.gy)], name="MA1c")
+    both, both_duty = canon.staff(s.skola)
+    gy_only, gy_duty = canon.staff(s.skola)
+    principal, principal_duty = canon.staff(s.skola, role="Rektor")
+    # the activities (on the Skola too: their organisation decides nothing, their groups do)
+    for group, teacher, duty in (
+        (gr_class, both, both_duty),
+        (gy_course, both, both_duty),
+        (gy_course, gy_only, gy_duty),
+    ):
+        canon.assign(group, teacher, duty)
 
-    night = run_registry(reg)
+    night = evaluate_rows(canon)
 
     assert night.users() == {
         **{u: "student" for u in night.users() if night.users()[u] == "student"},
-        both["id"]: "teacher",
-        gy_only["id"]: "teacher",
-        principal["id"]: "staff",
+        both: "teacher",
+        gy_only: "teacher",
+        principal: "staff",
     }
     affiliations = set(
         night.query("SELECT user_id, school_id, role FROM nightly.school_affiliations WHERE role <> 'student'")
     )
     assert affiliations == {
-        (both["id"], s.gr, "teacher"),
-        (both["id"], s.gy, "teacher"),
-        (gy_only["id"], s.gy, "teacher"),
-        (principal["id"], s.gr, "staff"),
-        (principal["id"], s.gy, "staff"),
+        (both, s.gr, "teacher"),
+        (both, s.gy, "teacher"),
+        (gy_only, s.gy, "teacher"),
+        (principal, s.gr, "staff"),
+        (principal, s.gy, "staff"),
     }
-    assert {
-        (gr_class["id"], both["id"], "teacher"),
-        (gy_course["id"], both["id"], "teacher"),
-        (gy_course["id"], gy_only["id"], "teacher"),
-    } <= night.memberships()
+    assert {(gr_class, both, "teacher"), (gy_course, both, "teacher"), (gy_course, gy_only, "teacher")} <= (
+        night.memberships()
+    )
     assert night.query("SELECT count(*) FROM nightly.exclusions")[0][0] == 0
     resolved = _resolved(night)
-    assert set(resolved) == {both_duty["id"], gy_duty["id"], principal_duty["id"]}
-    assert f"organisation {s.skola} (Ekbacken, Skola)" in resolved[gy_duty["id"]]
-    assert f"counted at {s.gy} (Ekbackens gymnasium), where the person teaches" in resolved[gy_duty["id"]]
-    assert s.gr not in resolved[gy_duty["id"]].split("counted at")[1]
-    assert "every unit below it" in resolved[principal_duty["id"]]
-    assert s.gr in resolved[principal_duty["id"]] and s.gy in resolved[principal_duty["id"]]
+    assert set(resolved) == {both_duty, gy_duty, principal_duty}
+    assert f"organisation {s.skola} (Ekbacken, Skola)" in resolved[gy_duty]
+    assert f"counted at {s.gy} (Ekbackens gymnasium), where the person teaches" in resolved[gy_duty]
+    assert s.gr not in resolved[gy_duty].split("counted at")[1]
+    assert "every unit below it" in resolved[principal_duty]
+    assert s.gr in resolved[principal_duty] and s.gy in resolved[principal_duty]
     _conserved(night)
 
 
-def test_a_teacher_on_a_skola_who_teaches_nothing_needs_an_assignment_not_a_school(reg, run_registry):
-    s = Skola(reg)
-    idle, _ = reg.staff(s.skola)
-    night = run_registry(reg)
-    assert night.reasons(idle["id"]) == {"NO_GROUP_ASSIGNMENT"}
+def test_a_teacher_on_a_skola_who_teaches_nothing_needs_an_assignment_not_a_school(canon, evaluate_rows):
+    s = Skola(canon)
+    idle, _ = canon.staff(s.skola)
+    night = evaluate_rows(canon)
+    assert night.reasons(idle) == {"NO_GROUP_ASSIGNMENT"}
 
 
-def test_a_group_on_a_skola_counts_at_the_unit_of_its_school_type(reg, run_registry):
-    s = Skola(reg)
-    student = reg.student(s.gy)
-    course = reg.group(s.skola, group_type="Undervisning", schoolType="GY", members=[student])
-    _teacher, _ = reg.teach(s.gy, course)
-    pre = reg.group(s.skola, schoolType="FS", members=[reg.student(s.gr)], name="Förskoleklass")
-    untyped = reg.group(s.skola, name="Okänd")
+def test_a_group_on_a_skola_counts_at_the_unit_of_its_school_type(canon, evaluate_rows):
+    s = Skola(canon)
+    student = canon.student(s.gy)
+    course = canon.group(s.skola, group_type="Undervisning", school_type="GY", members=[student])
+    _teacher, _ = canon.teach(s.gy, course)
+    pre_member = canon.student(s.gr)
+    pre = canon.group(s.skola, school_type="FS", members=[pre_member], name="Förskoleklass")
+    untyped = canon.group(s.skola, name="Okänd")
 
-    night = run_registry(reg)
+    night = evaluate_rows(canon)
 
-    assert night.query("SELECT group_id, school_id FROM nightly.groups") == [(course["id"], s.gy)]
-    assert (course["id"], student["id"], "student") in night.memberships()
-    assert f"counted at {s.gy} (Ekbackens gymnasium), the unit with schoolType GY" in _resolved(night)[course["id"]]
+    assert night.query("SELECT group_id, school_id FROM nightly.groups") == [(course, s.gy)]
+    assert (course, student, "student") in night.memberships()
+    assert f"counted at {s.gy} (Ekbackens gymnasium), the unit with schoolType GY" in _resolved(night)[course]
     for group, why in ((pre, "none of them has schoolType FS"), (untyped, "no schoolType is given")):
-        row = night.exclusion(group["id"], "GROUP_UNKNOWN_SCHOOL")
+        row = night.exclusion(group, "GROUP_UNKNOWN_SCHOOL")
         assert why in row["detail"]
         assert (
             f"{s.gr} (Ekbackens grundskola) [GR]" in row["detail"]
@@ -293,60 +294,62 @@ def test_a_group_on_a_skola_counts_at_the_unit_of_its_school_type(reg, run_regis
         )
         assert "set organisation to the school unit" in row["detail"]
         assert row["school_id"] == s.skola
-    assert night.reasons(f"{pre['id']}/{pre['groupMemberships'][0]['person']['id']}") == {"GROUP_EXCLUDED"}
+    assert night.reasons(f"{pre}/{pre_member}") == {"GROUP_EXCLUDED"}
     _conserved(night)
 
 
-def test_enrolments_on_a_skola(reg, run_registry):
-    s = Skola(reg)
-    single = reg.org("Lillskolan", "Skola", parent=reg.authority)
-    only_unit = reg.org("Lillskolan F-6", "Skolenhet", parent=single, schoolTypes=["GR"])
-    untyped = reg.person(enrolments=[{"enroledAt": {"id": s.skola}, "startDate": "2026-08-17"}])
-    typed = reg.person(enrolments=[{"enroledAt": {"id": s.skola}, "schoolType": "gy", "startDate": "2026-08-17"}])
-    alone = reg.person(enrolments=[{"enroledAt": {"id": single}, "startDate": "2026-08-17"}])
+def test_enrolments_on_a_skola(canon, evaluate_rows):
+    s = Skola(canon)
+    single = canon.org("Lillskolan", "Skola", parent=canon.authority)
+    only_unit = canon.org("Lillskolan F-6", "Skolenhet", parent=single, school_types=["GR"])
+    untyped, typed, alone = canon.person(), canon.person(), canon.person()
+    canon.enrol(untyped, s.skola, start="2026-08-17", end=None, school_type=None)
+    canon.enrol(typed, s.skola, start="2026-08-17", end=None, school_type="gy")
+    canon.enrol(alone, single, start="2026-08-17", end=None, school_type=None)
 
-    night = run_registry(reg)
+    night = evaluate_rows(canon)
 
-    assert night.users() == {typed["id"]: "student", alone["id"]: "student"}
+    assert night.users() == {typed: "student", alone: "student"}
     assert set(night.query("SELECT user_id, school_id FROM nightly.school_affiliations")) == {
-        (typed["id"], s.gy),
-        (alone["id"], only_unit),
+        (typed, s.gy),
+        (alone, only_unit),
     }
     resolved = _resolved(night)
-    assert "enrolments[1].enroledAt" in resolved[typed["id"]] and "the unit with schoolType GY" in resolved[typed["id"]]
-    assert f"counted at {only_unit} (Lillskolan F-6), the only unit below it" in resolved[alone["id"]]
-    row = night.exclusion(untyped["id"], "UNKNOWN_SCHOOL")
+    assert "enrolments[1].enroledAt" in resolved[typed] and "the unit with schoolType GY" in resolved[typed]
+    assert f"counted at {only_unit} (Lillskolan F-6), the only unit below it" in resolved[alone]
+    row = night.exclusion(untyped, "UNKNOWN_SCHOOL")
     assert row["detail"].startswith(f"enrolment 1: organisation {s.skola} (Ekbacken, Skola) is above the school units")
     assert "no schoolType is given: set enroledAt to the school unit" in row["detail"]
-    assert night.reasons(untyped["id"]) == {"UNKNOWN_SCHOOL"}
+    assert night.reasons(untyped) == {"UNKNOWN_SCHOOL"}
     _conserved(night)
 
 
-def test_a_forvaltning_two_levels_up_resolves_too(reg, run_registry):
-    forvaltning = reg.org("Utbildningsförvaltningen", "Förvaltning", parent=reg.authority)
-    skola = reg.org("Ekbacken", "Skola", parent=forvaltning)
-    unit = reg.org("Ekbacken 7-9", "Skolenhet", parent=skola, schoolTypes=["GR"])
-    principal, _duty = reg.staff(forvaltning, role="Rektor")
-    night = run_registry(reg)
-    assert night.users() == {principal["id"]: "staff"}
+def test_a_forvaltning_two_levels_up_resolves_too(canon, evaluate_rows):
+    forvaltning = canon.org("Utbildningsförvaltningen", "Förvaltning", parent=canon.authority)
+    skola = canon.org("Ekbacken", "Skola", parent=forvaltning)
+    unit = canon.org("Ekbacken 7-9", "Skolenhet", parent=skola, school_types=["GR"])
+    principal, _duty = canon.staff(forvaltning, role="Rektor")
+    night = evaluate_rows(canon)
+    assert night.users() == {principal: "staff"}
     assert night.query("SELECT school_id FROM nightly.school_affiliations") == [(unit,)]
-    assert night.query("SELECT school_id, organisation_id FROM nightly.schools") == [(unit, reg.authority)]
+    assert night.query("SELECT school_id, organisation_id FROM nightly.schools") == [(unit, canon.authority)]
 
 
-def test_the_huvudman_itself_stays_unknown_school(reg, run_registry):
-    s = Skola(reg)
-    teacher, _ = reg.staff(reg.authority, role="Rektor")
-    student = reg.person(enrolments=[{"enroledAt": {"id": reg.authority}, "schoolType": "GR"}])
-    klass = reg.group(reg.authority, schoolType="GR")
-    night = run_registry(reg)
+def test_the_huvudman_itself_stays_unknown_school(canon, evaluate_rows):
+    s = Skola(canon)
+    teacher, _ = canon.staff(canon.authority, role="Rektor")
+    student = canon.person()
+    canon.enrol(student, canon.authority, start=None, end=None, school_type="GR")
+    klass = canon.group(canon.authority, school_type="GR")
+    night = evaluate_rows(canon)
     assert night.users() == {}
     for person in (teacher, student):
-        detail = night.exclusion(person["id"], "UNKNOWN_SCHOOL")["detail"]
+        detail = night.exclusion(person, "UNKNOWN_SCHOOL")["detail"]
         assert (
-            f"organisation {reg.authority} (Testby kommun, Huvudman) is the school authority (Huvudman), not a school unit"
+            f"organisation {canon.authority} (Testby kommun, Huvudman) is the school authority (Huvudman), not a school unit"
             in detail
         )
-    assert "is the school authority" in night.exclusion(klass["id"], "GROUP_UNKNOWN_SCHOOL")["detail"]
+    assert "is the school authority" in night.exclusion(klass, "GROUP_UNKNOWN_SCHOOL")["detail"]
     assert _resolved(night) == {}
     assert s.gr  # the units below exist, and still are not chosen
 

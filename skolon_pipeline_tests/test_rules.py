@@ -130,10 +130,12 @@ PERSON_REASONS = [
 ]
 
 
-@pytest.mark.parametrize(("make", "reasons"), [c[1:] for c in PERSON_REASONS], ids=[c[0] for c in PERSON_REASONS])
-def test_person_reasons(canon, evaluate_rows, make, reasons):
-    person = make(canon, canon.school())
-    night = evaluate_rows(canon)
+@pytest.mark.parametrize(
+    ("case", "reasons"), [(c[0], c[2]) for c in PERSON_REASONS], ids=[c[0] for c in PERSON_REASONS]
+)
+def test_person_reasons(evaluate_cases, case, reasons):
+    night, ids, _school = evaluate_cases({c[0]: c[1] for c in PERSON_REASONS})  # every case in one night
+    person = ids[case]
     assert night.reasons(person) == reasons
     assert person not in night.users()
     # none of these is a wait: no date says when the person would appear
@@ -384,12 +386,14 @@ NOT_STARTED = [
 
 
 @pytest.mark.parametrize(
-    ("make", "code", "as_of", "visible_from"), [c[1:] for c in NOT_STARTED], ids=[c[0] for c in NOT_STARTED]
+    ("case", "code", "as_of", "visible_from"),
+    [(c[0], *c[2:]) for c in NOT_STARTED],
+    ids=[c[0] for c in NOT_STARTED],
 )
-def test_not_started_records_say_when_they_will_appear(canon, evaluate_rows, make, code, as_of, visible_from):
-    school = canon.school()
-    person = make(canon, school)
-    night = evaluate_rows(canon, as_of=as_of)
+def test_not_started_records_say_when_they_will_appear(evaluate_cases, case, code, as_of, visible_from):
+    # the cases of one night in one evaluation
+    night, ids, school = evaluate_cases({c[0]: c[1] for c in NOT_STARTED if c[3] == as_of}, as_of=as_of)
+    person = ids[case]
     row = night.exclusion(person, code)
     assert row["visible_from"] == visible_from
     assert row["school_id"] == school
