@@ -1,5 +1,5 @@
 -- SS12000 v2.1 (and 2.0) records, one JSON value per row in raw_<entity>(file, idx, rec), flattened into the
--- canonical staging tables (skolon_pipeline/canonical.py) plus the SS12000-only activity tables from which
+-- canonical staging tables (skolon_pipeline/validate/canonical.py) plus the SS12000-only activity tables from which
 -- teacher assignments are derived. Runs inside one source's staging database; getvariable('source_id') names it.
 --
 -- Values stay text here (dates included) so that Pandera sees exactly what the registry sent and can name a
@@ -17,6 +17,12 @@ CREATE OR REPLACE TEMP MACRO arr(j) AS CASE
     ELSE [j] END;
 -- A scalar as text whatever JSON type it came as (true, "true", 1 ...).
 CREATE OR REPLACE TEMP MACRO val(j) AS txt(j->>'$');
+-- The entries of a record's list field (Person.emails, Group.groupMemberships ...), one row each, with their place
+-- in the list (1-based) and the record's id. Every nested table below is read through this one shape; entries
+-- that are not objects are reported by list_problems at the end and left out by the callers.
+CREATE OR REPLACE TEMP MACRO list_entries(tbl, field) AS TABLE
+    SELECT id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
+    FROM (SELECT id, arr(rec->field) AS els FROM query_table(tbl));
 
 -- One copy of each id: exact repeats are dropped quietly; `duplicate_contents` > 1 marks a conflicting repeat,
 -- which the rules exclude as DUPLICATE_ID. Nested records are read from the first copy only.
@@ -60,14 +66,13 @@ CREATE TEMP TABLE first_persons AS SELECT * FROM first_copies(raw_persons);
 -- Personal data is kept only where the roster needs it (README "Data protection"): e-mail addresses a school
 -- address can be chosen from (CONTRACT §3: by type, or on a `school_email_domains` domain), the others only
 -- counted; no addresses, phone numbers or photos; civic numbers only through the temporary civic_numbers table,
--- which skolon_pipeline.readers.civic turns into a keyed hash.
+-- which skolon_pipeline.sources.civic turns into a keyed hash.
 CREATE TEMP TABLE all_emails AS
 SELECT person_id, ordinal, txt(el->>'value') AS email, txt(el->>'type') AS email_type,
        coalesce(lower(txt(el->>'type')) IN ('skola elev', 'skola personal', 'arbete övrigt')
                 OR list_contains(getvariable('school_email_domains'), lower(split_part(txt(el->>'value'), '@', -1))),
                 FALSE) AS choosable
-FROM (SELECT person_id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
-      FROM (SELECT id AS person_id, arr(rec->'emails') AS els FROM first_persons))
+FROM (SELECT id AS person_id, ordinal, el FROM list_entries(first_persons, 'emails'))
 WHERE json_type(el) = 'OBJECT';
 
 CREATE TABLE persons AS
@@ -102,8 +107,7 @@ SELECT getvariable('source_id') AS source_id, person_id, ordinal,
        txt(el->>'schoolType') AS school_type,
        val(el->'startDate') AS start_date, val(el->'endDate') AS end_date,
        lower(val(el->'cancelled')) AS cancelled
-FROM (SELECT person_id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
-      FROM (SELECT id AS person_id, arr(rec->'enrolments') AS els FROM first_persons))
+FROM (SELECT id AS person_id, ordinal, el FROM list_entries(first_persons, 'enrolments'))
 WHERE json_type(el) = 'OBJECT';
 
 -- Guardians: who is someone's guardian (so that a guardian-only person is not reported as missing). For a
@@ -113,9 +117,10 @@ SELECT DISTINCT getvariable('source_id') AS source_id,
        CASE WHEN NOT protected THEN person_id END AS person_id,
        ref(el->'person') AS responsible_id,
        CASE WHEN NOT protected THEN txt(el->>'relationType') END AS relation_type
-FROM (SELECT id AS person_id, unnest(arr(rec->'responsibles')) AS el,
-             coalesce(lower(txt(rec->>'securityMarking')), 'ingen') <> 'ingen' AS protected
-      FROM first_persons)
+FROM (SELECT e.id AS person_id, e.el,
+             coalesce(lower(txt(p.rec->>'securityMarking')), 'ingen') <> 'ingen' AS protected
+      FROM list_entries(first_persons, 'responsibles') e
+      JOIN first_persons p ON p.id IS NOT DISTINCT FROM e.id)  -- first_persons has one row per id (NULL too)
 WHERE json_type(el) = 'OBJECT' AND ref(el->'person') IS NOT NULL;
 
 CREATE TEMP TABLE first_duties AS SELECT * FROM first_copies(raw_duties);
@@ -133,8 +138,7 @@ CREATE TABLE duty_assignment_roles AS
 SELECT getvariable('source_id') AS source_id, duty_id, ordinal,
        ref(el->'group') AS group_id, txt(el->>'assignmentRoleType') AS role_type,
        val(el->'startDate') AS start_date, val(el->'endDate') AS end_date
-FROM (SELECT duty_id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
-      FROM (SELECT id AS duty_id, arr(rec->'assignmentRole') AS els FROM first_duties))
+FROM (SELECT id AS duty_id, ordinal, el FROM list_entries(first_duties, 'assignmentRole'))
 WHERE json_type(el) = 'OBJECT';
 
 CREATE TEMP TABLE first_groups AS SELECT * FROM first_copies(raw_groups);
@@ -153,8 +157,7 @@ CREATE TABLE group_memberships AS
 SELECT getvariable('source_id') AS source_id, group_id, ordinal,
        ref(el->'person') AS person_id,
        val(el->'startDate') AS start_date, val(el->'endDate') AS end_date
-FROM (SELECT group_id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
-      FROM (SELECT id AS group_id, arr(rec->'groupMemberships') AS els FROM first_groups))
+FROM (SELECT id AS group_id, ordinal, el FROM list_entries(first_groups, 'groupMemberships'))
 WHERE json_type(el) = 'OBJECT';
 
 CREATE TEMP TABLE first_activities AS SELECT * FROM first_copies(raw_activities);
@@ -169,7 +172,7 @@ FROM first_activities;
 
 CREATE TABLE activity_groups AS
 SELECT DISTINCT getvariable('source_id') AS source_id, activity_id, ref(el) AS group_id
-FROM (SELECT id AS activity_id, unnest(arr(rec->'groups')) AS el FROM first_activities)
+FROM (SELECT id AS activity_id, el FROM list_entries(first_activities, 'groups'))
 WHERE ref(el) IS NOT NULL;
 
 CREATE TABLE activity_teachers AS
@@ -177,8 +180,7 @@ SELECT getvariable('source_id') AS source_id, activity_id, ordinal,
        ref(el->'duty') AS duty_id,
        ref(el->'person') AS person_id,
        val(el->'startDate') AS start_date, val(el->'endDate') AS end_date
-FROM (SELECT activity_id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
-      FROM (SELECT id AS activity_id, arr(rec->'teachers') AS els FROM first_activities))
+FROM (SELECT id AS activity_id, ordinal, el FROM list_entries(first_activities, 'teachers'))
 WHERE json_type(el) = 'OBJECT';
 
 -- Teacher group assignments (CONTRACT §2): Activity.teachers[] for each of Activity.groups[], dates defaulting
@@ -306,8 +308,7 @@ FROM activity_teachers WHERE duty_id IS NULL AND person_id IS NULL
 UNION ALL
 SELECT getvariable('source_id'), 'activity', activity_id, 'ENTRY_IGNORED',
        'Activity.groups[' || n || '] names no group; ignored'
-FROM (SELECT id AS activity_id, generate_subscripts(els, 1) AS n, unnest(els) AS el
-      FROM (SELECT id, arr(rec->'groups') AS els FROM first_activities))
+FROM (SELECT id AS activity_id, ordinal AS n, el FROM list_entries(first_activities, 'groups'))
 WHERE json_type(el) IN ('OBJECT', 'VARCHAR') AND ref(el) IS NULL
 UNION ALL
 -- an activity with teachers but no group assigns no one: say so, so that the teacher's missing class is explained
