@@ -69,6 +69,57 @@ def test_a_cycle_through_a_lazy_import_is_found():
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
 
 
+# The stages of a night in the order the package reads (docs/development.md): a module imports only from its
+# own stage, the stages before it and the shared helpers. Two descriptions every stage may use are shared on
+# purpose: the warehouse tables (publish.tables) and the error a source raises (sources.drops).
+SHARED = {"bounds", "calendar", "config", "duck", "files", "text", "instance", "publish.tables", "sources.drops"}
+STAGES = [
+    {"pull"},
+    # the readers fill the canonical tables validate/canonical.py describes (many readers, one canonical model),
+    # and the OneRoster reader records its row failures with validate's helpers: extract and validate are a pair
+    {"sources", "validate"},
+    {"rules"},
+    {"publish"},
+    {"exports"},
+    {"explain", "query", "notify", "summary", "serve"},
+    {"night", "runs", "testing", "demo"},
+    {"defs", "definitions"},
+    {"cli"},
+]
+
+
+def _stage_of(module: str) -> int:
+    """-1 for the shared helpers, else the index of the module's stage in STAGES."""
+    rest = module.removeprefix("skolon_pipeline").lstrip(".")
+    if not rest or rest in SHARED or rest.split(".")[0] in SHARED:
+        return -1
+    top = rest.split(".")[0]
+    return next(i for i, stage in enumerate(STAGES) if top in stage)
+
+
+def backwards_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} → {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if _stage_of(module) >= 0 and _stage_of(target) > _stage_of(module)
+    )
+
+
+def test_a_stage_imports_only_from_the_stages_before_it():
+    backwards = backwards_imports(import_graph())
+    assert not backwards, "a stage imports from a later one: " + ", ".join(backwards)
+
+
+def test_the_stage_order_check_sees_a_backwards_import():
+    rules, exports, tables = (
+        "skolon_pipeline.rules.engine",
+        "skolon_pipeline.exports.people",
+        "skolon_pipeline.publish.tables",
+    )
+    assert backwards_imports({rules: {exports, tables}, exports: {rules}}) == [f"{rules} → {exports}"]
+
+
 def _writes_environ(node: ast.AST) -> bool:
     """os.environ[...] = / del os.environ[...] / os.environ.update|setdefault|pop|clear(...) / os.putenv(...)"""
 
