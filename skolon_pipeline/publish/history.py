@@ -169,16 +169,23 @@ def _append_newest_night(
     """apply_night for a night after every published one: close the open intervals whose row is gone, open
     one for each new row, leave the rest alone. Set operations on the open rows only, where the general path
     cuts and re-merges every open interval with a window over all columns (profiled: 3.7 s of a 10 s publish
-    at 1.3 million memberships)."""
+    at 1.3 million memberships). EXCEPT compares whole rows as sets (NULLs equal, as the intervals do, and
+    repeated rows once), so the night's rows are read as they are, not copied first; with no open interval
+    (the first night, a table emptied) every row of the night opens one."""
     col_list = ", ".join(cols)
     n = date_sql(night)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _night_rows AS SELECT DISTINCT {col_list} FROM {rows_sql} AS night_rows")
+    if not con.execute(f"SELECT EXISTS (SELECT 1 FROM history.{table} WHERE valid_to IS NULL)").fetchone()[0]:
+        con.execute(
+            f"""INSERT INTO history.{table} ({col_list}, valid_from, valid_to)
+                SELECT DISTINCT {col_list}, {n}, NULL::DATE FROM {rows_sql} AS night_rows"""
+        )
+        return
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _open_rows AS SELECT {col_list} FROM history.{table} WHERE valid_to IS NULL"
     )
-    # Set operations compare NULLs as equal, as the intervals do.
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _gone AS SELECT {col_list} FROM _open_rows EXCEPT SELECT {col_list} FROM _night_rows"
+        f"""CREATE OR REPLACE TEMP TABLE _gone AS
+            SELECT {col_list} FROM _open_rows EXCEPT SELECT {col_list} FROM {rows_sql} AS night_rows"""
     )
     matches = " AND ".join(f"h.{c} IS NOT DISTINCT FROM g.{c}" for c in cols)
     con.execute(
@@ -187,9 +194,9 @@ def _append_newest_night(
     )
     con.execute(
         f"""INSERT INTO history.{table} ({col_list}, valid_from, valid_to)
-            SELECT {col_list}, {n}, NULL FROM (SELECT {col_list} FROM _night_rows EXCEPT SELECT {col_list} FROM _open_rows)"""
+            SELECT {col_list}, {n}, NULL FROM (
+                SELECT {col_list} FROM {rows_sql} AS night_rows EXCEPT SELECT {col_list} FROM _open_rows)"""
     )
-    con.execute("DROP TABLE _night_rows")
     con.execute("DROP TABLE _open_rows")
     con.execute("DROP TABLE _gone")
 
