@@ -17,6 +17,7 @@ Absolute times on shared machines drift by 40 % from run to run; ratios within o
     python bench/run_bench.py                      # 50 000, 200 000 and 800 000 persons
     python bench/run_bench.py --sizes 50000 200000 --work /tmp/skolon-bench
     python bench/run_bench.py --sizes 200000 --shapes paged
+    python bench/run_bench.py --sizes 200000 800000 --one-file-sizes 200000
 """
 
 from __future__ import annotations
@@ -177,13 +178,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 800_000])
     parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES))
+    parser.add_argument(
+        "--one-file-sizes",
+        type=int,
+        nargs="*",
+        help="the sizes that also run as one file per entity (default: all of --sizes); e.g. only 200000 "
+        "beside a paged 800000",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/skolon-bench"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    rows = [bench_size(n, args.work, shape) for n in args.sizes for shape in args.shapes]
+    one_file = set(args.sizes if args.one_file_sizes is None else args.one_file_sizes)
+    load_before = os.getloadavg()
+    rows = [
+        bench_size(n, args.work, shape)
+        for n in args.sizes
+        for shape in args.shapes
+        if shape == "paged" or n in one_file
+    ]
+    load_after = os.getloadavg()
     print(
         f"\nmachine: {platform.machine()}, {psutil.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM, Python {platform.python_version()}\n"
+        f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM, Python {platform.python_version()}; "
+        f"load average (1, 5, 15 min) {', '.join(f'{x:.1f}' for x in load_before)} before, "
+        f"{', '.join(f'{x:.1f}' for x in load_after)} after\n"
     )
     print("| persons | shape | JSON MB | night s | night peak RSS MB | floor s | floor RSS MB | scan s |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
