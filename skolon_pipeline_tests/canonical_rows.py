@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from skolon_pipeline import duck
 from skolon_pipeline import night as stages
 from skolon_pipeline.config import Installation, Rules, Source
 from skolon_pipeline.rules.engine import STAGING_INPUTS
@@ -230,7 +231,7 @@ class Canonical:
         night = dt.date.fromisoformat(as_of)
         source = Source(self.source_id, "ss12000", staging_dir, Rules(**{"term_starts": TERM_STARTS, **(rules or {})}))
         path = stages.staging_file(staging_dir, night, self.source_id)
-        with duckdb.connect(str(path)) as con:
+        with duck.connect(path) as con:  # in the storage format the extract writes
             self._write(con)
             stages.record_read(con, self.source_id, dt.date.fromisoformat(drop_date or as_of))
         stages.validate(self.source_id, path)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,8 @@ from skolon_pipeline.publish import tables
 from skolon_pipeline_tests import hypothesis_profiles  # noqa: F401 - registers and loads the Hypothesis profiles
 from skolon_pipeline_tests.registry import Registry
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 
 
 @dataclass
@@ -61,44 +63,46 @@ class Night:
         return self.query("SELECT record_id, code, detail FROM nightly.warnings WHERE as_of = ?", [self.as_of])
 
 
+def run_registry_in(
+    folder: Path,
+    registry: Registry,
+    as_of: str = "2026-12-01",
+    drop_date: str | None = None,
+    rules: dict | None = None,
+    warehouse: Path | None = None,
+) -> Night:
+    """Writes a Registry as a drop in `folder`, runs the night's stages without Dagster, returns a Night."""
+    data_dir = folder / "data"
+    registry.write(data_dir, drop_date=drop_date or as_of, rules=rules)
+    settings = Settings(data_dir, warehouse or folder / "warehouse.duckdb", folder / "exports")
+    night_date = dt.date.fromisoformat(as_of)
+    evaluated = night.run_night(load_installation(data_dir), night_date, settings.warehouse, settings.staging_dir)
+    return Night(settings.warehouse, night_date, evaluated.conservation)
+
+
 @pytest.fixture
 def run_registry(tmp_path):
-    """Writes a Registry as a drop, runs the night's stages without Dagster, returns a Night."""
+    """run_registry_in(tmp_path, registry, ...): the night published in the test's own folder."""
+    return functools.partial(run_registry_in, tmp_path)
 
-    def run(
-        registry: Registry,
-        as_of: str = "2026-12-01",
-        drop_date: str | None = None,
-        rules: dict | None = None,
-        warehouse: Path | None = None,
-    ) -> Night:
-        data_dir = tmp_path / "data"
-        registry.write(data_dir, drop_date=drop_date or as_of, rules=rules)
-        settings = Settings(data_dir, warehouse or tmp_path / "warehouse.duckdb", tmp_path / "exports")
-        night_date = dt.date.fromisoformat(as_of)
-        evaluated = night.run_night(load_installation(data_dir), night_date, settings.warehouse, settings.staging_dir)
-        return Night(settings.warehouse, night_date, evaluated.conservation)
 
-    return run
+def evaluate_registry_in(
+    folder: Path, registry: Registry, as_of: str = "2026-12-01", drop_date: str | None = None, rules: dict | None = None
+) -> Night:
+    """Like run_registry_in, but the night stops after the rules (nothing is published): its Night reads the rules'
+    output under the names it is published as (nightly.*, the rows publish_night would insert). For tests of the
+    readers; the rules are tested from canonical rows (canonical_rows.py), publishing in test_warehouse and
+    test_history."""
+    data_dir = folder / "data"
+    registry.write(data_dir, drop_date=drop_date or as_of, rules=rules)
+    night_date = dt.date.fromisoformat(as_of)
+    return rules_night(night.evaluate_night(load_installation(data_dir), night_date, folder / "staging"), night_date)
 
 
 @pytest.fixture
 def evaluate_registry(tmp_path):
-    """Like run_registry, but the night stops after the rules (nothing is published): its Night reads the rules'
-    output under the names it is published as (nightly.*, the rows publish_night would insert). For tests of the
-    rules and the readers; publishing is tested in test_warehouse and test_history."""
-
-    def run(
-        registry: Registry, as_of: str = "2026-12-01", drop_date: str | None = None, rules: dict | None = None
-    ) -> Night:
-        data_dir = tmp_path / "data"
-        registry.write(data_dir, drop_date=drop_date or as_of, rules=rules)
-        night_date = dt.date.fromisoformat(as_of)
-        return rules_night(
-            night.evaluate_night(load_installation(data_dir), night_date, tmp_path / "staging"), night_date
-        )
-
-    return run
+    """evaluate_registry_in(tmp_path, registry, ...)."""
+    return functools.partial(evaluate_registry_in, tmp_path)
 
 
 def rules_night(evaluated: night.Evaluated, as_of: dt.date) -> Night:
@@ -119,15 +123,19 @@ def nightly_views(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
 
 
 @pytest.fixture(scope="session")
-def demo_warehouse(tmp_path_factory) -> Path:
-    """The shipped demo registry's night (2025-12-15) evaluated and published without Dagster."""
+def demo_warehouse(tmp_path_factory, request) -> Path:
+    """The shipped demo registry's night (2025-12-15) evaluated and published without Dagster: built once per
+    test run and shared by the xdist workers (under a file lock in the run's common folder), which only read it."""
+    from filelock import FileLock
+
     from skolon_pipeline.demo import DEMO_NIGHT
 
-    tmp = tmp_path_factory.mktemp("demo-warehouse")
-    wh = tmp / "wh" / "warehouse.duckdb"
-    night.run_night(
-        load_installation(Path(__file__).resolve().parents[1] / "data"), DEMO_NIGHT, wh, tmp / "wh" / "staging"
-    )
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if hasattr(request.config, "workerinput") else base  # the run's folder, above gw0, gw1 ...
+    wh = root / "demo-warehouse" / "wh" / "warehouse.duckdb"
+    with FileLock(str(root / "demo-warehouse.lock")):
+        if not wh.exists():  # the publish renames the finished file into place
+            night.run_night(load_installation(REPO / "data"), DEMO_NIGHT, wh, wh.parent / "staging")
     return wh
 
 

@@ -12,6 +12,7 @@ import pytest
 from skolon_pipeline.sources.civic import PseudonymKey
 from skolon_pipeline.sources.drops import SourceError, find_drop
 from skolon_pipeline.sources.ss12000 import extract_ss12000
+from skolon_pipeline_tests.conftest import evaluate_registry_in
 from skolon_pipeline_tests.registry import Registry
 
 
@@ -146,22 +147,72 @@ def test_ids_that_are_not_uuids_are_accepted(tmp_path, run_registry):
 # ─── What the reader hands the rules (the rules themselves: test_rules.py, from canonical rows) ──────────
 
 
-def test_blank_names_are_read_as_missing(run_registry):
-    reg = Registry()
-    nameless = reg.student(reg.school(), given="", family="  ")
-    night = run_registry(reg)
-    assert night.reasons(nameless["id"]) == {"MISSING_GIVEN_NAME", "MISSING_FAMILY_NAME"}
-    assert nameless["id"] not in night.users()
-
-
-def test_a_private_address_is_counted_not_kept(run_registry):
+@pytest.fixture(scope="module")
+def quirks(tmp_path_factory):
+    """One drop with the records of the reader cases below (each case's records are its own), read and
+    evaluated once; returns the Night and the records by case."""
     reg = Registry()
     school = reg.school()
-    private = reg.student(school, emails=[{"value": "hemma@exempel.se", "type": "Privat"}])
-    none = reg.student(school, emails=[])
-    night = run_registry(reg)
-    assert "private" in night.exclusion(private["id"], "MISSING_EMAIL")["detail"]
-    assert night.exclusion(none["id"], "MISSING_EMAIL")["detail"] == "no e-mail address"
+    cases = {
+        "nameless": reg.student(school, given="", family="  "),
+        "private": reg.student(school, emails=[{"value": "hemma@exempel.se", "type": "Privat"}]),
+        "no_email": reg.student(school, emails=[]),
+        "twice": reg.student(school),
+        "conflicting": reg.student(school),
+        "klass": reg.group(school, members=[reg.student(school)]),
+        "shouting": reg.group(school, group_type="UNDERVISNING"),
+        "unknown_duty_group": reg.group(school),
+    }
+    reg.persons.append({**cases["twice"]})  # exact repeat: dropped quietly
+    reg.persons.append({**cases["conflicting"], "givenName": "Annan"})
+    cases["mentor"], duty = reg.staff(school)
+    duty["assignmentRole"] = [{"group": {"id": cases["klass"]["id"]}, "assignmentRoleType": "Mentor"}]
+    activity = reg.activity(school, [cases["unknown_duty_group"]], [])
+    activity["teachers"] = [{"duty": {"id": "00000000-0000-0000-0000-0000000d0001"}}]
+    return evaluate_registry_in(tmp_path_factory.mktemp("quirks"), reg), cases
+
+
+def test_blank_names_are_read_as_missing(quirks):
+    night, cases = quirks
+    nameless = cases["nameless"]["id"]
+    assert night.reasons(nameless) == {"MISSING_GIVEN_NAME", "MISSING_FAMILY_NAME"}
+    assert nameless not in night.users()
+
+
+def test_a_private_address_is_counted_not_kept(quirks):
+    night, cases = quirks
+    assert "private" in night.exclusion(cases["private"]["id"], "MISSING_EMAIL")["detail"]
+    assert night.exclusion(cases["no_email"]["id"], "MISSING_EMAIL")["detail"] == "no e-mail address"
+
+
+def test_an_exact_repeat_is_quiet_a_conflicting_one_is_duplicate_id(quirks):
+    night, cases = quirks
+    twice = cases["twice"]["id"]
+    assert night.users()[twice] == "student"
+    assert night.reasons(twice) == set()
+    assert night.reasons(cases["conflicting"]["id"]) == {"DUPLICATE_ID"}
+    assert all(g["missing"] == 0 for g in night.conservation.values())
+
+
+def test_mentor_assignment_role_makes_a_teacher(quirks):
+    night, cases = quirks
+    mentor = cases["mentor"]["id"]
+    assert night.users()[mentor] == "teacher"
+    assert (cases["klass"]["id"], mentor, "teacher") in night.memberships()
+
+
+def test_group_type_in_another_letter_case_is_repaired_with_a_warning(quirks):
+    night, cases = quirks
+    shouting = cases["shouting"]["id"]
+    assert shouting in night.groups()
+    assert (shouting, "ENUM_CASE", "group_type UNDERVISNING read as Undervisning") in night.warnings()
+
+
+def test_unknown_duty_in_activity_is_unknown_person(quirks):
+    night, cases = quirks
+    row = night.exclusion(f"{cases['unknown_duty_group']['id']}/00000000-0000-0000-0000-0000000d0001", "UNKNOWN_PERSON")
+    assert row["detail"].startswith("duty ")
+    assert all(g["missing"] == 0 for g in night.conservation.values())
 
 
 def test_email_choice_prefers_school_types_then_work_then_school_domain(run_registry):
@@ -198,39 +249,6 @@ def test_email_choice_prefers_school_types_then_work_then_school_domain(run_regi
     }
 
 
-def test_an_exact_repeat_is_quiet_a_conflicting_one_is_duplicate_id(run_registry):
-    reg = Registry()
-    school = reg.school()
-    twice = reg.student(school)
-    reg.persons.append({**twice})  # exact repeat: dropped quietly
-    conflicting = reg.student(school)
-    reg.persons.append({**conflicting, "givenName": "Annan"})
-    night = run_registry(reg)
-    assert night.users()[twice["id"]] == "student"
-    assert night.reasons(twice["id"]) == set()
-    assert night.reasons(conflicting["id"]) == {"DUPLICATE_ID"}
-    assert all(g["missing"] == 0 for g in night.conservation.values())
-
-
-def test_mentor_assignment_role_makes_a_teacher(run_registry):
-    reg = Registry()
-    school = reg.school()
-    klass = reg.group(school, members=[reg.student(school)])
-    mentor, duty = reg.staff(school)
-    duty["assignmentRole"] = [{"group": {"id": klass["id"]}, "assignmentRoleType": "Mentor"}]
-    night = run_registry(reg)
-    assert night.users()[mentor["id"]] == "teacher"
-    assert (klass["id"], mentor["id"], "teacher") in night.memberships()
-
-
-def test_group_type_in_another_letter_case_is_repaired_with_a_warning(run_registry):
-    reg = Registry()
-    shouting = reg.group(reg.school(), group_type="UNDERVISNING")
-    night = run_registry(reg)
-    assert shouting["id"] in night.groups()
-    assert (shouting["id"], "ENUM_CASE", "group_type UNDERVISNING read as Undervisning") in night.warnings()
-
-
 def test_activity_teacher_given_as_person_is_accepted_with_warning(run_registry):
     reg = Registry()
     school = reg.school()
@@ -241,15 +259,3 @@ def test_activity_teacher_given_as_person_is_accepted_with_warning(run_registry)
     night = run_registry(reg)
     assert night.users()[teacher["id"]] == "teacher"
     assert [c for _, c, _ in night.warnings()] == ["TEACHER_BY_PERSON"]
-
-
-def test_unknown_duty_in_activity_is_unknown_person(run_registry):
-    reg = Registry()
-    school = reg.school()
-    klass = reg.group(school)
-    activity = reg.activity(school, [klass], [])
-    activity["teachers"] = [{"duty": {"id": "00000000-0000-0000-0000-0000000d0001"}}]
-    night = run_registry(reg)
-    row = night.exclusion(f"{klass['id']}/00000000-0000-0000-0000-0000000d0001", "UNKNOWN_PERSON")
-    assert row["detail"].startswith("duty ")
-    assert all(g["missing"] == 0 for g in night.conservation.values())

@@ -109,6 +109,7 @@ def test_a_queued_page_is_answered_when_the_slot_frees_in_time(site, monkeypatch
     assert statuses == {"rendering": 200, "queued": 200}
 
 
+@pytest.mark.slow  # `skolon-pipeline serve` in a subprocess, its threads' niceness read from /proc
 def test_serve_runs_at_low_cpu_priority_on_one_duckdb_thread_per_copy(site, tmp_path):
     """The web view yields the CPU to the nightly run: every thread of `skolon-pipeline serve` (DuckDB's and the
     thread pool's included) at niceness 10 or more (`--nice` lowers it further), and its copies on one DuckDB
