@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import shutil
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -78,13 +81,33 @@ def _run(tmp_path, data_dir=DEMO_DATA, night=DEMO_NIGHT, *extra):
     )
 
 
+@dataclass
+class DemoRun:
+    """The demo night, run once for the module through `cli.main` on an instance with the shipped dagster.yaml."""
+
+    warehouse: Path
+    dagster_home: Path
+    out: str  # what the run printed on stdout
+
+
 @pytest.fixture(scope="module")
-def demo_night(tmp_path_factory):
+def demo_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(tmp / "dagster_home"))
+    home = tmp / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        for name in ("SKOLON_DATA_DIR", "SKOLON_WAREHOUSE", "SKOLON_EXPORT_DIR"):
+            mp.delenv(name, raising=False)
+        mp.setenv("DAGSTER_HOME", str(home))
         assert _run(tmp) == 0
-    return tmp / "wh" / "warehouse.duckdb"
+    return DemoRun(tmp / "wh" / "warehouse.duckdb", home, out.getvalue())
+
+
+@pytest.fixture
+def demo_night(demo_run):
+    return demo_run.warehouse
 
 
 @pytest.mark.slow
@@ -136,23 +159,17 @@ def test_demo_night_conserves_every_record(demo_night):
 
 
 @pytest.mark.slow
-def test_run_prints_a_summary_without_personal_data(tmp_path, capsys):
-    assert _run(tmp_path) == 0
-    out = capsys.readouterr().out
+def test_run_prints_a_summary_without_personal_data(demo_run):
+    out = demo_run.out
     assert f"night {DEMO_NIGHT}: published" in out
     assert "source lindby:" in out and "included:" in out and "most common reasons:" in out
     assert "@" not in out  # no e-mail addresses, so no names either
-    assert f"validation files: {tmp_path / 'exports' / DEMO_NIGHT.isoformat()}/" in out
+    assert f"validation files: {demo_run.warehouse.parents[1] / 'exports' / DEMO_NIGHT.isoformat()}/" in out
 
 
 @pytest.mark.slow
-def test_run_records_the_run_on_the_dagster_home_instance(tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    assert _run(tmp_path) == 0
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+def test_run_records_the_run_on_the_dagster_home_instance(demo_run):
+    with dg.DagsterInstance.from_config(str(demo_run.dagster_home)) as instance:
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].tags["dagster/partition"] == str(DEMO_NIGHT)
 
@@ -191,11 +208,10 @@ def test_without_dagster_home_the_run_is_on_the_data_folders_instance_with_its_c
 
 
 @pytest.mark.slow
-def test_broken_drop_exits_non_zero_naming_step_and_file(tmp_path, capsys):
+def test_broken_drop_exits_non_zero_naming_step_and_file(tmp_path, capsys, demo_run):
     data = tmp_path / "data"
-    shutil.copytree(DEMO_DATA, data)
-    assert _run(tmp_path, data) == 0
-    capsys.readouterr()
+    shutil.copytree(DEMO_DATA, data, ignore=shutil.ignore_patterns("dagster_home", "warehouse.duckdb*", "staging"))
+    shutil.copytree(demo_run.warehouse.parent, tmp_path / "wh")  # the demo night, published from the same drop
     broken = next((data / "registries" / "lindby").iterdir()) / "duties.json"
     broken.write_text('{"data": [{"id": "x"', encoding="utf-8")
     assert _run(tmp_path, data) == cli.EXIT_FAILED
