@@ -10,10 +10,11 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 # Hypothesis (the fuzz tests): `pytest --hypothesis-profile=NAME`, default `ci`.
 # * ci: derandomised, so every run tries the same inputs: the suite is reproducible and its time known (Hypothesis
-#   allows no example database with derandomize);
+#   allows no example database with derandomize); 5 examples (about a second each: a night's extract, validation and
+#   rules), the exploring is the nightly profile's job;
 # * dev: new random inputs on every run; a failing input is saved in the example database and tried first next
 #   time, until it passes;
-# * nightly: the same with 40 times the examples (a few minutes per fuzz test): new inputs night after night.
+# * nightly: the same with 64 times CI's examples (a few minutes per fuzz test): new inputs night after night.
 #   Keep the database (`.hypothesis/examples`, or SKOLON_HYPOTHESIS_DB) between nightly runs, and turn each
 #   failure found into an `@example` of its test once understood.
 EXAMPLES = DirectoryBasedExampleDatabase(
@@ -24,7 +25,7 @@ _FUZZ = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
     "print_blob": True,
 }
-settings.register_profile("ci", max_examples=8, derandomize=True, database=None, **_FUZZ)
+settings.register_profile("ci", max_examples=5, derandomize=True, database=None, **_FUZZ)
 # derandomize=False said explicitly: with CI set in the environment Hypothesis' own default is derandomised, and a
 # profile inherits what it does not say.
 settings.register_profile("dev", max_examples=20, derandomize=False, database=EXAMPLES, **_FUZZ)
