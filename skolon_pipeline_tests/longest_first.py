@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import pytest
 
-# Longest first, as measured with `pytest -m slow -n 0 --durations=0` (docs/development.md); re-measure and
-# reorder when a module's cost changes a lot. Only the order matters, not the figures.
+# Longest first (whole module, both tiers), as measured with `pytest -n 0 --durations=0`; re-measure and reorder
+# when a module's cost changes a lot. Only the order matters.
 LONGEST_MODULES = (
     "test_runtime.py",  # demo nights through the CLI beside readers, kills of whole process trees
-    "test_history.py",  # several nights each, a publish killed at every point
-    "test_cli.py",  # the demo night through the CLI, Dagster instances
+    "test_history.py",  # several nights each, a publish killed at ten points
     "test_guard_cli.py",  # nights through the CLI and Dagster, held and approved
-    "test_launched.py",  # the job with its multiprocess executor
+    "test_launched.py",  # `dagster job execute` in a subprocess, with the multiprocess executor
+    "test_rules.py",
     "test_sources.py",
+    "test_cli.py",  # the demo night through the CLI, a fresh clone's two nights
+    "test_pull.py",
     "test_data_protection.py",
+    "test_registries.py",
     "test_guard_losses.py",
-    "test_fuzz_ss12000.py",
+    "test_freshness.py",
     "test_dagster.py",
+    "test_exports.py",
     "test_parallel.py",
+    "test_notify.py",
+    "test_disk_full.py",
+    "test_explain.py",
     "test_workbook_print.py",  # LibreOffice
 )
 _RANK = {name: rank for rank, name in enumerate(LONGEST_MODULES)}
