@@ -232,9 +232,6 @@ CREATE TABLE reader_invalid_records (
     source_id VARCHAR, table_name VARCHAR, entity_type VARCHAR, record_id VARCHAR,
     person_id VARCHAR, group_id VARCHAR, role VARCHAR, field VARCHAR, check_name VARCHAR, detail VARCHAR);
 
-CREATE OR REPLACE TEMP MACRO bad_id(rec) AS json_type(rec->'id') IN ('ARRAY', 'OBJECT', 'BOOLEAN');
-CREATE OR REPLACE TEMP MACRO number_id(rec) AS json_type(rec->'id') IN ('BIGINT', 'UBIGINT', 'DOUBLE');
-
 -- Every record with the owner its problems are reported on (CONTRACT §4: a duty's go to its person).
 CREATE OR REPLACE TEMP VIEW first_records AS
 SELECT 'organisations' AS table_name, 'organisation' AS entity, id, rec, id AS owner_id, NULL AS person_id,
@@ -248,16 +245,23 @@ SELECT 'groups', 'group', id, rec, id, NULL, id FROM first_groups
 UNION ALL
 SELECT 'activities', 'activity', id, rec, id, NULL, NULL FROM first_activities;
 
+-- The records whose id is not a string, found in one parse of every record (two checks each parsing every
+-- record cost 2.5 s at 200 000 persons).
+CREATE OR REPLACE TEMP TABLE odd_ids AS
+SELECT * FROM (SELECT *, json_type(rec->'id') AS id_type FROM first_records) WHERE id_type <> 'VARCHAR';
+
 INSERT INTO reader_invalid_records
 SELECT getvariable('source_id'), table_name,
        CASE WHEN entity = 'duty' AND person_id IS NOT NULL THEN 'person' ELSE entity END,
        CASE WHEN entity = 'duty' THEN coalesce(person_id, id) ELSE owner_id END, person_id, group_id, NULL, 'id',
        'is_string', table_name || '.id failed is_string (' || json_kind(rec->'id') || ')'
-FROM first_records WHERE bad_id(rec);
+FROM odd_ids WHERE id_type IN ('ARRAY', 'OBJECT', 'BOOLEAN');
 
 INSERT INTO warnings
 SELECT getvariable('source_id'), entity, id, 'ID_NOT_A_STRING', 'id is a number; read as the text ' || id
-FROM first_records WHERE number_id(rec);
+FROM odd_ids WHERE id_type IN ('BIGINT', 'UBIGINT', 'DOUBLE');
+
+DROP TABLE odd_ids;
 
 -- List fields: a single value where a list belongs is read as a list of one when it is what the list holds (an
 -- object; for Activity.groups also a bare id), else ignored; list entries that are not objects are ignored.
