@@ -19,40 +19,10 @@ from skolon_pipeline import cli
 from skolon_pipeline.defs.roster import CONSERVATION_CHECK, ELIGIBILITY_KEY
 from skolon_pipeline.defs.schedules import NIGHTLY_JOB
 from skolon_pipeline.demo import DEMO_NIGHT, NOT_IN_DEMO
+from skolon_pipeline_tests.contract import REASON_CODES
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO / "data"
-
-# CONTRACT §4, every code
-REASON_CODES = {
-    "MISSING_GIVEN_NAME",
-    "MISSING_FAMILY_NAME",
-    "MISSING_EMAIL",
-    "INVALID_EMAIL",
-    "DUPLICATE_EMAIL",
-    "DUPLICATE_ID",
-    "INVALID_RECORD",
-    "PERSON_INACTIVE",
-    "NO_SCHOOL_LINK",
-    "EMPLOYMENT_NOT_STARTED",
-    "EMPLOYMENT_ENDED",
-    "NO_GROUP_ASSIGNMENT",
-    "PLACEMENT_NOT_STARTED",
-    "PLACEMENT_ENDED",
-    "PLACEMENT_CANCELLED",
-    "NO_ACTIVE_GROUP",
-    "UNKNOWN_SCHOOL",
-    "GROUP_UNKNOWN_SCHOOL",
-    "GROUP_NOT_STARTED",
-    "GROUP_ENDED",
-    "GROUP_TYPE_NOT_SYNCED",
-    "MEMBERSHIP_NOT_STARTED",
-    "MEMBERSHIP_ENDED",
-    "MEMBER_EXCLUDED",
-    "GROUP_EXCLUDED",
-    "UNKNOWN_PERSON",
-    "UNKNOWN_GROUP",
-}
 
 
 @pytest.fixture(autouse=True)

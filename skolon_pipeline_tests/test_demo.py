@@ -27,40 +27,11 @@ from skolon_pipeline.demo import (
     YEAR_START,
     generate_demo,
 )
+from skolon_pipeline_tests.contract import REASON_CODES
 
 REPO = Path(__file__).resolve().parents[1]
 BOM = b"\xef\xbb\xbf"
 
-# CONTRACT §4, copied from the contract's table on purpose: a code added there must be added to the demo.
-CONTRACT_REASON_CODES = {
-    "MISSING_GIVEN_NAME",
-    "MISSING_FAMILY_NAME",
-    "MISSING_EMAIL",
-    "INVALID_EMAIL",
-    "DUPLICATE_EMAIL",
-    "DUPLICATE_ID",
-    "INVALID_RECORD",
-    "PERSON_INACTIVE",
-    "NO_SCHOOL_LINK",
-    "EMPLOYMENT_NOT_STARTED",
-    "EMPLOYMENT_ENDED",
-    "NO_GROUP_ASSIGNMENT",
-    "PLACEMENT_NOT_STARTED",
-    "PLACEMENT_ENDED",
-    "PLACEMENT_CANCELLED",
-    "NO_ACTIVE_GROUP",
-    "UNKNOWN_SCHOOL",
-    "GROUP_UNKNOWN_SCHOOL",
-    "GROUP_NOT_STARTED",
-    "GROUP_ENDED",
-    "GROUP_TYPE_NOT_SYNCED",
-    "MEMBERSHIP_NOT_STARTED",
-    "MEMBERSHIP_ENDED",
-    "MEMBER_EXCLUDED",
-    "GROUP_EXCLUDED",
-    "UNKNOWN_PERSON",
-    "UNKNOWN_GROUP",
-}
 # DEFECTS entries for records that must reach the roster.
 INCLUDED_MARKERS = {"LOOKAHEAD_INCLUDED", "EXACT_REPEAT"}
 
@@ -289,10 +260,10 @@ def test_ids_are_lower_case_except_the_deliberate_ones(drop):
 
 
 def test_defects_cover_every_reason_code():
-    assert set(NOT_IN_DEMO) <= CONTRACT_REASON_CODES
+    assert set(NOT_IN_DEMO) <= REASON_CODES
     codes = {d.code for d in DEFECTS}
-    assert codes - INCLUDED_MARKERS <= CONTRACT_REASON_CODES
-    assert CONTRACT_REASON_CODES - set(NOT_IN_DEMO) <= codes
+    assert codes - INCLUDED_MARKERS <= REASON_CODES
+    assert REASON_CODES - set(NOT_IN_DEMO) <= codes
     assert INCLUDED_MARKERS <= codes
     for d in DEFECTS:
         assert d.description and d.record_ids
@@ -320,7 +291,7 @@ def test_every_reason_code_occurs_on_the_demo_night(demo, tmp_path):
         warnings = {(r, c) for r, c in con.execute("SELECT record_id, code FROM out_warnings").fetchall()}
         gaps = conservation_gaps(con)
 
-    assert {code for _, code, _ in exclusions} == CONTRACT_REASON_CODES - set(NOT_IN_DEMO)
+    assert {code for _, code, _ in exclusions} == REASON_CODES - set(NOT_IN_DEMO)
     reasons: dict[str, set[str]] = {}
     for record_id, code, _ in exclusions:
         reasons.setdefault(record_id, set()).add(code)
