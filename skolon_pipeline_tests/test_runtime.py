@@ -263,7 +263,10 @@ def test_a_kill_during_a_spilling_extract_leaves_no_civic_number_on_disk(tmp_pat
     from skolon_pipeline.demo import generate_demo
 
     data = tmp_path / "data"
-    drop = generate_demo(data, scale=30)  # ~15 000 persons: the extract spills under a 64 MB memory limit
+    # ~15 000 persons: under a 256 MB memory limit the extract spills (about 6 s in) and the night would still
+    # succeed (about 14 s), so the kill below always lands in a live, spilling run. Under 64-128 MB the night
+    # fails reading groups.json soon after the first spill, and a slow poll could miss the spill altogether.
+    drop = generate_demo(data, scale=30)
     civic = set()
     for page in drop.rglob("*.json"):
         civic.update(re.findall(r'"civicNo":\s*\{\s*"value":\s*"([^"]+)"', page.read_text(encoding="utf-8")))
@@ -285,7 +288,7 @@ def test_a_kill_during_a_spilling_extract_leaves_no_civic_number_on_disk(tmp_pat
     spill = warehouse.parent / "staging" / str(DEMO_NIGHT) / "lindby.duckdb.tmp"
     run = subprocess.Popen(
         [sys.executable, *args],
-        env={**_env(), "SKOLON_DUCKDB_MEMORY_LIMIT": "64MB"},
+        env={**_env(), "SKOLON_DUCKDB_MEMORY_LIMIT": "256MB"},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
