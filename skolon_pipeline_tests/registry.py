@@ -192,3 +192,26 @@ def write_sources(data_dir: Path, sources: list[dict], rules: dict | None = None
 
 def night(d: str) -> dt.date:
     return dt.date.fromisoformat(d)
+
+
+def run_cli(tmp_path: Path, command: str, as_of: dt.date, *extra: str, export_dir: str = "exports") -> int:
+    """`skolon-pipeline COMMAND --as-of AS_OF` in this process, on the test's folders (data/, wh/warehouse.duckdb,
+    `export_dir`/) with the in-process executor; returns the exit code."""
+    from skolon_pipeline import cli  # here, not at the top: the fast tier imports this module without Dagster
+
+    return cli.main(
+        [
+            command,
+            "--as-of",
+            as_of.isoformat(),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--warehouse",
+            str(tmp_path / "wh" / "warehouse.duckdb"),
+            "--export-dir",
+            str(tmp_path / export_dir),
+            "--executor",
+            "in_process",
+            *extra,
+        ]
+    )

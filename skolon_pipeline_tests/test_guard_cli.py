@@ -9,30 +9,11 @@ import duckdb
 import pytest
 
 from skolon_pipeline import cli
-from skolon_pipeline_tests.registry import Registry
+from skolon_pipeline_tests.registry import Registry, run_cli
 
 pytestmark = pytest.mark.slow  # nights run through the CLI and Dagster
 
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
-
-
-def _cli(tmp_path, command: str, night: dt.date, *extra: str) -> int:
-    return cli.main(
-        [
-            command,
-            "--as-of",
-            night.isoformat(),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--warehouse",
-            str(tmp_path / "wh" / "warehouse.duckdb"),
-            "--export-dir",
-            str(tmp_path / "exports"),
-            "--executor",
-            "in_process",
-            *extra,
-        ]
-    )
 
 
 def _users(tmp_path) -> set[str]:
@@ -47,7 +28,7 @@ def test_a_half_written_export_is_held_with_an_explanation_and_published_after_a
     klass = reg.group(school, members=students)
     reg.teach(school, klass)
     reg.write(tmp_path / "data", drop_date=D1.isoformat())
-    assert _cli(tmp_path, "run", D1) == 0
+    assert run_cli(tmp_path, "run", D1) == 0
     before = _users(tmp_path)
     assert len(before) == 11
 
@@ -58,7 +39,7 @@ def test_a_half_written_export_is_held_with_an_explanation_and_published_after_a
     reg.write(tmp_path / "data", drop_date=D2.isoformat())
     capsys.readouterr()
 
-    assert _cli(tmp_path, "run", D2, "--dry-run") == cli.EXIT_HELD
+    assert run_cli(tmp_path, "run", D2, "--dry-run") == cli.EXIT_HELD
     out = capsys.readouterr().out
     assert "dry run, nothing published" in out and "users                +0 added, -3 removed" in out
     assert "WOULD HOLD" in out and "3 of 11 users (27%) would be removed" in out
@@ -66,7 +47,7 @@ def test_a_half_written_export_is_held_with_an_explanation_and_published_after_a
     with duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM history.held_nights").fetchone() == (0,)
 
-    assert _cli(tmp_path, "run", D2) == cli.EXIT_HELD
+    assert run_cli(tmp_path, "run", D2) == cli.EXIT_HELD
     err = capsys.readouterr().err
     assert f"night {D2}: HELD by the mass-removal guard" in err
     assert "3 of 11 users (27%) would be removed, more than max_removal_share 10%" in err
@@ -85,13 +66,13 @@ def test_a_half_written_export_is_held_with_an_explanation_and_published_after_a
             ).fetchall()
         ) == sorted(s["id"] for s in students[7:])
 
-    assert _cli(tmp_path, "approve", D1) == cli.EXIT_FAILED  # never held
+    assert run_cli(tmp_path, "approve", D1) == cli.EXIT_FAILED  # never held
     assert "was not held" in capsys.readouterr().err
-    assert _cli(tmp_path, "approve", D2) == 0
+    assert run_cli(tmp_path, "approve", D2) == 0
     assert f"changes since {D1}: users +0 -3 ~0, groups +0 -0 ~0, memberships +0 -3 ~0" in capsys.readouterr().out
     assert _users(tmp_path) == before - {s["id"] for s in students[7:]}
     assert (tmp_path / "exports" / D2.isoformat()).is_dir()
-    assert _cli(tmp_path, "run", D2) == 0  # an approved night stays approved
+    assert run_cli(tmp_path, "run", D2) == 0  # an approved night stays approved
 
 
 def test_dagster_change_set_counts_and_the_blocking_guard_skips_publishing(tmp_path):

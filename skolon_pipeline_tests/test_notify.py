@@ -29,7 +29,7 @@ from skolon_pipeline.defs.alerts import (
     build_stale_drop_sensor,
 )
 from skolon_pipeline.defs.resources import SkolonResource
-from skolon_pipeline_tests.registry import Registry
+from skolon_pipeline_tests.registry import Registry, run_cli
 
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 PASSWORD = "smtp-pw-7f3a9c1e-never-logged"
@@ -122,24 +122,6 @@ def _with_notify(data: Path, notify_config: dict) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
-def _cli(tmp_path, night: dt.date) -> int:
-    return cli.main(
-        [
-            "run",
-            "--as-of",
-            night.isoformat(),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--warehouse",
-            str(tmp_path / "wh" / "warehouse.duckdb"),
-            "--export-dir",
-            str(tmp_path / "ex"),
-            "--executor",
-            "in_process",
-        ]
-    )
-
-
 def _held_night(tmp_path) -> list[dict]:
     """Night D1 publishes eleven users; D2's drop lost three students: the guard holds it (exit 3)."""
     reg = Registry()
@@ -148,7 +130,7 @@ def _held_night(tmp_path) -> list[dict]:
     klass = reg.group(school, members=students)
     reg.teach(school, klass)
     reg.write(tmp_path / "data", drop_date=D1.isoformat())
-    assert _cli(tmp_path, D1) == 0
+    assert run_cli(tmp_path, "run", D1, export_dir="ex") == 0
     for s in students[7:]:
         reg.persons.remove(s)
     klass["groupMemberships"] = klass["groupMemberships"][:7]
@@ -202,7 +184,7 @@ def test_a_held_night_sends_an_email_and_a_webhook_with_counts_and_the_approve_c
     _with_notify(tmp_path / "data", _notify_config(controller.port))
     monkeypatch.setenv("TEST_SMTP_PASSWORD", PASSWORD)
     monkeypatch.setenv("TEST_WEBHOOK_URL", url)
-    assert _cli(tmp_path, D2) == cli.EXIT_HELD
+    assert run_cli(tmp_path, "run", D2, export_dir="ex") == cli.EXIT_HELD
 
     _evaluate_sensor_on_the_failed_run(tmp_path, isolated)
 
@@ -334,12 +316,12 @@ def test_a_night_from_a_stale_drop_sends_an_alert_naming_the_source_and_its_date
     monkeypatch.setenv("TEST_WEBHOOK_URL", url)
     source = load_installation(tmp_path / "data").sources[0].id
 
-    assert _cli(tmp_path, D1) == 0
+    assert run_cli(tmp_path, "run", D1, export_dir="ex") == 0
     assert isinstance(_evaluate_stale_sensor_on_the_last_run(tmp_path, isolated), dg.SkipReason)
     assert received == []  # a fresh drop: no alert
 
     late = D1 + dt.timedelta(days=10)
-    assert _cli(tmp_path, late) == cli.EXIT_STALE
+    assert run_cli(tmp_path, "run", late, export_dir="ex") == cli.EXIT_STALE
     _evaluate_stale_sensor_on_the_last_run(tmp_path, isolated)
     assert len(received) == 1
     payload = received[0][1]
