@@ -22,7 +22,7 @@ CREATE OR REPLACE TEMP MACRO val(j) AS txt(j->>'$');
 -- that are not objects are reported by list_problems at the end and left out by the callers.
 CREATE OR REPLACE TEMP MACRO list_entries(tbl, field) AS TABLE
     SELECT id, generate_subscripts(els, 1) AS ordinal, unnest(els) AS el
-    FROM (SELECT id, arr(rec->field) AS els FROM query_table(tbl));
+    FROM (SELECT id, arr(struct_extract(r, field)) AS els FROM query_table(tbl));
 
 -- One copy of each id: exact repeats are dropped quietly; `duplicate_contents` > 1 marks a conflicting repeat,
 -- which the rules exclude as DUPLICATE_ID. Nested records are read from the first copy only.
@@ -46,22 +46,36 @@ CREATE OR REPLACE TEMP MACRO first_copies(raw_table) AS TABLE
     LEFT JOIN conflicting c ON c.id = r.id
     WHERE r.copy_no = 1;
 
-CREATE TEMP TABLE first_organisations AS SELECT * FROM first_copies(raw_organisations);
+-- Each record is parsed once, into the fields the flattening reads (each still JSON, as sent); every
+-- `rec->'field'` parsed the whole record again (profiled at 200 000 persons: a group's seven fields were seven
+-- parses of its whole membership list). Field names are matched case-sensitively, as `->` does, and a
+-- repeated key gives its first value, as `->` does.
+CREATE TEMP TABLE first_organisations AS
+SELECT * EXCLUDE (rec),
+       from_json(rec, '{"id": "JSON", "displayName": "JSON", "organisationType": "JSON", "schoolUnitCode": "JSON",
+                       "organisationCode": "JSON", "parentOrganisation": "JSON", "schoolTypes": "JSON",
+                       "startDate": "JSON", "endDate": "JSON"}') AS r
+FROM first_copies(raw_organisations);
 
 -- schoolTypes (GR, GY ...) decide which unit below a Skola an enrolment or group with a schoolType belongs to.
 CREATE TABLE organisations AS
 SELECT getvariable('source_id') AS source_id, id AS org_id,
-       txt(rec->>'displayName') AS name,
-       txt(rec->>'organisationType') AS org_type,
-       txt(rec->>'schoolUnitCode') AS school_unit_code,
-       txt(rec->>'organisationCode') AS organisation_code,
-       ref(rec->'parentOrganisation') AS parent_id,
-       list_filter(list_transform(arr(rec->'schoolTypes'), LAMBDA t: val(t)), LAMBDA t: t IS NOT NULL) AS school_types,
-       val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
+       val(r.displayName) AS name,
+       val(r.organisationType) AS org_type,
+       val(r.schoolUnitCode) AS school_unit_code,
+       val(r.organisationCode) AS organisation_code,
+       ref(r.parentOrganisation) AS parent_id,
+       list_filter(list_transform(arr(r.schoolTypes), LAMBDA t: val(t)), LAMBDA t: t IS NOT NULL) AS school_types,
+       val(r.startDate) AS start_date, val(r.endDate) AS end_date,
        duplicate_contents, file, idx
 FROM first_organisations;
 
-CREATE TEMP TABLE first_persons AS SELECT * FROM first_copies(raw_persons);
+CREATE TEMP TABLE first_persons AS
+SELECT * EXCLUDE (rec),
+       from_json(rec, '{"id": "JSON", "givenName": "JSON", "familyName": "JSON", "personStatus": "JSON",
+                       "securityMarking": "JSON", "emails": "JSON", "civicNo": "JSON", "enrolments": "JSON",
+                       "responsibles": "JSON"}') AS r
+FROM first_copies(raw_persons);
 
 -- Personal data is kept only where the roster needs it (README "Data protection"): e-mail addresses a school
 -- address can be chosen from (CONTRACT §3: by type, or on a `school_email_domains` domain), the others only
@@ -76,15 +90,15 @@ FROM (SELECT id AS person_id, ordinal, el FROM list_entries(first_persons, 'emai
 WHERE json_type(el) = 'OBJECT';
 
 CREATE TABLE persons AS
-SELECT getvariable('source_id') AS source_id, id AS person_id,
-       txt(rec->>'givenName') AS given_name,
-       txt(rec->>'familyName') AS family_name,
-       txt(rec->>'personStatus') AS person_status,
-       txt(rec->>'securityMarking') AS security_marking,
+SELECT getvariable('source_id') AS source_id, fp.id AS person_id,
+       val(fp.r.givenName) AS given_name,
+       val(fp.r.familyName) AS family_name,
+       val(fp.r.personStatus) AS person_status,
+       val(fp.r.securityMarking) AS security_marking,
        CAST(coalesce(pe.n, 0) AS INTEGER) AS private_emails,
        duplicate_contents, file, idx
-FROM first_persons
-LEFT JOIN (SELECT person_id, count(*) AS n FROM all_emails WHERE NOT choosable GROUP BY ALL) pe ON pe.person_id = id;
+FROM first_persons fp
+LEFT JOIN (SELECT person_id, count(*) AS n FROM all_emails WHERE NOT choosable GROUP BY ALL) pe ON pe.person_id = fp.id;
 
 CREATE TABLE person_emails AS
 SELECT getvariable('source_id') AS source_id, person_id, ordinal, email, email_type
@@ -95,11 +109,11 @@ DROP TABLE all_emails;
 -- civicNo is an object {"value", "nationality"} in 2.1; a bare string is tolerated.
 CREATE OR REPLACE TEMP TABLE civic_numbers AS
 SELECT id AS person_id,
-       CASE json_type(rec->'civicNo') WHEN 'OBJECT' THEN val(rec->'civicNo'->'value') ELSE val(rec->'civicNo') END
+       CASE json_type(r.civicNo) WHEN 'OBJECT' THEN val(r.civicNo->'value') ELSE val(r.civicNo) END
            AS raw,
-       CASE json_type(rec->'civicNo') WHEN 'OBJECT' THEN val(rec->'civicNo'->'nationality') END AS nationality
+       CASE json_type(r.civicNo) WHEN 'OBJECT' THEN val(r.civicNo->'nationality') END AS nationality
 FROM first_persons
-WHERE (rec->'civicNo') IS NOT NULL AND json_type(rec->'civicNo') <> 'NULL';
+WHERE (r.civicNo) IS NOT NULL AND json_type(r.civicNo) <> 'NULL';
 
 CREATE TABLE enrolments AS
 SELECT getvariable('source_id') AS source_id, person_id, ordinal,
@@ -118,19 +132,23 @@ SELECT DISTINCT getvariable('source_id') AS source_id,
        ref(el->'person') AS responsible_id,
        CASE WHEN NOT protected THEN txt(el->>'relationType') END AS relation_type
 FROM (SELECT e.id AS person_id, e.el,
-             coalesce(lower(txt(p.rec->>'securityMarking')), 'ingen') <> 'ingen' AS protected
+             coalesce(lower(val(p.r.securityMarking)), 'ingen') <> 'ingen' AS protected
       FROM list_entries(first_persons, 'responsibles') e
       JOIN first_persons p ON p.id IS NOT DISTINCT FROM e.id)  -- first_persons has one row per id (NULL too)
 WHERE json_type(el) = 'OBJECT' AND ref(el->'person') IS NOT NULL;
 
-CREATE TEMP TABLE first_duties AS SELECT * FROM first_copies(raw_duties);
+CREATE TEMP TABLE first_duties AS
+SELECT * EXCLUDE (rec),
+       from_json(rec, '{"id": "JSON", "person": "JSON", "dutyAt": "JSON", "dutyRole": "JSON", "startDate": "JSON",
+                       "endDate": "JSON", "assignmentRole": "JSON"}') AS r
+FROM first_copies(raw_duties);
 
 CREATE TABLE duties AS
 SELECT getvariable('source_id') AS source_id, id AS duty_id,
-       ref(rec->'person') AS person_id,
-       ref(rec->'dutyAt') AS school_id,
-       txt(rec->>'dutyRole') AS duty_role,
-       val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
+       ref(r.person) AS person_id,
+       ref(r.dutyAt) AS school_id,
+       val(r.dutyRole) AS duty_role,
+       val(r.startDate) AS start_date, val(r.endDate) AS end_date,
        duplicate_contents, file, idx
 FROM first_duties;
 
@@ -141,15 +159,19 @@ SELECT getvariable('source_id') AS source_id, duty_id, ordinal,
 FROM (SELECT id AS duty_id, ordinal, el FROM list_entries(first_duties, 'assignmentRole'))
 WHERE json_type(el) = 'OBJECT';
 
-CREATE TEMP TABLE first_groups AS SELECT * FROM first_copies(raw_groups);
+CREATE TEMP TABLE first_groups AS
+SELECT * EXCLUDE (rec),
+       from_json(rec, '{"id": "JSON", "displayName": "JSON", "groupType": "JSON", "organisation": "JSON",
+                       "schoolType": "JSON", "startDate": "JSON", "endDate": "JSON", "groupMemberships": "JSON"}') AS r
+FROM first_copies(raw_groups);
 
 CREATE TABLE groups AS
 SELECT getvariable('source_id') AS source_id, id AS group_id,
-       txt(rec->>'displayName') AS name,
-       txt(rec->>'groupType') AS group_type,
-       ref(rec->'organisation') AS school_id,
-       txt(rec->>'schoolType') AS school_type,
-       val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
+       val(r.displayName) AS name,
+       val(r.groupType) AS group_type,
+       ref(r.organisation) AS school_id,
+       val(r.schoolType) AS school_type,
+       val(r.startDate) AS start_date, val(r.endDate) AS end_date,
        duplicate_contents, file, idx
 FROM first_groups;
 
@@ -160,13 +182,17 @@ SELECT getvariable('source_id') AS source_id, group_id, ordinal,
 FROM (SELECT id AS group_id, ordinal, el FROM list_entries(first_groups, 'groupMemberships'))
 WHERE json_type(el) = 'OBJECT';
 
-CREATE TEMP TABLE first_activities AS SELECT * FROM first_copies(raw_activities);
+CREATE TEMP TABLE first_activities AS
+SELECT * EXCLUDE (rec),
+       from_json(rec, '{"id": "JSON", "displayName": "JSON", "organisation": "JSON", "startDate": "JSON",
+                       "endDate": "JSON", "groups": "JSON", "teachers": "JSON"}') AS r
+FROM first_copies(raw_activities);
 
 CREATE TABLE activities AS
 SELECT getvariable('source_id') AS source_id, id AS activity_id,
-       txt(rec->>'displayName') AS name,
-       ref(rec->'organisation') AS school_id,
-       val(rec->'startDate') AS start_date, val(rec->'endDate') AS end_date,
+       val(r.displayName) AS name,
+       ref(r.organisation) AS school_id,
+       val(r.startDate) AS start_date, val(r.endDate) AS end_date,
        duplicate_contents, file, idx
 FROM first_activities;
 
@@ -234,27 +260,27 @@ CREATE TABLE reader_invalid_records (
 
 -- Every record with the owner its problems are reported on (CONTRACT §4: a duty's go to its person).
 CREATE OR REPLACE TEMP VIEW first_records AS
-SELECT 'organisations' AS table_name, 'organisation' AS entity, id, rec, id AS owner_id, NULL AS person_id,
+SELECT 'organisations' AS table_name, 'organisation' AS entity, id, r.id AS id_json, id AS owner_id, NULL AS person_id,
        NULL AS group_id FROM first_organisations
 UNION ALL
-SELECT 'persons', 'person', id, rec, id, id, NULL FROM first_persons
+SELECT 'persons', 'person', id, r.id, id, id, NULL FROM first_persons
 UNION ALL
-SELECT 'duties', 'duty', id, rec, id, ref(rec->'person'), NULL FROM first_duties
+SELECT 'duties', 'duty', id, r.id, id, ref(r.person), NULL FROM first_duties
 UNION ALL
-SELECT 'groups', 'group', id, rec, id, NULL, id FROM first_groups
+SELECT 'groups', 'group', id, r.id, id, NULL, id FROM first_groups
 UNION ALL
-SELECT 'activities', 'activity', id, rec, id, NULL, NULL FROM first_activities;
+SELECT 'activities', 'activity', id, r.id, id, NULL, NULL FROM first_activities;
 
 -- The records whose id is not a string, found in one parse of every record (two checks each parsing every
 -- record cost 2.5 s at 200 000 persons).
 CREATE OR REPLACE TEMP TABLE odd_ids AS
-SELECT * FROM (SELECT *, json_type(rec->'id') AS id_type FROM first_records) WHERE id_type <> 'VARCHAR';
+SELECT * FROM (SELECT *, json_type(id_json) AS id_type FROM first_records) WHERE id_type <> 'VARCHAR';
 
 INSERT INTO reader_invalid_records
 SELECT getvariable('source_id'), table_name,
        CASE WHEN entity = 'duty' AND person_id IS NOT NULL THEN 'person' ELSE entity END,
        CASE WHEN entity = 'duty' THEN coalesce(person_id, id) ELSE owner_id END, person_id, group_id, NULL, 'id',
-       'is_string', table_name || '.id failed is_string (' || json_kind(rec->'id') || ')'
+       'is_string', table_name || '.id failed is_string (' || json_kind(id_json) || ')'
 FROM odd_ids WHERE id_type IN ('ARRAY', 'OBJECT', 'BOOLEAN');
 
 INSERT INTO warnings
@@ -268,17 +294,18 @@ DROP TABLE odd_ids;
 -- Each with a warning naming the field and the entry.
 CREATE OR REPLACE TEMP MACRO list_problems(tbl, field, label, bare_ids) AS TABLE
 SELECT id, 'NOT_A_LIST' AS code,
-       label || '.' || field || ' is ' || json_kind(rec->field) || ', not a list; '
-       || CASE WHEN json_type(rec->field) = 'OBJECT' OR (bare_ids AND json_type(rec->field) = 'VARCHAR')
+       label || '.' || field || ' is ' || json_kind(struct_extract(r, field)) || ', not a list; '
+       || CASE WHEN json_type(struct_extract(r, field)) = 'OBJECT'
+                    OR (bare_ids AND json_type(struct_extract(r, field)) = 'VARCHAR')
                THEN 'read as a list of one' ELSE 'ignored' END AS detail
-FROM query_table(tbl) WHERE json_type(rec->field) NOT IN ('ARRAY', 'NULL')
+FROM query_table(tbl) WHERE json_type(struct_extract(r, field)) NOT IN ('ARRAY', 'NULL')
 UNION ALL
 SELECT id, 'ENTRY_IGNORED', label || '.' || field || '[' || n || '] is ' || kind || ', not an object; ignored'
 FROM (SELECT id, types,
              unnest(list_filter(generate_series(1, len(types)),
                                 LAMBDA i: types[i] <> 'OBJECT' AND NOT (bare_ids AND types[i] = 'VARCHAR'))) AS n
-      FROM (SELECT id, json_type(rec, '$.' || field || '[*]') AS types FROM query_table(tbl)
-            WHERE json_type(rec->field) = 'ARRAY'))
+      FROM (SELECT id, json_type(struct_extract(r, field), '$[*]') AS types FROM query_table(tbl)
+            WHERE json_type(struct_extract(r, field)) = 'ARRAY'))
      , LATERAL (SELECT CASE types[n] WHEN 'VARCHAR' THEN 'a string' WHEN 'ARRAY' THEN 'a list' WHEN 'NULL' THEN 'null'
                        WHEN 'BOOLEAN' THEN 'a boolean' ELSE 'a number' END AS kind);
 
