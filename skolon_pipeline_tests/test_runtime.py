@@ -263,9 +263,10 @@ def test_a_kill_during_a_spilling_extract_leaves_no_civic_number_on_disk(tmp_pat
     from skolon_pipeline.demo import generate_demo
 
     data = tmp_path / "data"
-    # ~15 000 persons: under a 256 MB memory limit the extract spills (about 6 s in) and the night would still
-    # succeed (about 14 s), so the kill below always lands in a live, spilling run. Under 64-128 MB the night
-    # fails reading groups.json soon after the first spill, and a slow poll could miss the spill altogether.
+    # ~15 000 persons under a 160 MB memory limit: the extract's flattening spills for over a second (about 3.5 s
+    # in), so the kill below lands in a live, spilling run. Measured on a quiet 2-core machine: at 176 MB it spills
+    # as long and the night succeeds, at 192 MB and above it does not spill at all, and at 128 MB it runs out of
+    # memory reading groups.json within 0.1 s of the first spill, which a poll can miss.
     drop = generate_demo(data, scale=30)
     civic = set()
     for page in drop.rglob("*.json"):
@@ -288,7 +289,7 @@ def test_a_kill_during_a_spilling_extract_leaves_no_civic_number_on_disk(tmp_pat
     spill = warehouse.parent / "staging" / str(DEMO_NIGHT) / "lindby.duckdb.tmp"
     run = subprocess.Popen(
         [sys.executable, *args],
-        env={**_env(), "SKOLON_DUCKDB_MEMORY_LIMIT": "256MB"},
+        env={**_env(), "SKOLON_DUCKDB_MEMORY_LIMIT": "160MB"},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
