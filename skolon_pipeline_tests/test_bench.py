@@ -1,0 +1,43 @@
+"""The benchmark reports every target of the performance issue against what the run measured."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import run_bench
+
+
+def _row(persons: int, shape: str, wall: float, rss: float, floor: float = 10.0, ok: bool = True) -> dict:
+    return {"persons": persons, "shape": shape, "wall": wall, "rss": rss, "floor_wall": floor, "ok": ok}
+
+
+def test_ratios_and_absolute_targets_are_printed_with_whether_they_are_met():
+    rows = [
+        _row(200_000, "paged", 25.0, 1500),
+        _row(200_000, "one-file", 31.0, 1600),
+        _row(800_000, "paged", 100.0, 3000),
+        _row(2_000_000, "paged", 320.0, 3900),
+    ]
+    lines = run_bench.ratio_lines(rows)
+    assert "200,000 paged: night / floor = 2.50x (target <= 3x at 200 000)" in lines
+    assert "200,000: one-file / paged = 1.24x (target <= 1.2x)" in lines
+    assert "800,000 / 200,000 persons: 4.00x the time for 4x the size (target <= 4.2x)" in lines
+    assert "200,000 paged: peak RSS 1,500 MB (target <= 2,048 MB: met)" in lines
+    assert "2,000,000 paged: night 320.0 s (target <= 300 s: NOT met)" in lines
+    assert "2,000,000 paged: peak RSS 3,900 MB (target <= 4,096 MB: met)" in lines
+
+
+@pytest.mark.parametrize(
+    ("wall", "rss", "ok", "time_met", "rss_met"),
+    [(290.0, 4000, True, "met", "met"), (290.0, 4000, False, "NOT met", "NOT met")],
+)
+def test_a_failed_run_meets_no_target(wall, rss, ok, time_met, rss_met):
+    lines = run_bench.absolute_lines([_row(2_000_000, "paged", wall, rss, ok=ok)])
+    assert lines == [
+        f"2,000,000 paged: night {wall:.1f} s (target <= 300 s: {time_met})",
+        f"2,000,000 paged: peak RSS {rss:,} MB (target <= 4,096 MB: {rss_met})",
+    ]
