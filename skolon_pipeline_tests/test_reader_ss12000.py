@@ -259,3 +259,144 @@ def test_activity_teacher_given_as_person_is_accepted_with_warning(run_registry)
     night = run_registry(reg)
     assert night.users()[teacher["id"]] == "teacher"
     assert [c for _, c, _ in night.warnings()] == ["TEACHER_BY_PERSON"]
+
+
+# ─── Streamed reading: a file's records reach DuckDB without the file being parsed whole ─────────────────
+
+
+def _persons_text(records: list[dict], form: str) -> str:
+    """`records` as persons.json in one of the forms registries send (CONTRACT §2)."""
+    data = json.dumps(records)
+    return {
+        "array": data,
+        "page": f'{{"data": {data}, "pageToken": null}}',
+        "token-first": f'{{"pageToken": null, "data": {data}}}',
+        "no-token": f'{{"data": {data}}}',
+        "bom": "\ufeff" + f'{{"data": {data}, "pageToken": null}}',
+        "bom-array": "\ufeff\n " + data + "\n",
+        "indented": json.dumps({"data": records, "pageToken": None}, indent=2).replace("\n", "\r\n"),
+        "one-a-line": '{"data": [' + ",\n".join(json.dumps(r) for r in records) + '], "pageToken": null}\n',
+    }[form]
+
+
+@pytest.fixture
+def never_whole(monkeypatch):
+    """Fails the test if a file is read whole (read_text) instead of streamed."""
+    from skolon_pipeline.sources import ss12000
+
+    def whole(*args):
+        raise AssertionError("the file was parsed whole")
+
+    monkeypatch.setattr(ss12000, "_load_whole", whole)
+    monkeypatch.setattr(ss12000, "_check_chain_end", whole)
+
+
+@pytest.mark.parametrize(
+    "form", ["array", "page", "token-first", "no-token", "bom", "bom-array", "indented", "one-a-line"]
+)
+def test_every_file_form_is_streamed_and_reads_the_same(reg, tmp_path, form, never_whole):
+    drop = reg.write(tmp_path)
+    _write(drop, "persons.json", _persons_text(reg.persons, form))
+    con, counts = _extract(drop)
+    assert counts["persons"] == 3
+    assert counts["group_memberships"] == 2
+
+
+def _load(tmp_path, text: str):
+    """persons.json with `text`, loaded into raw_persons by the reader alone: (id, idx) in idx order."""
+    from skolon_pipeline.sources.ss12000 import _load_file
+
+    path = tmp_path / "persons.json"
+    path.write_text(text, encoding="utf-8")
+    con = duckdb.connect(str(tmp_path / "staging.duckdb"))  # spills (if at all) beside it, in tmp_path
+    con.execute("CREATE TEMP TABLE raw_persons (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
+    _load_file(con, "testby", "persons", path)
+    return con
+
+
+def test_records_keep_their_place_in_a_large_file(tmp_path, never_whole):
+    # ~3 MB, several of DuckDB's JSON buffers' worth of records: idx is each record's place in the file.
+    records = [{"id": f"p{i:05d}", "pad": "x" * (i % 97)} for i in range(40_000)]
+    con = _load(tmp_path, _persons_text(records, "one-a-line"))
+    rows = con.execute("SELECT id, idx FROM raw_persons ORDER BY idx").fetchall()
+    assert rows == [(f"p{i:05d}", i + 1) for i in range(40_000)]
+
+
+def test_a_bad_record_deep_in_a_streamed_file_is_named_by_its_place(reg, tmp_path):
+    drop = reg.write(tmp_path)
+    records = [{"id": f"p{i:05d}"} for i in range(30_000)]
+    records[25_432] = {"givenName": "no id"}
+    _write(drop, "persons.json", _persons_text(records, "page"))
+    with pytest.raises(SourceError, match=r"record 25433 \(counting from 1\) has no 'id' field"):
+        _extract(drop)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"data": RECORDS, "pageToken": "next-page"}',
+        '{"pageToken": "next-page", "data": RECORDS}',
+        '\ufeff{\n  "data": RECORDS,\n  "pageToken" : "a \\"quoted\\" ] } token"\n}\n',
+    ],
+)
+def test_a_pagetoken_on_the_last_page_is_read_from_the_tail(reg, tmp_path, text, never_whole):
+    drop = reg.write(tmp_path)
+    _write(drop, "persons.json", text.replace("RECORDS", json.dumps(reg.persons)))
+    with pytest.raises(SourceError, match=r"truncated export: the last page of persons \(persons\.json\)"):
+        _extract(drop)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The span from `data`'s "[" to the last "]" is no array: read whole, as before (`other` is ignored).
+        ('{"data": RECORDS, "other": [2], "pageToken": null}', 3),
+        ('{"data": RECORDS, "pageToken": null, "total": 3}', 3),
+        ('{"data": RECORDS, "pageToken": null} trailing', "not valid JSON"),
+        ('{"data": RECORDS, "pageToken": null}}', "not valid JSON"),
+        ('{"data": RECORDS]], "pageToken": null}', "not valid JSON"),
+        ('{"data": [], "pageToken": null, "data": RECORDS}', None),  # DuckDB's choice of the two, as before
+        ('{"pageToken": null, "data": RECORDS, "pageToken": "x"}', None),
+        ("RECORDS]", "not valid JSON"),
+        ("[RECORDS]", "record 1 (counting from 1) is not an object"),
+    ],
+)
+def test_a_malformed_tail_is_never_read_wrong(reg, tmp_path, monkeypatch, text, expected):
+    """What the stream cannot take for the page's records is read whole and judged as before the stream."""
+    from skolon_pipeline.sources import ss12000
+
+    drop = reg.write(tmp_path)
+    _write(drop, "persons.json", text.replace("RECORDS", json.dumps(reg.persons)))
+
+    def outcome():
+        try:
+            return _extract(drop)[1]["persons"]
+        except SourceError as err:
+            return err.problem
+
+    streamed = outcome()
+    monkeypatch.setattr(ss12000, "_array_span", lambda path: None)  # the whole-file read alone
+    assert streamed == outcome()
+    if expected is not None:
+        assert streamed == expected if isinstance(expected, int) else expected in streamed
+
+
+def test_a_page_object_beyond_a_tiny_memory_limit_is_read_whole(tmp_path):
+    # ~33 MB under a 64 MB limit: parsing it whole needs several times the file (it fails); streamed, it spills.
+    from skolon_pipeline.sources.ss12000 import _load_file, _load_whole
+
+    line = '{"id": "p%06d", "givenName": "' + "x" * 250 + '", "emails": [{"value": "a%d@x.se", "type": "Privat"}]}'
+    text = '{"data": [' + ",\n".join(line % (i, i) for i in range(110_000)) + '], "pageToken": null}'
+    path = tmp_path / "persons.json"
+    path.write_text(text, encoding="utf-8")
+    del text
+    con = duckdb.connect(str(tmp_path / "staging.duckdb"))  # spills beside it, in tmp_path
+    con.execute("SET memory_limit = '64MB'")
+    con.execute("CREATE TEMP TABLE raw_persons (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
+    assert _load_whole(con, "persons", "persons.json", path) is None  # out of memory
+    assert _load_file(con, "testby", "persons", path) is None  # streamed; no pageToken at the tail
+    assert con.execute("SELECT count(*), max(idx), max(id) FROM raw_persons").fetchone() == (
+        110_000,
+        110_000,
+        "p109999",
+    )

@@ -1,21 +1,27 @@
 """SS12000 v2.1 JSON drop → canonical staging tables, inside DuckDB.
 
-Files are read with DuckDB's `read_text` and split into one JSON value per record without building Python
-objects; the flattening is `ss12000.sql`. What cannot be read at all (not JSON, not UTF-8, a wrong shape, a
-record without `id`) raises `SourceError` naming the source, the file and the problem.
+Each file's records are streamed into DuckDB's JSON array reader (`read_json_objects`, one JSON value per
+record, no Python object per record), so a file of any size is read within DuckDB's memory limit: a page
+object's `data` array is found from the file's head and tail and only its bytes are fed to DuckDB through a
+named pipe. A file of another shape, or one the stream cannot read, is read whole (`read_text`), which also
+words the errors; the flattening is `ss12000.sql`. What cannot be read at all (not JSON, not UTF-8, a wrong
+shape, a record without `id`) raises `SourceError` naming the source, the file and the problem.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import json
 import re
+import secrets
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import duckdb
+from fsspec.spec import AbstractFileSystem
 
 from skolon_pipeline.bounds import MAX_VALUE, OVERSIZED, OVERSIZED_HEAD
 from skolon_pipeline.duck import row_counts
@@ -34,6 +40,25 @@ ENTITIES: dict[str, bool] = {
 }
 
 _BOM = "\ufeff"
+
+# A page object's head up to its `data` array's "[" (a BOM, whitespace, maybe the pageToken first) and its tail
+# from the array's "]" (maybe the pageToken, then "}"); a plain array's. Looked for in the first and last
+# _EDGE_BYTES of a file: a page whose head or tail is of another form (more members, escaped names) is read whole.
+_WS = rb"[ \t\r\n]*"
+_TOKEN = rb'"pageToken"' + _WS + rb":" + _WS + rb'(null|"(?:[^"\\\x00-\x1f]|\\.)*")' + _WS
+_LEAD = rb"\A(?:\xef\xbb\xbf)?" + _WS
+_PAGE_HEAD = re.compile(
+    _LEAD + rb"\{" + _WS + rb"(?:" + _TOKEN + rb"," + _WS + rb')?"data"' + _WS + rb":" + _WS + rb"\["
+)
+_PAGE_TAIL = re.compile(rb"\]" + _WS + rb"(?:," + _WS + _TOKEN + rb")?\}" + _WS + rb"\Z")
+_ARRAY_HEAD = re.compile(_LEAD + rb"\[")
+_ARRAY_TAIL = re.compile(rb"\]" + _WS + rb"\Z")
+_EDGE_BYTES = 64 * 1024
+_SPAN_PROTOCOL = "skolonspan"
+# DuckDB's reader holds two buffers of its maximum object size (at least 16 MiB); a record above it (only a
+# hostile one: MAX_VALUE is 1 MB) makes the file be read whole.
+_MIN_OBJECT, _MAX_OBJECT = 16 << 20, 64 << 20
+_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 
 
 _PAGE_NUMBER = re.compile(r"(\d+)$")
@@ -87,9 +112,20 @@ def entity_files(source_id: str, drop_dir: Path, entity: str) -> list[Path]:
     return [inside(source_id, drop_dir, f) for f in files]
 
 
+def _truncated(source_id: str, entity: str, path: Path) -> SourceError:
+    label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
+    return SourceError(
+        source_id,
+        path,
+        f"truncated export: the last page of {entity} ({label}) still carries "
+        "a pageToken, so pages after it are missing",
+    )
+
+
 def _check_chain_end(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path: Path) -> None:
     """The last page of a chain (or a lone page object) must not point to a next page: a non-null `pageToken`
-    there means the export was cut short, and reading it would publish a roster missing everyone after it."""
+    there means the export was cut short, and reading it would publish a roster missing everyone after it.
+    For a file read whole (a streamed file's token is read from its tail)."""
     token = con.execute(
         # One parse, keeping only the token (casting the document to JSON would hold all of it: a large
         # one-file groups.json then ran out of memory under a tight memory limit instead of spilling).
@@ -99,13 +135,7 @@ def _check_chain_end(con: duckdb.DuckDBPyConnection, source_id: str, entity: str
         [_BOM, str(path)],
     ).fetchone()
     if token is not None and token[0] is not None:
-        label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
-        raise SourceError(
-            source_id,
-            path,
-            f"truncated export: the last page of {entity} ({label}) still carries "
-            "a pageToken, so pages after it are missing",
-        )
+        raise _truncated(source_id, entity, path)
 
 
 def _classify(con: duckdb.DuckDBPyConnection, source_id: str, path: Path) -> str:
@@ -139,27 +169,149 @@ def _classify(con: duckdb.DuckDBPyConnection, source_id: str, path: Path) -> str
     return kind
 
 
-def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path: Path) -> None:
-    label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
-    # One parse of the whole file: json_extract splits it into one JSON value per record (a page's `data`, or
-    # the elements of a plain array). This is several times faster and lighter than casting the document to
-    # JSON and converting it to a list (profiled: 0.45 s instead of 5 s and 0.6 GB instead of 2.2 GB for a
-    # 94 MB groups.json).
+def _array_span(path: Path) -> tuple[int, int, str | None] | None:
+    """Where the file's records are: (first byte, end byte, pageToken) of its plain array or of its page
+    object's `data` array, found in the file's head and tail; None when the file is of another form (it is then
+    read whole). Only DuckDB's parse of the span tells whether it is an array: the span of a file that is not
+    valid JSON fails there."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(_EDGE_BYTES)
+        f.seek(max(size - _EDGE_BYTES, 0))
+        tail = f.read()
+    if (array := _ARRAY_HEAD.match(head)) and _ARRAY_TAIL.search(tail):
+        return 0, size, None  # DuckDB's reader skips the BOM and whitespace itself
+    page, end = _PAGE_HEAD.match(head), _PAGE_TAIL.search(tail)
+    if array or page is None or end is None:
+        return None
+    first, last = page.end() - 1, size - len(tail) + end.start() + 1
+    tokens = [t for t in (page.group(1), end.group(1)) if t is not None]
+    if last <= first or len(tokens) > 1:  # one span for head and tail, and the pageToken once
+        return None
     try:
-        inserted = con.execute(
+        return first, last, json.loads(tokens[0]) if tokens else None
+    except ValueError:  # a token that is not UTF-8: the whole-file read words the error
+        return None
+
+
+def _max_object_size(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's maximum object size for this connection: a sixteenth of its memory limit, within 16-64 MiB."""
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # e.g. '2.7 GiB'
+    match = re.fullmatch(r"([\d.]+)\s*(bytes|[KMGT]iB)", limit.strip())
+    size = int(float(match.group(1)) * _UNITS[match.group(2)]) if match else _MAX_OBJECT
+    return min(max(size // 16, _MIN_OBJECT), _MAX_OBJECT)
+
+
+class _SpanFile(io.RawIOBase):
+    """Bytes [first, last) of a file, read as a file of their own (seekable, so DuckDB reads it in buffers it
+    releases; a pipe's buffers DuckDB keeps all of, for a reset)."""
+
+    def __init__(self, path: Path, first: int, last: int):
+        super().__init__()
+        self._file = open(path, "rb")  # closed with this object
+        self._first, self._size, self._pos = first, last - first, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        wanted = max(0, min(len(buffer), self._size - self._pos))
+        self._file.seek(self._first + self._pos)
+        got = self._file.readinto(memoryview(buffer)[:wanted])
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class _SpanFileSystem(AbstractFileSystem):
+    """One file, `<protocol>://<key>`: a span of a drop file, for DuckDB (registered on the connection for one
+    query). The key is random, so no registry text becomes a path (nor a glob: DuckDB globs file names)."""
+
+    protocol = _SPAN_PROTOCOL
+
+    def __init__(self, key: str, path: Path, first: int, last: int):
+        super().__init__(skip_instance_cache=True)
+        self.key, self.span = key, (path, first, last)
+
+    def _check(self, path: str) -> None:
+        if self._strip_protocol(path).strip("/") != self.key:
+            raise FileNotFoundError(path)
+
+    def info(self, path, **kwargs):
+        self._check(path)
+        return {"name": path, "size": self.span[2] - self.span[1], "type": "file"}
+
+    def ls(self, path, detail=True, **kwargs):
+        entry = self.info(path)
+        return [entry] if detail else [entry["name"]]
+
+    def glob(self, path, **kwargs):
+        return [path] if self._strip_protocol(path).strip("/") == self.key else []
+
+    def exists(self, path, **kwargs):
+        return self._strip_protocol(path).strip("/") == self.key
+
+    def _open(self, path, mode="rb", **kwargs):
+        self._check(path)
+        return _SpanFile(*self.span)
+
+
+def _stream(con: duckdb.DuckDBPyConnection, entity: str, label: str, path: Path, first: int, last: int) -> int:
+    """Inserts the JSON array in bytes [first, last) of `path` into raw_<entity>, one row per element in file
+    order (`idx` counts from 1, WITH ORDINALITY: a row_number in the reader's order), with DuckDB's streaming
+    array reader. Nothing is copied (the drop holds civic numbers) and DuckDB holds a few buffers of the file
+    at a time, so a file of any size is read within its memory limit (the table spills). Raises duckdb.Error
+    when the span is not a JSON array (or a record is above the maximum object size)."""
+    key = secrets.token_hex(16)
+    con.register_filesystem(_SpanFileSystem(key, path, first, last))
+    try:
+        return con.execute(
             f"""
             INSERT INTO raw_{entity}
-            SELECT file, idx, CASE WHEN length(rec) <= {MAX_VALUE} THEN nullif(lower(trim(rec->>'id')), '') END,
-                   rec FROM (
-            SELECT ? AS file, generate_subscripts(recs, 1) AS idx, unnest(recs) AS rec FROM (
-                SELECT CASE WHEN starts_with(c, '[') THEN json_extract(c, '$[*]')
-                            ELSE json_extract(c, '$.data[*]') END AS recs
-                FROM (SELECT ltrim(content, ? || ' \t\r\n') AS c FROM read_text(?))))
+            SELECT ?, idx, CASE WHEN length(rec) <= {MAX_VALUE} THEN nullif(lower(trim(rec->>'id')), '') END, rec
+            FROM read_json_objects(?, format = 'array', maximum_object_size = ?) WITH ORDINALITY AS r(rec, idx)
             """,
-            [label, _BOM, str(path)],
+            [label, f"{_SPAN_PROTOCOL}://{key}", _max_object_size(con)],
         ).fetchone()[0]
-    except duckdb.Error:
-        inserted = None
+    finally:
+        con.unregister_filesystem(_SPAN_PROTOCOL)
+
+
+def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path: Path) -> str | bool | None:
+    """Reads one file's records into raw_<entity>; returns the file's pageToken (None for a plain array or a
+    null token) when it was read from the file's tail, False when the file was read whole (its token is then
+    _check_chain_end's)."""
+    label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
+    token: str | bool | None = False
+    inserted = None
+    try:
+        span = _array_span(path)
+    except OSError as exc:
+        raise SourceError(source_id, path, f"cannot be read: {exc.strerror or exc}") from None
+    if span is not None:
+        first, last, token = span
+        try:
+            inserted = _stream(con, entity, label, path, first, last)
+        except duckdb.Error:  # not an array after all, or a record above the maximum object size: read whole
+            token = False
+        except OSError as exc:
+            raise SourceError(source_id, path, f"cannot be read: {exc.strerror or exc}") from None
+    if inserted is None:
+        inserted = _load_whole(con, entity, label, path)
     if not inserted:
         _classify(con, source_id, path)  # raises unless the file is a valid, empty page or array
         if inserted is None:
@@ -177,6 +329,28 @@ def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path
         idx, json_type = bad
         problem = "is not an object" if json_type != "OBJECT" else "has no 'id' field"
         raise SourceError(source_id, path, f"record {idx} (counting from 1) {problem}")
+    return token
+
+
+def _load_whole(con: duckdb.DuckDBPyConnection, entity: str, label: str, path: Path) -> int | None:
+    """The file read whole and split into one JSON value per record (a page's `data`, or the elements of a
+    plain array) by one json_extract; None when it cannot be. For files the stream does not read: this holds
+    several times the file in memory."""
+    try:
+        return con.execute(
+            f"""
+            INSERT INTO raw_{entity}
+            SELECT file, idx, CASE WHEN length(rec) <= {MAX_VALUE} THEN nullif(lower(trim(rec->>'id')), '') END,
+                   rec FROM (
+            SELECT ? AS file, generate_subscripts(recs, 1) AS idx, unnest(recs) AS rec FROM (
+                SELECT CASE WHEN starts_with(c, '[') THEN json_extract(c, '$[*]')
+                            ELSE json_extract(c, '$.data[*]') END AS recs
+                FROM (SELECT ltrim(content, ? || ' \t\r\n') AS c FROM read_text(?))))
+            """,
+            [label, _BOM, str(path)],
+        ).fetchone()[0]
+    except duckdb.Error:
+        return None
 
 
 def _shrink(value):
@@ -243,8 +417,11 @@ def extract_ss12000(
     for entity, files in files_by_entity.items():
         con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{entity} (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
         for path in files:
-            _load_file(con, source_id, entity, path)
-        _check_chain_end(con, source_id, entity, files[-1])
+            token = _load_file(con, source_id, entity, path)
+        if token is False:
+            _check_chain_end(con, source_id, entity, files[-1])
+        elif token is not None:
+            raise _truncated(source_id, entity, files[-1])
     con.execute("SET VARIABLE source_id = ?", [source_id])
     con.execute("SET VARIABLE school_email_domains = ?::VARCHAR[]", [[d.lower() for d in school_email_domains]])
     con.execute(resources.files("skolon_pipeline.sources").joinpath("ss12000.sql").read_text(encoding="utf-8"))
