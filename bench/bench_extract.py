@@ -121,7 +121,8 @@ def report(label: str, drop: Path, memory_limit: str, code: Path = REPO) -> None
         f"limit {memory_limit}"
     )
     if rc:
-        print(f"{head}  FAILED (peak RSS {rss:.0f} MB): {(output.strip().splitlines() or ['?'])[-1][:300]}")
+        errors = [line for line in output.splitlines() if "Error" in line] or output.strip().splitlines() or ["?"]
+        print(f"{head}  FAILED (peak RSS {rss:.0f} MB): {errors[-1][:300]}")
     else:
         seconds, limit, persons = output.split()[-3:]
         print(f"{head}  extract {seconds} s  peak RSS {rss:.0f} MB  ({persons} persons; DuckDB limit {limit})")

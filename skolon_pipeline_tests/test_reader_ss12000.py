@@ -322,6 +322,19 @@ def test_records_keep_their_place_in_a_large_file(tmp_path, never_whole):
     assert rows == [(f"p{i:05d}", i + 1) for i in range(40_000)]
 
 
+def test_a_record_reads_the_same_whatever_the_layout_of_its_file(tmp_path, never_whole):
+    # Repeats are compared by their text (first_copies): an indented copy must equal a compact one.
+    records = [{"id": f"p{i}", "emails": [{"value": f"a{i}@x.se", "type": "Privat"}], "n": i} for i in range(50)]
+    texts = {}
+    for form in ("array", "indented", "bom"):
+        con = _load(tmp_path, _persons_text(records, form))
+        texts[form] = con.execute("SELECT rec::VARCHAR FROM raw_persons ORDER BY idx").fetchall()
+        con.close()
+        (tmp_path / "staging.duckdb").unlink()
+    assert texts["array"] == texts["indented"] == texts["bom"]
+    assert texts["array"][0] == (json.dumps(records[0], separators=(",", ":")),)
+
+
 def test_a_bad_record_deep_in_a_streamed_file_is_named_by_its_place(reg, tmp_path):
     drop = reg.write(tmp_path)
     records = [{"id": f"p{i:05d}"} for i in range(30_000)]
@@ -382,7 +395,7 @@ def test_a_malformed_tail_is_never_read_wrong(reg, tmp_path, monkeypatch, text, 
 
 
 def test_a_page_object_beyond_a_tiny_memory_limit_is_read_whole(tmp_path):
-    # ~33 MB under a 64 MB limit: parsing it whole needs several times the file (it fails); streamed, it spills.
+    # ~33 MB under a 96 MB limit: parsing it whole needs several times the file (it fails); streamed, it fits.
     from skolon_pipeline.sources.ss12000 import _load_file, _load_whole
 
     line = '{"id": "p%06d", "givenName": "' + "x" * 250 + '", "emails": [{"value": "a%d@x.se", "type": "Privat"}]}'
@@ -391,7 +404,7 @@ def test_a_page_object_beyond_a_tiny_memory_limit_is_read_whole(tmp_path):
     path.write_text(text, encoding="utf-8")
     del text
     con = duckdb.connect(str(tmp_path / "staging.duckdb"))  # spills beside it, in tmp_path
-    con.execute("SET memory_limit = '64MB'")
+    con.execute("SET memory_limit = '96MB'")
     con.execute("CREATE TEMP TABLE raw_persons (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
     assert _load_whole(con, "persons", "persons.json", path) is None  # out of memory
     assert _load_file(con, "testby", "persons", path) is None  # streamed; no pageToken at the tail

@@ -276,13 +276,15 @@ def _stream(con: duckdb.DuckDBPyConnection, entity: str, label: str, path: Path,
     array reader. Nothing is copied (the drop holds civic numbers) and DuckDB holds a few buffers of the file
     at a time, so a file of any size is read within its memory limit (the table spills). Raises duckdb.Error
     when the span is not a JSON array (or a record is above the maximum object size)."""
+    # json(rec): each record minified, as the whole-file read (json_extract) gives it, so that two copies of a
+    # record differing only in layout (an indented page and a compact one) are an exact repeat, not a conflict.
     key = secrets.token_hex(16)
     con.register_filesystem(_SpanFileSystem(key, path, first, last))
     try:
         return con.execute(
             f"""
             INSERT INTO raw_{entity}
-            SELECT ?, idx, CASE WHEN length(rec) <= {MAX_VALUE} THEN nullif(lower(trim(rec->>'id')), '') END, rec
+            SELECT ?, idx, CASE WHEN length(rec) <= {MAX_VALUE} THEN nullif(lower(trim(rec->>'id')), '') END, json(rec)
             FROM read_json_objects(?, format = 'array', maximum_object_size = ?) WITH ORDINALITY AS r(rec, idx)
             """,
             [label, f"{_SPAN_PROTOCOL}://{key}", _max_object_size(con)],
