@@ -1,11 +1,12 @@
 """SS12000 v2.1 JSON drop → canonical staging tables, inside DuckDB.
 
-Each file's records are streamed into DuckDB's JSON array reader (`read_json_objects`, one JSON value per
-record, no Python object per record), so a file of any size is read within DuckDB's memory limit: a page
-object's `data` array is found from the file's head and tail and only its bytes are fed to DuckDB through a
-named pipe. A file of another shape, or one the stream cannot read, is read whole (`read_text`), which also
-words the errors; the flattening is `ss12000.sql`. What cannot be read at all (not JSON, not UTF-8, a wrong
-shape, a record without `id`) raises `SourceError` naming the source, the file and the problem.
+Each file's records are streamed by DuckDB's JSON array reader (`read_json_objects`, one JSON value per record,
+no Python object per record), so a file of any size is read within DuckDB's memory limit: a page object's
+`data` array is found from the file's head and tail (its pageToken too), and only those bytes are handed to
+DuckDB, as a file of their own (`_SpanFileSystem`; nothing is copied). A file of another shape, or one whose
+span DuckDB cannot read as one array, is read whole (`read_text`), as before the stream, which also words the
+errors; the flattening is `ss12000.sql`. What cannot be read at all (not JSON, not UTF-8, a wrong shape, a
+record without `id`) raises `SourceError` naming the source, the file and the problem.
 """
 
 from __future__ import annotations
