@@ -9,6 +9,7 @@ import json
 import duckdb
 import pytest
 
+from skolon_pipeline.bounds import OVERSIZED
 from skolon_pipeline.sources.civic import PseudonymKey
 from skolon_pipeline.sources.drops import SourceError, find_drop
 from skolon_pipeline.sources.ss12000 import extract_ss12000
@@ -333,6 +334,21 @@ def test_a_record_reads_the_same_whatever_the_layout_of_its_file(tmp_path, never
         (tmp_path / "staging.duckdb").unlink()
     assert texts["array"] == texts["indented"] == texts["bom"]
     assert texts["array"][0] == (json.dumps(records[0], separators=(",", ":")),)
+
+
+def test_a_record_above_the_stream_s_maximum_object_size_is_read_whole_and_shrunk(tmp_path, monkeypatch):
+    from skolon_pipeline.sources import ss12000
+
+    monkeypatch.setattr(ss12000, "_max_object_size", lambda con: 16 << 20)  # DuckDB's least
+    whole_reads = []
+    load_whole = ss12000._load_whole
+    monkeypatch.setattr(ss12000, "_load_whole", lambda *args: whole_reads.append(args[3].name) or load_whole(*args))
+    records = [{"id": "a"}, {"id": "b", "givenName": "x" * 40_000_000}, {"id": "c"}]  # above its two buffers
+    con = _load(tmp_path, _persons_text(records, "page"))
+    rows = con.execute("SELECT id, idx, length(rec::VARCHAR) < 1000 FROM raw_persons ORDER BY idx").fetchall()
+    assert rows == [("a", 1, True), ("b", 2, True), ("c", 3, True)]  # the 40 MB name: OVERSIZED and its head
+    assert OVERSIZED in con.execute("SELECT rec->>'givenName' FROM raw_persons WHERE id = 'b'").fetchone()[0]
+    assert whole_reads == ["persons.json"]
 
 
 def test_a_bad_record_deep_in_a_streamed_file_is_named_by_its_place(reg, tmp_path):

@@ -56,8 +56,8 @@ _ARRAY_HEAD = re.compile(_LEAD + rb"\[")
 _ARRAY_TAIL = re.compile(rb"\]" + _WS + rb"\Z")
 _EDGE_BYTES = 64 * 1024
 _SPAN_PROTOCOL = "skolonspan"
-# DuckDB's reader holds two buffers of its maximum object size (at least 16 MiB); a record above it (only a
-# hostile one: MAX_VALUE is 1 MB) makes the file be read whole.
+# DuckDB's reader holds buffers of twice its maximum object size (at least 16 MiB) and fails on a record larger
+# than a buffer (only a hostile one: MAX_VALUE is 1 MB): that file is then read whole.
 _MIN_OBJECT, _MAX_OBJECT = 16 << 20, 64 << 20
 _UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 
@@ -280,6 +280,8 @@ def _stream(con: duckdb.DuckDBPyConnection, entity: str, label: str, path: Path,
     # json(rec): each record minified, as the whole-file read (json_extract) gives it, so that two copies of a
     # record differing only in layout (an indented page and a compact one) are an exact repeat, not a conflict.
     key = secrets.token_hex(16)
+    if con.filesystem_is_registered(_SPAN_PROTOCOL):  # left by a read interrupted before its `finally`
+        con.unregister_filesystem(_SPAN_PROTOCOL)
     con.register_filesystem(_SpanFileSystem(key, path, first, last))
     try:
         return con.execute(
