@@ -18,19 +18,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 from floor import ENTITIES, entity_files  # noqa: E402
 from generate_drop import generate  # noqa: E402
-from run_bench import one_file_copy  # noqa: E402
+from run_bench import measure_to, one_file_copy  # noqa: E402
 
 CHILD = """
 import sys, time
@@ -113,7 +109,7 @@ def report(label: str, drop: Path, memory_limit: str, code: Path = REPO) -> None
         out_file = Path(folder) / "out"
         with open(out_file, "w") as out:
             env["PYTHONUNBUFFERED"] = "1"
-            _wall, rss, rc = _measure_to(cmd, env, out)
+            _wall, rss, rc = measure_to(cmd, env, out)
         output = out_file.read_text()
     mb = sum(f.stat().st_size for f in files) / 2**20
     head = (
@@ -126,21 +122,6 @@ def report(label: str, drop: Path, memory_limit: str, code: Path = REPO) -> None
     else:
         seconds, limit, persons = output.split()[-3:]
         print(f"{head}  extract {seconds} s  peak RSS {rss:.0f} MB  ({persons} persons; DuckDB limit {limit})")
-
-
-def _measure_to(cmd: list[str], env: dict, out) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) of the process tree, exit code; the output goes to `out`."""
-    start = time.perf_counter()
-    proc = psutil.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            tree = [proc, *proc.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-    return time.perf_counter() - start, peak / 2**20, proc.returncode
 
 
 def main() -> None:

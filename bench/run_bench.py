@@ -30,6 +30,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,10 +47,10 @@ SCAN_SQL = "SELECT sum(json_array_length(content, '$.data')) FROM read_text({fil
 FLOOR_CODE = "import sys; sys.path.insert(0, {bench!r}); from floor import read_floor; from pathlib import Path; read_floor(Path({drop!r}))"
 
 
-def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) of the process tree, exit code."""
+def measure_to(cmd: list[str], env: dict | None, out) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MB) of the process tree (sampled every 50 ms), exit code; the output goes to `out`."""
     start = time.perf_counter()
-    proc = psutil.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = psutil.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     peak = 0
     while proc.poll() is None:
         try:
@@ -58,11 +59,17 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]
         except psutil.Error:
             pass
         time.sleep(0.05)
-    wall = time.perf_counter() - start
-    output = proc.stdout.read().decode(errors="replace")
-    if proc.returncode:
-        print(output, file=sys.stderr)
-    return wall, peak / 2**20, proc.returncode
+    return time.perf_counter() - start, peak / 2**20, proc.returncode
+
+
+def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]:
+    """measure_to, with the output printed when the command fails."""
+    with tempfile.TemporaryFile() as out:
+        wall, rss, rc = measure_to(cmd, env, out)
+        if rc:
+            out.seek(0)
+            print(out.read().decode(errors="replace"), file=sys.stderr)
+    return wall, rss, rc
 
 
 def one_file_copy(paged_dir: Path, data_dir: Path) -> None:
