@@ -59,6 +59,10 @@ _SPAN_PROTOCOL = "skolonspan"
 # DuckDB's reader holds buffers of twice its maximum object size (at least 16 MiB) and fails on a record larger
 # than a buffer (only a hostile one: MAX_VALUE is 1 MB): that file is then read whole.
 _MIN_OBJECT, _MAX_OBJECT = 16 << 20, 64 << 20
+# A raw record's id as the reader keys it (lower-cased, trimmed); a record above MAX_VALUE characters gets its id
+# after _shrink_large_records has looked at it.
+_ID = "nullif(lower(trim(rec->>'id')), '')"
+_SMALL_RECORD_ID = f"CASE WHEN length(rec) <= {MAX_VALUE} THEN {_ID} END"
 _UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 
 
@@ -113,8 +117,13 @@ def entity_files(source_id: str, drop_dir: Path, entity: str) -> list[Path]:
     return [inside(source_id, drop_dir, f) for f in files]
 
 
+def _label(entity: str, path: Path) -> str:
+    """How records name their file: `persons.json`, or `persons/page-2.json` for a page of a folder."""
+    return path.name if path.parent.name != entity else f"{entity}/{path.name}"
+
+
 def _truncated(source_id: str, entity: str, path: Path) -> SourceError:
-    label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
+    label = _label(entity, path)
     return SourceError(
         source_id,
         path,
@@ -287,7 +296,7 @@ def _stream(con: duckdb.DuckDBPyConnection, entity: str, label: str, path: Path,
         return con.execute(
             f"""
             INSERT INTO raw_{entity}
-            SELECT ?, idx, CASE WHEN length(rec) <= {MAX_VALUE} THEN nullif(lower(trim(rec->>'id')), '') END, json(rec)
+            SELECT ?, idx, {_SMALL_RECORD_ID}, json(rec)
             FROM read_json_objects(?, format = 'array', maximum_object_size = ?) WITH ORDINALITY AS r(rec, idx)
             """,
             [label, f"{_SPAN_PROTOCOL}://{key}", _max_object_size(con)],
@@ -300,7 +309,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path
     """Reads one file's records into raw_<entity>; returns the file's pageToken (None for a plain array or a
     null token) when it was read from the file's tail, False when the file was read whole (its token is then
     _check_chain_end's)."""
-    label = path.name if path.parent.name != entity else f"{entity}/{path.name}"
+    label = _label(entity, path)
     token: str | bool | None = False
     inserted = None
     try:
@@ -345,8 +354,7 @@ def _load_whole(con: duckdb.DuckDBPyConnection, entity: str, label: str, path: P
         return con.execute(
             f"""
             INSERT INTO raw_{entity}
-            SELECT file, idx, CASE WHEN length(rec) <= {MAX_VALUE} THEN nullif(lower(trim(rec->>'id')), '') END,
-                   rec FROM (
+            SELECT file, idx, {_SMALL_RECORD_ID}, rec FROM (
             SELECT ? AS file, generate_subscripts(recs, 1) AS idx, unnest(recs) AS rec FROM (
                 SELECT CASE WHEN starts_with(c, '[') THEN json_extract(c, '$[*]')
                             ELSE json_extract(c, '$.data[*]') END AS recs
@@ -398,9 +406,7 @@ def _shrink_large_records(con: duckdb.DuckDBPyConnection, entity: str, label: st
                 [json.dumps(shrunk, ensure_ascii=False), label, idx],
             )
         del shrunk
-        con.execute(
-            f"UPDATE raw_{entity} SET id = nullif(lower(trim(rec->>'id')), '') WHERE file = ? AND idx = ?", [label, idx]
-        )
+        con.execute(f"UPDATE raw_{entity} SET id = {_ID} WHERE file = ? AND idx = ?", [label, idx])
 
 
 def extract_ss12000(
