@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import duckdb
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 from pandera.typing import Series
 
 from skolon_pipeline.bounds import CONTROL_CHARACTERS, MAX_VALUE, OVERSIZED, OVERSIZED_HEAD, shorten
@@ -38,6 +40,13 @@ CANONICAL_TABLES = (
 
 # A name longer than this is not a name but a broken or hostile export.
 MAX_TEXT = 256
+
+# Every text column as pandas' Arrow-backed string dtype: DuckDB hands its rows over as Arrow (no Python object
+# per value) and Pandera's string checks run as Arrow compute kernels. Profiled at 200 000 persons: converting
+# DuckDB's rows to Python-backed strings was 1.1 of the 1.9 s validation took.
+Text = Annotated[pd.StringDtype, "pyarrow", pd.NA]
+_ARROW_TEXT = pd.StringDtype("pyarrow")
+_AS_PANDAS = {pyarrow.string(): _ARROW_TEXT, pyarrow.large_string(): _ARROW_TEXT, pyarrow.string_view(): _ARROW_TEXT}
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -77,11 +86,11 @@ def _end_not_before_start(df: pd.DataFrame) -> pd.Series:
 
 
 class _Dated(pa.DataFrameModel):
-    start_date: Series[pd.StringDtype] = pa.Field(nullable=True)
-    end_date: Series[pd.StringDtype] = pa.Field(nullable=True)
+    start_date: Series[Text] = pa.Field(nullable=True)
+    end_date: Series[Text] = pa.Field(nullable=True)
 
     @pa.check("start_date", "end_date", name="iso_date", element_wise=False)
-    def iso_date(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+    def iso_date(cls, series: Series[Text]) -> Series[bool]:
         return _iso_date(series)
 
     @pa.dataframe_check(name="end_not_before_start")
@@ -93,25 +102,25 @@ class _Dated(pa.DataFrameModel):
 
 
 class Organisations(_Dated):
-    org_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
-    org_type: Series[pd.StringDtype] = pa.Field(nullable=False)
+    org_id: Series[Text] = pa.Field(nullable=False)
+    name: Series[Text] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    org_type: Series[Text] = pa.Field(nullable=False)
 
     @pa.check("org_id", "name", name="no_control_characters", element_wise=False)
-    def no_control_characters(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+    def no_control_characters(cls, series: Series[Text]) -> Series[bool]:
         return _no_control_characters(series)
 
 
 class Persons(pa.DataFrameModel):
-    person_id: Series[pd.StringDtype] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
-    given_name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
-    family_name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
-    person_status: Series[pd.StringDtype] = pa.Field(nullable=True, isin=list(PERSON_STATUSES))
+    person_id: Series[Text] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+    given_name: Series[Text] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    family_name: Series[Text] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    person_status: Series[Text] = pa.Field(nullable=True, isin=list(PERSON_STATUSES))
     # HMAC-SHA256 hex of the civic number (skolon_pipeline.sources.civic), never the number itself
-    civic_no_hash: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=r"^[0-9a-f]{64}$")
+    civic_no_hash: Series[Text] = pa.Field(nullable=True, str_matches=r"^[0-9a-f]{64}$")
 
     @pa.check("person_id", "given_name", "family_name", name="no_control_characters", element_wise=False)
-    def no_control_characters(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+    def no_control_characters(cls, series: Series[Text]) -> Series[bool]:
         return _no_control_characters(series)
 
     class Config:
@@ -119,11 +128,11 @@ class Persons(pa.DataFrameModel):
 
 
 class PersonEmails(pa.DataFrameModel):
-    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    email: Series[pd.StringDtype] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+    person_id: Series[Text] = pa.Field(nullable=False)
+    email: Series[Text] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
 
     @pa.check("email", name="no_control_characters", element_wise=False)
-    def no_control_characters(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+    def no_control_characters(cls, series: Series[Text]) -> Series[bool]:
         return _no_control_characters(series)
 
     class Config:
@@ -131,50 +140,48 @@ class PersonEmails(pa.DataFrameModel):
 
 
 class Enrolments(_Dated):
-    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    school_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    cancelled: Series[pd.StringDtype] = pa.Field(nullable=True, isin=["true", "false"])
+    person_id: Series[Text] = pa.Field(nullable=False)
+    school_id: Series[Text] = pa.Field(nullable=False)
+    cancelled: Series[Text] = pa.Field(nullable=True, isin=["true", "false"])
 
 
 class Duties(_Dated):
-    duty_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    school_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    duty_role: Series[pd.StringDtype] = pa.Field(nullable=False)
+    duty_id: Series[Text] = pa.Field(nullable=False)
+    person_id: Series[Text] = pa.Field(nullable=False)
+    school_id: Series[Text] = pa.Field(nullable=False)
+    duty_role: Series[Text] = pa.Field(nullable=False)
 
 
 class Groups(_Dated):
-    group_id: Series[pd.StringDtype] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
-    name: Series[pd.StringDtype] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
-    group_type: Series[pd.StringDtype] = pa.Field(nullable=False)
-    school_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    group_id: Series[Text] = pa.Field(nullable=False, str_length={"max_value": MAX_TEXT})
+    name: Series[Text] = pa.Field(nullable=True, str_length={"max_value": MAX_TEXT})
+    group_type: Series[Text] = pa.Field(nullable=False)
+    school_id: Series[Text] = pa.Field(nullable=False)
 
     @pa.check("group_id", "name", name="no_control_characters", element_wise=False)
-    def no_control_characters(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+    def no_control_characters(cls, series: Series[Text]) -> Series[bool]:
         return _no_control_characters(series)
 
 
 class GroupMemberships(_Dated):
-    group_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    person_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    group_id: Series[Text] = pa.Field(nullable=False)
+    person_id: Series[Text] = pa.Field(nullable=False)
 
 
 class TeacherAssignments(_Dated):
-    group_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    person_id: Series[pd.StringDtype] = pa.Field(
-        nullable=True
-    )  # null: the duty it names is not in the drop (UNKNOWN_PERSON)
+    group_id: Series[Text] = pa.Field(nullable=False)
+    person_id: Series[Text] = pa.Field(nullable=True)  # null: the duty it names is not in the drop (UNKNOWN_PERSON)
 
 
 class GroupTerms(_Dated):
     """OneRoster: the terms (academic sessions) of a class; the class is active when one of them is."""
 
-    group_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    group_id: Series[Text] = pa.Field(nullable=False)
 
 
 class Responsibles(pa.DataFrameModel):
-    person_id: Series[pd.StringDtype] = pa.Field(nullable=True)  # null: a protected person's link is not stored
-    responsible_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    person_id: Series[Text] = pa.Field(nullable=True)  # null: a protected person's link is not stored
+    responsible_id: Series[Text] = pa.Field(nullable=False)
 
     class Config:
         strict = False
@@ -321,9 +328,8 @@ CHUNK_VECTORS = 128
 
 
 def _chunks(con: duckdb.DuckDBPyConnection, table: str):
-    """The table as pandas frames of at most CHUNK_VECTORS * 2048 rows, text columns as pandas' string dtype
-    (Pandera checks that dtype in one vectorised step; plain `object` columns are checked element by element,
-    which profiled at 2 of the 3 seconds validation took on 200 000 persons)."""
+    """The table as pandas frames of at most CHUNK_VECTORS * 2048 rows, read from DuckDB as Arrow record batches,
+    text columns as Arrow-backed strings (`Text`: each a view of the batch, checked by Arrow's kernels)."""
     columns = [
         c
         for (c,) in con.execute(
@@ -332,12 +338,8 @@ def _chunks(con: duckdb.DuckDBPyConnection, table: str):
         ).fetchall()
         if c not in _NOT_VALIDATED
     ]
-    cursor = con.execute(f"SELECT {', '.join(columns)} FROM {table}")
-    while True:
-        chunk = cursor.fetch_df_chunk(CHUNK_VECTORS)
-        if chunk.empty:
-            return
-        yield chunk.astype({c: "string" for c in chunk.columns if chunk[c].dtype == object})
+    for batch in con.sql(f"SELECT {', '.join(columns)} FROM {table}").to_arrow_reader(CHUNK_VECTORS * 2048):
+        yield batch.to_pandas(types_mapper=_AS_PANDAS.get)
 
 
 def _validate_table(con: duckdb.DuckDBPyConnection, table: str, source_id: str) -> tuple[int, list[dict]]:
@@ -350,8 +352,8 @@ def _validate_table(con: duckdb.DuckDBPyConnection, table: str, source_id: str) 
         except pa.errors.SchemaErrors as exc:
             rows.extend(failure_rows(table, chunk, exc.failure_cases, owner, source_id))
     if total == 0:  # still check the (empty) table's columns
-        empty = con.execute(f"SELECT * FROM {table} LIMIT 0").df()
-        model.validate(empty.astype({c: "string" for c in empty.columns if empty[c].dtype == object}), lazy=True)
+        empty = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().to_pandas(types_mapper=_AS_PANDAS.get)
+        model.validate(empty, lazy=True)
     return total, rows
 
 
