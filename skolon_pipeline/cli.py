@@ -199,6 +199,7 @@ def _run_night(settings: Settings, installation, as_of: dt.date, args: argparse.
     # Under the run lock no other run of this warehouse is alive: what earlier runs left behind is garbage.
     night.remove_leftovers(settings.staging_dir)
     snapshot.remove_dead_writing_copies(settings.warehouse)
+    snapshot.remove_prepared(settings.warehouse)
     started = dt.datetime.now(dt.UTC)
     try:
         with runs.interrupt_on_sigterm():

@@ -262,7 +262,8 @@ def check(
     run_id: str,
     record: bool = True,
 ) -> GuardResult:
-    """The night's change set against the last published night, and the guard's verdict (publishes nothing)."""
+    """The night's change set against the last published night, and the guard's verdict (publishes nothing;
+    with `record`, a night let through is prepared for `publish`, see publish.check_night)."""
     with owner_only():
         return publishing.check_night(
             warehouse_path,
@@ -271,13 +272,19 @@ def check(
             Policies.for_night(installation, as_of),
             run_id,
             record=record,
+            source_ids=[s.id for s in installation.sources],
         )
 
 
 def publish(
     installation: Installation, warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str
 ) -> publishing.Published:
-    """Publishes the night unless the guard holds it (then NightHeld, and nothing of it is published)."""
+    """Publishes the night unless the guard holds it (then NightHeld, and nothing of it is published): the
+    warehouse `check` prepared for this run when nothing changed since, else in full."""
+    with owner_only():
+        prepared = publishing.publish_prepared(warehouse_path, rules_db, as_of, run_id)
+    if prepared is not None:
+        return prepared
     # A held night is recorded (history.held_nights), so the new warehouse replaces the published one either way.
     with snapshot.rewrite(warehouse_path) as writer:
         result = publishing.publish_night(

@@ -38,7 +38,9 @@ def build_guard_assets(eligibility_key: dg.AssetKey, group_name: str, partitions
         groups, memberships, school affiliations and schools added, removed and updated, with removals held
         back during `rules.hold_removals` periods. Metadata: counts per entity and change. The blocking
         `removal_guard` check holds the night (nothing published, the previous roster stays) on a mass
-        removal; a held night is recorded in history.held_nights and its change set in history.held_changes."""
+        removal; a held night is recorded in history.held_nights and its change set in history.held_changes.
+        A night let through is published on this step's private copy of the warehouse, kept beside it as the
+        prepared warehouse that publish_night installs (not on a dry run)."""
         dry_run = context.run.tags.get(DRY_RUN_TAG) == "true"
         night_date = as_of(context)
         result = night.check(

@@ -109,7 +109,9 @@ def build_roster_assets(installation: Installation, partitions_def: dg.Partition
     def publish_night(context: dg.AssetExecutionContext, skolon: SkolonResource):
         """Publishes the night into the warehouse in one transaction (replacing that night only, in the
         history intervals and the change set); the roster and diagnostics views show the latest published
-        night. The guard is applied again inside the transaction, so a held night is never published."""
+        night. It installs the warehouse the change_set step of this run prepared, if neither the published
+        warehouse nor the rules' output changed since; otherwise it publishes in full, the guard applied again
+        inside the transaction, so a held night is never published."""
         night_date = as_of(context)
         try:
             published = night.publish(

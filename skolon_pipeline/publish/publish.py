@@ -15,13 +15,16 @@ A night is published from the rules' output (the night's rules database, attache
 5. **nights**: the night is listed in nightly.nights.
 
 A failure anywhere rolls everything back, so the previous state stays complete. `check_night` runs steps 1
-and 2 only (the change set and the verdict, for the Dagster change_set asset and `run --dry-run`).
+and 2 only for `run --dry-run` (the change set and the verdict); for the Dagster change_set asset it runs the
+whole transaction on its private copy when the guard lets the night through and keeps that as the night's
+prepared warehouse, which `publish_prepared` installs in the publish step (or, if anything changed in
+between, that step publishes in full: the guard is applied again there, so a held night is never published).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
@@ -63,17 +66,61 @@ def check_night(
     policies: Policies,
     run_id: str,
     record: bool = True,
+    source_ids: list[str] | None = None,
 ) -> GuardResult:
     """The night's change set against the last published night before it and the guard's verdict; with
-    `record`, a held night is written to history.held_nights/held_changes. Publishes nothing."""
+    `record`, a held night is written to history.held_nights/held_changes. Publishes nothing.
+
+    With `record` and `source_ids`, a night the guard lets through is also published on the private copy and
+    kept as the night's prepared warehouse (snapshot.Prepare), which `publish_prepared` installs unless the
+    published warehouse or the rules' output changed in between: the candidate, the change set and the
+    verdict are computed and the warehouse copied once a night, not twice. If preparing fails (a full disk),
+    the night is checked again without it; the publish step then publishes in full (and reports the cause)."""
+    if record and source_ids is not None:
+        try:
+            return _check(warehouse_path, rules_db, as_of, policies, run_id, record, source_ids)
+        except (OSError, duckdb.Error):
+            pass
+    return _check(warehouse_path, rules_db, as_of, policies, run_id, record, None)
+
+
+def _check(
+    warehouse_path: Path,
+    rules_db: Path,
+    as_of: dt.date,
+    policies: Policies,
+    run_id: str,
+    record: bool,
+    source_ids: list[str] | None,
+) -> GuardResult:
     from skolon_pipeline.publish import snapshot
 
-    # On a private copy of the warehouse (an empty one before the first night), kept only when a hold is
-    # recorded: readers of the published file are never in the way, and a dry run changes nothing.
+    # On a private copy of the warehouse (an empty one before the first night), kept when a hold is recorded
+    # (it replaces the published file) or as the prepared warehouse of a night let through; otherwise
+    # discarded: readers of the published file are never in the way, and a dry run changes nothing.
     with snapshot.rewrite(warehouse_path) as writer:
-        verdict = _transaction(writer.con, rules_db, as_of, policies, run_id, record=record, source_ids=None).guard
-        writer.keep = record and verdict.blocks
+        result = _transaction(writer.con, rules_db, as_of, policies, run_id, record=record, source_ids=source_ids)
+        verdict = result.guard
+        writer.keep = (record and verdict.blocks) or result.published
+        if result.published:
+            writer.prepare = snapshot.Prepare(
+                as_of.isoformat(), run_id, rules_db, {"counts": result.counts, "guard": asdict(verdict)}
+            )
     return verdict
+
+
+def publish_prepared(warehouse_path: Path, rules_db: Path, as_of: dt.date, run_id: str) -> Published | None:
+    """Installs the night's prepared warehouse (see check_night) if run `run_id` prepared it from the published
+    warehouse as it is now and from `rules_db` as it is now; None otherwise (publish in full: publish_night)."""
+    from skolon_pipeline.publish import snapshot
+
+    extra = snapshot.install_prepared(warehouse_path, as_of.isoformat(), run_id, rules_db)
+    if extra is None:
+        return None
+    verdict = dict(extra["guard"])
+    for key in ("as_of", "compared_with"):
+        verdict[key] = dt.date.fromisoformat(verdict[key]) if verdict[key] else None
+    return Published(True, dict(extra["counts"]), GuardResult(**verdict))
 
 
 def _transaction(
