@@ -55,6 +55,8 @@ def test_two_sources_run_in_parallel_processes_into_one_roster(tmp_path, monkeyp
     with duckdb.connect(str(tmp_path / "wh" / "w.duckdb"), read_only=True) as con:
         per_source = dict(con.execute("SELECT source_id, count(*) FROM roster.users GROUP BY 1").fetchall())
     assert per_source == {"alfa": 4, "beta": 4}
+    # The change_set step's prepared warehouse was installed (or removed) by the publish step's process.
+    assert not list((tmp_path / "wh").glob("w.duckdb.*.prepared*"))
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_runs()[0]

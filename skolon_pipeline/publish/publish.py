@@ -98,13 +98,14 @@ def _check(
     # On a private copy of the warehouse (an empty one before the first night), kept when a hold is recorded
     # (it replaces the published file) or as the prepared warehouse of a night let through; otherwise
     # discarded: readers of the published file are never in the way, and a dry run changes nothing.
+    rules_identity = snapshot.identity(rules_db)  # before it is read: a rules re-run meanwhile is seen
     with snapshot.rewrite(warehouse_path) as writer:
         result = _transaction(writer.con, rules_db, as_of, policies, run_id, record=record, source_ids=source_ids)
         verdict = result.guard
         writer.keep = (record and verdict.blocks) or result.published
         if result.published:
             writer.prepare = snapshot.Prepare(
-                as_of.isoformat(), run_id, rules_db, {"counts": result.counts, "guard": asdict(verdict)}
+                as_of.isoformat(), run_id, rules_db, rules_identity, {"counts": result.counts, "guard": asdict(verdict)}
             )
     return verdict
 

@@ -145,11 +145,13 @@ def _sidecar(prepared: Path) -> Path:
 @dataclass
 class Prepare:
     """Keep the copy as the prepared warehouse of `night` (instead of replacing the published file): it was
-    made from the rules' output `rules_db` by run `run_id`; `extra` is stored with it (JSON) for the install."""
+    made from the rules' output `rules_db` (of identity `rules`, taken before it was read) by run `run_id`;
+    `extra` is stored with it (JSON) for the install."""
 
     night: str
     run_id: str
     rules_db: Path
+    rules: list[int] | None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -322,7 +324,7 @@ def _keep_prepared(work: Path, sidecar: Path, published: Path, base: list[int] |
         "run_id": prepare.run_id,
         "base": base,
         "rules_db": str(prepare.rules_db),
-        "rules": identity(prepare.rules_db),
+        "rules": prepare.rules,
         "file": identity(work),
         "extra": prepare.extra,
     }
