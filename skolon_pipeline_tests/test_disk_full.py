@@ -135,3 +135,63 @@ def test_a_full_export_volume_fails_the_export_and_keeps_last_nights_files(tmp_p
     filler.unlink()
     _, again = write_validation_files(warehouse, exports, as_of=second)
     assert all(vf.xlsx.is_file() for vf in again)
+
+
+@pytest.mark.slow
+def test_a_full_warehouse_volume_fails_the_change_set_step_and_leaves_no_prepared_file(tmp_path, small_volume):
+    """The Dagster steps' way, change_set (night.check, which prepares the night) then publish_night."""
+    installation = load_installation(DEMO_DATA)
+    warehouse = small_volume / "warehouse.duckdb"
+    staging = tmp_path / "staging"
+    night.run_night(installation, DEMO_NIGHT, warehouse, staging)
+    published = warehouse.read_bytes()
+
+    second = DEMO_NIGHT + dt.timedelta(days=1)
+    night.evaluate_night(installation, second, staging, warehouse)
+    filler = _fill(small_volume, leave=256 * 1024)
+    with pytest.raises(Exception, match="No space left on device"):
+        night.check(installation, warehouse, staging, second, "r2")
+    assert warehouse.read_bytes() == published
+    assert sorted(p.name for p in small_volume.iterdir()) == ["filler", "warehouse.duckdb"]
+
+    filler.unlink()
+    assert not night.check(installation, warehouse, staging, second, "r2").blocks
+    assert (small_volume / f"warehouse.duckdb.{second}.prepared").is_file()
+    night.publish(installation, warehouse, night.rules_db(staging, second), second, "r2")
+    assert sorted(p.name for p in small_volume.iterdir()) == ["warehouse.duckdb"]
+    with snapshot.connect_published(warehouse) as con:
+        assert con.execute("SELECT max(as_of) FROM nightly.nights").fetchone()[0] == second
+
+
+@pytest.mark.slow
+def test_room_for_the_copy_but_not_the_night_still_gives_the_verdict(tmp_path, small_volume, monkeypatch):
+    """The change_set step copies the warehouse, but writing the night on the copy fills the disk: the verdict
+    is still given (checked again without preparing), and publish_night fails naming the cause."""
+    installation = load_installation(DEMO_DATA)
+    warehouse = small_volume / "warehouse.duckdb"
+    staging = tmp_path / "staging"
+    night.run_night(installation, DEMO_NIGHT, warehouse, staging)
+    published = warehouse.read_bytes()
+
+    second = DEMO_NIGHT + dt.timedelta(days=1)
+    night.evaluate_night(installation, second, staging, warehouse)
+    _fill(small_volume, leave=len(published) + 256 * 1024)
+    from skolon_pipeline.publish import publish
+
+    checks, check = [], publish._check
+
+    def counted(*args):
+        try:
+            return check(*args)
+        except Exception as exc:
+            checks.append(str(exc))
+            raise
+
+    monkeypatch.setattr(publish, "_check", counted)
+    assert not night.check(installation, warehouse, staging, second, "r2").blocks
+    assert len(checks) == 1 and "No space left on device" in checks[0]  # preparing failed, checked again
+    assert sorted(p.name for p in small_volume.iterdir()) == ["filler", "warehouse.duckdb"]
+    with pytest.raises(Exception, match="No space left on device"):
+        night.publish(installation, warehouse, night.rules_db(staging, second), second, "r2")
+    assert warehouse.read_bytes() == published
+    assert sorted(p.name for p in small_volume.iterdir()) == ["filler", "warehouse.duckdb"]
