@@ -290,3 +290,25 @@ def test_runs_through_dagster_leave_no_prepared_file(tmp_path, monkeypatch, caps
     assert calls == [0] and beside() == []
     with duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT max(as_of) FROM nightly.nights").fetchone() == (D2,)
+
+
+def test_half_made_prepared_files_of_killed_runs_are_removed_by_the_next_writer(tmp_path):
+    reg, school, klass, students = _school()
+    site = Site(tmp_path, "site")
+    site.night(reg, D1, "r1")
+    reg.student(school, given="Ny")
+    site.evaluate(reg, D2)
+    site.check(D2, "r2")  # a current prepared file: a live run between its steps
+    # Killed while preparing: a copy renamed without its sidecar, a sidecar whose copy never came, the
+    # sidecar's temporary file of a process that is gone.
+    orphan = snapshot.prepared_path(site.path, D3.isoformat())
+    orphan.write_bytes(b"half")
+    lone = snapshot.prepared_path(site.path, "2026-12-04")
+    snapshot._sidecar(lone).write_text('{"file": [1, 2, 3, 4]}')
+    dead_tmp = site.path.with_name(f"{site.path.name}.{2**22 + 1}.writing.json")
+    dead_tmp.write_text("{}")
+    with snapshot.rewrite(site.path) as writer:  # any writer, here one that changes nothing
+        writer.keep = False
+    assert site.left_beside() == [f"warehouse.duckdb.{D2}.prepared", f"warehouse.duckdb.{D2}.prepared.json"]
+    site.publish(D2, "r2")
+    assert site.left_beside() == []
