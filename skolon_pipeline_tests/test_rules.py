@@ -285,6 +285,48 @@ def test_membership_reasons(canon, evaluate_rows):
     _conserved(night)
 
 
+@pytest.mark.parametrize(
+    ("periods", "included", "reason", "visible_from"),
+    [
+        # an ended period and the current one: in the roster, with the current period's dates
+        ((("2025-08-17", "2026-06-01"), ("2026-11-01", "2027-06-11")), ("2026-11-01", "2027-06-11"), None, None),
+        # two periods ahead: held back until the earliest of them
+        ((("2027-03-01", None), ("2027-02-15", None)), None, "MEMBERSHIP_NOT_STARTED", dt.date(2027, 2, 15)),
+        # both ended: ended, not waiting for anything
+        ((("2025-08-17", "2026-01-31"), ("2026-02-01", "2026-06-01")), None, "MEMBERSHIP_ENDED", None),
+        # the same period sent twice: one membership
+        ((("2026-09-01", None), ("2026-09-01", None)), ("2026-09-01", "2027-06-11"), None, None),
+    ],
+)
+def test_a_member_listed_twice_in_a_group_is_one_membership_by_all_periods(
+    canon, evaluate_rows, periods, included, reason, visible_from
+):
+    school = canon.school()
+    student = canon.student(school)
+    klass = canon.group(school, start="2025-08-17", end="2027-06-11")
+    teacher, duty = canon.staff(school)
+    for start, end in periods:
+        canon.member(klass, student, start=start, end=end)
+        canon.assign(klass, teacher, duty, start=start, end=end)
+    night = evaluate_rows(canon)
+    dates = {
+        (user, role): (str(s), str(e))
+        for user, role, s, e in night.query(
+            "SELECT user_id, role, start_date, end_date FROM nightly.memberships WHERE group_id = ?", [klass]
+        )
+    }
+    if included:
+        assert dates == {(student, "student"): included, (teacher, "teacher"): included}
+        assert night.reasons(f"{klass}/{student}") == set()
+    else:
+        assert dates == {}
+        assert night.reasons(f"{klass}/{student}") == {reason}
+        # the teacher teaches no group tonight, so is no roster user either (MEMBER_EXCLUDED beside it)
+        assert reason in night.reasons(f"{klass}/{teacher}")
+        assert night.exclusion(f"{klass}/{student}", reason)["visible_from"] == visible_from
+    _conserved(night)
+
+
 def test_an_assignment_of_a_duty_not_in_the_drop_is_unknown_person(canon, evaluate_rows):
     klass = canon.group(canon.school())
     duty = "00000000-0000-0000-0000-0000000d0001"
