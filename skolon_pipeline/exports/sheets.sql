@@ -94,17 +94,26 @@ GROUP BY us.authority_id, u.source_id, u.user_id, u.email, u.given_name, u.famil
          sd.first_synced, sd.last_changed
 ORDER BY schools, u.role, family_name, given_name, u.user_id;
 
+-- Only the Users sheet reads these: their memory is the larger sheets' (a 3 GB limit at 2 million persons).
+DROP TABLE x_user_groups;
+DROP TABLE x_user_schools;
+
 -- ─── Groups ────────────────────────────────────────────────────────────────────────────────────────────
+-- Each group's numbers counted once over the memberships, then joined: grouping the joined rows by every group
+-- column cost 5.4 s at 2 million persons (1.6 s so).
 CREATE OR REPLACE TEMP TABLE sheet_groups AS
 SELECT xs.authority_id AS _authority, [g.school_id] AS _schools,
        g.group_id, g.name, xs.name AS school, g.group_type AS type,
-       count(m.user_id) FILTER (WHERE m.role = 'student') AS students,
-       count(m.user_id) FILTER (WHERE m.role = 'teacher') AS teachers,
+       coalesce(n.students, 0) AS students, coalesce(n.teachers, 0) AS teachers,
        g.start_date, g.end_date, sd.first_synced, sd.last_changed AS last_changed_by_sync
 FROM groups g JOIN x_schools xs USING (source_id, school_id)
-LEFT JOIN memberships m USING (source_id, group_id)
+LEFT JOIN (
+    SELECT source_id, group_id,
+           count(user_id) FILTER (WHERE role = 'student') AS students,
+           count(user_id) FILTER (WHERE role = 'teacher') AS teachers
+    FROM memberships GROUP BY source_id, group_id
+) AS n USING (source_id, group_id)
 LEFT JOIN group_sync_dates sd USING (source_id, group_id)
-GROUP BY ALL
 ORDER BY school, type, g.name, g.group_id;
 
 -- ─── Memberships ───────────────────────────────────────────────────────────────────────────────────────
