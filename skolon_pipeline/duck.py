@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,12 +28,28 @@ STORAGE_COMPATIBILITY_VERSION = "v1.2.0"
 def connect(path: Path | str | None = None, read_only: bool = False, create: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the installation's memory limit (`SKOLON_DUCKDB_MEMORY_LIMIT`, e.g. `2GB`).
     Every file it creates or ATTACHes anew (the warehouse, the snapshot, staging files) is written in the storage
-    format of STORAGE_COMPATIBILITY_VERSION; `create` is kept for callers that say so explicitly."""
+    format of STORAGE_COMPATIBILITY_VERSION; `create` is kept for callers that say so explicitly.
+
+    A database file spills beside itself (`spill_dir`). An in-memory one (the readers: exports, explain, the School
+    Admin) would spill into `.tmp` of the process's working directory, DuckDB's default, with the sheets' names
+    and e-mail addresses in it; it spills into a folder of its own instead, owner-only (mkdtemp makes it 0700),
+    removed when the connection is gone. One folder per connection: DuckDB names its spill files alike in every
+    database instance."""
     config = {
         "memory_limit": os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT,
         "storage_compatibility_version": STORAGE_COMPATIBILITY_VERSION,
     }
-    return duckdb.connect(":memory:" if path is None else str(path), read_only=read_only, config=config)
+    if path is None:
+        spill = tempfile.mkdtemp(prefix="skolon-duckdb-")
+        config["temp_directory"] = spill
+        try:
+            con = duckdb.connect(":memory:", config=config)
+        except BaseException:
+            shutil.rmtree(spill, ignore_errors=True)
+            raise
+        weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
+        return con
+    return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
 def spill_dir(path: Path | str) -> Path:

@@ -3,6 +3,7 @@ roster that comes out is the same."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import duckdb
@@ -41,3 +42,26 @@ def test_a_night_under_a_small_limit_gives_the_same_roster(tmp_path, monkeypatch
     tight = _roster(tmp_path, data, "tight")
     assert len(roomy) > 1000
     assert tight == roomy
+
+
+def test_an_in_memory_connection_spills_into_a_private_folder_of_its_own(tmp_path, monkeypatch):
+    """The readers' in-memory databases (exports, explain, the School Admin) spill names and e-mail addresses;
+    DuckDB's default would put them in `.tmp` of whatever folder the process runs in."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(duck.MEMORY_LIMIT_ENV, "32MB")
+    con = duck.connect()
+    folder = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+    other = duck.connect()
+    assert Path(other.execute("SELECT current_setting('temp_directory')").fetchone()[0]) != folder
+    other.close()
+    con.execute("SET threads = 1")
+    # a table larger than the limit: its blocks are written to the spill folder while the connection lives
+    con.execute("CREATE TEMP TABLE big AS SELECT md5(i::VARCHAR) AS m FROM range(1000000) r(i) ORDER BY m")
+    assert con.execute("SELECT count(DISTINCT m) FROM big").fetchone()[0] == 1_000_000
+    assert [f for f in folder.iterdir() if f.stat().st_size > 0]  # it did spill, there
+    assert not folder.is_relative_to(tmp_path) and folder.stat().st_mode & 0o777 == 0o700
+    assert list(tmp_path.iterdir()) == []  # nothing in the working directory
+    con.close()
+    del con
+    gc.collect()
+    assert not folder.exists()
