@@ -429,3 +429,26 @@ def test_a_page_object_beyond_a_tiny_memory_limit_is_read_whole(tmp_path):
         110_000,
         "p109999",
     )
+
+
+def test_of_several_broken_files_the_first_in_reading_order_is_named(reg, tmp_path):
+    # Files are read two at a time (_load_raw): the error is still the one a file-by-file read meets first
+    # (entity order, then chain order, an entity's chain end after its last file), whichever fails first.
+    drop = reg.write(tmp_path)
+    persons = reg.persons
+    (drop / "persons.json").unlink()
+    for n in range(1, 9):
+        _write(drop, f"persons/page-{n}.json", json.dumps({"data": persons, "pageToken": "next"}))
+    _write(drop, "persons/page-9.json", json.dumps({"data": persons, "pageToken": "more"}))  # truncated chain
+    _write(drop, "groups.json", "not json")
+    for _ in range(3):
+        with pytest.raises(SourceError, match=r"last page of persons \(persons/page-9\.json\)"):
+            _extract(drop)
+    _write(drop, "persons/page-5.json", '[{"id": "a"}, 7]')
+    for _ in range(3):
+        with pytest.raises(SourceError, match=r"page-5\.json.*record 2 \(counting from 1\) is not an object"):
+            _extract(drop)
+    con = duckdb.connect()  # nothing of a failed read is left on its connection
+    with pytest.raises(SourceError):
+        extract_ss12000(con, "testby", drop, key=PseudonymKey.from_secret("a reader test key, 0123456789abcdef"))
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'raw_%'").fetchone() == (0,)

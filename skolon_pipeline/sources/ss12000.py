@@ -11,12 +11,14 @@ record without `id`) raises `SourceError` naming the source, the file and the pr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import itertools
 import json
 import re
 import secrets
+import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -248,68 +250,99 @@ class _SpanFile(io.RawIOBase):
 
 
 class _SpanFileSystem(AbstractFileSystem):
-    """One file, `<protocol>://<key>`: a span of a drop file, for DuckDB (registered on the connection for one
-    query). The key is random, so no registry text becomes a path (nor a glob: DuckDB globs file names)."""
+    """Files `<protocol>://<key>`: spans of drop files, for DuckDB (`spans`: key → (path, first, last); registered
+    on the connection's database instance for one extract, or one query). A key is random, so no registry text
+    becomes a path (nor a glob: DuckDB globs file names)."""
 
     protocol = _SPAN_PROTOCOL
 
-    def __init__(self, key: str, path: Path, first: int, last: int):
+    def __init__(self):
         super().__init__(skip_instance_cache=True)
-        self.key, self.span = key, (path, first, last)
+        self.spans: dict[str, tuple[Path, int, int]] = {}
 
-    def _check(self, path: str) -> None:
-        if self._strip_protocol(path).strip("/") != self.key:
+    def _span(self, path: str) -> tuple[Path, int, int]:
+        span = self.spans.get(self._strip_protocol(path).strip("/"))
+        if span is None:
             raise FileNotFoundError(path)
+        return span
 
     def info(self, path, **kwargs):
-        self._check(path)
-        return {"name": path, "size": self.span[2] - self.span[1], "type": "file"}
+        _, first, last = self._span(path)
+        return {"name": path, "size": last - first, "type": "file"}
 
     def ls(self, path, detail=True, **kwargs):
         entry = self.info(path)
         return [entry] if detail else [entry["name"]]
 
     def glob(self, path, **kwargs):
-        return [path] if self._strip_protocol(path).strip("/") == self.key else []
+        return [path] if self.exists(path) else []
 
     def exists(self, path, **kwargs):
-        return self._strip_protocol(path).strip("/") == self.key
+        return self._strip_protocol(path).strip("/") in self.spans
 
     def _open(self, path, mode="rb", **kwargs):
-        self._check(path)
-        return _SpanFile(*self.span)
+        return _SpanFile(*self._span(path))
 
 
-def _stream(con: duckdb.DuckDBPyConnection, entity: str, label: str, path: Path, first: int, last: int) -> int:
-    """Inserts the JSON array in bytes [first, last) of `path` into raw_<entity>, one row per element in file
-    order (`idx` counts from 1, WITH ORDINALITY: a row_number in the reader's order), with DuckDB's streaming
-    array reader. Nothing is copied (the drop holds civic numbers) and DuckDB holds a few buffers of the file
-    at a time, so a file of any size is read within its memory limit (the table spills). Raises duckdb.Error
-    when the span is not a JSON array (or a record is above the maximum object size)."""
-    # json(rec): each record minified, as the whole-file read (json_extract) gives it, so that two copies of a
-    # record differing only in layout (an indented page and a compact one) are an exact repeat, not a conflict.
-    key = secrets.token_hex(16)
+@contextlib.contextmanager
+def _span_files(con: duckdb.DuckDBPyConnection):
+    """A _SpanFileSystem registered on `con`'s database instance (its cursors see it too) while in the block;
+    yields its `spans`."""
     if con.filesystem_is_registered(_SPAN_PROTOCOL):  # left by a read interrupted before its `finally`
         con.unregister_filesystem(_SPAN_PROTOCOL)
-    con.register_filesystem(_SpanFileSystem(key, path, first, last))
+    fs = _SpanFileSystem()
+    con.register_filesystem(fs)
     try:
-        return con.execute(
-            f"""
-            INSERT INTO raw_{entity}
-            SELECT ?, idx, {_SMALL_RECORD_ID}, json(rec)
-            FROM read_json_objects(?, format = 'array', maximum_object_size = ?) WITH ORDINALITY AS r(rec, idx)
-            """,
-            [label, f"{_SPAN_PROTOCOL}://{key}", _max_object_size(con)],
-        ).fetchone()[0]
+        yield fs.spans
     finally:
         con.unregister_filesystem(_SPAN_PROTOCOL)
 
 
-def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path: Path) -> str | bool | None:
-    """Reads one file's records into raw_<entity>; returns the file's pageToken (None for a plain array or a
+def _stream(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    label: str,
+    path: Path,
+    first: int,
+    last: int,
+    spans: dict[str, tuple[Path, int, int]] | None = None,
+) -> int:
+    """Inserts the JSON array in bytes [first, last) of `path` into `table`, one row per element in file
+    order (`idx` counts from 1, WITH ORDINALITY: a row_number in the reader's order), with DuckDB's streaming
+    array reader. Nothing is copied (the drop holds civic numbers) and DuckDB holds a few buffers of the file
+    at a time, so a file of any size is read within its memory limit (the table spills). Raises duckdb.Error
+    when the span is not a JSON array (or a record is above the maximum object size). `spans`: those of a
+    _span_files block (else the span's file system is registered for this query alone)."""
+    # json(rec): each record minified, as the whole-file read (json_extract) gives it, so that two copies of a
+    # record differing only in layout (an indented page and a compact one) are an exact repeat, not a conflict.
+    key = secrets.token_hex(16)
+    with contextlib.nullcontext(spans) if spans is not None else _span_files(con) as spans:
+        spans[key] = (path, first, last)
+        try:
+            return con.execute(
+                f"""
+                INSERT INTO {table}
+                SELECT ?, idx, {_SMALL_RECORD_ID}, json(rec)
+                FROM read_json_objects(?, format = 'array', maximum_object_size = ?) WITH ORDINALITY AS r(rec, idx)
+                """,
+                [label, f"{_SPAN_PROTOCOL}://{key}", _max_object_size(con)],
+            ).fetchone()[0]
+        finally:
+            del spans[key]
+
+
+def _load_file(
+    con: duckdb.DuckDBPyConnection,
+    source_id: str,
+    entity: str,
+    path: Path,
+    table: str | None = None,
+    spans: dict[str, tuple[Path, int, int]] | None = None,
+) -> str | bool | None:
+    """Reads one file's records into `table` (raw_<entity> by default); returns the file's pageToken (None for a plain array or a
     null token) when it was read from the file's tail, False when the file was read whole (its token is then
     _check_chain_end's)."""
-    label = _label(entity, path)
+    label, table = _label(entity, path), table or f"raw_{entity}"
     token: str | bool | None = False
     inserted = None
     try:
@@ -319,21 +352,23 @@ def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path
     if span is not None:
         first, last, token = span
         try:
-            inserted = _stream(con, entity, label, path, first, last)
+            inserted = _stream(con, table, label, path, first, last, spans)
+        except duckdb.InterruptException:  # another file failed first (_load_raw)
+            raise
         except duckdb.Error:  # not an array after all, or a record above the maximum object size: read whole
             token = False
         except OSError as exc:
             raise SourceError(source_id, path, f"cannot be read: {exc.strerror or exc}") from None
     if inserted is None:
-        inserted = _load_whole(con, entity, label, path)
+        inserted = _load_whole(con, entity, label, path, table)
     if not inserted:
         _classify(con, source_id, path)  # raises unless the file is a valid, empty page or array
         if inserted is None:
             raise SourceError(source_id, path, "cannot be read as JSON records")
-    _shrink_large_records(con, entity, label)
+    _shrink_large_records(con, table, label)
     bad = con.execute(
         f"""
-        SELECT idx, json_type(rec) FROM raw_{entity}
+        SELECT idx, json_type(rec) FROM {table}
         WHERE file = ? AND id IS NULL
         ORDER BY idx LIMIT 1
         """,
@@ -346,14 +381,16 @@ def _load_file(con: duckdb.DuckDBPyConnection, source_id: str, entity: str, path
     return token
 
 
-def _load_whole(con: duckdb.DuckDBPyConnection, entity: str, label: str, path: Path) -> int | None:
+def _load_whole(
+    con: duckdb.DuckDBPyConnection, entity: str, label: str, path: Path, table: str | None = None
+) -> int | None:
     """The file read whole and split into one JSON value per record (a page's `data`, or the elements of a
     plain array) by one json_extract; None when it cannot be. For files the stream does not read: this holds
     several times the file in memory."""
     try:
         return con.execute(
             f"""
-            INSERT INTO raw_{entity}
+            INSERT INTO {table or f"raw_{entity}"}
             SELECT file, idx, {_SMALL_RECORD_ID}, rec FROM (
             SELECT ? AS file, generate_subscripts(recs, 1) AS idx, unnest(recs) AS rec FROM (
                 SELECT CASE WHEN starts_with(c, '[') THEN json_extract(c, '$[*]')
@@ -362,6 +399,8 @@ def _load_whole(con: duckdb.DuckDBPyConnection, entity: str, label: str, path: P
             """,
             [label, _BOM, str(path)],
         ).fetchone()[0]
+    except duckdb.InterruptException:
+        raise
     except duckdb.Error:
         return None
 
@@ -387,26 +426,89 @@ def _shrink(value):
     return value, changed
 
 
-def _shrink_large_records(con: duckdb.DuckDBPyConnection, entity: str, label: str) -> None:
+def _shrink_large_records(con: duckdb.DuckDBPyConnection, table: str, label: str) -> None:
     """Records above MAX_VALUE characters (rare: a huge group, or a hostile value) are looked at one by one,
     after the file's parse has released its memory: a value above MAX_VALUE is replaced (`_shrink`), so that
     every later step handles small records only, whatever a registry sends."""
     large = con.execute(
-        f"SELECT idx FROM raw_{entity} WHERE file = ? AND length(rec) > ? ORDER BY idx", [label, MAX_VALUE]
+        f"SELECT idx FROM {table} WHERE file = ? AND length(rec) > ? ORDER BY idx", [label, MAX_VALUE]
     ).fetchall()
     for (idx,) in large:
-        (text,) = con.execute(
-            f"SELECT rec::VARCHAR FROM raw_{entity} WHERE file = ? AND idx = ?", [label, idx]
-        ).fetchone()
+        (text,) = con.execute(f"SELECT rec::VARCHAR FROM {table} WHERE file = ? AND idx = ?", [label, idx]).fetchone()
         shrunk, changed = _shrink(json.loads(text))
         del text
         if changed:
             con.execute(
-                f"UPDATE raw_{entity} SET rec = ?::JSON WHERE file = ? AND idx = ?",
+                f"UPDATE {table} SET rec = ?::JSON WHERE file = ? AND idx = ?",
                 [json.dumps(shrunk, ensure_ascii=False), label, idx],
             )
         del shrunk
-        con.execute(f"UPDATE raw_{entity} SET id = {_ID} WHERE file = ? AND idx = ?", [label, idx])
+        con.execute(f"UPDATE {table} SET id = {_ID} WHERE file = ? AND idx = ?", [label, idx])
+
+
+# The raw records, in memory only (an ATTACHed in-memory database, which spills as temporary tables do): unlike
+# TEMP tables, _load_raw's cursors see it.
+_RAW_DB = "skolon_raw"
+
+
+def _load_raw(con: duckdb.DuckDBPyConnection, source_id: str, files_by_entity: dict[str, list[Path]]) -> None:
+    """Loads every file into `_RAW_DB`.raw_<entity>, with as many workers as DuckDB has threads (each a cursor:
+    DuckDB reads one file with one thread, so files read one after another used one core); each file's rows are
+    its own (file, idx), so the tables are as a sequential load makes them. The first failing step in the
+    sequential order (files in entity and chain order, the chain end after an entity's last file) raises, as it
+    did sequentially: files are handed out in that order, a failure stops handing out later ones and interrupts
+    a later one being read, and the failure earliest in the order wins."""
+    steps = [
+        (entity, path, n == len(files) - 1) for entity, files in files_by_entity.items() for n, path in enumerate(files)
+    ]
+    (threads,) = con.execute("SELECT current_setting('threads')").fetchone()
+    lock, handed_out, failed = threading.Lock(), iter(range(len(steps))), {}
+    cursors = [con.cursor() for _ in range(max(1, min(int(threads), len(steps))))]
+    current = dict.fromkeys(range(len(cursors)))
+
+    def work(n: int, spans: dict[str, tuple[Path, int, int]]) -> None:
+        cur = cursors[n]
+        while True:
+            with lock:
+                i = current[n] = next(handed_out, None)
+                if i is None or (failed and i > min(failed)):
+                    return
+            entity, path, last = steps[i]
+            try:
+                token = _load_file(cur, source_id, entity, path, f"{_RAW_DB}.raw_{entity}", spans)
+                if last and token is False:
+                    _check_chain_end(cur, source_id, entity, path)
+                elif last and token is not None:
+                    raise _truncated(source_id, entity, path)
+            except Exception as exc:
+                with lock:
+                    failed[i] = exc
+                    for m, j in current.items():
+                        if m != n and j is not None and j > i:
+                            cursors[m].interrupt()
+                return
+
+    try:
+        with _span_files(con) as spans:
+            workers = [threading.Thread(target=work, args=(n, spans)) for n in range(len(cursors))]
+            try:
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+            except BaseException:  # e.g. KeyboardInterrupt: the workers stop before their cursors close
+                with lock:
+                    failed[-1] = None
+                for cur in cursors:
+                    cur.interrupt()
+                for worker in workers:
+                    worker.join()
+                raise
+    finally:
+        for cur in cursors:
+            cur.close()
+    if failed:
+        raise failed[min(failed)]
 
 
 def extract_ss12000(
@@ -420,24 +522,25 @@ def extract_ss12000(
 ) -> dict[str, int]:
     """Reads one drop into `con` (the source's staging database) and returns the canonical tables' row counts.
 
-    The records as sent (`raw_<entity>`, with civic numbers, addresses, phone numbers ...) are TEMPORARY tables:
-    they never reach the staging file. `school_email_domains` decides which e-mail addresses are kept; civic
-    numbers are hashed with `key` (civic.pseudonym_key), 10-digit ones read as of `night`.
+    The records as sent (`raw_<entity>`, with civic numbers, addresses, phone numbers ...) are in memory only
+    (`_RAW_DB`): they never reach the staging file. `school_email_domains` decides which e-mail addresses are
+    kept; civic numbers are hashed with `key` (civic.pseudonym_key), 10-digit ones read as of `night`.
     """
     files_by_entity = {entity: entity_files(source_id, drop_dir, entity) for entity in ENTITIES}
-    for entity, files in files_by_entity.items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{entity} (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
-        for path in files:
-            token = _load_file(con, source_id, entity, path)
-        if token is False:
-            _check_chain_end(con, source_id, entity, files[-1])
-        elif token is not None:
-            raise _truncated(source_id, entity, files[-1])
-    con.execute("SET VARIABLE source_id = ?", [source_id])
-    con.execute("SET VARIABLE school_email_domains = ?::VARCHAR[]", [[d.lower() for d in school_email_domains]])
-    con.execute(resources.files("skolon_pipeline.sources").joinpath("ss12000.sql").read_text(encoding="utf-8"))
-    for entity in ENTITIES:
-        con.execute(f"DROP TABLE raw_{entity}")
+    con.execute(f"DETACH DATABASE IF EXISTS {_RAW_DB}")  # left by an interrupted extract
+    con.execute(f"ATTACH ? AS {_RAW_DB}", [":memory:"])
+    try:
+        for entity in ENTITIES:
+            con.execute(f"CREATE TABLE {_RAW_DB}.raw_{entity} (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS FROM {_RAW_DB}.raw_{entity}")
+        _load_raw(con, source_id, files_by_entity)
+        con.execute("SET VARIABLE source_id = ?", [source_id])
+        con.execute("SET VARIABLE school_email_domains = ?::VARCHAR[]", [[d.lower() for d in school_email_domains]])
+        con.execute(resources.files("skolon_pipeline.sources").joinpath("ss12000.sql").read_text(encoding="utf-8"))
+    finally:
+        for entity in ENTITIES:
+            con.execute(f"DROP VIEW IF EXISTS raw_{entity}")
+        con.execute(f"DETACH DATABASE {_RAW_DB}")
     normalise_enums(con, source_id)
     pseudonymise(con, source_id, night or dt.date.today(), key)
     complete_staging(con)
