@@ -5,8 +5,9 @@ no Python object per record), so a file of any size is read within DuckDB's memo
 `data` array is found from the file's head and tail (its pageToken too), and only those bytes are handed to
 DuckDB, as a file of their own (`_SpanFileSystem`; nothing is copied). A file of another shape, or one whose
 span DuckDB cannot read as one array, is read whole (`read_text`), as before the stream, which also words the
-errors; the flattening is `ss12000.sql`. What cannot be read at all (not JSON, not UTF-8, a wrong shape, a
-record without `id`) raises `SourceError` naming the source, the file and the problem.
+errors; files are read as many at a time as DuckDB has threads (`_load_raw`); the flattening is `ss12000.sql`.
+What cannot be read at all (not JSON, not UTF-8, a wrong shape, a record without `id`) raises `SourceError`
+naming the source, the file and the problem.
 """
 
 from __future__ import annotations
@@ -339,9 +340,9 @@ def _load_file(
     table: str | None = None,
     spans: dict[str, tuple[Path, int, int]] | None = None,
 ) -> str | bool | None:
-    """Reads one file's records into `table` (raw_<entity> by default); returns the file's pageToken (None for a plain array or a
-    null token) when it was read from the file's tail, False when the file was read whole (its token is then
-    _check_chain_end's)."""
+    """Reads one file's records into `table` (raw_<entity> by default; `spans` as for _stream); returns the
+    file's pageToken (None for a plain array or a null token) when it was read from the file's tail, False when
+    the file was read whole (its token is then _check_chain_end's)."""
     label, table = _label(entity, path), table or f"raw_{entity}"
     token: str | bool | None = False
     inserted = None
