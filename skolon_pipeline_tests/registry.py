@@ -181,6 +181,17 @@ class Registry:
         return drop
 
 
+def one_class_school(n_students: int = 10) -> tuple[Registry, str, dict, list[dict], dict]:
+    """A registry of one school with one class of `n_students` and its teacher: (registry, school, class,
+    students, teacher), for tests that publish several nights and change a few records between them."""
+    reg = Registry()
+    school = reg.school()
+    students = [reg.student(school, given=f"Elev{i}") for i in range(n_students)]
+    klass = reg.group(school, members=students)
+    teacher, _ = reg.teach(school, klass)
+    return reg, school, klass, students, teacher
+
+
 def write_sources(data_dir: Path, sources: list[dict], rules: dict | None = None) -> None:
     config = {
         "timezone": "Europe/Stockholm",

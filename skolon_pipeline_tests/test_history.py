@@ -15,20 +15,11 @@ from skolon_pipeline.config import load_installation
 from skolon_pipeline.exports.validation_file import write_validation_files
 from skolon_pipeline.publish import publish, tables, warehouse
 from skolon_pipeline.publish.guard import Policies
-from skolon_pipeline_tests.registry import Registry
+from skolon_pipeline_tests.registry import Registry, one_class_school
 
 pytestmark = pytest.mark.slow  # several nights published one after another
 
 D1, D2, D3 = dt.date(2026, 12, 1), dt.date(2026, 12, 2), dt.date(2026, 12, 3)
-
-
-def _school(n_students: int = 10):
-    reg = Registry()
-    school = reg.school()
-    students = [reg.student(school, given=f"Elev{i}") for i in range(n_students)]
-    klass = reg.group(school, members=students)
-    teacher, _ = reg.teach(school, klass)
-    return reg, school, klass, students, teacher
 
 
 def _drop_student(reg: Registry, klass: dict, student: dict) -> None:
@@ -83,7 +74,7 @@ class Warehouse:
 
 
 def test_added_removed_updated_over_three_nights_and_why_someone_disappeared(tmp_path):
-    reg, school, klass, students, teacher = _school(4)
+    reg, school, klass, students, teacher = one_class_school(4)
     wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     wh.drop(reg, D1)
     wh.run(D1)
@@ -158,7 +149,7 @@ def test_added_removed_updated_over_three_nights_and_why_someone_disappeared(tmp
 
 
 def test_rerunning_a_night_is_idempotent(tmp_path):
-    reg, school, klass, students, _ = _school(4)
+    reg, school, klass, students, _ = one_class_school(4)
     wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     wh.drop(reg, D1)
     wh.run(D1)
@@ -173,7 +164,7 @@ def test_rerunning_a_night_is_idempotent(tmp_path):
 
 def _week(tmp_path, name: str, order: list[int]):
     """Seven nights of a changing registry (a drop on some days only), published in the given order."""
-    reg, school, klass, students, _ = _school(10)
+    reg, school, klass, students, _ = one_class_school(10)
     wh = Warehouse(tmp_path / name, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     start = dt.date(2026, 11, 30)
     wh.drop(reg, start)
@@ -212,7 +203,7 @@ def test_backfilling_a_week_in_any_order_builds_the_same_history(tmp_path):
 
 
 def test_backfilling_an_old_night_leaves_later_nights_as_they_were(tmp_path):
-    reg, school, klass, students, _ = _school(10)
+    reg, school, klass, students, _ = one_class_school(10)
     wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     wh.drop(reg, D1)
     wh.run(D1)
@@ -235,7 +226,7 @@ def test_backfilling_an_old_night_leaves_later_nights_as_they_were(tmp_path):
 
 
 def test_guard_holds_a_night_that_lost_30_percent_of_students_until_approved(tmp_path):
-    reg, school, klass, students, _ = _school(10)
+    reg, school, klass, students, _ = one_class_school(10)
     wh = Warehouse(tmp_path)
     wh.drop(reg, D1)
     wh.run(D1)
@@ -272,7 +263,7 @@ def test_guard_holds_a_night_that_lost_30_percent_of_students_until_approved(tmp
 
 
 def test_an_empty_users_file_never_empties_the_roster(tmp_path):
-    reg, school, klass, students, _ = _school(30)
+    reg, school, klass, students, _ = one_class_school(30)
     wh = Warehouse(
         tmp_path, rules={"max_removal_share": 1.0, "max_removal_share_week": 1.0}
     )  # even with the share guard off
@@ -287,7 +278,7 @@ def test_an_empty_users_file_never_empties_the_roster(tmp_path):
 
 
 def test_removal_hold_period_publishes_additions_and_keeps_removals_until_it_ends(tmp_path):
-    reg, school, klass, students, _ = _school(4)
+    reg, school, klass, students, _ = one_class_school(4)
     summer = {"from": "2026-12-02", "to": "2026-12-03"}
     wh = Warehouse(tmp_path, rules={"hold_removals": [summer]})
     wh.drop(reg, D1)
@@ -318,7 +309,7 @@ def test_removal_hold_period_publishes_additions_and_keeps_removals_until_it_end
 
 
 def test_a_publish_killed_midway_leaves_the_previous_night_and_history_intact(tmp_path):
-    reg, school, klass, students, _ = _school(10)
+    reg, school, klass, students, _ = one_class_school(10)
     wh = Warehouse(tmp_path)
     wh.drop(reg, D1)
     wh.run(D1)
@@ -369,7 +360,7 @@ def test_a_publish_killed_midway_leaves_the_previous_night_and_history_intact(tm
 
 
 def test_validation_file_shows_first_synced_and_last_changed_by_sync_as_of_its_night(tmp_path):
-    reg, school, klass, students, _ = _school(10)
+    reg, school, klass, students, _ = one_class_school(10)
     wh = Warehouse(tmp_path)
     wh.drop(reg, D1)
     wh.run(D1)
@@ -398,7 +389,7 @@ def test_validation_file_shows_first_synced_and_last_changed_by_sync_as_of_its_n
 
 
 def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_path):
-    reg, school, klass, students, _ = _school(10)
+    reg, school, klass, students, _ = one_class_school(10)
     wh = Warehouse(tmp_path, rules={"max_removal_share": 0.5, "max_removal_share_week": 0.5})
     nights = [D1, D2, D3]
     for i, d in enumerate(nights):

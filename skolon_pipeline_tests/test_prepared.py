@@ -14,20 +14,11 @@ import pytest
 from skolon_pipeline import night
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.publish import publish, snapshot
-from skolon_pipeline_tests.registry import Registry
+from skolon_pipeline_tests.registry import Registry, one_class_school
 
 pytestmark = pytest.mark.slow  # several nights published one after another
 
 D1, D2, D3 = dt.date(2026, 12, 1), dt.date(2026, 12, 2), dt.date(2026, 12, 3)
-
-
-def _school(n_students: int = 10):
-    reg = Registry()
-    school = reg.school()
-    students = [reg.student(school, given=f"Elev{i}") for i in range(n_students)]
-    klass = reg.group(school, members=students)
-    reg.teach(school, klass)
-    return reg, school, klass, students
 
 
 class Site:
@@ -100,7 +91,7 @@ def _full_publish_count(monkeypatch) -> list[int]:
 
 
 def test_a_night_published_through_the_prepared_warehouse_equals_a_full_publish(tmp_path, monkeypatch):
-    reg, school, klass, students = _school()
+    reg, school, klass, students, _ = one_class_school()
     prepared, full = Site(tmp_path, "prepared"), Site(tmp_path, "full")
     nights = [D1, D2, D3]
     for n, as_of in enumerate(nights):
@@ -127,7 +118,7 @@ def test_a_night_published_through_the_prepared_warehouse_equals_a_full_publish(
 
 
 def test_a_prepared_warehouse_is_not_installed_once_the_published_one_changed(tmp_path, monkeypatch):
-    reg, school, klass, students = _school()
+    reg, school, klass, students, _ = one_class_school()
     site, reference = Site(tmp_path, "site"), Site(tmp_path, "reference")
     site.night(reg, D1, "r1")
     reference.night(reg, D1, "r1")
@@ -152,7 +143,7 @@ def test_a_prepared_warehouse_is_not_installed_once_the_published_one_changed(tm
 
 
 def test_a_prepared_warehouse_is_not_installed_after_the_rules_ran_again_or_for_another_run(tmp_path, monkeypatch):
-    reg, school, klass, students = _school()
+    reg, school, klass, students, _ = one_class_school()
     site = Site(tmp_path, "site")
     site.night(reg, D1, "r1")
     reg.student(school, given="Ny")
@@ -169,7 +160,7 @@ def test_a_prepared_warehouse_is_not_installed_after_the_rules_ran_again_or_for_
 
 
 def test_a_held_night_leaves_no_prepared_file_and_is_never_published(tmp_path):
-    reg, school, klass, students = _school()
+    reg, school, klass, students, _ = one_class_school()
     site = Site(tmp_path, "site")
     site.night(reg, D1, "r1")
     for s in students[:4]:
@@ -196,7 +187,7 @@ def test_a_held_night_leaves_no_prepared_file_and_is_never_published(tmp_path):
 
 
 def test_a_dry_run_changes_nothing_and_prepares_nothing(tmp_path):
-    reg, school, klass, students = _school()
+    reg, school, klass, students, _ = one_class_school()
     site = Site(tmp_path, "site")
     site.night(reg, D1, "r1")
     reg.student(school, given="Ny")
@@ -208,7 +199,7 @@ def test_a_dry_run_changes_nothing_and_prepares_nothing(tmp_path):
 
 
 def test_a_failed_install_or_a_dead_run_leaves_no_prepared_file(tmp_path, monkeypatch):
-    reg, school, klass, students = _school()
+    reg, school, klass, students, _ = one_class_school()
     site = Site(tmp_path, "site")
     site.night(reg, D1, "r1")
     published = site.path.read_bytes()
@@ -239,7 +230,7 @@ def test_a_failed_install_or_a_dead_run_leaves_no_prepared_file(tmp_path, monkey
 
 
 def test_preparing_on_a_full_disk_still_gives_the_verdict(tmp_path, monkeypatch):
-    reg, school, klass, students = _school()
+    reg, school, klass, students, _ = one_class_school()
     site = Site(tmp_path, "site")
     site.night(reg, D1, "r1")
     reg.student(school, given="Ny")
@@ -267,7 +258,7 @@ def test_runs_through_dagster_leave_no_prepared_file(tmp_path, monkeypatch, caps
             p.name for p in wh.iterdir() if p.name.startswith("warehouse.duckdb.") and not p.name.endswith("lock")
         )
 
-    reg, school, klass, students = _school()
+    reg, school, klass, students, _ = one_class_school()
     reg.write(tmp_path / "data", drop_date=D1.isoformat())
     calls = _full_publish_count(monkeypatch)
     assert run_cli(tmp_path, "run", D1) == 0
@@ -293,7 +284,7 @@ def test_runs_through_dagster_leave_no_prepared_file(tmp_path, monkeypatch, caps
 
 
 def test_half_made_prepared_files_of_killed_runs_are_removed_by_the_next_writer(tmp_path):
-    reg, school, klass, students = _school()
+    reg, school, klass, students, _ = one_class_school()
     site = Site(tmp_path, "site")
     site.night(reg, D1, "r1")
     reg.student(school, given="Ny")
