@@ -9,7 +9,8 @@ import pytest
 
 from skolon_pipeline import night
 from skolon_pipeline.publish import publish, warehouse
-from skolon_pipeline_tests.test_history import Warehouse, _drop_student, _school
+from skolon_pipeline_tests.registry import one_class_school
+from skolon_pipeline_tests.test_history import Warehouse, _drop_student
 
 pytestmark = pytest.mark.slow  # several nights published one after another
 
@@ -17,7 +18,7 @@ NIGHTS = [dt.date(2026, 12, 1) + dt.timedelta(days=i) for i in range(8)]
 
 
 def test_an_approval_publishes_what_was_reviewed_and_a_worse_drop_is_held_again(tmp_path):
-    reg, school, klass, students, _ = _school(20)
+    reg, school, klass, students, _ = one_class_school(20)
     wh = Warehouse(tmp_path)
     wh.drop(reg, NIGHTS[0])
     wh.run(NIGHTS[0])
@@ -51,7 +52,7 @@ def test_an_approval_publishes_what_was_reviewed_and_a_worse_drop_is_held_again(
 
 
 def test_the_approved_change_set_itself_publishes(tmp_path):
-    reg, school, klass, students, _ = _school(10)
+    reg, school, klass, students, _ = one_class_school(10)
     wh = Warehouse(tmp_path)
     wh.drop(reg, NIGHTS[0])
     wh.run(NIGHTS[0])
@@ -68,7 +69,7 @@ def test_the_approved_change_set_itself_publishes(tmp_path):
 
 
 def test_six_nights_of_eight_percent_loss_are_held_against_the_week(tmp_path):
-    reg, school, klass, students, _ = _school(99)  # 100 users
+    reg, school, klass, students, _ = one_class_school(99)  # 100 users
     wh = Warehouse(tmp_path)
     remaining = list(students)
     published = []
@@ -93,7 +94,7 @@ def test_six_nights_of_eight_percent_loss_are_held_against_the_week(tmp_path):
 
 
 def test_every_username_changing_at_once_is_held(tmp_path):
-    reg, school, _klass, _students, _ = _school(10)
+    reg, school, _klass, _students, _ = one_class_school(10)
     wh = Warehouse(tmp_path)
     wh.drop(reg, NIGHTS[0])
     wh.run(NIGHTS[0])
@@ -110,7 +111,7 @@ def test_every_username_changing_at_once_is_held(tmp_path):
 
 
 def test_a_few_username_changes_publish(tmp_path):
-    reg, school, _klass, students, _ = _school(10)
+    reg, school, _klass, students, _ = one_class_school(10)
     wh = Warehouse(tmp_path)
     wh.drop(reg, NIGHTS[0])
     wh.run(NIGHTS[0])
