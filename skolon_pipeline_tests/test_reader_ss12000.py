@@ -305,13 +305,14 @@ def test_every_file_form_is_streamed_and_reads_the_same(reg, tmp_path, form, nev
 
 def _load(tmp_path, text: str):
     """persons.json with `text`, loaded into raw_persons by the reader alone: (id, idx) in idx order."""
-    from skolon_pipeline.sources.ss12000 import _load_file
+    from skolon_pipeline.sources.ss12000 import _load_file, _span_files
 
     path = tmp_path / "persons.json"
     path.write_text(text, encoding="utf-8")
     con = duckdb.connect(str(tmp_path / "staging.duckdb"))  # spills (if at all) beside it, in tmp_path
     con.execute("CREATE TEMP TABLE raw_persons (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
-    _load_file(con, "testby", "persons", path)
+    with _span_files(con) as spans:
+        _load_file(con, "testby", "persons", path, "raw_persons", spans)
     return con
 
 
@@ -412,7 +413,7 @@ def test_a_malformed_tail_is_never_read_wrong(reg, tmp_path, monkeypatch, text, 
 
 def test_a_page_object_beyond_a_tiny_memory_limit_is_read_whole(tmp_path):
     # ~33 MB under a 96 MB limit: parsing it whole needs several times the file (it fails); streamed, it fits.
-    from skolon_pipeline.sources.ss12000 import _load_file, _load_whole
+    from skolon_pipeline.sources.ss12000 import _load_file, _load_whole, _span_files
 
     line = '{"id": "p%06d", "givenName": "' + "x" * 250 + '", "emails": [{"value": "a%d@x.se", "type": "Privat"}]}'
     text = '{"data": [' + ",\n".join(line % (i, i) for i in range(110_000)) + '], "pageToken": null}'
@@ -422,8 +423,11 @@ def test_a_page_object_beyond_a_tiny_memory_limit_is_read_whole(tmp_path):
     con = duckdb.connect(str(tmp_path / "staging.duckdb"))  # spills beside it, in tmp_path
     con.execute("SET memory_limit = '96MB'")
     con.execute("CREATE TEMP TABLE raw_persons (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
-    assert _load_whole(con, "persons", "persons.json", path) is None  # out of memory
-    assert _load_file(con, "testby", "persons", path) is None  # streamed; no pageToken at the tail
+    assert _load_whole(con, "raw_persons", "persons.json", path) is None  # out of memory
+    with _span_files(con) as spans:
+        assert (
+            _load_file(con, "testby", "persons", path, "raw_persons", spans) is None
+        )  # streamed; no pageToken at the tail
     assert con.execute("SELECT count(*), max(idx), max(id) FROM raw_persons").fetchone() == (
         110_000,
         110_000,

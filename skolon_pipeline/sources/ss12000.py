@@ -252,7 +252,7 @@ class _SpanFile(io.RawIOBase):
 
 class _SpanFileSystem(AbstractFileSystem):
     """Files `<protocol>://<key>`: spans of drop files, for DuckDB (`spans`: key → (path, first, last); registered
-    on the connection's database instance for one extract, or one query). A key is random, so no registry text
+    on the connection's database instance for one extract, `_span_files`). A key is random, so no registry text
     becomes a path (nor a glob: DuckDB globs file names)."""
 
     protocol = _SPAN_PROTOCOL
@@ -306,30 +306,29 @@ def _stream(
     path: Path,
     first: int,
     last: int,
-    spans: dict[str, tuple[Path, int, int]] | None = None,
+    spans: dict[str, tuple[Path, int, int]],
 ) -> int:
     """Inserts the JSON array in bytes [first, last) of `path` into `table`, one row per element in file
     order (`idx` counts from 1, WITH ORDINALITY: a row_number in the reader's order), with DuckDB's streaming
     array reader. Nothing is copied (the drop holds civic numbers) and DuckDB holds a few buffers of the file
     at a time, so a file of any size is read within its memory limit (the table spills). Raises duckdb.Error
-    when the span is not a JSON array (or a record is above the maximum object size). `spans`: those of a
-    _span_files block (else the span's file system is registered for this query alone)."""
+    when the span is not a JSON array (or a record is above the maximum object size). `spans`: those of the
+    _span_files block the read is in."""
     # json(rec): each record minified, as the whole-file read (json_extract) gives it, so that two copies of a
     # record differing only in layout (an indented page and a compact one) are an exact repeat, not a conflict.
     key = secrets.token_hex(16)
-    with contextlib.nullcontext(spans) if spans is not None else _span_files(con) as spans:
-        spans[key] = (path, first, last)
-        try:
-            return con.execute(
-                f"""
-                INSERT INTO {table}
-                SELECT ?, idx, {_SMALL_RECORD_ID}, json(rec)
-                FROM read_json_objects(?, format = 'array', maximum_object_size = ?) WITH ORDINALITY AS r(rec, idx)
-                """,
-                [label, f"{_SPAN_PROTOCOL}://{key}", _max_object_size(con)],
-            ).fetchone()[0]
-        finally:
-            del spans[key]
+    spans[key] = (path, first, last)
+    try:
+        return con.execute(
+            f"""
+            INSERT INTO {table}
+            SELECT ?, idx, {_SMALL_RECORD_ID}, json(rec)
+            FROM read_json_objects(?, format = 'array', maximum_object_size = ?) WITH ORDINALITY AS r(rec, idx)
+            """,
+            [label, f"{_SPAN_PROTOCOL}://{key}", _max_object_size(con)],
+        ).fetchone()[0]
+    finally:
+        del spans[key]
 
 
 def _load_file(
@@ -337,13 +336,13 @@ def _load_file(
     source_id: str,
     entity: str,
     path: Path,
-    table: str | None = None,
-    spans: dict[str, tuple[Path, int, int]] | None = None,
+    table: str,
+    spans: dict[str, tuple[Path, int, int]],
 ) -> str | bool | None:
-    """Reads one file's records into `table` (raw_<entity> by default; `spans` as for _stream); returns the
+    """Reads one file's records into `table` (`spans` as for _stream); returns the
     file's pageToken (None for a plain array or a null token) when it was read from the file's tail, False when
     the file was read whole (its token is then _check_chain_end's)."""
-    label, table = _label(entity, path), table or f"raw_{entity}"
+    label = _label(entity, path)
     token: str | bool | None = False
     inserted = None
     try:
@@ -361,7 +360,7 @@ def _load_file(
         except OSError as exc:
             raise SourceError(source_id, path, f"cannot be read: {exc.strerror or exc}") from None
     if inserted is None:
-        inserted = _load_whole(con, entity, label, path, table)
+        inserted = _load_whole(con, table, label, path)
     if not inserted:
         _classify(con, source_id, path)  # raises unless the file is a valid, empty page or array
         if inserted is None:
@@ -382,16 +381,14 @@ def _load_file(
     return token
 
 
-def _load_whole(
-    con: duckdb.DuckDBPyConnection, entity: str, label: str, path: Path, table: str | None = None
-) -> int | None:
+def _load_whole(con: duckdb.DuckDBPyConnection, table: str, label: str, path: Path) -> int | None:
     """The file read whole and split into one JSON value per record (a page's `data`, or the elements of a
     plain array) by one json_extract; None when it cannot be. For files the stream does not read: this holds
     several times the file in memory."""
     try:
         return con.execute(
             f"""
-            INSERT INTO {table or f"raw_{entity}"}
+            INSERT INTO {table}
             SELECT file, idx, {_SMALL_RECORD_ID}, rec FROM (
             SELECT ? AS file, generate_subscripts(recs, 1) AS idx, unnest(recs) AS rec FROM (
                 SELECT CASE WHEN starts_with(c, '[') THEN json_extract(c, '$[*]')
