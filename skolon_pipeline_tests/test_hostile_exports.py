@@ -4,6 +4,7 @@ never hangs the workbook writer."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import errno
 import os
 import threading
@@ -17,6 +18,7 @@ from openpyxl import load_workbook
 from python_calamine import CalamineWorkbook
 
 from skolon_pipeline.exports import xlsx
+from skolon_pipeline.exports.cells import csv_safe_query
 from skolon_pipeline.exports.validation_file import write_validation_files
 from skolon_pipeline.files import OutsideFolder, safe_path, slug
 from skolon_pipeline_tests.modes import mode, not_owner_only
@@ -137,6 +139,70 @@ def test_text_cells_keep_leading_and_trailing_spaces(tmp_path):
     ws = load_workbook(path)["S"]
     assert [c.value for c in ws[2]] == ["  indented ", "-", "plain"]
     assert [c.quotePrefix for c in ws[2]] == [False, True, False]
+
+
+# (value sent, value an admin reads, quote-prefixed): each kind of value the writer must clean, keep or quote.
+_CELL_CASES = [
+    ("=1+1", "=1+1", True),
+    ("+46 70 123", "+46 70 123", True),
+    ("-2+3", "-2+3", True),
+    ("@SUM(A1:A9)", "@SUM(A1:A9)", True),
+    ("\tTab first", "\tTab first", True),
+    ("\nnewline first", "\nnewline first", True),
+    ("  indented", "  indented", False),
+    ("trailing ", "trailing ", False),
+    ("two\nlines", "two\nlines", False),
+    ("Åsa & <Björk>", "Åsa & <Björk>", False),
+    ("</t></is></c></row>", "</t></is></c></row>", False),
+    ("bell\x07 and nul\x00", "bell and nul", False),
+    ("del\x7fchar", "del\x7fchar", False),
+    ("x" * 40_000, "x" * xlsx.MAX_TEXT, False),
+    ("plain", "plain", False),
+]
+
+
+def _case_rows() -> list[tuple[str, str, str]]:
+    """Each case in each of three text columns, the other two plain."""
+    return [
+        tuple(value if column == place else f"plain {n}" for column in range(3))
+        for n, (value, _, _) in enumerate(_CELL_CASES)
+        for place in range(3)
+    ]
+
+
+def test_every_text_value_is_cleaned_kept_or_quoted_wherever_it_stands_in_its_row(tmp_path):
+    # A row is written by plain concatenation only when one check over all its values finds nothing to do:
+    # each case, in each of three text columns beside plain values and a date, reads back as it should.
+    rows = _case_rows()
+    path = tmp_path / "t.xlsx"
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE t (n INTEGER, a VARCHAR, d DATE, b VARCHAR, c VARCHAR)")
+        con.executemany("INSERT INTO t VALUES (?, ?, DATE '2026-12-03', ?, ?)", [(i, *r) for i, r in enumerate(rows)])
+        xlsx.write_workbook(con, path, [xlsx.Sheet("S", "SELECT a, d, b, c FROM t ORDER BY n")])
+    got = [[(c.value, c.quotePrefix) for c in row] for row in load_workbook(path)["S"].iter_rows(min_row=2)]
+    expected = [
+        [(read, quoted) if column == place else (f"plain {n}", False) for column in range(3)]
+        for n, (_, read, quoted) in enumerate(_CELL_CASES)
+        for place in range(3)
+    ]
+    assert [[r[0], r[2], r[3]] for r in got] == expected
+    assert {r[1][0] for r in got} == {dt.datetime(2026, 12, 3)}
+    # Whitespace at either end is kept for every reader (Excel trims it without xml:space="preserve").
+    with zipfile.ZipFile(path) as zf:
+        xml = zf.read("xl/worksheets/sheet1.xml").decode()
+    assert xml.count('<t xml:space="preserve">trailing </t>') == 3
+    assert xml.count('<t xml:space="preserve">  indented</t>') == 3
+
+
+def test_every_text_value_that_would_start_a_formula_is_quoted_in_csv_wherever_it_stands_in_its_row():
+    rows = _case_rows()
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE t (n INTEGER, a VARCHAR, d DATE, b VARCHAR, c VARCHAR)")
+        con.executemany("INSERT INTO t VALUES (?, ?, DATE '2026-12-03', ?, ?)", [(i, *r) for i, r in enumerate(rows)])
+        got = con.execute(csv_safe_query(con, "SELECT a, d, b, c FROM t ORDER BY n")).fetchall()
+    expected = [tuple(f"'{v}" if v[:1] in ("=", "+", "-", "@", "\t", "\n") else v for v in row) for row in rows]
+    assert [(a, b, c) for a, _, b, c in got] == expected
+    assert {d for _, d, _, _ in got} == {dt.date(2026, 12, 3)}
 
 
 class _FullDisk:

@@ -72,6 +72,34 @@ def test_sheet_longer_than_excel_allows_continues_on_numbered_sheets(con, tmp_pa
     assert all(wb[name]["A1"].value == "i" for name in wb.sheetnames)
 
 
+@pytest.mark.parametrize("read_bytes", [1, 5, 6, 7, 64, 1 << 20])
+def test_a_split_sheet_is_cut_at_row_ends_wherever_a_read_ends(con, tmp_path, monkeypatch, read_bytes):
+    # One query per sheet, cut into parts as its rows stream in: a read may end inside `</row>` or inside a value,
+    # and values may hold a newline or text that reads like a row's end.
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 4)  # header + 3 rows per sheet
+    monkeypatch.setattr(xlsx, "READ_BYTES", read_bytes)
+    con.execute(
+        """CREATE TABLE n AS SELECT i, CASE i % 3 WHEN 0 THEN 'two' || chr(10) || 'lines' WHEN 1 THEN '</row><row>'
+           ELSE 'x' || i END AS v FROM range(11) t(i)"""
+    )
+    path = tmp_path / "t.xlsx"
+    assert xlsx.write_workbook(con, path, [xlsx.Sheet("M", "SELECT i, v FROM n ORDER BY i")]) == {"M": 11}
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["M", "M (2)", "M (3)", "M (4)"]
+    got = [tuple(c.value for c in r) for name in wb.sheetnames for r in wb[name].iter_rows(min_row=2)]
+    assert got == [(i, ["two\nlines", "</row><row>", f"x{i}"][i % 3]) for i in range(11)]
+    assert [wb[name].max_row for name in wb.sheetnames] == [4, 4, 4, 3]
+
+
+def test_a_row_stream_that_disagrees_with_the_count_is_an_error_not_a_short_or_long_part():
+    with pytest.raises(RuntimeError, match="fewer rows"):
+        list(xlsx._RowStream([b"<row></row>\n"]).take(2))
+    stream = xlsx._RowStream([b"<row></row>\n<row></row>\n"])
+    assert b"".join(stream.take(1)) == b"<row></row>"
+    with pytest.raises(RuntimeError, match="more rows"):
+        stream.finish()
+
+
 def test_package_is_a_valid_zip_with_the_parts_excel_needs(con, tmp_path):
     path = tmp_path / "t.xlsx"
     xlsx.write_workbook(con, path, [xlsx.Sheet("People", "SELECT * FROM people")])

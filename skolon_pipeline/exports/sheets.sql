@@ -117,14 +117,27 @@ LEFT JOIN group_sync_dates sd USING (source_id, group_id)
 ORDER BY school, type, g.name, g.group_id;
 
 -- ─── Memberships ───────────────────────────────────────────────────────────────────────────────────────
+-- In order of school, group, role (teachers first), name and user id. The groups and the people are ranked
+-- first, and the memberships sorted by the ranks: sorting 1.3 million memberships by their texts took twice
+-- as long (profiled: 1.5-1.7 s against 0.8-1.0 s, the same rows in the same order).
 CREATE OR REPLACE TEMP TABLE sheet_memberships AS
-SELECT xs.authority_id AS _authority, [g.school_id] AS _schools,
-       g.name AS "group", g.group_id, xs.name AS school, m.user_id, u.email AS username, u.name,
+WITH ranked_groups AS (
+    SELECT g.source_id, g.group_id, g.name, g.school_id, xs.authority_id, xs.name AS school,
+           dense_rank() OVER (ORDER BY xs.name, g.name) AS place
+    FROM groups g JOIN x_schools xs USING (source_id, school_id)
+),
+
+ranked_people AS (
+    SELECT source_id, person_id, email, name, dense_rank() OVER (ORDER BY name, person_id) AS place
+    FROM shown_people WHERE included AND NOT protected_identity
+)
+
+SELECT g.authority_id AS _authority, [g.school_id] AS _schools,
+       g.name AS "group", g.group_id, g.school, m.user_id, u.email AS username, u.name,
        m.role, m.start_date, m.end_date
-FROM memberships m JOIN groups g USING (source_id, group_id) JOIN x_schools xs USING (source_id, school_id)
-JOIN shown_people u ON u.source_id = m.source_id AND u.person_id = m.user_id AND u.included
-WHERE NOT u.protected_identity
-ORDER BY school, "group", m.role DESC, name, m.user_id;
+FROM memberships m JOIN ranked_groups g USING (source_id, group_id)
+JOIN ranked_people u ON u.source_id = m.source_id AND u.person_id = m.user_id
+ORDER BY g.place, m.role DESC, u.place;
 
 -- ─── Excluded: every exclusion row, with who or what, the explanation and visible_from ─────────────────
 CREATE OR REPLACE TEMP TABLE sheet_excluded AS
