@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 
 import duckdb
 import pytest
@@ -456,3 +457,25 @@ def test_of_several_broken_files_the_first_in_reading_order_is_named(reg, tmp_pa
     with pytest.raises(SourceError):
         extract_ss12000(con, "testby", drop, key=PseudonymKey.from_secret("a reader test key, 0123456789abcdef"))
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'raw_%'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("failing", ["ss12000.sql", "ss12000_groups.sql"])
+def test_a_failing_half_of_the_flattening_fails_the_extract_and_leaves_nothing_running(
+    reg, tmp_path, monkeypatch, failing
+):
+    # Groups are flattened on a second connection while the other entities are (_flatten): a failure on either
+    # side is the extract's error, the other side stops, and the records as sent are gone from memory.
+    from skolon_pipeline.sources import ss12000
+
+    drop = reg.write(tmp_path)
+    script = ss12000._script
+
+    def broken(name: str) -> str:
+        return "SELECT error('flattening broke here');" if name == failing else script(name)
+
+    monkeypatch.setattr(ss12000, "_script", broken)
+    con = duckdb.connect()
+    with pytest.raises(duckdb.Error, match="flattening broke here"):
+        extract_ss12000(con, "testby", drop, key=PseudonymKey.from_secret("a reader test key, 0123456789abcdef"))
+    assert not [t for t in threading.enumerate() if t.name == "ss12000-groups"]
+    assert con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'skolon_raw'").fetchone() == (0,)

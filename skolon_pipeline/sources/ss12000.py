@@ -5,7 +5,8 @@ no Python object per record), so a file of any size is read within DuckDB's memo
 `data` array is found from the file's head and tail (its pageToken too), and only those bytes are handed to
 DuckDB, as a file of their own (`_SpanFileSystem`; nothing is copied). A file of another shape, or one whose
 span DuckDB cannot read as one array, is read whole (`read_text`), as before the stream, which also words the
-errors; files are read as many at a time as DuckDB has threads (`_load_raw`); the flattening is `ss12000.sql`.
+errors; files are read as many at a time as DuckDB has threads (`_load_raw`); the flattening is `ss12000.sql`
+and `ss12000_groups.sql` side by side, then `ss12000_checks.sql` (`_flatten`).
 What cannot be read at all (not JSON, not UTF-8, a wrong shape, a record without `id`) raises `SourceError`
 naming the source, the file and the problem.
 """
@@ -509,6 +510,49 @@ def _load_raw(con: duckdb.DuckDBPyConnection, source_id: str, files_by_entity: d
         raise failed[min(failed)]
 
 
+def _script(name: str) -> str:
+    return resources.files("skolon_pipeline.sources").joinpath(name).read_text(encoding="utf-8")
+
+
+def _flatten(con: duckdb.DuckDBPyConnection, source_id: str, school_email_domains: list[str]) -> None:
+    """Flattens the raw records into the staging tables: ss12000_groups.sql on a second connection (a cursor, in
+    a thread) while `con` runs ss12000.sql, then ss12000_checks.sql on `con`. A statement over the 51 000 group
+    records (one DuckDB row group) runs on one thread, as do most of the persons' (200 000 records, two row
+    groups); side by side they use both cores. Both write tables of their own; the groups' parsed records are
+    in `_RAW_DB`, which every connection of the database sees (temporary tables and macros are a connection's)."""
+
+    def session(c: duckdb.DuckDBPyConnection) -> None:
+        c.execute("SET VARIABLE source_id = ?", [source_id])
+        c.execute("SET VARIABLE school_email_domains = ?::VARCHAR[]", [school_email_domains])
+        for entity in ENTITIES:
+            c.execute(f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS FROM {_RAW_DB}.raw_{entity}")
+        c.execute(_script("ss12000_macros.sql"))
+
+    session(con)
+    failed: list[BaseException] = []
+    with contextlib.closing(con.cursor()) as groups_con:
+        session(groups_con)
+
+        def groups() -> None:
+            try:
+                groups_con.execute(_script("ss12000_groups.sql"))
+            except BaseException as exc:  # raised in the calling thread below
+                failed.append(exc)
+
+        worker = threading.Thread(target=groups, name="ss12000-groups", daemon=True)
+        worker.start()
+        try:
+            con.execute(_script("ss12000.sql"))
+        except BaseException:
+            groups_con.interrupt()  # nothing of this extract is kept: the groups need not finish
+            raise
+        finally:
+            worker.join()
+    if failed:
+        raise failed[0]
+    con.execute(_script("ss12000_checks.sql"))
+
+
 def extract_ss12000(
     con: duckdb.DuckDBPyConnection,
     source_id: str,
@@ -530,11 +574,8 @@ def extract_ss12000(
     try:
         for entity in ENTITIES:
             con.execute(f"CREATE TABLE {_RAW_DB}.raw_{entity} (file VARCHAR, idx BIGINT, id VARCHAR, rec JSON)")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS FROM {_RAW_DB}.raw_{entity}")
         _load_raw(con, source_id, files_by_entity)
-        con.execute("SET VARIABLE source_id = ?", [source_id])
-        con.execute("SET VARIABLE school_email_domains = ?::VARCHAR[]", [[d.lower() for d in school_email_domains]])
-        con.execute(resources.files("skolon_pipeline.sources").joinpath("ss12000.sql").read_text(encoding="utf-8"))
+        _flatten(con, source_id, [d.lower() for d in school_email_domains])
     finally:
         for entity in ENTITIES:
             con.execute(f"DROP VIEW IF EXISTS raw_{entity}")
