@@ -13,11 +13,14 @@ process on the same files:
 It prints every step's seconds (Dagster's step statistics) and the ratios the performance issue sets targets
 for: the night over the floor (<= 3x at 200 000), one-file over paged (<= 1.2x), 800 000 over 200 000 (<= 4.2x),
 and the absolute ones: peak RSS at 200 000 (<= 2 GB), 2 million persons (<= 5 minutes, <= 4 GB).
-Absolute times on shared machines drift by 40 % from run to run; ratios within one run do not.
+Absolute times on shared machines drift by 40 % from run to run, and within a run from minute to minute: each
+night runs between two floors and its ratio is to their mean; with --rounds N each size and shape runs N such
+nights and the median is reported.
 
     python bench/run_bench.py                      # 50 000, 200 000 and 800 000 persons
     python bench/run_bench.py --sizes 50000 200000 --work /tmp/skolon-bench
     python bench/run_bench.py --sizes 200000 --shapes paged
+    python bench/run_bench.py --sizes 200000 --shapes paged --rounds 3   # the median of three bracketed ratios
     python bench/run_bench.py --sizes 200000 800000 --one-file-sizes 200000
 """
 
@@ -28,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +93,7 @@ def one_file_copy(paged_dir: Path, data_dir: Path) -> None:
             out.write('], "pageToken": null}')
 
 
-def bench_size(persons: int, work: Path, shape: str) -> dict:
+def bench_size(persons: int, work: Path, shape: str, rounds: int = 1) -> dict:
     data_dir = work / f"drop-{persons}" if shape == "paged" else work / f"drop-{persons}-{shape}"
     if not (data_dir / "sources.yaml").exists():
         if shape == "paged":
@@ -102,7 +106,52 @@ def bench_size(persons: int, work: Path, shape: str) -> dict:
             one_file_copy(bench_size_drop, data_dir)
     drop = next((data_dir / "registries" / "bench").iterdir())
     size_mb = sum(f.stat().st_size for f in drop.rglob("*.json")) / 2**20
-    out = work / f"out-{persons}-{shape}"
+    files = [f for e in ENTITIES if e != "organisations" for f in entity_files(drop, e)]
+    scan_wall, _, _ = measure(
+        [sys.executable, "-c", f"import duckdb; duckdb.sql({SCAN_SQL.format(files=files)!r}).fetchall()"]
+    )
+
+    def floor() -> tuple[float, float]:
+        wall, rss, rc = measure(
+            [sys.executable, "-c", FLOOR_CODE.format(bench=str(Path(__file__).parent), drop=str(drop))]
+        )
+        return (wall if rc == 0 else float("nan")), rss
+
+    # The machine's speed drifts from minute to minute: each night is bracketed by a floor before and after it,
+    # and its ratio is to their mean; over several rounds the median ratio is reported.
+    floors = [floor()]
+    nights = []
+    for _ in range(rounds):
+        nights.append(_night(data_dir, work / f"out-{persons}-{shape}"))
+        floors.append(floor())
+    ratios = bracketed_ratios([n["wall"] for n in nights], [f for f, _ in floors])
+    median = sorted(range(rounds), key=lambda i: nights[i]["wall"])[rounds // 2]  # the median night's run
+    return {
+        "persons": persons,
+        "shape": shape,
+        "json_mb": size_mb,
+        **nights[median],
+        "ok": all(n["ok"] for n in nights),
+        "rss": max(n["rss"] for n in nights),
+        "walls": [n["wall"] for n in nights],
+        "floor_wall": statistics.median(f for f, _ in floors),
+        "floors": [f for f, _ in floors],
+        "floor_rss": max(r for _, r in floors),
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "scan_wall": scan_wall,
+    }
+
+
+def bracketed_ratios(nights: list[float], floors: list[float]) -> list[float]:
+    """Each night's seconds over the mean of the floors measured just before and just after it (one more floor
+    than nights, alternating: floor, night, floor, night, floor)."""
+    assert len(floors) == len(nights) + 1
+    return [night / ((floors[i] + floors[i + 1]) / 2) for i, night in enumerate(nights)]
+
+
+def _night(data_dir: Path, out: Path) -> dict:
+    """One night on a fresh warehouse and Dagster instance: wall seconds, peak RSS, steps."""
     shutil.rmtree(out, ignore_errors=True)
     home = out / "dagster_home"  # a throw-away instance, read afterwards for the steps' durations
     home.mkdir(parents=True)
@@ -125,25 +174,14 @@ def bench_size(persons: int, work: Path, shape: str) -> dict:
         ],
         env,
     )
-    files = [f for e in ENTITIES if e != "organisations" for f in entity_files(drop, e)]
-    scan_wall, _, _ = measure(
-        [sys.executable, "-c", f"import duckdb; duckdb.sql({SCAN_SQL.format(files=files)!r}).fetchall()"]
-    )
-    floor_wall, floor_rss, floor_rc = measure(
-        [sys.executable, "-c", FLOOR_CODE.format(bench=str(Path(__file__).parent), drop=str(drop))]
-    )
-    return {
-        "persons": persons,
-        "shape": shape,
-        "json_mb": size_mb,
-        "wall": wall,
-        "rss": rss,
-        "ok": rc == 0,
-        "floor_wall": floor_wall if floor_rc == 0 else float("nan"),
-        "floor_rss": floor_rss,
-        "scan_wall": scan_wall,
-        "steps": step_seconds(home),
-    }
+    return {"wall": wall, "rss": rss, "ok": rc == 0, "steps": step_seconds(home)}
+
+
+def _values(values: list[float]) -> str:
+    """'25.0', or with several rounds their median and every value: '25.0 (24.1, 25.0, 27.9)'."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.median(values):.1f} ({', '.join(f'{v:.1f}' for v in values)})"
 
 
 def step_seconds(home: Path) -> dict[str, float]:
@@ -164,7 +202,8 @@ def ratio_lines(rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
         target = " (target <= 3x at 200 000)" if r["persons"] == 200_000 else ""
-        lines.append(f"{r['persons']:,} {r['shape']}: night / floor = {r['wall'] / r['floor_wall']:.2f}x{target}")
+        each = f" (median of {', '.join(f'{x:.2f}' for x in r['ratios'])})" if len(r["ratios"]) > 1 else ""
+        lines.append(f"{r['persons']:,} {r['shape']}: night / floor = {r['ratio']:.2f}x{each}{target}")
     by_key = {(r["persons"], r["shape"]): r for r in rows}
     for (persons, shape), r in by_key.items():
         paged = by_key.get((persons, "paged"))
@@ -215,12 +254,18 @@ def main() -> None:
         "beside a paged 800000",
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/skolon-bench"))
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="nights per size and shape, each between two floors; the median night and ratio are reported",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     one_file = set(args.sizes if args.one_file_sizes is None else args.one_file_sizes)
     load_before = os.getloadavg()
     rows = [
-        bench_size(n, args.work, shape)
+        bench_size(n, args.work, shape, args.rounds)
         for n in args.sizes
         for shape in args.shapes
         if shape == "paged" or n in one_file
@@ -237,8 +282,8 @@ def main() -> None:
     for r in rows:
         status = "" if r["ok"] else " (FAILED)"
         print(
-            f"| {r['persons']:,} | {r['shape']} | {r['json_mb']:.0f} | {r['wall']:.1f}{status} | {r['rss']:.0f} | "
-            f"{r['floor_wall']:.1f} | {r['floor_rss']:.0f} | {r['scan_wall']:.1f} |"
+            f"| {r['persons']:,} | {r['shape']} | {r['json_mb']:.0f} | {_values(r['walls'])}{status} | {r['rss']:.0f} | "
+            f"{_values(r['floors'])} | {r['floor_rss']:.0f} | {r['scan_wall']:.1f} |"
         )
     steps = sorted(
         {k for r in rows for k in r["steps"]},

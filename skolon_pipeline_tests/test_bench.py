@@ -12,7 +12,16 @@ import run_bench
 
 
 def _row(persons: int, shape: str, wall: float, rss: float, floor: float = 10.0, ok: bool = True) -> dict:
-    return {"persons": persons, "shape": shape, "wall": wall, "rss": rss, "floor_wall": floor, "ok": ok}
+    return {
+        "persons": persons,
+        "shape": shape,
+        "wall": wall,
+        "rss": rss,
+        "floor_wall": floor,
+        "ratio": wall / floor,
+        "ratios": [wall / floor],
+        "ok": ok,
+    }
 
 
 def test_ratios_and_absolute_targets_are_printed_with_whether_they_are_met():
@@ -41,3 +50,12 @@ def test_a_failed_run_meets_no_target(wall, rss, ok, time_met, rss_met):
         f"2,000,000 paged: night {wall:.1f} s (target <= 300 s: {time_met})",
         f"2,000,000 paged: peak RSS {rss:,} MB (target <= 4,096 MB: {rss_met})",
     ]
+
+
+def test_each_night_is_compared_with_the_floors_around_it_and_the_median_of_rounds_is_printed():
+    # floor 10, night 20, floor 6, night 30, floor 14, night 24, floor 10: the machine slowed down and sped up.
+    assert run_bench.bracketed_ratios([20.0, 30.0, 24.0], [10.0, 6.0, 14.0, 10.0]) == [2.5, 3.0, 2.0]
+    row = {**_row(200_000, "paged", 24.0, 1500), "ratio": 2.5, "ratios": [2.5, 3.0, 2.0]}
+    assert run_bench.ratio_lines([row])[0] == (
+        "200,000 paged: night / floor = 2.50x (median of 2.50, 3.00, 2.00) (target <= 3x at 200 000)"
+    )
