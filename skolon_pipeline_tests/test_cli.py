@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import io
 import shutil
 import stat
@@ -205,3 +206,15 @@ def test_configuration_error_names_the_key(tmp_path, capsys):
 def test_future_night_is_refused(tmp_path, capsys):
     assert _run(tmp_path, DEMO_DATA, dt.date.today() + dt.timedelta(days=3)) == cli.EXIT_USAGE
     assert "is in the future" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("code", [0, 1, 5])
+def test_the_console_script_exits_with_the_command_s_code(monkeypatch, code):
+    # entry() freezes the garbage collector's objects before the interpreter shuts down; the exit code is main's.
+    monkeypatch.setattr(cli, "main", lambda argv=None: code)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.entry()
+    finally:
+        gc.unfreeze()  # this process goes on running tests
+    assert exited.value.code == code
