@@ -423,3 +423,17 @@ def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_pat
     d4 = dt.date(2026, 12, 4)
     wh.run(d4)  # and the nights go on
     assert wh.query("SELECT count(*) FROM nightly.users WHERE as_of = ?", [d4]) == [(11,)]
+
+
+def test_a_member_listed_twice_is_one_interval_in_the_history_on_the_first_night_and_after(tmp_path):
+    # The first night opens one interval per published row; the rows are a set, however often the registry
+    # lists a member.
+    reg, school, klass, students, _ = one_class_school(3)
+    klass["groupMemberships"].append(dict(klass["groupMemberships"][0]))
+    wh = Warehouse(tmp_path)
+    wh.drop(reg, D1)
+    wh.run(D1)
+    wh.run(D2)
+    rows = wh.query("SELECT group_id, user_id, valid_from, valid_to FROM history.memberships ORDER BY ALL")
+    assert len(rows) == len({(g, u) for g, u, _, _ in rows}) == 4  # three students and the teacher
+    assert {(f, t) for _, _, f, t in rows} == {(D1, None)}

@@ -116,7 +116,8 @@ def ensure_history(con: duckdb.DuckDBPyConnection) -> None:
 def apply_night(
     con: duckdb.DuckDBPyConnection, published: Published, night: dt.date, next_night: dt.date | None, rows_sql: str
 ) -> None:
-    """Makes the rows of `rows_sql` (the table's content columns) the rows of history.<table> on `night`.
+    """Makes the rows of `rows_sql` (the table's content columns, a set: no row twice, as publish's candidate
+    tables are made) the rows of history.<table> on `night`.
 
     `next_night` is the first published night after `night` (None if there is none). Runs inside the
     caller's transaction."""
@@ -175,9 +176,11 @@ def _append_newest_night(
     col_list = ", ".join(cols)
     n = date_sql(night)
     if not con.execute(f"SELECT EXISTS (SELECT 1 FROM history.{table} WHERE valid_to IS NULL)").fetchone()[0]:
+        # rows_sql is a set: each row opens its interval as it is (a DISTINCT here cost 0.3 s at 1.3 million
+        # memberships for nothing).
         con.execute(
             f"""INSERT INTO history.{table} ({col_list}, valid_from, valid_to)
-                SELECT DISTINCT {col_list}, {n}, NULL::DATE FROM {rows_sql} AS night_rows"""
+                SELECT {col_list}, {n}, NULL::DATE FROM {rows_sql} AS night_rows"""
         )
         return
     con.execute(
