@@ -170,14 +170,19 @@ def _case_rows() -> list[tuple[str, str, str]]:
     ]
 
 
+def _case_table(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str]]) -> None:
+    """Table t: the rows in order (n), their three text values a, b, c around a date d."""
+    con.execute("CREATE TABLE t (n INTEGER, a VARCHAR, d DATE, b VARCHAR, c VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?, DATE '2026-12-03', ?, ?)", [(i, *r) for i, r in enumerate(rows)])
+
+
 def test_every_text_value_is_cleaned_kept_or_quoted_wherever_it_stands_in_its_row(tmp_path):
     # A row is written by plain concatenation only when one check over all its values finds nothing to do:
     # each case, in each of three text columns beside plain values and a date, reads back as it should.
     rows = _case_rows()
     path = tmp_path / "t.xlsx"
     with duckdb.connect() as con:
-        con.execute("CREATE TABLE t (n INTEGER, a VARCHAR, d DATE, b VARCHAR, c VARCHAR)")
-        con.executemany("INSERT INTO t VALUES (?, ?, DATE '2026-12-03', ?, ?)", [(i, *r) for i, r in enumerate(rows)])
+        _case_table(con, rows)
         xlsx.write_workbook(con, path, [xlsx.Sheet("S", "SELECT a, d, b, c FROM t ORDER BY n")])
     got = [[(c.value, c.quotePrefix) for c in row] for row in load_workbook(path)["S"].iter_rows(min_row=2)]
     expected = [
@@ -197,8 +202,7 @@ def test_every_text_value_is_cleaned_kept_or_quoted_wherever_it_stands_in_its_ro
 def test_every_text_value_that_would_start_a_formula_is_quoted_in_csv_wherever_it_stands_in_its_row():
     rows = _case_rows()
     with duckdb.connect() as con:
-        con.execute("CREATE TABLE t (n INTEGER, a VARCHAR, d DATE, b VARCHAR, c VARCHAR)")
-        con.executemany("INSERT INTO t VALUES (?, ?, DATE '2026-12-03', ?, ?)", [(i, *r) for i, r in enumerate(rows)])
+        _case_table(con, rows)
         got = con.execute(csv_safe_query(con, "SELECT a, d, b, c FROM t ORDER BY n")).fetchall()
     expected = [tuple(f"'{v}" if v[:1] in ("=", "+", "-", "@", "\t", "\n") else v for v in row) for row in rows]
     assert [(a, b, c) for a, _, b, c in got] == expected
