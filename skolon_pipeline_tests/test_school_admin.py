@@ -542,3 +542,26 @@ def test_admin_add_list_remove(site, tmp_path, monkeypatch, capsys):
     assert main(["admin", "remove", "rektor.norrby", *flags]) == 0
     assert main(["admin", "remove", "rektor.norrby", *flags]) == 1
     assert "rektor.norrby" not in path.read_text()
+
+
+def test_an_unknown_username_is_refused_after_an_argon2_verification_like_a_wrong_password(monkeypatch):
+    # The comparison hash is made on first use (not when any command imports the module), and still verified.
+    real = accounts._hasher
+    verified: list[str] = []
+
+    class Spy:
+        def hash(self, password: str) -> str:
+            return real.hash(password)
+
+        def verify(self, stored: str, password: str) -> bool:
+            verified.append(stored)
+            return real.verify(stored, password)
+
+    monkeypatch.setattr(accounts, "_hasher", Spy())
+    accounts.dummy_hash.cache_clear()
+    try:
+        assert accounts.verify(accounts.Admins(), "nobody.here", "a password of ten") is None
+        assert accounts.verify(accounts.Admins(), "Not A Valid Name!", "a password of ten") is None
+    finally:
+        accounts.dummy_hash.cache_clear()
+    assert len(verified) == 2 and all(h.startswith("$argon2id$") for h in verified)

@@ -20,6 +20,7 @@ changes, so removing an account or changing its password ends its sessions at th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import re
@@ -41,8 +42,15 @@ USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 _hasher = PasswordHasher()
-# Verified when the username does not exist, so a wrong username takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verified when the username does not exist, so a wrong username takes as long as a wrong password. Made on
+    first use, not on import: every command imports this module (the CLI's `admin` commands), and an Argon2 hash
+    is 0.13 s of each one's start-up, `run` included. The web view makes it when it starts (create_app), so the
+    first login with an unknown username takes as long as the others."""
+    return _hasher.hash("not a password of anyone")
 
 
 class AccountError(ValueError):
@@ -193,7 +201,7 @@ def verify(admins: Admins, username: str, password: str) -> Account | None:
     account = admins.accounts.get(name) if name else None
     stored = account.password_hash if account else None
     try:
-        _hasher.verify(stored or _DUMMY_HASH, password[:MAX_PASSWORD])
+        _hasher.verify(stored or dummy_hash(), password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
         return None
     return account if stored else None

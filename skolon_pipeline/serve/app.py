@@ -707,6 +707,7 @@ def create_app(settings: AppSettings) -> Starlette:
     settings.data_dir = Path(settings.data_dir)
     store = AccountStore(accounts.path_in(settings.data_dir))
     store.get()  # refuses an admins.yaml others may read, before serving anything
+    accounts.dummy_hash()  # before the first login, which it would otherwise slow down
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
