@@ -137,17 +137,23 @@ def test_a_full_export_volume_fails_the_export_and_keeps_last_nights_files(tmp_p
     assert all(vf.xlsx.is_file() for vf in again)
 
 
-@pytest.mark.slow
-def test_a_full_warehouse_volume_fails_the_change_set_step_and_leaves_no_prepared_file(tmp_path, small_volume):
-    """The Dagster steps' way, change_set (night.check, which prepares the night) then publish_night."""
+def _second_night_evaluated(tmp_path, volume):
+    """The demo night published into a warehouse on `volume`, and the rules run for the night after it: the
+    installation, the warehouse, the staging folder, the published file's bytes and the second night."""
     installation = load_installation(DEMO_DATA)
-    warehouse = small_volume / "warehouse.duckdb"
+    warehouse = volume / "warehouse.duckdb"
     staging = tmp_path / "staging"
     night.run_night(installation, DEMO_NIGHT, warehouse, staging)
     published = warehouse.read_bytes()
-
     second = DEMO_NIGHT + dt.timedelta(days=1)
     night.evaluate_night(installation, second, staging, warehouse)
+    return installation, warehouse, staging, published, second
+
+
+@pytest.mark.slow
+def test_a_full_warehouse_volume_fails_the_change_set_step_and_leaves_no_prepared_file(tmp_path, small_volume):
+    """The Dagster steps' way, change_set (night.check, which prepares the night) then publish_night."""
+    installation, warehouse, staging, published, second = _second_night_evaluated(tmp_path, small_volume)
     filler = _fill(small_volume, leave=256 * 1024)
     with pytest.raises(Exception, match="No space left on device"):
         night.check(installation, warehouse, staging, second, "r2")
@@ -167,14 +173,7 @@ def test_a_full_warehouse_volume_fails_the_change_set_step_and_leaves_no_prepare
 def test_room_for_the_copy_but_not_the_night_still_gives_the_verdict(tmp_path, small_volume, monkeypatch):
     """The change_set step copies the warehouse, but writing the night on the copy fills the disk: the verdict
     is still given (checked again without preparing), and publish_night fails naming the cause."""
-    installation = load_installation(DEMO_DATA)
-    warehouse = small_volume / "warehouse.duckdb"
-    staging = tmp_path / "staging"
-    night.run_night(installation, DEMO_NIGHT, warehouse, staging)
-    published = warehouse.read_bytes()
-
-    second = DEMO_NIGHT + dt.timedelta(days=1)
-    night.evaluate_night(installation, second, staging, warehouse)
+    installation, warehouse, staging, published, second = _second_night_evaluated(tmp_path, small_volume)
     _fill(small_volume, leave=len(published) + 256 * 1024)
     from skolon_pipeline.publish import publish
 

@@ -90,6 +90,16 @@ def _full_publish_count(monkeypatch) -> list[int]:
     return calls
 
 
+def _second_night_evaluated(tmp_path) -> tuple[Registry, Site]:
+    """A one-class school's night D1 published, then the rules run for D2 with one student more (not checked)."""
+    reg, school, klass, students, _ = one_class_school()
+    site = Site(tmp_path, "site")
+    site.night(reg, D1, "r1")
+    reg.student(school, given="Ny")
+    site.evaluate(reg, D2)
+    return reg, site
+
+
 def test_a_night_published_through_the_prepared_warehouse_equals_a_full_publish(tmp_path, monkeypatch):
     reg, school, klass, students, _ = one_class_school()
     prepared, full = Site(tmp_path, "prepared"), Site(tmp_path, "full")
@@ -143,11 +153,7 @@ def test_a_prepared_warehouse_is_not_installed_once_the_published_one_changed(tm
 
 
 def test_a_prepared_warehouse_is_not_installed_after_the_rules_ran_again_or_for_another_run(tmp_path, monkeypatch):
-    reg, school, klass, students, _ = one_class_school()
-    site = Site(tmp_path, "site")
-    site.night(reg, D1, "r1")
-    reg.student(school, given="Ny")
-    site.evaluate(reg, D2)
+    reg, site = _second_night_evaluated(tmp_path)
     site.check(D2, "r2")
     calls = _full_publish_count(monkeypatch)
     site.publish(D2, "another run")  # prepared by r2, not by this run
@@ -187,11 +193,7 @@ def test_a_held_night_leaves_no_prepared_file_and_is_never_published(tmp_path):
 
 
 def test_a_dry_run_changes_nothing_and_prepares_nothing(tmp_path):
-    reg, school, klass, students, _ = one_class_school()
-    site = Site(tmp_path, "site")
-    site.night(reg, D1, "r1")
-    reg.student(school, given="Ny")
-    site.evaluate(reg, D2)
+    _, site = _second_night_evaluated(tmp_path)
     before = site.path.read_bytes(), snapshot.identity(site.path)
     assert not site.check(D2, "dry", record=False).blocks
     assert (site.path.read_bytes(), snapshot.identity(site.path)) == before
@@ -230,11 +232,7 @@ def test_a_failed_install_or_a_dead_run_leaves_no_prepared_file(tmp_path, monkey
 
 
 def test_preparing_on_a_full_disk_still_gives_the_verdict(tmp_path, monkeypatch):
-    reg, school, klass, students, _ = one_class_school()
-    site = Site(tmp_path, "site")
-    site.night(reg, D1, "r1")
-    reg.student(school, given="Ny")
-    site.evaluate(reg, D2)
+    _, site = _second_night_evaluated(tmp_path)
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -284,11 +282,7 @@ def test_runs_through_dagster_leave_no_prepared_file(tmp_path, monkeypatch, caps
 
 
 def test_half_made_prepared_files_of_killed_runs_are_removed_by_the_next_writer(tmp_path):
-    reg, school, klass, students, _ = one_class_school()
-    site = Site(tmp_path, "site")
-    site.night(reg, D1, "r1")
-    reg.student(school, given="Ny")
-    site.evaluate(reg, D2)
+    _, site = _second_night_evaluated(tmp_path)
     site.check(D2, "r2")  # a current prepared file: a live run between its steps
     # Killed while preparing: a copy renamed without its sidecar, a sidecar whose copy never came, the
     # sidecar's temporary file of a process that is gone.
