@@ -121,8 +121,9 @@ def _text_cell(expr: str, wrap: bool = False, plain: bool = False) -> str:
     # every value were half the sheet's time), and only those carry xml:space (19 bytes a cell: a fifth of the
     # 660 MB of SpreadsheetML that 1.3 million memberships make, all of it to generate and deflate). `plain`: the
     # row's check (_rows_query) found nothing to clean, quote or preserve in any of its values.
+    plain_style, quoted = (f' s="{WRAP_STYLE}"', f' s="{WRAP_QUOTED_STYLE}"') if wrap else ("", f' s="{QUOTED_STYLE}"')
     if plain:
-        return f"""concat('<c t="inlineStr"{f' s="{WRAP_STYLE}"' if wrap else ""}><is><t>', {expr}, '</t></is></c>')"""
+        return f"""concat('<c t="inlineStr"{plain_style}><is><t>', {expr}, '</t></is></c>')"""
     clean = (
         f"replace(replace(replace(regexp_replace(left({expr}, {MAX_TEXT}), {_FORBIDDEN}, '', 'g'), '&', '&amp;'), "
         "'<', '&lt;'), '>', '&gt;')"
@@ -131,7 +132,6 @@ def _text_cell(expr: str, wrap: bool = False, plain: bool = False) -> str:
         f"""CASE WHEN regexp_matches({expr}, {_NEEDS_CLEANING}) OR strlen({expr}) > {MAX_TEXT} """
         f"""THEN concat('<t xml:space="preserve">', {clean}) ELSE concat('<t>', {expr}) END"""
     )
-    plain_style, quoted = (f' s="{WRAP_STYLE}"', f' s="{WRAP_QUOTED_STYLE}"') if wrap else ("", f' s="{QUOTED_STYLE}"')
     start = (
         f"""CASE WHEN {formula_like_sql(expr)} THEN '<c t="inlineStr"{quoted}>' """
         f"""ELSE '<c t="inlineStr"{plain_style}>' END"""
