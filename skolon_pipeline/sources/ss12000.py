@@ -340,9 +340,9 @@ def _load_file(
     table: str,
     spans: dict[str, tuple[Path, int, int]],
 ) -> str | bool | None:
-    """Reads one file's records into `table` (`spans` as for _stream); returns the
-    file's pageToken (None for a plain array or a null token) when it was read from the file's tail, False when
-    the file was read whole (its token is then _check_chain_end's)."""
+    """Reads one file's records into `table` (`spans` as for _stream); returns the file's pageToken (None for a
+    plain array or a null token) when it was read from the file's tail, False when the file was read whole (its
+    token is then _check_chain_end's)."""
     label = _label(entity, path)
     token: str | bool | None = False
     inserted = None
