@@ -675,3 +675,25 @@ def test_a_shared_email_never_links_a_protected_person(run_registry, tmp_path):
         text = "\n".join(render(answer))
         assert hidden["id"] not in text and "protected" not in text.lower() and "skyddad" not in text.lower(), query
         assert hidden["id"] not in [x.id for x in answer.found]
+
+
+def test_a_long_csv_file_keeps_the_sheet_order(tmp_path):
+    """The CSV file of a long sheet has its rows in the sheet's order, every text column through the formula
+    check: DuckDB writes a COPY in order only while the query stays a plain scan and projection (a check against a
+    constant list, `list_contains([...], ascii(x))`, was planned as a join per column, and 1.3 million
+    memberships came out of it in another order)."""
+    from skolon_pipeline.exports import validation_file
+
+    n = 300_000
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TEMP TABLE sheet_long AS SELECT 'a' AS _authority, ['s'] AS _schools, i, "
+            "CASE WHEN i % 1000 = 0 THEN '=cmd' || i ELSE 'name ' || (i * 7919 % 100003) END AS name, "
+            "'u' || i || '@skola.test' AS username, md5(i::VARCHAR) AS user_id FROM range(?) r(i) ORDER BY i",
+            [n],
+        )
+        validation_file._filter(con, "a", None)
+        validation_file._write_csv(con, "sheet_long", tmp_path / "long.csv")
+    rows = list(csv.DictReader((tmp_path / "long.csv").open(encoding="utf-8")))
+    assert [int(r["i"]) for r in rows] == list(range(n))
+    assert rows[1000]["name"] == "'=cmd1000" and rows[1]["name"] == "name 7919"

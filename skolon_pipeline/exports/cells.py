@@ -33,7 +33,11 @@ def formula_like_sql(expr: str) -> str:
 
 
 def csv_safe_sql(expr: str) -> str:
-    """SQL: the text `expr` with a leading `'` when it would start a formula (NULL stays NULL)."""
+    """SQL: the text `expr` with a leading `'` when it would start a formula (NULL stays NULL).
+
+    A regular expression, not a test against a constant list: DuckDB plans `list_contains([...], ascii(x))` (or
+    `IN (...)`) as a join per column, and a COPY over such a query no longer writes the rows in the sheet's order
+    (measured on 1.3 million memberships: 0.3 s faster, in another order; test_exports.py)."""
     return f"CASE WHEN {formula_like_sql(expr)} THEN '''' || {expr} ELSE {expr} END"
 
 
