@@ -61,21 +61,21 @@ def test_header_is_frozen_bold_filtered_and_columns_sized(con, tmp_path):
 
 def test_sheet_longer_than_excel_allows_continues_on_numbered_sheets(con, tmp_path, monkeypatch):
     monkeypatch.setattr(xlsx, "MAX_ROWS", 4)  # header + 3 rows per sheet
-    con.execute("CREATE TABLE n AS SELECT i FROM range(8) t(i)")
+    con.execute("CREATE TABLE n AS SELECT i FROM range(8) t(i) ORDER BY i DESC")
     path = tmp_path / "t.xlsx"
-    rows = xlsx.write_workbook(con, path, [xlsx.Sheet("Memberships", "SELECT i FROM n ORDER BY i")])
+    sheet = xlsx.Sheet("Memberships", "SELECT rowid AS pos, i FROM n", position="pos")
+    rows = xlsx.write_workbook(con, path, [sheet])
     assert rows == {"Memberships": 8}
     wb = load_workbook(path)
     assert wb.sheetnames == ["Memberships", "Memberships (2)", "Memberships (3)"]
     got = [next(c.value for c in r) for name in wb.sheetnames for r in wb[name].iter_rows(min_row=2)]
-    assert got == list(range(8))
-    assert all(wb[name]["A1"].value == "i" for name in wb.sheetnames)
+    assert got == list(range(7, -1, -1))  # the table's order, every row once; the position is in no cell
+    assert all([c.value for c in wb[name][1]] == ["i"] for name in wb.sheetnames)
 
 
-@pytest.mark.parametrize("read_bytes", [1, 5, 6, 7, 64, 1 << 20])
-def test_a_split_sheet_is_cut_at_row_ends_wherever_a_read_ends(con, tmp_path, monkeypatch, read_bytes):
-    # One query per sheet, cut into parts as its rows stream in: a read may end inside `</row>` or inside a value,
-    # and values may hold a newline or text that reads like a row's end.
+@pytest.mark.parametrize("read_bytes", [1, 7, 1 << 20])
+def test_a_split_sheet_keeps_every_row_once_whatever_its_values_hold(con, tmp_path, monkeypatch, read_bytes):
+    # Values may hold a newline or text that reads like a row's end, and a read may end anywhere in them.
     monkeypatch.setattr(xlsx, "MAX_ROWS", 4)  # header + 3 rows per sheet
     monkeypatch.setattr(xlsx, "READ_BYTES", read_bytes)
     con.execute(
@@ -83,7 +83,8 @@ def test_a_split_sheet_is_cut_at_row_ends_wherever_a_read_ends(con, tmp_path, mo
            ELSE 'x' || i END AS v FROM range(11) t(i)"""
     )
     path = tmp_path / "t.xlsx"
-    assert xlsx.write_workbook(con, path, [xlsx.Sheet("M", "SELECT i, v FROM n ORDER BY i")]) == {"M": 11}
+    sheet = xlsx.Sheet("M", "SELECT i, v, i * 10 AS p FROM n ORDER BY i", position="p")
+    assert xlsx.write_workbook(con, path, [sheet]) == {"M": 11}
     wb = load_workbook(path)
     assert wb.sheetnames == ["M", "M (2)", "M (3)", "M (4)"]
     got = [tuple(c.value for c in r) for name in wb.sheetnames for r in wb[name].iter_rows(min_row=2)]
@@ -91,13 +92,24 @@ def test_a_split_sheet_is_cut_at_row_ends_wherever_a_read_ends(con, tmp_path, mo
     assert [wb[name].max_row for name in wb.sheetnames] == [4, 4, 4, 3]
 
 
-def test_a_row_stream_that_disagrees_with_the_count_is_an_error_not_a_short_or_long_part():
-    with pytest.raises(RuntimeError, match="fewer rows"):
-        list(xlsx._RowStream([b"<row></row>\n"]).take(2))
-    stream = xlsx._RowStream([b"<row></row>\n<row></row>\n"])
-    assert b"".join(stream.take(1)) == b"<row></row>"
-    with pytest.raises(RuntimeError, match="more rows"):
-        stream.finish()
+def test_a_part_that_disagrees_with_its_count_is_an_error_not_a_short_or_long_sheet(con, tmp_path, monkeypatch):
+    # A query whose rows are not the same twice: counted, then written.
+    with pytest.raises(RuntimeError, match=r"wrote \d+ rows where \d+ were counted"):
+        xlsx.write_workbook(
+            con, tmp_path / "t.xlsx", [xlsx.Sheet("R", "SELECT i FROM range(100000) t(i) WHERE random() < 0.5")]
+        )
+    # A position that repeats: the first part's filter takes a row of the second.
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 4)
+    con.execute("CREATE TABLE n AS SELECT i, i // 2 AS p FROM range(8) t(i)")
+    with pytest.raises(RuntimeError, match="wrote 4 rows where 3 were counted"):
+        xlsx.write_workbook(con, tmp_path / "t.xlsx", [xlsx.Sheet("M", "SELECT i, p FROM n ORDER BY i", position="p")])
+
+
+def test_a_sheet_longer_than_one_part_needs_a_position(con, tmp_path, monkeypatch):
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 4)
+    with pytest.raises(ValueError, match=r"'M' has 8 rows.*give it a position"):
+        xlsx.write_workbook(con, tmp_path / "t.xlsx", [xlsx.Sheet("M", "SELECT i FROM range(8) t(i)")])
+    xlsx.write_workbook(con, tmp_path / "t.xlsx", [xlsx.Sheet("M", "SELECT i FROM range(3) t(i)")])  # one part
 
 
 def test_package_is_a_valid_zip_with_the_parts_excel_needs(con, tmp_path):

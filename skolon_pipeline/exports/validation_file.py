@@ -172,6 +172,7 @@ SHEETS: dict[str, tuple[str, str]] = {
     "Excluded": ("sheet_excluded", "excluded.csv"),
 }
 HIDDEN = ("_authority", "_schools")
+POSITION = "_position"  # each book_* view's row in the sheet's order (workbook.sql), written to no cell
 MAX_WIDTH = 60
 
 # Summary columns with counts per school, in the Dagster metadata (no personal data).
@@ -318,9 +319,8 @@ def _write_workbook(
         layout = xlsx.Layout(headers=book.headers(lang), wrap=book.wrap)
         if book.csv_sheet == "Summary":
             layout = summary_layout(con, header, lang, layout)
-        sheets.append(
-            xlsx.Sheet(book.name(lang), _sheet_query(book.view, tuple(c[0] for c in book.columns)), layout=layout)
-        )
+        query = _sheet_query(book.view, (*(c[0] for c in book.columns), POSITION))
+        sheets.append(xlsx.Sheet(book.name(lang), query, layout=layout, position=POSITION))
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         rows = xlsx.write_workbook(con, tmp, sheets, max_width=MAX_WIDTH, max_rows=max_rows)

@@ -4,7 +4,8 @@
 -- person or group, with the memberships held back only because of them counted on that row ("och 6
 -- gruppmedlemskap") instead of a row each. `x_explanations(code, problem, fix)` holds the reason texts in
 -- the file's language (exports/explanations.py). Each book_* view keeps `_authority` and `_schools` for the
--- per-file filter; validation_file.py gives the columns their headers.
+-- per-file filter, and its table's rowid as `_position` (the sheet's order, by which a sheet longer than Excel
+-- allows is cut into parts); validation_file.py gives the columns their headers.
 
 CREATE OR REPLACE TEMP MACRO sv_en(sv, en) AS CASE WHEN getvariable('lang') = 'en' THEN en ELSE sv END;
 
@@ -27,24 +28,27 @@ CREATE OR REPLACE TEMP MACRO reason_text(problem, fix, visible_from) AS
                              ELSE fix END;
 
 CREATE OR REPLACE TEMP VIEW book_summary AS
-SELECT _authority, _schools,
+SELECT rowid AS _position, _authority, _schools,
        CASE WHEN school_id IS NULL THEN sv_en('utan skola', 'no school') ELSE school END AS school,
        school_unit_code, students, teachers, staff, classes, teaching_groups, memberships,
        excluded_persons, excluded_groups, excluded_memberships, school_id
 FROM sheet_summary_base;
 
 CREATE OR REPLACE TEMP VIEW book_users AS
-SELECT _authority, _schools, given_name, family_name, username, role_word(role) AS role_word, schools, classes,
+SELECT rowid AS _position, _authority, _schools,
+       given_name, family_name, username, role_word(role) AS role_word, schools, classes,
        groups, first_synced, last_changed_by_sync, role, user_id
 FROM sheet_users;
 
 CREATE OR REPLACE TEMP VIEW book_groups AS
-SELECT _authority, _schools, name, school, type, students, teachers, start_date, end_date, first_synced,
+SELECT rowid AS _position, _authority, _schools,
+       name, school, type, students, teachers, start_date, end_date, first_synced,
        last_changed_by_sync, group_id
 FROM sheet_groups;
 
 CREATE OR REPLACE TEMP VIEW book_memberships AS
-SELECT _authority, _schools, "group", school, name, username, role_word(role) AS role_word, start_date, end_date,
+SELECT rowid AS _position, _authority, _schools,
+       "group", school, name, username, role_word(role) AS role_word, start_date, end_date,
        role, group_id, user_id
 FROM sheet_memberships;
 
@@ -81,7 +85,7 @@ SELECT source_id, onto AS entity_type, CASE onto WHEN 'person' THEN person_id EL
        count(*) AS memberships
 FROM x_folded WHERE onto IS NOT NULL GROUP BY ALL;
 
-CREATE OR REPLACE TEMP TABLE book_excluded AS
+CREATE OR REPLACE TEMP TABLE x_book_excluded AS
 SELECT coalesce(xs.authority_id, sa.authority_id, 'source:' || h.source_id) AS _authority,
        CASE WHEN h.school_id IS NULL OR xs.school_id IS NULL THEN []::VARCHAR[] ELSE [h.school_id] END AS _schools,
        CASE WHEN h.entity_type = 'group' THEN g.name ELSE p.name END AS name,
@@ -107,3 +111,5 @@ LEFT JOIN shown_people p ON p.source_id = h.source_id AND p.person_id = h.person
 LEFT JOIN x_groups g ON g.source_id = h.source_id AND g.group_id = h.group_id
 WHERE f.onto IS NULL AND NOT (h.entity_type = 'membership' AND h.protected_identity)
 ORDER BY xs.school_id IS NULL, school, name, h.entity_type DESC, "group", h.record_id;
+
+CREATE OR REPLACE TEMP VIEW book_excluded AS SELECT rowid AS _position, * FROM x_book_excluded;
