@@ -44,16 +44,8 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import OAuth2Client
 
 from skolon_pipeline.config import ApiConfig
-from skolon_pipeline.sources.drops import SourceError
+from skolon_pipeline.pull.policy import ENTITY_TYPES, PullError, PullPolicy
 
-# The entities the reader needs (skolon_pipeline.sources.ss12000.ENTITIES), with their /deletedEntities names.
-ENTITY_TYPES: dict[str, str] = {
-    "organisations": "Organisation",
-    "persons": "Person",
-    "duties": "Duty",
-    "groups": "Group",
-    "activities": "Activity",
-}
 # The 2.1 spec spells the activities key of /deletedEntities `activitites`; registries send either.
 DELETED_KEYS: dict[str, tuple[str, ...]] = {e: (e,) for e in ENTITY_TYPES} | {
     "activities": ("activities", "activitites")
@@ -64,26 +56,6 @@ _TLS_UNVERIFIED = (
     "the server's TLS certificate could not be verified (CERTIFICATE_VERIFY_FAILED); if the registry "
     "uses its own CA, set ca_bundle to it"
 )
-
-
-class PullError(SourceError):
-    """The pull of a source failed: one line naming the source, the endpoint and the problem."""
-
-    def __init__(self, source_id: str, problem: str):
-        super().__init__(source_id, None, f"pull failed: {problem}")
-
-
-@dataclass(frozen=True)
-class PullPolicy:
-    """Limits of one pull that sources.yaml does not set (tests make the waits tiny)."""
-
-    request_timeout: float = 60.0  # seconds: connect, read and write of one request
-    max_attempts: int = 8  # per request, the first one included
-    initial_wait: float = 1.0  # seconds before the first retry; doubled per retry up to max_wait
-    max_wait: float = 60.0
-    jitter: float = 1.0  # up to this many seconds added at random to each wait
-    max_pages: int = 100_000  # per entity: a server that never stops paging fails the pull
-    token_leeway: int = 30  # a token is renewed this many seconds before it expires
 
 
 class _Transient(Exception):

@@ -26,11 +26,15 @@ import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from skolon_pipeline.config import Source
 from skolon_pipeline.files import owner_only, private_dir
-from skolon_pipeline.pull.client import ENTITY_TYPES, PullError, PullPolicy, Ss12000Client
+from skolon_pipeline.pull.policy import ENTITY_TYPES, PullError, PullPolicy
+
+if TYPE_CHECKING:
+    from skolon_pipeline.pull.client import Ss12000Client
 
 MANIFEST = "pull.json"
 DELTA_DIR = "_delta"  # not an entity folder: the reader never reads it
@@ -222,6 +226,9 @@ def pull_source(
             shutil.rmtree(stale, ignore_errors=True)  # a pull that crashed before it could clean up
         tmp = private_dir(source.root / f".pull-{as_of.isoformat()}-{secrets.token_hex(4)}")
         try:
+            # Imported here: only a pull needs the HTTP stack (pull/policy.py).
+            from skolon_pipeline.pull.client import Ss12000Client
+
             with Ss12000Client(source.id, api, secret, deadline, policy, log) as client:
                 client.fetch_token()
                 if kind == "full":
