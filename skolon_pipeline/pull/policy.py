@@ -1,7 +1,8 @@
 """What a pull is, without the HTTP stack: the entities it fetches, its limits and its error.
 
 The client (skolon_pipeline.pull.client: httpx, authlib, tenacity) is imported only when an API source is pulled,
-so a night of file sources does not import it (0.15 s of every command's start-up, `python -X importtime`).
+so a night of file sources does not import it (importing the night and the Dagster definitions: 1.11-1.13 s
+with it, 1.05-1.06 s without).
 """
 
 from __future__ import annotations
