@@ -23,12 +23,22 @@ DEFAULT_MEMORY_LIMIT = "3GB"
 # DuckDB 2.0's own format is read by no 1.x release; v1.2.0 is read by 1.2 through 1.5 (the CLI on PyPI and npm,
 # DBeaver's and BI tools' drivers) and 2.0. Raise it only when every analysts' tool reads the newer format.
 STORAGE_COMPATIBILITY_VERSION = "v1.2.0"
+# A night's own working files (each source's staging file, the rules' output) are read only by this pipeline's
+# DuckDB, in the same night: they are written in DuckDB's newest format, whose compression is faster to write
+# (the rules step of a 200 000-person night: 3.6 s against 3.9 s, and a 35 MB file against 40 MB).
+WORKING_STORAGE_VERSION = "latest"
 
 
-def connect(path: Path | str | None = None, read_only: bool = False, create: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path | str | None = None,
+    read_only: bool = False,
+    create: bool = False,
+    storage: str = STORAGE_COMPATIBILITY_VERSION,
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the installation's memory limit (`SKOLON_DUCKDB_MEMORY_LIMIT`, e.g. `2GB`).
-    Every file it creates or ATTACHes anew (the warehouse, the snapshot, staging files) is written in the storage
-    format of STORAGE_COMPATIBILITY_VERSION; `create` is kept for callers that say so explicitly.
+    Every file it creates or ATTACHes anew (the warehouse, the snapshot) is written in the storage format
+    `storage`: STORAGE_COMPATIBILITY_VERSION unless the caller creates a night's working file
+    (WORKING_STORAGE_VERSION); `create` is kept for callers that say so explicitly.
 
     A database file spills beside itself (`spill_dir`). An in-memory one (the readers: exports, explain, the School
     Admin) would spill into `.tmp` of the process's working directory, DuckDB's default, with the sheets' names
@@ -37,7 +47,7 @@ def connect(path: Path | str | None = None, read_only: bool = False, create: boo
     database instance."""
     config = {
         "memory_limit": os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT,
-        "storage_compatibility_version": STORAGE_COMPATIBILITY_VERSION,
+        "storage_compatibility_version": storage,
     }
     if path is None:
         spill = tempfile.mkdtemp(prefix="skolon-duckdb-")
@@ -60,11 +70,12 @@ def spill_dir(path: Path | str) -> Path:
 
 @contextmanager
 def session(path: Path | str, read_only: bool = False, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to one step's own database file whose spill folder is removed when the step ends or fails
-    (and before it starts: what a killed run of the same step left)."""
+    """A connection to one step's own working file (a staging file, the rules' output), in
+    WORKING_STORAGE_VERSION's format when it creates it, whose spill folder is removed when the step ends or
+    fails (and before it starts: what a killed run of the same step left)."""
     spill = spill_dir(path)
     shutil.rmtree(spill, ignore_errors=True)
-    con = connect(path, read_only=read_only, create=create)
+    con = connect(path, read_only=read_only, create=create, storage=WORKING_STORAGE_VERSION)
     try:
         yield con
     finally:

@@ -41,3 +41,14 @@ def test_a_file_in_duckdbs_own_newest_format_is_what_it_could_not_read(tmp_path)
     with duck.connect(ours) as con:
         con.execute("CREATE TABLE t AS SELECT 1 AS x")
     assert _duckdb_cli("-readonly", "-csv", str(ours), "-c", "SELECT * FROM t").stdout.split() == ["x", "1"]
+
+
+def test_a_nights_working_files_are_in_duckdbs_own_format_and_the_warehouse_is_not(tmp_path):
+    # Staging and rules files are read only by the pipeline (docs/analysts.md): DuckDB 2.0's format, faster to
+    # write; the warehouse and its copies (duck.connect) stay in STORAGE_COMPATIBILITY_VERSION's.
+    working = tmp_path / "staging.duckdb"
+    with duck.session(working) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    assert _duckdb_cli("-readonly", str(working), "-c", "SELECT * FROM t").returncode != 0
+    with duckdb.connect(str(working), read_only=True) as con:
+        assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
