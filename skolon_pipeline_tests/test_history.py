@@ -437,3 +437,39 @@ def test_a_member_listed_twice_is_one_interval_in_the_history_on_the_first_night
     rows = wh.query("SELECT group_id, user_id, valid_from, valid_to FROM history.memberships ORDER BY ALL")
     assert len(rows) == len({(g, u) for g, u, _, _ in rows}) == 4  # three students and the teacher
     assert {(f, t) for _, _, f, t in rows} == {(D1, None)}
+
+
+def test_the_first_nights_change_set_adds_every_published_entity_once(tmp_path):
+    # No night before it: every school, user, group, membership and affiliation of the roster is added, once
+    # however often the registry lists it (a member listed twice, and with two more placements in the group) and
+    # however many rows it has (a student who also works at the school: two affiliations, one entity).
+    reg, school, klass, students, teacher = one_class_school(3)
+    klass["groupMemberships"].append(dict(klass["groupMemberships"][0]))
+    klass["groupMemberships"].append(
+        {"person": {"id": students[1]["id"]}, "startDate": "2026-08-17", "endDate": "2027-06-10"}
+    )
+    klass["groupMemberships"].append({"person": {"id": students[1]["id"]}, "startDate": "2026-11-01"})
+    reg.duty(students[2], school, role="Övrig pedagogisk personal")
+    wh = Warehouse(tmp_path)
+    wh.drop(reg, D1)
+    wh.run(D1)
+    rows = wh.query(
+        """SELECT entity_type, entity_id, change, compared_with, changed_fields, reasons, detail, removal_held_until
+           FROM history.changes WHERE as_of = ?""",
+        [D1],
+    )
+    published = {
+        "school": wh.query("SELECT school_id FROM roster.schools"),
+        "user": wh.query("SELECT user_id FROM roster.users"),
+        "group": wh.query("SELECT group_id FROM roster.groups"),
+        "membership": wh.query("SELECT group_id || '/' || user_id FROM roster.memberships"),
+        "school_affiliation": wh.query("SELECT user_id || '/' || school_id FROM roster.school_affiliations"),
+    }
+    expected = sorted(
+        (entity, key, "added", None, None, None, None, None)
+        for entity, keys in published.items()
+        for (key,) in set(keys)
+    )
+    assert sorted(rows) == expected
+    assert wh.query("SELECT count(*) FROM roster.school_affiliations WHERE user_id = ?", [students[2]["id"]]) == [(2,)]
+    assert len(expected) == 1 + 4 + 1 + 4 + 4  # three students and the teacher, each in the class and the school

