@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import zipfile
+import zlib
 
 import duckdb
 import pytest
@@ -125,6 +127,24 @@ def test_package_is_a_valid_zip_with_the_parts_excel_needs(con, tmp_path):
             "xl/styles.xml",
             "xl/worksheets/sheet1.xml",
         } <= set(zf.namelist())
+
+
+def test_every_part_carries_its_own_checksum_and_size_over_many_writes(con, tmp_path):
+    # A worksheet reaches the zip in reads of READ_BYTES, each checksummed and deflated by ISA-L: the CRC-32 and
+    # the size in the zip's directory are those of the whole part (zlib's own CRC-32 as the independent check).
+    path = tmp_path / "t.xlsx"
+    query = "SELECT i, md5(i::VARCHAR) AS h, repeat('x', i % 50) AS pad FROM range(60000) t(i) ORDER BY i"
+    assert xlsx.write_workbook(con, path, [xlsx.Sheet("Big", query)]) == {"Big": 60000}
+    with zipfile.ZipFile(path) as zf:
+        sheet = zf.getinfo("xl/worksheets/sheet1.xml")
+        assert sheet.file_size > 3 * xlsx.READ_BYTES
+        for info in zf.infolist():
+            data = zf.read(info)
+            assert (zlib.crc32(data), len(data)) == (info.CRC, info.file_size), info.filename
+    assert [c.value for c in load_workbook(path, read_only=True)["Big"][60001]][:2] == [
+        59999,
+        hashlib.md5(b"59999").hexdigest(),
+    ]
 
 
 def test_column_letters():
