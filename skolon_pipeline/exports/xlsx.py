@@ -425,8 +425,8 @@ def write_workbook(
                 n += 1
                 with zf.open(f"xl/worksheets/sheet{n}.xml", "w", force_zip64=True) as out:
                     _fast_deflate(out)
-                    # closing(): a failed write stops the writing thread here, not whenever the generator is collected.
                     rows_query = _rows_query(query, columns, sheet_layout)
+                    # closing(): a failed write stops the writing thread here, not whenever the generator is collected.
                     with contextlib.closing(_streamed(con, rows_query, rows, params)) as fetched:
                         _worksheet(out, fetched, columns, widths, rows, layout)
     return rows_per_sheet

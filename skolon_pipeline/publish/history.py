@@ -305,12 +305,12 @@ def changes_select(
     parts = []
     for e in ENTITIES:
         name = e.table.name
-        if previous is None:
-            parts.append(f"SELECT * FROM ({added_sql(e, current[name])})")
-        else:
-            parts.append(
-                f"SELECT * FROM ({diff_sql(e, previous[name], current[name], current[tables.EXCLUSIONS.name])})"
-            )
+        diff = (
+            added_sql(e, current[name])
+            if previous is None
+            else diff_sql(e, previous[name], current[name], current[tables.EXCLUSIONS.name])
+        )
+        parts.append(f"SELECT * FROM ({diff})")
     return f"""SELECT {date_sql(night)} AS as_of, {date_sql(compared_with)} AS compared_with, source_id, entity_type,
                       entity_id, change, changed_fields, reasons, detail, NULL::DATE AS removal_held_until
                FROM ({" UNION ALL ".join(parts)})"""
