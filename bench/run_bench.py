@@ -10,7 +10,8 @@ process on the same files:
   enrolments, groups with memberships, duties, activities) - what no reader can avoid;
 * **scan**: DuckDB only reads and parses every file once (json_array_length), without materialising records.
 
-It prints every step's seconds (Dagster's step statistics) and the ratios the performance issue sets targets
+It prints every step's seconds (Dagster's step statistics) and CPU seconds (the process tree's, sampled), the
+night's CPU time against what two cores could do with it (the least ratio that much work allows), and the ratios the performance issue sets targets
 for: the night over the floor (<= 3x at 200 000), one-file over paged (<= 1.2x), 800 000 over 200 000 (<= 4.2x),
 and the absolute ones: peak RSS at 200 000 (<= 2 GB), 2 million persons (<= 5 minutes, <= 4 GB).
 Absolute times on shared machines drift by 40 % from run to run, and within a run from minute to minute: each
@@ -27,6 +28,7 @@ nights and the median is reported.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import platform
@@ -51,29 +53,52 @@ SCAN_SQL = "SELECT sum(json_array_length(content, '$.data')) FROM read_text({fil
 FLOOR_CODE = "import sys; sys.path.insert(0, {bench!r}); from floor import read_floor; from pathlib import Path; read_floor(Path({drop!r}))"
 
 
-def measure_to(cmd: list[str], env: dict | None, out) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) of the process tree (sampled every 50 ms), exit code; the output goes to `out`."""
+def measure_to(cmd: list[str], env: dict | None, out, cpu: list | None = None) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MB) of the process tree (sampled every 50 ms), exit code; the output goes to `out`.
+    With `cpu`, each sample's (epoch seconds, CPU seconds the tree has used so far) is appended to it."""
     start = time.perf_counter()
     proc = psutil.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     peak = 0
+    # CPU seconds of children that have already exited (the compute logs' `tail`, a short helper) are
+    # counted from the last time they were seen alive.
+    gone: dict[int, float] = {}
     while proc.poll() is None:
         try:
             tree = [proc, *proc.children(recursive=True)]
             peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            if cpu is not None:
+                for p in tree:
+                    times = p.cpu_times()
+                    gone[p.pid] = times.user + times.system
+                cpu.append((time.time(), sum(gone.values())))
         except psutil.Error:
             pass
         time.sleep(0.05)
     return time.perf_counter() - start, peak / 2**20, proc.returncode
 
 
-def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]:
+def measure(cmd: list[str], env: dict | None = None, cpu: list | None = None) -> tuple[float, float, int]:
     """measure_to, with the output printed when the command fails."""
     with tempfile.TemporaryFile() as out:
-        wall, rss, rc = measure_to(cmd, env, out)
+        wall, rss, rc = measure_to(cmd, env, out, cpu)
         if rc:
             out.seek(0)
             print(out.read().decode(errors="replace"), file=sys.stderr)
     return wall, rss, rc
+
+
+def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """CPU seconds used between two moments, from (epoch seconds, CPU seconds so far) samples in time order:
+    the last sample at or before each moment (the first sample before the first)."""
+    if not samples:
+        return 0.0
+    times = [t for t, _ in samples]
+
+    def at(moment: float) -> float:
+        i = bisect.bisect_right(times, moment) - 1
+        return samples[max(i, 0)][1]
+
+    return max(at(end) - at(start), 0.0)
 
 
 def one_file_copy(paged_dir: Path, data_dir: Path) -> None:
@@ -131,6 +156,7 @@ def bench_size(persons: int, work: Path, shape: str, rounds: int = 1) -> dict:
         "shape": shape,
         "json_mb": size_mb,
         **nights[median],
+        "night_floor": (floors[median][0] + floors[median + 1][0]) / 2,  # the floors around the median night
         "ok": all(n["ok"] for n in nights),
         "rss": max(n["rss"] for n in nights),
         "walls": [n["wall"] for n in nights],
@@ -157,6 +183,7 @@ def _night(data_dir: Path, out: Path) -> dict:
     home.mkdir(parents=True)
     shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
+    cpu: list[tuple[float, float]] = []
     wall, rss, rc = measure(
         [
             sys.executable,
@@ -173,8 +200,17 @@ def _night(data_dir: Path, out: Path) -> dict:
             str(out / "exports"),
         ],
         env,
+        cpu,
     )
-    return {"wall": wall, "rss": rss, "ok": rc == 0, "steps": step_seconds(home)}
+    spans = step_spans(home)
+    return {
+        "wall": wall,
+        "rss": rss,
+        "ok": rc == 0,
+        "steps": {k: end - start for k, (start, end) in spans.items()},
+        "cpu": cpu[-1][1] if cpu else 0.0,
+        "step_cpu": {k: cpu_between(cpu, start, end) for k, (start, end) in spans.items()},
+    }
 
 
 def _values(values: list[float]) -> str:
@@ -184,8 +220,8 @@ def _values(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} ({', '.join(f'{v:.1f}' for v in values)})"
 
 
-def step_seconds(home: Path) -> dict[str, float]:
-    """Seconds per step of the run, from the instance's own step statistics."""
+def step_spans(home: Path) -> dict[str, tuple[float, float]]:
+    """(start, end) epoch seconds of each step of the run, from the instance's own step statistics."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -193,8 +229,20 @@ def step_seconds(home: Path) -> dict[str, float]:
         if not runs:
             return {}
         return {
-            s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(runs[0].run_id)
+            s.step_key: (s.start_time or 0, s.end_time or s.start_time or 0)
+            for s in instance.get_run_step_stats(runs[0].run_id)
         }
+
+
+def cpu_line(r: dict) -> str:
+    """What the night's CPU time says about the ratio: on both cores all the time, the night could take no less
+    than its CPU seconds over two; that bound over the floor is the least ratio this much work allows."""
+    cores = psutil.cpu_count() or 1
+    bound = r["cpu"] / cores
+    return (
+        f"{r['persons']:,} {r['shape']}: night CPU {r['cpu']:.1f} s in {r['wall']:.1f} s ({r['cpu'] / r['wall']:.2f} "
+        f"of {cores} cores); on all {cores} cores all the time {bound:.1f} s, {bound / r['night_floor']:.2f}x the floor"
+    )
 
 
 def ratio_lines(rows: list[dict]) -> list[str]:
@@ -301,9 +349,20 @@ def main() -> None:
                 + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps)
                 + " |"
             )
+        print("\nCPU seconds per step (the process tree's, sampled every 50 ms; the median night):\n")
+        print("| persons | shape | " + " | ".join(steps) + " |")
+        print("|---:|---|" + "---:|" * len(steps))
+        for r in rows:
+            print(
+                f"| {r['persons']:,} | {r['shape']} | "
+                + " | ".join(f"{r['step_cpu'].get(k, 0):.1f}" for k in steps)
+                + " |"
+            )
     print()
     for line in ratio_lines(rows):
         print(line)
+    for r in rows:
+        print(cpu_line(r))
 
 
 if __name__ == "__main__":

@@ -59,3 +59,23 @@ def test_each_night_is_compared_with_the_floors_around_it_and_the_median_of_roun
     assert run_bench.ratio_lines([row])[0] == (
         "200,000 paged: night / floor = 2.50x (median of 2.50, 3.00, 2.00) (target <= 3x at 200 000)"
     )
+
+
+def test_a_steps_cpu_is_read_from_the_samples_at_or_before_its_start_and_end():
+    # (epoch seconds, CPU seconds so far), every 0.5 s: 1 core busy, then 2, then idle.
+    samples = [(100.0, 0.0), (100.5, 0.5), (101.0, 1.0), (101.5, 2.0), (102.0, 3.0), (102.5, 3.0)]
+    assert run_bench.cpu_between(samples, 100.0, 101.0) == 1.0
+    assert run_bench.cpu_between(samples, 101.0, 102.0) == 2.0
+    assert run_bench.cpu_between(samples, 101.2, 101.7) == 1.0  # the samples at 101.0 and 101.5
+    assert run_bench.cpu_between(samples, 90.0, 100.7) == 0.5  # before the first sample: the first
+    assert run_bench.cpu_between(samples, 102.0, 200.0) == 0.0
+    assert run_bench.cpu_between([], 100.0, 101.0) == 0.0
+
+
+def test_the_cpu_line_gives_the_least_ratio_the_nights_work_allows_on_every_core(monkeypatch):
+    monkeypatch.setattr(run_bench.psutil, "cpu_count", lambda: 2)
+    row = {**_row(200_000, "paged", 20.0, 1500), "cpu": 30.0, "night_floor": 5.0}
+    assert run_bench.cpu_line(row) == (
+        "200,000 paged: night CPU 30.0 s in 20.0 s (1.50 of 2 cores); on all 2 cores all the time 15.0 s, "
+        "3.00x the floor"
+    )
