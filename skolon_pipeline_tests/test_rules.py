@@ -377,6 +377,41 @@ def test_validation_in_chunks_reports_bad_rows_in_every_chunk(canon, evaluate_ro
     _conserved(night)
 
 
+def test_tables_checked_two_at_a_time_report_what_one_at_a_time_reports(canon, tmp_path, monkeypatch):
+    """validate_staging runs Pandera over two tables at once; every table's report and every INVALID_RECORD
+    row, in the order written, are what checking one table after another gives."""
+    import duckdb
+
+    from skolon_pipeline import duck
+    from skolon_pipeline import night as stages
+    from skolon_pipeline.bounds import MAX_VALUE
+    from skolon_pipeline.validate import canonical
+
+    school = canon.school()
+    canon.student(school, start="2026-02-30")  # enrolments
+    canon.student(school, given="x" * (MAX_VALUE + 1))  # persons: an oversized value, cut before Pandera
+    backwards = canon.group(school, start="2026-08-17", end="2026-08-01")  # groups
+    canon.member(backwards, canon.student(school), end="2026-13-01")  # group_memberships
+    canon.staff(school, start="2020-02-31")  # duties
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(canonical, "VALIDATION_THREADS", threads)
+        path = tmp_path / f"staging-{threads}.duckdb"
+        with duck.connect(path) as con:
+            canon._write(con)
+        reports = stages.validate(canon.source_id, path)
+        with duckdb.connect(str(path), read_only=True) as con:
+            written = con.execute("SELECT table_name, record_id, field, check_name, detail FROM invalid_records")
+            results.append((reports, written.fetchall()))
+    (one_reports, one_rows), (two_reports, two_rows) = results
+    assert two_reports == one_reports
+    assert two_rows == one_rows
+    assert [r.table for r in two_reports] == list(canonical.CANONICAL_TABLES)
+    failed = {r.table for r in two_reports if r.failures}
+    assert {"enrolments", "groups", "group_memberships", "duties"} <= failed
+    assert ("persons", "given_name", "max_size") in {(t, f, c) for t, _, f, c, _ in two_rows}
+
+
 # ─── Look-ahead and visible_from ─────────────────────────────────────────────────────────────────────────
 
 
