@@ -352,8 +352,11 @@ def test_a_publish_killed_midway_leaves_the_previous_night_and_history_intact(tm
     for die_at in points:  # killed at many points, inside and outside the transactions
         shutil.copy(backup, wh.path)
         statements.clear()
-        with warehouse.connect(wh.path) as con, pytest.raises(Killed):
-            publish.publish_night(Proxy(con, die_at), evaluated.rules_db, D2, "r", ["testby"], policies)
+        with warehouse.connect(wh.path) as con:
+            with pytest.raises(Killed):
+                publish.publish_night(Proxy(con, die_at), evaluated.rules_db, D2, "r", ["testby"], policies)
+            # the caller's connection is as it was: it writes rows in order again (the night's writes do not)
+            assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (True,)
         assert wh.snapshot() == before
         assert wh.history() == history_before
         assert wh.query("SELECT count(*) FROM nightly.users WHERE as_of = ?", [D2]) == [(0,)], die_at

@@ -23,7 +23,9 @@ between, that step publishes in full: the guard is applied again there, so a hel
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -137,7 +139,7 @@ def _transaction(
     """The transaction of publish_night (`source_ids` given) or of check_night (None: stops after the guard)."""
     warehouse.ensure_schema(con)
     # duck.transaction: a COMMIT that fails (a full disk) is reported by its own error, not the ROLLBACK's.
-    with warehouse.attached_rules(con, rules_db), duck.transaction(con):
+    with warehouse.attached_rules(con, rules_db), _insertion_order_restored(con), duck.transaction(con):
         previous, following = previous_night(con, as_of), next_night(con, as_of)
         _candidate(con, as_of, previous, policies)
         verdict = _guard(con, as_of, previous, policies)
@@ -148,6 +150,16 @@ def _transaction(
         _write_night(con, as_of, following, run_id, source_ids)
         counts = {t.name: scalar(con, f"SELECT count(*) FROM {_CANDIDATE[t.name]}") for t in tables.PUBLISHED}
     return Published(True, counts, verdict)
+
+
+@contextlib.contextmanager
+def _insertion_order_restored(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The connection keeps its rows in the order written again once the transaction has ended (_write_night
+    lets go of it; inside a failed transaction no setting could be changed back)."""
+    try:
+        yield
+    finally:
+        con.execute("RESET preserve_insertion_order")
 
 
 def previous_night(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dt.date | None:
@@ -288,6 +300,11 @@ def _write_night(
     con: duckdb.DuckDBPyConnection, as_of: dt.date, following: dt.date | None, run_id: str, source_ids: list[str]
 ) -> None:
     """Intervals, change set and nights of a night the guard lets through (inside the transaction)."""
+    # The history holds sets: every reader selects what it needs and orders it, none reads rows in the order
+    # they were written. Not keeping that order lets DuckDB write from both cores at once: a first night of
+    # 200 000 persons (1.7 million intervals and as many changes) took 2.58-2.66 s to check and write instead
+    # of 2.84-2.99 s. Set back by _insertion_order_restored.
+    con.execute("SET preserve_insertion_order = false")
     for table in tables.PUBLISHED:
         history.apply_night(con, table, as_of, following, _CANDIDATE[table.name])
     con.execute(
