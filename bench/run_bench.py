@@ -290,6 +290,15 @@ def absolute_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def step_table(rows: list[dict], steps: list[str], figure: str) -> list[str]:
+    """A Markdown table of one figure per step (`steps`: seconds, `step_cpu`: CPU seconds), a row per night."""
+    lines = ["| persons | shape | " + " | ".join(steps) + " |", "|---:|---|" + "---:|" * len(steps)]
+    for r in rows:
+        cells = " | ".join(f"{r[figure].get(k, 0):.1f}" for k in steps)
+        lines.append(f"| {r['persons']:,} | {r['shape']} | {cells} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 800_000])
@@ -341,23 +350,11 @@ def main() -> None:
         print(
             "\nseconds per step (Dagster's step statistics; the rest of the wall time is start-up and the summary):\n"
         )
-        print("| persons | shape | " + " | ".join(steps) + " |")
-        print("|---:|---|" + "---:|" * len(steps))
-        for r in rows:
-            print(
-                f"| {r['persons']:,} | {r['shape']} | "
-                + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps)
-                + " |"
-            )
+        for line in step_table(rows, steps, "steps"):
+            print(line)
         print("\nCPU seconds per step (the process tree's, sampled every 50 ms; the median night):\n")
-        print("| persons | shape | " + " | ".join(steps) + " |")
-        print("|---:|---|" + "---:|" * len(steps))
-        for r in rows:
-            print(
-                f"| {r['persons']:,} | {r['shape']} | "
-                + " | ".join(f"{r['step_cpu'].get(k, 0):.1f}" for k in steps)
-                + " |"
-            )
+        for line in step_table(rows, steps, "step_cpu"):
+            print(line)
     print()
     for line in ratio_lines(rows):
         print(line)

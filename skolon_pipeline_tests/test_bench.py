@@ -79,3 +79,24 @@ def test_the_cpu_line_gives_the_least_ratio_the_nights_work_allows_on_every_core
         "200,000 paged: night CPU 30.0 s in 20.0 s (1.50 of 2 cores); on all 2 cores all the time 15.0 s, "
         "3.00x the floor"
     )
+
+
+def test_each_step_figure_is_a_table_with_a_row_per_night():
+    rows = [
+        {**_row(200_000, "paged", 20.0, 1500), "steps": {"extract": 3.24, "rules": 4.0}, "step_cpu": {"extract": 5.5}},
+        {
+            **_row(800_000, "paged", 70.0, 3000),
+            "steps": {"extract": 16.0},
+            "step_cpu": {"extract": 25.9, "rules": 28.1},
+        },
+    ]
+    assert run_bench.step_table(rows, ["extract", "rules"], "steps") == [
+        "| persons | shape | extract | rules |",
+        "|---:|---|---:|---:|",
+        "| 200,000 | paged | 3.2 | 4.0 |",
+        "| 800,000 | paged | 16.0 | 0.0 |",
+    ]
+    assert run_bench.step_table(rows, ["extract", "rules"], "step_cpu")[2:] == [
+        "| 200,000 | paged | 5.5 | 0.0 |",
+        "| 800,000 | paged | 25.9 | 28.1 |",
+    ]
