@@ -11,9 +11,9 @@ process on the same files:
 * **scan**: DuckDB only reads and parses every file once (json_array_length), without materialising records.
 
 It prints every step's seconds (Dagster's step statistics) and CPU seconds (the process tree's, sampled), the
-night's CPU time against what two cores could do with it (the least ratio that much work allows), and the ratios the performance issue sets targets
-for: the night over the floor (<= 3x at 200 000), one-file over paged (<= 1.2x), 800 000 over 200 000 (<= 4.2x),
-and the absolute ones: peak RSS at 200 000 (<= 2 GB), 2 million persons (<= 5 minutes, <= 4 GB).
+night's CPU time against what two cores could do with it (the least ratio that much work allows), and the
+ratios the performance issue sets targets for: the night over the floor (<= 3x at 200 000), one-file over paged
+(<= 1.2x), 800 000 over 200 000 (<= 4.2x), and the absolute ones: peak RSS at 200 000 (<= 2 GB), 2 million persons (<= 5 minutes, <= 4 GB).
 Absolute times on shared machines drift by 40 % from run to run, and within a run from minute to minute: each
 night runs between two floors and its ratio is to their mean; with --rounds N each size and shape runs N such
 nights and the median is reported.
@@ -59,9 +59,9 @@ def measure_to(cmd: list[str], env: dict | None, out, cpu: list | None = None) -
     start = time.perf_counter()
     proc = psutil.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     peak = 0
-    # CPU seconds of children that have already exited (the compute logs' `tail`, a short helper) are
-    # counted from the last time they were seen alive.
-    gone: dict[int, float] = {}
+    # Each process's CPU seconds when last seen: a child that has exited (the compute logs' `tail`, a short
+    # helper) still counts with what it had used by then.
+    last_cpu: dict[int, float] = {}
     while proc.poll() is None:
         try:
             tree = [proc, *proc.children(recursive=True)]
@@ -69,8 +69,8 @@ def measure_to(cmd: list[str], env: dict | None, out, cpu: list | None = None) -
             if cpu is not None:
                 for p in tree:
                     times = p.cpu_times()
-                    gone[p.pid] = times.user + times.system
-                cpu.append((time.time(), sum(gone.values())))
+                    last_cpu[p.pid] = times.user + times.system
+                cpu.append((time.time(), sum(last_cpu.values())))
         except psutil.Error:
             pass
         time.sleep(0.05)

@@ -327,6 +327,9 @@ _NOT_VALIDATED = ("source_id", "file", "idx", "duplicate_contents")
 # Rows per validated chunk (a multiple of DuckDB's 2048-row vector): bounds memory whatever the drop's size.
 CHUNK_VECTORS = 128
 
+# Tables validated at once (validate_staging).
+VALIDATION_THREADS = 2
+
 
 def _chunks(con: duckdb.DuckDBPyConnection, table: str):
     """The table as pandas frames of at most CHUNK_VECTORS * 2048 rows, read from DuckDB as Arrow record batches,
@@ -467,10 +470,6 @@ def validate_staging(con: duckdb.DuckDBPyConnection, source_id: str) -> list[Tab
             )
         )
     return reports
-
-
-# Tables validated at once (validate_staging).
-VALIDATION_THREADS = 2
 
 
 def _validate_on_cursor(con: duckdb.DuckDBPyConnection, table: str, source_id: str) -> tuple[int, list[dict]]:
