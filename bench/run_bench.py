@@ -13,7 +13,8 @@ process on the same files:
 It prints every step's seconds (Dagster's step statistics) and CPU seconds (the process tree's, sampled), the
 night's CPU time against what two cores could do with it (the least ratio that much work allows), and the
 ratios the performance issue sets targets for: the night over the floor (<= 3x at 200 000), one-file over paged
-(<= 1.2x), 800 000 over 200 000 (<= 4.2x), and the absolute ones: peak RSS at 200 000 (<= 2 GB), 2 million persons (<= 5 minutes, <= 4 GB).
+(<= 1.2x), 800 000 over 200 000 (<= 4.2x), and the absolute ones: peak RSS at 200 000 (<= 2 GB), 2 million
+persons (<= 5 minutes, <= 4 GB).
 Absolute times on shared machines drift by 40 % from run to run, and within a run from minute to minute: each
 night runs between two floors and its ratio is to their mean; with --rounds N each size and shape runs N such
 nights and the median is reported.
