@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pytest
 
 from skolon_pipeline import night
@@ -68,7 +69,10 @@ def test_the_approved_change_set_itself_publishes(tmp_path):
     assert wh.query("SELECT published_at IS NOT NULL FROM history.held_nights") == [(True,)]
 
 
-def test_six_nights_of_eight_percent_loss_are_held_against_the_week(tmp_path):
+@pytest.mark.parametrize("counts", ["recorded", "forgotten"])
+def test_six_nights_of_eight_percent_loss_are_held_against_the_week(tmp_path, counts):
+    """`forgotten`: a warehouse whose nights were published before their counts were recorded
+    (history.night_counts): the week's nights are counted in the history instead, with the same verdict."""
     reg, school, klass, students, _ = one_class_school(99)  # 100 users
     wh = Warehouse(tmp_path)
     remaining = list(students)
@@ -79,6 +83,9 @@ def test_six_nights_of_eight_percent_loss_are_held_against_the_week(tmp_path):
                 _drop_student(reg, klass, s)
             remaining = remaining[8:]
         wh.drop(reg, d)
+        if counts == "forgotten" and published:
+            with duckdb.connect(str(wh.path)) as con:
+                con.execute("DELETE FROM history.night_counts")
         try:
             wh.run(d)
         except night.NightHeld as held:
@@ -91,6 +98,9 @@ def test_six_nights_of_eight_percent_loss_are_held_against_the_week(tmp_path):
     # 100 → 92 → 84 publish (each night under the 10 % share); 76 would be 24 % below the week's 100: held.
     assert published == NIGHTS[:3]
     assert wh.query("SELECT count(*) FROM roster.users") == [(84,)]
+    if counts == "recorded":  # 100 users and memberships (99 students and the teacher in the class), then 92, 84
+        assert [wh.recorded_counts(d) for d in published] == [{"testby": (n, n)} for n in (100, 92, 84)]
+        assert [wh.recorded_counts(d) for d in published] == [wh.history_counts(d) for d in published]
 
 
 def test_every_username_changing_at_once_is_held(tmp_path):

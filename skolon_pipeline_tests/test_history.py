@@ -58,6 +58,22 @@ class Warehouse:
             for table, view in ((t.name, t.view) for t in tables.PUBLISHED)
         }
 
+    def recorded_counts(self, d: dt.date) -> dict[str, tuple[int, int]]:
+        """Per source, the (users, memberships) recorded for night `d` when it was published."""
+        rows = self.query("SELECT source_id, users, memberships FROM history.night_counts WHERE as_of = ?", [d])
+        return {source: (users, memberships) for source, users, memberships in rows}
+
+    def history_counts(self, d: dt.date) -> dict[str, tuple[int, int]]:
+        """Per source, the (users, memberships) the history intervals hold at night `d`."""
+        users = dict(self.query(f"SELECT source_id, count(*) FROM history.users_as_of(DATE '{d}') GROUP BY ALL"))
+        memberships = dict(
+            self.query(
+                "SELECT source_id, count(DISTINCT (group_id, user_id)) "
+                f"FROM history.memberships_as_of(DATE '{d}') GROUP BY ALL"
+            )
+        )
+        return {s: (users.get(s, 0), memberships.get(s, 0)) for s in users.keys() | memberships.keys()}
+
     def changes(self, as_of: dt.date) -> set[tuple]:
         """(entity_type, entity_id, change, changed_fields, reasons), lists as tuples."""
         return {
@@ -69,7 +85,7 @@ class Warehouse:
         }
 
     def history(self) -> dict[str, list[tuple]]:
-        names = [*(t.name for t in tables.PUBLISHED), "changes", "held_removals"]
+        names = [*(t.name for t in tables.PUBLISHED), "changes", "held_removals", "night_counts"]
         return {t: sorted(self.query(f"SELECT * FROM history.{t}"), key=repr) for t in names}
 
 
@@ -194,6 +210,11 @@ def test_backfilling_a_week_in_any_order_builds_the_same_history(tmp_path):
         return wh.history()
 
     assert normalised(out_of_order) == normalised(in_order)
+    # What the guard's week window reads of each night is what that night published, whatever the order.
+    week = [dt.date(2026, 11, 30) + dt.timedelta(days=i) for i in range(7)]
+    assert [out_of_order.recorded_counts(d) for d in week] == [out_of_order.history_counts(d) for d in week]
+    # Ten students and their teacher, all in the class; on day 4 one student has left and another has joined.
+    assert [in_order.recorded_counts(d) for d in (week[0], week[4])] == [{"testby": (11, 11)}] * 2
     assert in_order.query(
         "SELECT valid_from, valid_to FROM history.users WHERE user_id = ? ORDER BY 1", [students[1]["id"]]
     ) == [(dt.date(2026, 11, 30), dt.date(2026, 12, 4)), (dt.date(2026, 12, 5), None)]
@@ -417,7 +438,10 @@ def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_pat
 
     with warehouse.connect(wh.path) as con:
         warehouse.ensure_schema(con)
-    assert wh.history() == expected_history
+    # The earlier version recorded no counts per night: the guard counts those nights in the history.
+    migrated = wh.history()
+    assert migrated.pop("night_counts") == []
+    assert migrated == {t: rows for t, rows in expected_history.items() if t != "night_counts"}
     assert wh.snapshot() == latest
     assert {t: sorted(wh.query(f"SELECT * FROM nightly.{t}"), key=repr) for t in tables.BY_NAME} == per_night
     assert wh.query(
@@ -426,6 +450,7 @@ def test_a_warehouse_from_before_history_is_migrated_to_the_same_history(tmp_pat
     d4 = dt.date(2026, 12, 4)
     wh.run(d4)  # and the nights go on
     assert wh.query("SELECT count(*) FROM nightly.users WHERE as_of = ?", [d4]) == [(11,)]
+    assert wh.recorded_counts(d4) == wh.history_counts(d4) == {"testby": (11, 11)}
 
 
 def test_a_member_listed_twice_is_one_interval_in_the_history_on_the_first_night_and_after(tmp_path):

@@ -328,5 +328,14 @@ HELD_NIGHTS = Table(
     primary_key=("as_of",),
 )
 HELD_CHANGES = Table("history", "held_changes", _CHANGE_COLUMNS)
+# Per published night and source, how many users and memberships it published (the guard's counts of the
+# night): the slow-loss window (max_removal_share_week) reads the last 7 nights here instead of counting them
+# in the history intervals again every night.
+NIGHT_COUNTS = Table(
+    "history",
+    "night_counts",
+    _columns(("as_of", "DATE"), ("source_id", "VARCHAR"), ("users", "BIGINT"), ("memberships", "BIGINT")),
+    primary_key=("as_of", "source_id"),
+)
 
-HISTORY_TABLES: tuple[Table, ...] = (CHANGES, HELD_REMOVALS, HELD_NIGHTS, HELD_CHANGES)
+HISTORY_TABLES: tuple[Table, ...] = (CHANGES, HELD_REMOVALS, HELD_NIGHTS, HELD_CHANGES, NIGHT_COUNTS)
