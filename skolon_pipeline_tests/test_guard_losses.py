@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from skolon_pipeline import night
+from skolon_pipeline.config import load_installation
 from skolon_pipeline.publish import publish, warehouse
 from skolon_pipeline_tests.registry import one_class_school
 from skolon_pipeline_tests.test_history import Warehouse, _drop_student
@@ -130,3 +131,36 @@ def test_a_few_username_changes_publish(tmp_path):
     wh.drop(reg, NIGHTS[1])
     wh.run(NIGHTS[1])  # 1 of 11 (9 %): under max_change_share
     assert renamed.lower() in {r[0] for r in wh.query("SELECT email FROM roster.users")}
+
+
+def test_the_verdict_is_the_same_whether_the_nights_counts_were_recorded_or_not(tmp_path):
+    # The guard reads the last nights' user and membership counts from history.night_counts; a warehouse
+    # whose nights an earlier version published has none, and the same counts come from the history.
+    reg, school, klass, students, _ = one_class_school(30)
+    for i in range(2):  # in no group: 33 users, 31 memberships
+        reg.student(school, given=f"Utan grupp {i}")
+    wh = Warehouse(tmp_path)
+    for i, d in enumerate(NIGHTS[:4]):
+        if i:
+            _drop_student(reg, klass, students[i])  # one student leaves a night
+        wh.drop(reg, d)
+        wh.run(d)
+    for s in students[4:9]:  # five more tonight: 5 of 30 users and of 28 memberships, over the 10 % nightly share
+        _drop_student(reg, klass, s)
+    wh.drop(reg, NIGHTS[4])
+    installation = load_installation(wh.data_dir)
+    night.evaluate_night(installation, NIGHTS[4], wh.staging, wh.path)
+
+    def verdict():
+        return night.check(installation, wh.path, wh.staging, NIGHTS[4], "check", record=False)
+
+    recorded = verdict()
+    with duckdb.connect(str(wh.path)) as con:
+        con.execute("DELETE FROM history.night_counts")
+    forgotten = verdict()
+    assert recorded == forgotten
+    reasons = " ".join(recorded.reasons)
+    assert "5 of 30 users (17%) would be removed" in reasons and "5 of 28 memberships (18%)" in reasons
+    counts = recorded.per_source["testby"]
+    assert (counts["users_before"], counts["memberships_before"]) == (30, 28)
+    assert (counts["users_week_max"], counts["memberships_week_max"]) == (33, 31)

@@ -98,6 +98,7 @@ def decide(
     after: dict[str, str],
     approved: bool,
     week: str | None = None,
+    before_counts: str | None = None,
     fingerprint: str | None = None,
     stale_approval: str | None = None,
 ) -> GuardResult:
@@ -106,7 +107,9 @@ def decide(
     `changes`: the night's change set (rows shaped as history.changes); `before`: the users and memberships
     of the last published night before it (table name → relation; None when there is none); `after`: the
     night's candidate users and memberships (by table name); `week`: per source, the largest user and
-    membership counts of the last 7 published nights (source_id, users_max, memberships_max); `approved`:
+    membership counts of the last 7 published nights (source_id, users_max, memberships_max); `before_counts`:
+    the counts recorded for the last published night (source_id, users, memberships), when it has them, read
+    instead of counting `before` again; `approved`:
     whether this very candidate (`fingerprint`) was approved after a hold; `stale_approval`: when an approval
     exists for another candidate, what to say about it."""
     counts = {
@@ -120,10 +123,18 @@ def decide(
             counts.setdefault(f"{e.name}/{c}", 0)
 
     before = before or {t: f"(SELECT * FROM {after[t]} WHERE false)" for t in ("users", "memberships")}
+    if before_counts:  # a source is in a count when it had a row (as counted below)
+        before_users = f"SELECT source_id, users AS n FROM {before_counts} t WHERE users > 0"
+        before_memberships = f"SELECT source_id, memberships AS n FROM {before_counts} t WHERE memberships > 0"
+    else:
+        before_users = f"SELECT source_id, count(*) AS n FROM {before['users']} t GROUP BY ALL"
+        before_memberships = (
+            f"SELECT source_id, count(DISTINCT group_id || '/' || user_id) AS n FROM {before['memberships']} t "
+            "GROUP BY ALL"
+        )
     stats = con.execute(
-        f"""WITH before_users AS (SELECT source_id, count(*) AS n FROM {before["users"]} t GROUP BY ALL),
-                 before_memberships AS (SELECT source_id, count(DISTINCT group_id || '/' || user_id) AS n
-                                        FROM {before["memberships"]} t GROUP BY ALL),
+        f"""WITH before_users AS ({before_users}),
+                 before_memberships AS ({before_memberships}),
                  after_users AS (SELECT source_id, count(*) AS n FROM {after["users"]} GROUP BY ALL),
                  after_memberships AS (SELECT source_id, count(DISTINCT group_id || '/' || user_id) AS n
                                        FROM {after["memberships"]} GROUP BY ALL),

@@ -233,9 +233,20 @@ def _guard(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date | N
         after=_CANDIDATE,
         approved=approved,
         week="_week_max",
+        before_counts=_recorded_counts(con, previous),
         fingerprint=fingerprint,
         stale_approval=stale,
     )
+
+
+def _recorded_counts(con: duckdb.DuckDBPyConnection, night: dt.date | None) -> str | None:
+    """The relation of the counts recorded for published night `night` (history.night_counts), or None when
+    there is no such night or it was published before counts were recorded."""
+    if night is None or not scalar(
+        con, f"SELECT count(*) FROM {tables.NIGHT_COUNTS.qualified} WHERE as_of = ?", [night]
+    ):
+        return None
+    return f"(SELECT * FROM {tables.NIGHT_COUNTS.qualified} WHERE as_of = {history.date_sql(night)})"
 
 
 WEEK_NIGHTS = 7  # the guard's slow-loss window: the last 7 published nights before a night
