@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import random
 import shutil
 
@@ -13,7 +14,7 @@ import pytest
 from skolon_pipeline import night
 from skolon_pipeline.config import load_installation
 from skolon_pipeline.exports.validation_file import write_validation_files
-from skolon_pipeline.publish import publish, tables, warehouse
+from skolon_pipeline.publish import history, publish, tables, warehouse
 from skolon_pipeline.publish.guard import Policies
 from skolon_pipeline_tests.registry import Registry, one_class_school
 
@@ -221,6 +222,27 @@ def test_backfilling_a_week_in_any_order_builds_the_same_history(tmp_path):
     assert in_order.query(
         "SELECT as_of, change FROM history.changes WHERE entity_id = ? ORDER BY 1", [students[1]["id"]]
     ) == [(dt.date(2026, 11, 30), "added"), (dt.date(2026, 12, 4), "removed"), (dt.date(2026, 12, 5), "added")]
+
+
+def test_each_night_of_a_week_has_the_same_change_set_from_its_gone_and_new_rows_as_from_comparing_every_key(
+    tmp_path,
+):
+    # The usual night (after every published one) finds its changed keys from the rows gone and new against
+    # the latest night; a backfill compares every key of both nights. Both must give the same change set.
+    wh, _ = _week(tmp_path, "a", list(range(7)))
+    week = [dt.date(2026, 11, 30) + dt.timedelta(days=i) for i in range(7)]
+    kinds = set()
+    with duckdb.connect(str(wh.path)) as con:
+        for previous, night_ in itertools.pairwise(week):
+            before, after = history.night_rows(previous), history.night_rows(night_)
+            sets = history.gone_and_new(con, before, after)
+            every_key = con.execute(history.changes_select(night_, before, after, previous)).fetchall()
+            from_sets = con.execute(history.changes_select(night_, before, after, previous, sets)).fetchall()
+            assert sorted(from_sets, key=repr) == sorted(every_key, key=repr)
+            kinds |= {(row[3], row[5]) for row in every_key}  # (entity_type, change)
+    # A name changed and changed back, a student left and returned, a new member joined.
+    assert {("user", "updated"), ("user", "removed"), ("user", "added"), ("membership", "added")} <= kinds
+    assert ("membership", "removed") in kinds
 
 
 def test_backfilling_an_old_night_leaves_later_nights_as_they_were(tmp_path):

@@ -142,12 +142,15 @@ def _transaction(
     with warehouse.attached_rules(con, rules_db), _insertion_order_restored(con), duck.transaction(con):
         previous, following = previous_night(con, as_of), next_night(con, as_of)
         _candidate(con, as_of, previous, policies)
-        verdict = _guard(con, as_of, previous, policies)
+        # The usual night, after every published one: each table's rows compared with the latest night's once,
+        # for the change set and (if published) the intervals.
+        sets = history.newest_night(con, as_of, _CANDIDATE) if following is None else None
+        verdict = _guard(con, as_of, previous, policies, sets)
         if verdict.blocks and record:
             _record_hold(con, verdict, run_id)
         if verdict.blocks or source_ids is None:
             return Published(False, {}, verdict)
-        _write_night(con, as_of, following, run_id, source_ids, verdict)
+        _write_night(con, as_of, following, run_id, source_ids, verdict, sets)
         counts = {t.name: scalar(con, f"SELECT count(*) FROM {_CANDIDATE[t.name]}") for t in tables.PUBLISHED}
     return Published(True, counts, verdict)
 
@@ -208,12 +211,18 @@ def _candidate(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date
     con.execute("DROP TABLE _carried")
 
 
-def _guard(con: duckdb.DuckDBPyConnection, as_of: dt.date, previous: dt.date | None, policies: Policies) -> GuardResult:
+def _guard(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    previous: dt.date | None,
+    policies: Policies,
+    sets: history.NewestNight | None,
+) -> GuardResult:
     """The candidate's change set (temp table _candidate_changes) and the guard's verdict on it."""
     prev_rows = history.night_rows(previous) if previous else None
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _candidate_changes AS "
-        + history.changes_select(as_of, prev_rows, _CANDIDATE, previous)
+        + history.changes_select(as_of, prev_rows, _CANDIDATE, previous, sets)
     )
     con.execute(
         f"""INSERT INTO _candidate_changes BY NAME
@@ -326,6 +335,7 @@ def _write_night(
     run_id: str,
     source_ids: list[str],
     verdict: GuardResult,
+    sets: history.NewestNight | None,
 ) -> None:
     """Intervals, change set, counts and nights of a night the guard lets through (inside the transaction)."""
     # The history holds sets: every reader selects what it needs and orders it, none reads rows in the order
@@ -334,7 +344,7 @@ def _write_night(
     # of 2.84-2.99 s. Set back by _insertion_order_restored.
     con.execute("SET preserve_insertion_order = false")
     for table in tables.PUBLISHED:
-        history.apply_night(con, table, as_of, following, _CANDIDATE[table.name])
+        history.apply_night(con, table, as_of, following, _CANDIDATE[table.name], sets)
     con.execute(
         "INSERT OR REPLACE INTO nightly.nights VALUES (?, current_timestamp, ?, ?)", [as_of, run_id, source_ids]
     )
