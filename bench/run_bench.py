@@ -24,12 +24,19 @@ nights and the median is reported.
     python bench/run_bench.py --sizes 200000 --shapes paged
     python bench/run_bench.py --sizes 200000 --shapes paged --rounds 3   # the median of three bracketed ratios
     python bench/run_bench.py --sizes 200000 800000 --one-file-sizes 200000
+    python bench/run_bench.py --sizes 200000 --shapes paged --next-night   # and the night after, as every night is
+
+The timed nights are first nights (a fresh warehouse and Dagster instance). With --next-night each size and shape
+also runs the following night on the warehouse and instance of its last first night, from the same drop: what
+every night after the first does (compare with the last night published, record the change set and the
+history intervals, copy the warehouse); it is reported beside the first night, without a floor of its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import datetime as dt
 import json
 import os
 import platform
@@ -119,7 +126,7 @@ def one_file_copy(paged_dir: Path, data_dir: Path) -> None:
             out.write('], "pageToken": null}')
 
 
-def bench_size(persons: int, work: Path, shape: str, rounds: int = 1) -> dict:
+def bench_size(persons: int, work: Path, shape: str, rounds: int = 1, next_night: bool = False) -> dict:
     data_dir = work / f"drop-{persons}" if shape == "paged" else work / f"drop-{persons}-{shape}"
     if not (data_dir / "sources.yaml").exists():
         if shape == "paged":
@@ -152,7 +159,9 @@ def bench_size(persons: int, work: Path, shape: str, rounds: int = 1) -> dict:
         floors.append(floor())
     ratios = bracketed_ratios([n["wall"] for n in nights], [f for f, _ in floors])
     median = sorted(range(rounds), key=lambda i: nights[i]["wall"])[rounds // 2]  # the median night's run
+    following = _night(data_dir, work / f"out-{persons}-{shape}", NEXT_NIGHT, fresh=False) if next_night else None
     return {
+        "next": following,
         "persons": persons,
         "shape": shape,
         "json_mb": size_mb,
@@ -177,12 +186,18 @@ def bracketed_ratios(nights: list[float], floors: list[float]) -> list[float]:
     return [night / ((floors[i] + floors[i + 1]) / 2) for i, night in enumerate(nights)]
 
 
-def _night(data_dir: Path, out: Path) -> dict:
-    """One night on a fresh warehouse and Dagster instance: wall seconds, peak RSS, steps."""
-    shutil.rmtree(out, ignore_errors=True)
+# The night after the benchmark's night, from the same drop (one day old: not stale).
+NEXT_NIGHT = (dt.date.fromisoformat(NIGHT) + dt.timedelta(days=1)).isoformat()
+
+
+def _night(data_dir: Path, out: Path, night: str = NIGHT, fresh: bool = True) -> dict:
+    """One night on a fresh warehouse and Dagster instance (or, not `fresh`, on those `out` holds from the night
+    before): wall seconds, peak RSS, steps."""
     home = out / "dagster_home"  # a throw-away instance, read afterwards for the steps' durations
-    home.mkdir(parents=True)
-    shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
+    if fresh:
+        shutil.rmtree(out, ignore_errors=True)
+        home.mkdir(parents=True)
+        shutil.copy(REPO / "skolon_pipeline" / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     cpu: list[tuple[float, float]] = []
     wall, rss, rc = measure(
@@ -192,7 +207,7 @@ def _night(data_dir: Path, out: Path) -> dict:
             "skolon_pipeline.cli",
             "run",
             "--as-of",
-            NIGHT,
+            night,
             "--data-dir",
             str(data_dir),
             "--warehouse",
@@ -300,6 +315,22 @@ def step_table(rows: list[dict], steps: list[str], figure: str) -> list[str]:
     return lines
 
 
+def next_night_lines(rows: list[dict]) -> list[str]:
+    """The nights after the first (--next-night): seconds, peak RSS and the steps, beside the first night's."""
+    lines = []
+    for r in rows:
+        following = r.get("next")
+        if following is None:
+            continue
+        status = "" if following["ok"] else " (FAILED)"
+        steps = ", ".join(f"{k} {v:.1f}" for k, v in following["steps"].items())
+        lines.append(
+            f"{r['persons']:,} {r['shape']}: the next night {following['wall']:.1f} s{status} "
+            f"({following['wall'] / r['wall']:.2f}x the first night), peak RSS {following['rss']:,.0f} MB; {steps}"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 800_000])
@@ -313,6 +344,11 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/skolon-bench"))
     parser.add_argument(
+        "--next-night",
+        action="store_true",
+        help="also time the night after each size's last first night, on its warehouse (every later night's work)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -323,7 +359,7 @@ def main() -> None:
     one_file = set(args.sizes if args.one_file_sizes is None else args.one_file_sizes)
     load_before = os.getloadavg()
     rows = [
-        bench_size(n, args.work, shape, args.rounds)
+        bench_size(n, args.work, shape, args.rounds, args.next_night)
         for n in args.sizes
         for shape in args.shapes
         if shape == "paged" or n in one_file
@@ -361,6 +397,8 @@ def main() -> None:
         print(line)
     for r in rows:
         print(cpu_line(r))
+    for line in next_night_lines(rows):
+        print(line)
 
 
 if __name__ == "__main__":

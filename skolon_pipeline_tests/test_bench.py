@@ -100,3 +100,18 @@ def test_each_step_figure_is_a_table_with_a_row_per_night():
         "| 200,000 | paged | 5.5 | 0.0 |",
         "| 800,000 | paged | 25.9 | 28.1 |",
     ]
+
+
+def test_the_next_night_is_printed_beside_the_first_for_the_sizes_that_ran_one():
+    following = {"wall": 16.0, "rss": 1650.0, "ok": True, "steps": {"rules__change_set": 1.54, "publish_night": 0.2}}
+    rows = [
+        {**_row(200_000, "paged", 20.0, 1500), "next": following},
+        {**_row(800_000, "paged", 70.0, 3000), "next": {**following, "ok": False}},
+        {**_row(2_000_000, "paged", 230.0, 3700), "next": None},  # run without --next-night
+    ]
+    assert run_bench.next_night_lines(rows) == [
+        "200,000 paged: the next night 16.0 s (0.80x the first night), peak RSS 1,650 MB; "
+        "rules__change_set 1.5, publish_night 0.2",
+        "800,000 paged: the next night 16.0 s (FAILED) (0.23x the first night), peak RSS 1,650 MB; "
+        "rules__change_set 1.5, publish_night 0.2",
+    ]
