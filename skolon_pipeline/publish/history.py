@@ -195,14 +195,7 @@ def _append_newest_night(
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _open_rows AS SELECT {col_list} FROM history.{table} WHERE valid_to IS NULL"
     )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _gone AS
-            SELECT {col_list} FROM _open_rows EXCEPT SELECT {col_list} FROM {rows_sql} AS night_rows"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _new AS
-            SELECT {col_list} FROM {rows_sql} AS night_rows EXCEPT SELECT {col_list} FROM _open_rows"""
-    )
+    _except_both_ways(con, cols, "_open_rows", rows_sql, "_gone", "_new")
     _close_and_open(con, table, cols, night, "_gone", "_new")
     for temp in ("_open_rows", "_gone", "_new"):
         con.execute(f"DROP TABLE {temp}")
@@ -233,11 +226,11 @@ class NewestNight:
 
 def newest_night(con: duckdb.DuckDBPyConnection, night: dt.date, rows: dict[str, str]) -> NewestNight | None:
     """The NewestNight sets of `night`'s rows (table name → subquery of a set of rows), or None when `night` is
-    not later than every night the history knows (a backfill: the general path) or nothing is published yet
-    (the first night: every row is added). EXCEPT compares whole rows as sets, NULLs equal, as intervals do."""
-    if not all(_is_newest(con, t.name, night) for t in tables.PUBLISHED):
-        return None
-    if not con.execute("SELECT EXISTS (SELECT 1 FROM nightly.nights)").fetchone()[0]:
+    not later than every published night (a backfill or a re-run: the general path) or nothing is published yet
+    (the first night: every row is added). Every interval starts and ends on a published night, so after the
+    latest one the open intervals are its rows."""
+    latest = con.execute("SELECT max(as_of) FROM nightly.nights").fetchone()[0]
+    if latest is None or latest >= night:
         return None
     open_rows = {
         t.name: f"(SELECT {', '.join(t.content_columns)} FROM history.{t.name} WHERE valid_to IS NULL)"
@@ -249,19 +242,25 @@ def newest_night(con: duckdb.DuckDBPyConnection, night: dt.date, rows: dict[str,
 def gone_and_new(con: duckdb.DuckDBPyConnection, before: dict[str, str], after: dict[str, str]) -> NewestNight:
     """Temp tables `_gone_<table>` (rows of `before` not in `after`) and `_new_<table>` (the other way round),
     for every published table (table name → subquery of a set of its rows)."""
-    gone, new = {}, {}
+    gone = {t.name: f"_gone_{t.name}" for t in tables.PUBLISHED}
+    new = {t.name: f"_new_{t.name}" for t in tables.PUBLISHED}
     for t in tables.PUBLISHED:
-        col_list = ", ".join(t.content_columns)
-        gone[t.name], new[t.name] = f"_gone_{t.name}", f"_new_{t.name}"
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {gone[t.name]} AS
-                SELECT {col_list} FROM {before[t.name]} b EXCEPT SELECT {col_list} FROM {after[t.name]} a"""
-        )
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {new[t.name]} AS
-                SELECT {col_list} FROM {after[t.name]} a EXCEPT SELECT {col_list} FROM {before[t.name]} b"""
-        )
+        _except_both_ways(con, t.content_columns, before[t.name], after[t.name], gone[t.name], new[t.name])
     return NewestNight(gone, new)
+
+
+def _except_both_ways(
+    con: duckdb.DuckDBPyConnection, cols: list[str], before: str, after: str, gone: str, new: str
+) -> None:
+    """Temp tables `gone` (rows of `before` not in `after`) and `new` (the other way round). EXCEPT compares whole
+    rows as sets, NULLs equal and repeated rows once, as the intervals do."""
+    col_list = ", ".join(cols)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {gone} AS SELECT {col_list} FROM {before} b EXCEPT SELECT {col_list} FROM {after} a"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {new} AS SELECT {col_list} FROM {after} a EXCEPT SELECT {col_list} FROM {before} b"
+    )
 
 
 def rebuild_from_snapshots(con: duckdb.DuckDBPyConnection, published: Published, snapshots: str) -> None:

@@ -350,14 +350,14 @@ def _write_night(
     )
     con.execute("DELETE FROM history.held_removals WHERE as_of = ?", [as_of])
     con.execute("INSERT INTO history.held_removals SELECT * FROM _held_removals")
-    # The published rows are the candidate's, so the guard's counts of the candidate are the night's.
+    # The published rows are the candidate's, so the guard's counts of the candidate and its change set are the
+    # night's.
     con.execute(f"DELETE FROM {tables.NIGHT_COUNTS.qualified} WHERE as_of = ?", [as_of])
     counts = [
         [as_of, source_id, s["users_after"], s["memberships_after"]] for source_id, s in verdict.per_source.items()
     ]
     if counts:
         con.executemany(f"INSERT INTO {tables.NIGHT_COUNTS.qualified} VALUES (?, ?, ?, ?)", counts)
-    # The published rows are the candidate's, so its change set is the night's.
     con.execute("DELETE FROM history.changes WHERE as_of = ?", [as_of])
     con.execute("INSERT INTO history.changes BY NAME SELECT * FROM _candidate_changes")
     if following is not None:
